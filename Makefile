@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make demo   set up (Docker engine, images, Python env) and run the example integration suite on 4 agents
+#   make test   set up and run the project's tests (lint, types, unit, integration with Ray and Docker)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+AGENTS ?= 4
+
+.PHONY: demo test setup engine images lint test-fast clean bench
+
+$(BIN)/orchestrate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/orchestrate
+
+engine:
+	bash deploy/setup-docker.sh
+
+images: engine
+	bash deploy/images/build.sh
+
+demo: setup images
+	$(BIN)/orchestrate run examples/integration --stack examples/integration/stack.yml --agents $(AGENTS) \
+		--junitxml .orchestrate/demo-junit.xml --results .orchestrate/demo-results.json
+	@echo "second run: planned from the durations the first run stored"
+	$(BIN)/orchestrate plan examples/integration --agents $(AGENTS)
+
+lint: setup
+	$(BIN)/ruff check orchestrator agents tests examples benchmarks
+	$(BIN)/ruff format --check orchestrator agents tests examples benchmarks
+	$(BIN)/mypy
+
+test: setup images lint
+	$(BIN)/pytest tests
+
+# Unit tests only: no Ray, no Docker, a few seconds.
+test-fast: setup
+	$(BIN)/pytest tests/unit
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	-$(BIN)/orchestrate clean

@@ -1,0 +1,58 @@
+"""pytest plugin (entry point `orchestrate_stack`): fixtures exposing the agent's identity and stack.
+
+Loaded by pytest in every process through the `pytest11` entry point, so a suite can use the
+fixtures under `orchestrate run` and under plain pytest alike. It reads only environment
+variables the agent sets for its worker, and costs nothing when they are absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+AGENT_ENV = "ORCHESTRATE_AGENT"
+RUN_ENV = "ORCHESTRATE_RUN_ID"
+STACK_ENV = "ORCHESTRATE_STACK"
+
+
+@dataclass(frozen=True, slots=True)
+class StackInfo:
+    """The endpoints of this agent's stack: `env` as exported, `services[name]["port"]` etc."""
+
+    agent: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def endpoint(self, service: str) -> tuple[str, int]:
+        """(host, port) of a service's first published port."""
+        try:
+            info = self.services[service]
+        except KeyError:
+            raise LookupError(f"no service {service!r} in this agent's stack") from None
+        return str(info["host"]), int(info["port"])  # type: ignore[call-overload]
+
+
+def current_stack() -> StackInfo:
+    """The stack the agent exported to this process (empty outside `orchestrate`)."""
+    raw = os.environ.get(STACK_ENV)
+    data = json.loads(raw) if raw else {}
+    return StackInfo(
+        agent=os.environ.get(AGENT_ENV),
+        env=dict(data.get("env", {})),
+        services=dict(data.get("services", {})),
+    )
+
+
+@pytest.fixture(scope="session")
+def orchestrate_stack() -> StackInfo:
+    """This agent's container stack: endpoints of its services and the env vars it exported."""
+    return current_stack()
+
+
+@pytest.fixture(scope="session")
+def orchestrate_agent() -> str | None:
+    """The id of the agent running this test (None outside `orchestrate`)."""
+    return os.environ.get(AGENT_ENV)

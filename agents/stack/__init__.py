@@ -1,0 +1,94 @@
+"""Container stacks: one private set of services per agent, from a Compose-style stack file.
+
+The coordinator calls `check_engine()` and `load_stack_file()` once (bad files fail the run
+before any agent starts) and `sweep()` to clear what crashed runs left; each agent calls
+`make_stack(...)`, then `up()` / `down()` (the Stack protocol), and hands its tests
+`stack_env_json(endpoints)` as ORCHESTRATE_STACK (read back by agents/fixtures.py).
+
+`docker` is imported only when a DockerStack is made or the engine is used, so importing this
+package (as the coordinator and every agent do) costs no docker import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from agents.stack.compose import HealthcheckSpec, ServiceSpec, StackSpec, load_stack_file
+from agents.stack.protocol import Stack, StackEndpoints
+
+if TYPE_CHECKING:
+    from agents.stack.docker import DockerStack
+
+__all__ = [
+    "HealthcheckSpec",
+    "NullStack",
+    "ServiceSpec",
+    "Stack",
+    "StackEndpoints",
+    "StackSpec",
+    "check_engine",
+    "current_owner",
+    "load_stack_file",
+    "make_stack",
+    "stack_env_json",
+    "sweep",
+]
+
+
+class NullStack:
+    """The Stack for runs without a stack file: nothing to start, empty endpoints."""
+
+    def up(self) -> StackEndpoints:
+        """Return empty endpoints; called by the agent like any other stack's `up`."""
+        return StackEndpoints()
+
+    def down(self) -> float:
+        """Nothing to remove."""
+        return 0.0
+
+
+def make_stack(
+    spec: StackSpec | None,
+    run_id: str,
+    agent_id: str,
+    owner: str,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Stack:
+    """The stack one agent runs: a DockerStack for a stack file, else a NullStack.
+
+    Called by the agent when it starts. `owner` is the coordinator's `current_owner()`; `cwd`
+    is where setup commands run (default: this process's working directory).
+    """
+    if spec is None:
+        return NullStack()
+    from agents.stack.docker import DockerStack
+
+    stack: DockerStack = DockerStack(spec, run_id, agent_id, owner, cwd=cwd)
+    return stack
+
+
+def stack_env_json(endpoints: StackEndpoints) -> str:
+    """The ORCHESTRATE_STACK value for an agent's pytest worker (read by agents/fixtures.py)."""
+    return json.dumps({"env": endpoints.env, "services": endpoints.services}, sort_keys=True)
+
+
+def current_owner() -> str:
+    """`<hostname>:<pid>` of this process; the coordinator stamps it on everything it creates."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_engine() -> str:
+    """Raise DockerUnavailable (one line) unless a Docker engine answers; returns its version."""
+    from agents.stack.docker import check_engine as check
+
+    return check()
+
+
+def sweep(all_owners: bool = False) -> tuple[int, int]:
+    """Remove leftovers of dead coordinators (or of everyone); returns (containers, networks) removed."""
+    from agents.stack.docker import sweep as sweep_leftovers
+
+    return sweep_leftovers(all_owners=all_owners)

@@ -1,0 +1,510 @@
+"""DockerStack: one agent's private container stack on the local Docker engine.
+
+The only module that imports `docker`. Made by `agents.stack.make_stack`; the agent calls
+`up()` before its pytest worker starts and `down()` once at the end. Also home of the
+coordinator's engine check (`check_engine`) and of `sweep`, which removes what crashed
+coordinators left behind.
+
+Isolation: every stack has its own bridge network (`orch-<run>-<agent>`) on which services
+reach each other by service name, and every container port is published on 127.0.0.1 at a
+random host port, so any number of agents can run the same stack file on one machine.
+Everything created carries the labels `orchestrate.run`, `orchestrate.agent` and
+`orchestrate.owner=<hostname>:<coordinator pid>`; `down()` and `sweep()` find their targets by
+label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from agents.stack import stack_env_json
+from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
+from agents.stack.protocol import StackEndpoints
+from orchestrator.errors import DockerUnavailable, StackFailed
+
+LABEL_RUN = "orchestrate.run"
+LABEL_AGENT = "orchestrate.agent"
+LABEL_OWNER = "orchestrate.owner"
+LABEL_SERVICE = "orchestrate.service"
+
+LOG_TAIL_LINES = 20
+ENGINE_CHECK_TIMEOUT = 3.0
+_API_TIMEOUT = 60
+_POLL_SECONDS = 0.05
+_PROBE_TIMEOUT = 0.2
+_SETUP_OUTPUT_CHARS = 4000
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """A container `up` created and started for one service."""
+
+    service: ServiceSpec
+    container: Container
+
+
+class DockerStack:
+    """The Docker implementation of the Stack protocol (agents/stack/protocol.py).
+
+    Made by `agents.stack.make_stack` inside the agent process. `owner` is the coordinator's
+    `<hostname>:<pid>` (see `agents.stack.current_owner`), so that `sweep` can tell leftovers of a
+    dead coordinator from a live run. `cwd` is where setup commands run (default: the current
+    directory when the stack is made, i.e. where the run was started).
+    """
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        run_id: str,
+        agent_id: str,
+        owner: str,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.agent_id = agent_id
+        self.owner = owner
+        self.cwd = Path(cwd) if cwd is not None else Path.cwd()
+        self.network_name = _safe_name(f"orch-{run_id}-{agent_id}")
+        self._clock = clock
+        self._client: docker.DockerClient | None = None
+
+    # -- the Stack protocol --------------------------------------------------------------------
+
+    def up(self) -> StackEndpoints:
+        """Create the network, start every service concurrently, wait until all are ready, run setup.
+
+        Raises StackFailed naming the service (with its last log lines) or the setup command (with
+        its output). Whatever was created stays until `down()`, which the agent always calls.
+        """
+        started_at = self._clock()
+        deadline = started_at + self.spec.ready_timeout
+        client = self._connect()
+        try:
+            self._create_network(client)
+            started = self._start_all(client)
+            self._wait_ready(client, started, deadline)
+            services = {item.service.name: self._endpoint(client, item) for item in started}
+        except (docker.errors.DockerException, OSError) as exc:
+            # What the specific translations below did not expect: the engine failing mid-way
+            # (requests' connection errors and timeouts are OSErrors).
+            message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
+            raise StackFailed(message + _one_line(exc)) from exc
+        env = self.spec.render_env(services)
+        up_seconds = self._clock() - started_at
+        setup_seconds = self._run_setup(env, services)
+        return StackEndpoints(env=env, services=services, up_seconds=up_seconds, setup_seconds=setup_seconds)
+
+    def down(self) -> float:
+        """Remove this stack's containers (with their volumes) and its network; returns seconds.
+
+        Safe to call after a failed or partial `up()`, and twice: things already gone are fine.
+        Raises StackFailed only when the engine refuses to remove something that still exists.
+        """
+        started_at = self._clock()
+        client = self._client or self._connect()
+        try:
+            labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id}
+            problems = _remove_labelled(client, labels)
+        finally:
+            client.close()
+            self._client = None
+        if problems:
+            raise StackFailed(f"agent {self.agent_id}: could not remove its stack: {'; '.join(problems)}")
+        return self._clock() - started_at
+
+    # -- up, step by step ----------------------------------------------------------------------
+
+    def _connect(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=_API_TIMEOUT)
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                self._client = None
+                message = f"agent {self.agent_id}: no Docker engine answers: {_one_line(exc)}"
+                raise StackFailed(message) from exc
+        return self._client
+
+    def _labels(self, service: str | None = None) -> dict[str, str]:
+        labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id, LABEL_OWNER: self.owner}
+        if service is not None:
+            labels[LABEL_SERVICE] = service
+        return labels
+
+    def _create_network(self, client: docker.DockerClient) -> None:
+        try:
+            client.networks.create(
+                self.network_name, driver="bridge", labels=self._labels(), check_duplicate=True
+            )
+        except docker.errors.APIError as exc:
+            hint = ""
+            if "address pool" in str(exc) or "non-overlapping" in str(exc):
+                hint = (
+                    " (the engine ran out of network address pools: use fewer agents, remove leftovers "
+                    "with `orchestrate sweep`, or widen default-address-pools in daemon.json)"
+                )
+            raise StackFailed(
+                f"agent {self.agent_id}: cannot create network {self.network_name}: {_one_line(exc)}{hint}"
+            ) from exc
+
+    def _start_all(self, client: docker.DockerClient) -> list[_Started]:
+        services = list(self.spec.services.values())
+        with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack-up") as pool:
+            futures = [pool.submit(self._start_one, client, service) for service in services]
+            # Wait for all before raising, so `down()` sees every container that was made.
+            outcomes = [(future.exception(), future) for future in futures]
+        for error, _ in outcomes:
+            if error is not None:
+                raise error
+        return [future.result() for _, future in outcomes]
+
+    def _start_one(self, client: docker.DockerClient, service: ServiceSpec) -> _Started:
+        name = _safe_name(f"{self.network_name}-{service.name}")
+        options: dict[str, Any] = {
+            "name": name,
+            "detach": True,
+            "labels": self._labels(service.name),
+            "environment": dict(service.environment),
+            "ports": {port: (PUBLISH_HOST, None) for port in service.ports},
+            "network": self.network_name,
+            "networking_config": {
+                self.network_name: client.api.create_endpoint_config(aliases=[service.name])
+            },
+            "hostname": service.name,
+        }
+        if service.entrypoint is not None:
+            options["entrypoint"] = list(service.entrypoint)
+        if service.tmpfs:
+            options["tmpfs"] = dict(service.tmpfs)
+        if service.healthcheck is not None:
+            options["healthcheck"] = _docker_healthcheck(service)
+        command = list(service.command) if service.command is not None else None
+        try:
+            # create + start, never `run`: `run` pulls a missing image, and we use no registry.
+            container = client.containers.create(service.image, command, **options)
+            container.start()
+        except docker.errors.ImageNotFound as exc:
+            raise StackFailed(
+                f"service '{service.name}': image '{service.image}' not found locally "
+                "(images are never pulled; build them with deploy/images/build.sh)",
+                service=service.name,
+            ) from exc
+        except docker.errors.APIError as exc:
+            logs = _container_logs(client, name)
+            raise StackFailed(
+                f"service '{service.name}': cannot start container: {_one_line(exc)}",
+                service=service.name,
+                logs=logs,
+            ) from exc
+        return _Started(service=service, container=container)
+
+    def _wait_ready(self, client: docker.DockerClient, started: list[_Started], deadline: float) -> None:
+        """Poll every container until each is ready; one exiting, turning unhealthy or timing out fails."""
+        pending = {item.service.name: item for item in started}
+        last_state: dict[str, str] = {}
+        while pending:
+            for name, item in list(pending.items()):
+                ready, state = self._check_ready(client, item)
+                last_state[name] = state
+                if ready:
+                    del pending[name]
+            if not pending:
+                return
+            if self._clock() >= deadline:
+                name = next(iter(pending))
+                raise self._failure(
+                    client,
+                    pending[name],
+                    f"not ready after {self.spec.ready_timeout:g} s ({last_state.get(name, 'unknown')})",
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def _check_ready(self, client: docker.DockerClient, item: _Started) -> tuple[bool, str]:
+        """(ready?, a short description of the state); raises StackFailed if it cannot become ready."""
+        try:
+            attributes = client.api.inspect_container(item.container.id)
+        except docker.errors.NotFound as exc:
+            message = f"service '{item.service.name}': container disappeared while starting"
+            raise StackFailed(message, service=item.service.name) from exc
+        except docker.errors.APIError as exc:
+            raise StackFailed(
+                f"service '{item.service.name}': cannot inspect container: {_one_line(exc)}",
+                service=item.service.name,
+            ) from exc
+        state = attributes.get("State") or {}
+        status = state.get("Status", "unknown")
+        if status in ("exited", "dead"):
+            exit_code = state.get("ExitCode")
+            raise self._failure(client, item, f"container exited with code {exit_code} while starting")
+        health = state.get("Health")
+        if health:
+            health_status = health.get("Status", "starting")
+            if health_status == "healthy":
+                return True, "healthy"
+            if health_status == "unhealthy":
+                checks = health.get("Log") or []
+                last_output = _one_line(checks[-1].get("Output", "")) if checks else ""
+                detail = f"; last check said: {last_output}" if last_output else ""
+                raise self._failure(client, item, f"health check failed (unhealthy){detail}")
+            return False, f"health: {health_status}"
+        if status != "running":
+            return False, f"status: {status}"
+        published = _published_ports(attributes)
+        if any(port not in published for port in item.service.ports):
+            return False, "ports not published yet"
+        for host_port in published.values():
+            if not _port_answers(host_port):
+                return False, f"port {host_port} not answering yet"
+        return True, "running"
+
+    def _failure(self, client: docker.DockerClient, item: _Started, what: str) -> StackFailed:
+        logs = _container_logs(client, item.container.id)
+        shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
+        name = item.service.name
+        return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
+
+    def _endpoint(self, client: docker.DockerClient, item: _Started) -> dict[str, object]:
+        attributes = client.api.inspect_container(item.container.id)
+        published = _published_ports(attributes)
+        ports = {spec.split("/")[0]: published[spec] for spec in item.service.ports if spec in published}
+        first = ports[item.service.ports[0].split("/")[0]] if item.service.ports else None
+        return {"host": PUBLISH_HOST, "port": first, "ports": ports}
+
+    def _run_setup(self, env: dict[str, str], services: dict[str, dict[str, object]]) -> float:
+        """Run the stack file's setup commands once, in `cwd`, with the stack's env; returns seconds."""
+        if not self.spec.setup:
+            return 0.0
+        started_at = self._clock()
+        endpoints = StackEndpoints(env=env, services=services)
+        process_env = {**os.environ, **env, "ORCHESTRATE_STACK": stack_env_json(endpoints)}
+        # `python` in a setup command means the interpreter running orchestrate (the one with the
+        # suite's dependencies), as in an activated virtualenv, even when it is not on PATH.
+        interpreter_dir = os.path.dirname(sys.executable)
+        if interpreter_dir:
+            process_env["PATH"] = os.pathsep.join([interpreter_dir, process_env.get("PATH", os.defpath)])
+        for command in self.spec.setup:
+            try:
+                result = subprocess.run(
+                    command,
+                    shell=True,
+                    cwd=self.cwd,
+                    env=process_env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
+                    check=False,
+                )
+            except OSError as exc:
+                message = f"setup command {command!r} could not be started in {self.cwd}: {exc}"
+                raise StackFailed(message) from exc
+            if result.returncode != 0:
+                output = result.stdout[-_SETUP_OUTPUT_CHARS:].rstrip()
+                shown = f"; output:\n{output}" if output else " (no output)"
+                raise StackFailed(
+                    f"setup command {command!r} failed with exit code {result.returncode}{shown}", logs=output
+                )
+        return self._clock() - started_at
+
+
+# -- engine-wide operations ------------------------------------------------------------------
+
+
+def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
+    """Return the engine's version, or raise DockerUnavailable; called by the coordinator first."""
+    try:
+        client = docker.from_env(timeout=max(1, round(timeout)))
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    try:
+        client.ping()
+        return str(client.version().get("Version", "unknown"))
+    except (docker.errors.DockerException, OSError) as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    finally:
+        client.close()
+
+
+def sweep(all_owners: bool = False) -> tuple[int, int]:
+    """Remove containers and networks of dead coordinators; returns (containers, networks) removed.
+
+    Called by `orchestrate sweep` and at coordinator start. An owner is dead when its label names
+    this host and a pid that no longer runs; other hosts' owners are left alone. With
+    `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
+    """
+    try:
+        client = docker.from_env(timeout=_API_TIMEOUT)
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    try:
+        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
+        doomed = [
+            container
+            for container in containers
+            if all_owners or _owner_is_dead(container.labels.get(LABEL_OWNER, ""))
+        ]
+        problems: list[str] = []
+        removed_containers = sum(_remove_containers(doomed, problems))
+        networks = client.networks.list(filters={"label": LABEL_OWNER})
+        doomed_networks = [
+            network
+            for network in networks
+            if all_owners or _owner_is_dead((network.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
+        ]
+        removed_networks = sum(_remove_networks(doomed_networks, problems))
+        if problems:
+            raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
+        return removed_containers, removed_networks
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    finally:
+        client.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
+    """Remove every container and then every network carrying all `labels`; returns problems."""
+    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    problems: list[str] = []
+    try:
+        containers = client.containers.list(all=True, filters=filters)
+        list(_remove_containers(containers, problems))
+        networks = client.networks.list(filters=filters)
+        list(_remove_networks(networks, problems))
+    except docker.errors.DockerException as exc:
+        problems.append(_one_line(exc))
+    return problems
+
+
+def _remove_containers(containers: list[Container], problems: list[str]) -> list[int]:
+    """Force-remove containers concurrently; yields 1 per container removed, appends problems."""
+
+    def remove(container: Container) -> int:
+        try:
+            container.remove(force=True, v=True)
+            return 1
+        except docker.errors.NotFound:
+            return 0
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc):
+                return 0
+            problems.append(f"container {container.name}: {_one_line(exc)}")
+            return 0
+
+    if not containers:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(containers)), thread_name_prefix="stack-down") as pool:
+        return list(pool.map(remove, containers))
+
+
+def _remove_networks(networks: list[Any], problems: list[str]) -> list[int]:
+    removed = []
+    for network in networks:
+        try:
+            network.remove()
+            removed.append(1)
+        except docker.errors.NotFound:
+            removed.append(0)
+        except docker.errors.APIError as exc:
+            problems.append(f"network {network.name}: {_one_line(exc)}")
+    return removed
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when `owner` (`<hostname>:<pid>`) is a process on this host that no longer runs."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _docker_healthcheck(service: ServiceSpec) -> dict[str, Any]:
+    check = service.healthcheck
+    assert check is not None
+    result: dict[str, Any] = {"test": list(check.test)}
+    for key in ("interval", "timeout", "start_period"):
+        seconds = getattr(check, key)
+        if seconds is not None:
+            result[key] = int(seconds * 1e9)
+    if check.retries is not None:
+        result["retries"] = check.retries
+    return result
+
+
+def _published_ports(attributes: Mapping[str, Any]) -> dict[str, int]:
+    """'5432/tcp' -> host port published on 127.0.0.1, from `inspect_container` output."""
+    bindings = (attributes.get("NetworkSettings") or {}).get("Ports") or {}
+    published: dict[str, int] = {}
+    for container_port, hosts in bindings.items():
+        for binding in hosts or []:
+            if binding.get("HostIp") == PUBLISH_HOST and binding.get("HostPort"):
+                published[container_port] = int(binding["HostPort"])
+                break
+    return published
+
+
+def _port_answers(port: int) -> bool:
+    """True when something in the container listens behind the published `port`.
+
+    docker-proxy accepts on the host side even when nothing listens in the container, and then
+    closes at once; so EOF means "not yet", while data (a banner) or silence (a server waiting
+    for the client to speak) means a real listener.
+    """
+    try:
+        with socket.create_connection((PUBLISH_HOST, port), timeout=_PROBE_TIMEOUT) as connection:
+            connection.settimeout(_PROBE_TIMEOUT)
+            try:
+                return connection.recv(1) != b""
+            except TimeoutError:
+                return True
+    except OSError:
+        return False
+
+
+def _container_logs(client: docker.DockerClient, container: str) -> str:
+    try:
+        raw = client.api.logs(container, stdout=True, stderr=True, tail=LOG_TAIL_LINES)
+    except docker.errors.DockerException:
+        return ""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return text.rstrip()
+
+
+def _engine_message(exc: BaseException) -> str:
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return f"no Docker engine answers at {where} ({_one_line(exc)}); start it with deploy/setup-docker.sh"
+
+
+def _safe_name(name: str) -> str:
+    return _NAME_UNSAFE.sub("_", name)
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."

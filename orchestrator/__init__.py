@@ -1,0 +1,1 @@
+"""orchestrate: a distributed parallel test orchestrator for pytest."""

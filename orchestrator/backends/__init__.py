@@ -1,0 +1,24 @@
+"""Agent backends: where agents run. One implementation per module, picked by `make_backend`."""
+
+from __future__ import annotations
+
+from orchestrator.backends.protocol import AgentBackend
+from orchestrator.errors import UsageError
+
+__all__ = ["AgentBackend", "make_backend"]
+
+
+def make_backend(kind: str, address: str | None = None) -> AgentBackend:
+    """ "ray" (a local Ray instance, or the cluster at `address`) or "local" (threads, no Ray)."""
+    if kind == "ray":
+        # Imported here: `shard`, `plan` and `merge` never pay for importing Ray.
+        from orchestrator.backends.ray import RayBackend
+
+        return RayBackend(address)
+    if kind == "local":
+        if address:
+            raise UsageError("--address needs the ray backend")
+        from orchestrator.backends.local import LocalBackend
+
+        return LocalBackend()
+    raise UsageError(f"unknown backend {kind!r}")

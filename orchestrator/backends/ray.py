@@ -1,0 +1,186 @@
+"""Agents as Ray actors, on a local Ray instance or an existing cluster. The only module importing ray.
+
+Called by the session through the AgentBackend protocol. Each agent is one actor wrapping the
+plain agents.agent.Agent. Events come back by long polling: one `poll()` call per actor is
+always in flight and the coordinator takes results in completion order with `ray.wait`.
+
+Restarts are off on purpose (`max_restarts=0`, `max_task_retries=0`): a restarted actor would
+come back without its worker and its stack, so a lost agent is reported instead (as
+AgentFailed) and the session reschedules its unfinished units on the other agents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+
+from agents.agent import Agent, AgentConfig
+from orchestrator import events as ev
+from orchestrator.errors import ClusterUnreachable
+from orchestrator.model import TestUnit
+
+# How long one poll may wait inside the actor before returning an empty batch.
+POLL_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class _AgentActor:
+    """The actor around one Agent: commands in, batches of events out (msgpack bytes)."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self._events: queue.Queue[ev.Event] = queue.Queue()
+        self._agent = Agent(config, emit=self._events.put)
+        self._agent.start()
+
+    def ping(self) -> str:
+        return socket.gethostname()
+
+    def assign(self, units: list[TestUnit]) -> None:
+        self._agent.assign(units)
+
+    def flush(self) -> None:
+        self._agent.flush()
+
+    def finish(self) -> None:
+        self._agent.finish()
+
+    def abort(self) -> None:
+        self._agent.abort()
+
+    def poll(self, timeout: float) -> bytes:
+        try:
+            batch = [self._events.get(timeout=timeout)]
+        except queue.Empty:
+            return ev.to_wire([])
+        while True:
+            try:
+                batch.append(self._events.get_nowait())
+            except queue.Empty:
+                return ev.to_wire(batch)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast, with one line, when nothing answers at a cluster address (Ray itself waits long)."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), CONNECT_TIMEOUT_SECONDS):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ClusterUnreachable(
+            f"no Ray cluster answers at {address} ({exc.__class__.__name__}: {exc})"
+        ) from exc
+
+
+class RayBackend:
+    """Starts (or joins) Ray and runs one agent actor per agent."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self._address = address
+        self._actors: dict[int, Any] = {}
+        self._polls: dict[Any, int] = {}
+        self._stopped: set[int] = set()
+        self._connect()
+
+    def _connect(self) -> None:
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        if self._address:
+            _check_reachable(self._address)
+            # `ray start --head` turns token authentication on; a client only sends its token
+            # when told to, so do that whenever this machine has one.
+            if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
+                os.environ["RAY_AUTH_MODE"] = "token"
+            try:
+                ray.init(address=self._address, **options)
+            except (RayError, ConnectionError, RuntimeError, ValueError) as exc:
+                raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **options)
+
+    def start(self, configs: Sequence[AgentConfig]) -> None:
+        actor_class = ray.remote(  # type: ignore[call-overload]  # actor options are untyped
+            num_cpus=0,
+            max_restarts=0,
+            max_task_retries=0,
+            # poll() blocks in one thread while commands arrive in others.
+            max_concurrency=8,
+            scheduling_strategy="SPREAD",
+        )(_AgentActor)
+        for config in configs:
+            actor = actor_class.remote(config)
+            self._actors[config.agent_id] = actor
+            self._polls[actor.poll.remote(POLL_SECONDS)] = config.agent_id
+
+    def assign(self, agent_id: int, units: Sequence[TestUnit]) -> None:
+        self._actors[agent_id].assign.remote(list(units))
+
+    def flush(self, agent_id: int) -> None:
+        self._actors[agent_id].flush.remote()
+
+    def finish(self, agent_id: int) -> None:
+        self._actors[agent_id].finish.remote()
+
+    def abort(self, agent_id: int) -> None:
+        if agent_id not in self._stopped:
+            self._actors[agent_id].abort.remote()
+
+    def wait_events(self, timeout: float) -> list[ev.Event]:
+        if not self._polls:
+            return []
+        ready, _ = ray.wait(list(self._polls), num_returns=1, timeout=timeout)
+        if not ready:
+            return []
+        more, _ = ray.wait(list(self._polls), num_returns=len(self._polls), timeout=0)
+        events: list[ev.Event] = []
+        for ref in {*ready, *more}:
+            agent_id = self._polls.pop(ref)
+            try:
+                batch = ev.from_wire(ray.get(ref))
+            except RayError as exc:
+                self._stopped.add(agent_id)
+                events.append(ev.AgentFailed(agent_id, message=f"agent lost: {_first_line(exc)}"))
+                events.append(ev.AgentStopped(agent_id))
+                continue
+            events.extend(batch)
+            if any(isinstance(e, ev.AgentStopped) for e in batch):
+                self._stopped.add(agent_id)
+            else:
+                self._polls[self._actors[agent_id].poll.remote(POLL_SECONDS)] = agent_id
+        return events
+
+    def kill_agent(self, agent_id: int) -> None:
+        """Kill an agent's actor outright (fault tests; the session sees the agent lost)."""
+        ray.kill(self._actors[agent_id], no_restart=True)
+
+    def shutdown(self) -> None:
+        for agent_id, actor in self._actors.items():
+            if agent_id not in self._stopped:
+                actor.abort.remote()
+        # Give aborting agents time to take their stacks down before their processes go.
+        deadline_polls = list(self._polls)
+        if deadline_polls:
+            ray.wait(deadline_polls, num_returns=len(deadline_polls), timeout=30)
+        for actor in self._actors.values():
+            with contextlib.suppress(RayError):
+                ray.kill(actor, no_restart=True)
+        ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

@@ -1,0 +1,297 @@
+"""What each `orchestrate` command does, given its frozen config. Called by orchestrator/cli.py.
+
+`run`: collect -> estimate -> plan -> session on agents -> report -> update the duration store.
+`plan`: the same up to the plan, printed. `shard`/`merge`: the CI-runner split (no Ray).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from rich.console import Console
+
+from agents.agent import AgentConfig
+from agents.stack import StackSpec, current_owner, load_stack_file
+from orchestrator.backends import make_backend
+from orchestrator.collect import collect, start_collection
+from orchestrator.config import RunConfig
+from orchestrator.durations.estimate import estimate_units
+from orchestrator.durations.store import DurationStore
+from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
+from orchestrator.model import Collection, Outcome, Plan, RunReport, TestResult
+from orchestrator.report import LiveProgress, read_results, render_summary, write_junit, write_results
+from orchestrator.scheduling import make_scheduler, plan_lpt
+from orchestrator.session import Session, exit_code_for
+
+# Durations of these outcomes describe the test; a skip or a crash says nothing about its cost.
+_TIMED_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    collection: Collection
+    plan: Plan
+    store: DurationStore
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _warn(message: str) -> None:
+    print(f"orchestrate: warning: {message}", file=sys.stderr)
+
+
+def _load_store(path: str) -> DurationStore:
+    store, warning = DurationStore.load(path)
+    if warning:
+        _warn(warning)
+    return store
+
+
+def _prepare(config: RunConfig, agents: int) -> _Prepared:
+    store = _load_store(config.durations_path)
+    collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
+    return _plan(collection, store, agents)
+
+
+def _plan(collection: Collection, store: DurationStore, agents: int) -> _Prepared:
+    estimates = estimate_units(collection.units, store)
+    # More agents than units would only start idle stacks.
+    plan = plan_lpt(estimates, max(1, min(agents, len(collection.units))))
+    return _Prepared(collection, plan, store)
+
+
+def _load_stack(config: RunConfig) -> StackSpec | None:
+    if not config.stack_file:
+        return None
+    spec = load_stack_file(config.stack_file)
+    from agents.stack import check_engine, sweep
+
+    check_engine()
+    removed = sweep(all_owners=False)
+    if any(removed):
+        _warn(f"removed {removed[0]} container(s) and {removed[1]} network(s) left by dead runs")
+    return spec
+
+
+def run(config: RunConfig) -> int:
+    """`orchestrate run`: the whole pipeline on Ray (or local) agents."""
+    stack = _load_stack(config)
+    console = _console()
+    store = _load_store(config.durations_path)
+    # Ray start-up and collection both take seconds and are independent: overlap them. Ray
+    # starts in the main thread (its processes die with the thread that started them), and the
+    # collection runs as a subprocess meanwhile.
+    pending = start_collection(config.collect_args, group_by=config.group_by, cwd=config.cwd)
+    try:
+        backend = make_backend(config.backend, config.address)
+    except BaseException:
+        pending.cancel()
+        raise
+    try:
+        prepared = _plan(pending.wait(), store, config.agents)
+    except BaseException:
+        backend.shutdown()
+        raise
+    report = _execute(config, prepared, stack, backend, console)
+    return _finish(config, prepared, report, console, extra={})
+
+
+def _execute(
+    config: RunConfig, prepared: _Prepared, stack: StackSpec | None, backend, console: Console
+) -> RunReport:
+    plan = prepared.plan
+    run_id = uuid.uuid4().hex[:10]
+    local = config.backend == "local" or not config.address
+    configs = [
+        AgentConfig(
+            agent_id=shard.agent_id,
+            run_id=run_id,
+            owner=current_owner(),
+            cwd=config.cwd,
+            pytest_args=config.collect_args,
+            stack=stack,
+            timeout=config.timeout,
+            max_crashes=config.max_crashes,
+            python=sys.executable,
+            env=dict(os.environ) if local else None,
+        )
+        for shard in plan.shards
+    ]
+    scheduler = make_scheduler(config.schedule, plan)
+    console.print(
+        f"orchestrate: {plan.tests} tests in {len(prepared.collection.units)} units on {plan.agents} agents; "
+        f"predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)",
+        markup=False,
+    )
+    with LiveProgress(console, total=plan.tests, agent_ids=[s.agent_id for s in plan.shards]) as progress:
+        session = Session(
+            prepared.collection,
+            scheduler,
+            backend,
+            configs,
+            maxfail=prepared.collection.maxfail,
+            reruns=config.reruns,
+            max_crashes=config.max_crashes,
+            progress=progress,
+        )
+        return session.run()
+
+
+def _finish(config: RunConfig, prepared: _Prepared, report: RunReport, console: Console, extra: dict) -> int:
+    if config.junitxml:
+        write_junit(report, config.junitxml, prepared.collection.junit)
+    if config.results:
+        write_results(report, config.results, extra=extra)
+    render_summary(report, console, verbose=config.verbose)
+    _update_store(prepared.store, report.results, config.durations_path)
+    return report.exit_code
+
+
+def _update_store(store: DurationStore, results: Sequence[TestResult], path: str) -> None:
+    observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
+    if not observations:
+        return
+    store.update(observations)
+    try:
+        store.save(path)
+    except OSError as exc:
+        # The run's result stands; only the next plan is less informed.
+        _warn(f"could not write the duration store {path}: {exc.strerror or exc}")
+
+
+def plan(config: RunConfig) -> int:
+    """`orchestrate plan`: print the plan without running anything."""
+    from orchestrator.report.tables import render_plan
+
+    prepared = _prepare(config, config.agents)
+    render_plan(prepared.plan, len(prepared.store), _console())
+    return EXIT_OK
+
+
+def shard(config: RunConfig, index: int, total: int) -> int:
+    """`orchestrate shard`: run runner `index` of `total`'s part of the plan, here, without Ray."""
+    console = _console()
+    stack = _load_stack(config)
+    prepared = _prepare(config, total)
+    full_plan = plan_lpt(estimate_units(prepared.collection.units, prepared.store), total)
+    fingerprint = full_plan.fingerprint()
+    console.print(f"orchestrate: shard {index}/{total}, plan fingerprint {fingerprint}", markup=False)
+    mine = full_plan.shards[index - 1] if index <= len(full_plan.shards) else None
+    extra = {
+        "shard": index,
+        "shards": total,
+        "plan": [list(s.node_ids) for s in full_plan.shards],
+    }
+    if mine is None or not mine.units:
+        console.print("orchestrate: this shard is empty; nothing to run", markup=False)
+        empty = RunReport((), (), 0.0, EXIT_OK, plan_fingerprint=fingerprint)
+        if config.results:
+            write_results(empty, config.results, extra=extra)
+        return EXIT_OK
+    units = tuple(u.unit for u in mine.units)
+    sub = replace(prepared.collection, units=units)
+    local = _plan(sub, prepared.store, config.agents)
+    backend = make_backend("local", None)
+    report = _execute(replace(config, backend="local"), local, stack, backend, console)
+    report = replace(report, plan_fingerprint=fingerprint)
+    return _finish(config, local, report, console, extra=extra)
+
+
+def merge(
+    artifacts: Sequence[str], junitxml: str | None, results: str | None, durations: str, verbose: bool
+) -> int:
+    """`orchestrate merge`: one report from every runner's results; refuses mixed plans."""
+    from orchestrator.model import Attempt, JunitSettings
+
+    loaded = [(path, *read_results(path)) for path in artifacts]
+    fingerprints = {report.plan_fingerprint for _, report, _ in loaded}
+    if len(fingerprints) != 1:
+        listing = ", ".join(f"{path}: {report.plan_fingerprint}" for path, report, _ in loaded)
+        raise ArtifactError(f"artifacts come from different plans ({listing})")
+    planned: list[list[str]] = loaded[0][2].get("plan") or []
+    seen_shards = {extra.get("shard") for _, _, extra in loaded}
+    by_node: dict[str, TestResult] = {}
+    for path, report, _ in loaded:
+        for result in report.results:
+            if result.node_id in by_node:
+                raise ArtifactError(f"{path}: {result.node_id} already has a result in another artifact")
+            by_node[result.node_id] = result
+    messages: list[str] = []
+    ordered: list[TestResult] = []
+    for shard_index, node_ids in enumerate(planned, start=1):
+        for node_id in node_ids:
+            found = by_node.pop(node_id, None)
+            if found is not None:
+                ordered.append(found)
+                continue
+            why = (
+                "its runner's artifact is missing" if shard_index not in seen_shards else "no result recorded"
+            )
+            ordered.append(
+                TestResult(
+                    node_id, Outcome.NOT_RUN, (Attempt(-1, Outcome.NOT_RUN, 0.0, (), f"not run: {why}"),)
+                )
+            )
+    ordered.extend(by_node.values())
+    missing = sorted(set(range(1, len(planned) + 1)) - seen_shards)
+    if missing:
+        messages.append(f"no artifact from runner(s) {', '.join(map(str, missing))} of {len(planned)}")
+    report = RunReport(
+        results=tuple(ordered),
+        agents=tuple(a for _, r, _ in loaded for a in r.agents),
+        wall_seconds=max((r.wall_seconds for _, r, _ in loaded), default=0.0),
+        exit_code=0,
+        plan_fingerprint=fingerprints.pop(),
+        messages=tuple(m for _, r, _ in loaded for m in r.messages) + tuple(messages),
+    )
+    report = replace(report, exit_code=exit_code_for(report.results, False) if ordered else EXIT_OK)
+    if missing and report.exit_code == EXIT_OK:
+        report = replace(report, exit_code=EXIT_TESTS_FAILED)
+    console = _console()
+    if junitxml:
+        write_junit(report, junitxml, JunitSettings())
+    if results:
+        write_results(report, results, extra={"merged": [p for p, _, _ in loaded]})
+    render_summary(report, console, verbose=verbose)
+    store = _load_store(durations)
+    _update_store(store, report.results, durations)
+    return report.exit_code
+
+
+def durations_show(path: str, n: int) -> int:
+    from orchestrator.report.tables import render_slowest
+
+    store = _load_store(path)
+    render_slowest(store.slowest_units(n), len(store), _console())
+    return EXIT_OK
+
+
+def durations_import(files: Sequence[str], path: str) -> int:
+    store = _load_store(path)
+    total = 0
+    for file in files:
+        if file.endswith(".xml"):
+            total += store.import_junit_xml(file)
+        else:
+            total += store.import_pytest_split(file)
+    try:
+        store.save(path)
+    except OSError as exc:
+        raise ArtifactError(f"could not write the duration store {path}: {exc.strerror or exc}") from exc
+    print(f"imported {total} durations into {path} ({len(store)} tests known)")
+    return EXIT_OK
+
+
+def clean(all_owners: bool) -> int:
+    from agents.stack import check_engine, sweep
+
+    check_engine()
+    containers, networks = sweep(all_owners=all_owners)
+    print(f"removed {containers} container(s) and {networks} network(s)")
+    return EXIT_OK

@@ -1,0 +1,249 @@
+"""Frozen values passed between the stages of a run.
+
+collect -> estimate -> plan/schedule -> dispatch -> merge: each stage takes and returns these
+values, so every stage can be tested alone. Mutable state lives in exactly one owner (the
+session for outcomes, the scheduler for queues), never in these objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Outcome(enum.StrEnum):
+    """The one final outcome every collected test ends with."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
+    NOT_RUN = "not-run"
+
+    @property
+    def is_failure(self) -> bool:
+        """True for outcomes that make pytest exit 1."""
+        return self in _FAILURES
+
+
+_FAILURES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED, Outcome.TIMEOUT})
+
+
+class GroupBy(enum.StrEnum):
+    """How tests are grouped into units that always run together on one agent."""
+
+    CLASS = "class"
+    MODULE = "module"
+    FILE = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class TestUnit:
+    """Tests that run together, in collection order, on one agent (a class or a module)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    unit_id: str
+    node_ids: tuple[str, ...]
+    # Whether the unit may be cut into chunks that run on different agents (no class or
+    # module scoped fixtures across the cut); decided at collection time.
+    splittable: bool = False
+
+    def subset(self, node_ids: tuple[str, ...]) -> TestUnit:
+        """The same unit restricted to `node_ids` (used to reschedule what is left of it)."""
+        keep = set(node_ids)
+        return TestUnit(self.unit_id, tuple(n for n in self.node_ids if n in keep), self.splittable)
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What one real pytest collection found, grouped into units."""
+
+    units: tuple[TestUnit, ...]
+    rootdir: str
+    # Options of the user's pytest configuration the coordinator has to honour itself.
+    maxfail: int = 0
+    junit: JunitSettings = field(default_factory=lambda: JunitSettings())
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(n for unit in self.units for n in unit.node_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class JunitSettings:
+    """The user's junit_* ini options, read at collection so our XML matches pytest's."""
+
+    suite_name: str = "pytest"
+    family: str = "xunit1"
+    logging: str = "no"
+    duration_report: str = "total"
+    log_passing_tests: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UnitEstimate:
+    """Predicted duration of one unit, and how many of its tests had no history."""
+
+    unit: TestUnit
+    seconds: float
+    unseen_tests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """The units planned for one agent and their predicted total duration."""
+
+    agent_id: int
+    units: tuple[UnitEstimate, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(u.seconds for u in self.units)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(n for u in self.units for n in u.unit.node_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A packing of units into agents, with the figures `orchestrate plan` prints."""
+
+    shards: tuple[Shard, ...]
+
+    @property
+    def agents(self) -> int:
+        return len(self.shards)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(s.seconds for s in self.shards)
+
+    @property
+    def longest_unit_seconds(self) -> float:
+        return max((u.seconds for s in self.shards for u in s.units), default=0.0)
+
+    @property
+    def makespan(self) -> float:
+        return max((s.seconds for s in self.shards), default=0.0)
+
+    @property
+    def lower_bound(self) -> float:
+        if not self.shards:
+            return 0.0
+        return max(self.total_seconds / len(self.shards), self.longest_unit_seconds)
+
+    @property
+    def tests(self) -> int:
+        return sum(len(u.unit.node_ids) for s in self.shards for u in s.units)
+
+    @property
+    def unseen_tests(self) -> int:
+        return sum(u.unseen_tests for s in self.shards for u in s.units)
+
+    def fingerprint(self) -> str:
+        """A digest of which test goes to which agent; equal on every CI runner or none runs."""
+        digest = hashlib.sha256()
+        for shard in self.shards:
+            digest.update(f"agent {shard.agent_id}\n".encode())
+            for estimate in shard.units:
+                digest.update(f"unit {estimate.unit.unit_id}\n".encode())
+                for node_id in estimate.unit.node_ids:
+                    digest.update(node_id.encode() + b"\n")
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A scheduler's decision: run `unit` on agent `agent_id`. The session sends it."""
+
+    agent_id: int
+    unit: TestUnit
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one test: where it ran and what came of it."""
+
+    agent_id: int
+    outcome: Outcome
+    duration: float
+    # pytest's own serialised reports (setup/call/teardown), for JUnit and the terminal.
+    reports: tuple[dict[str, Any], ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """The final record of one test in the merged report."""
+
+    __test__ = False
+
+    node_id: str
+    outcome: Outcome
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def final(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def duration(self) -> float:
+        final = self.final
+        return final.duration if final else 0.0
+
+    @property
+    def agent_id(self) -> int | None:
+        final = self.final
+        return final.agent_id if final else None
+
+    @property
+    def flaky(self) -> bool:
+        """Passed after at least one failed attempt."""
+        return self.outcome is Outcome.PASSED and any(a.outcome.is_failure for a in self.attempts[:-1])
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatistics:
+    """What one agent did, for the per-agent table and the results file."""
+
+    agent_id: int
+    tests: int = 0
+    busy_seconds: float = 0.0
+    predicted_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    stack_up_seconds: float = 0.0
+    stack_down_seconds: float = 0.0
+    worker_restarts: int = 0
+    host: str = ""
+    error: str = ""
+
+    @property
+    def idle_seconds(self) -> float:
+        return max(0.0, self.wall_seconds - self.busy_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Everything the merged report says: one TestResult per collected test."""
+
+    results: tuple[TestResult, ...]
+    agents: tuple[AgentStatistics, ...]
+    wall_seconds: float
+    exit_code: int
+    plan_fingerprint: str = ""
+    interrupted: bool = False
+    messages: tuple[str, ...] = ()
+
+    def counts(self) -> dict[Outcome, int]:
+        counts: dict[Outcome, int] = {}
+        for result in self.results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts

@@ -1,0 +1,124 @@
+"""What pytest's serialised reports of one test say: its one Outcome, its duration, its text.
+
+`outcome_of` is called by the session when a test's teardown report arrives; it reads the dicts
+a worker's `pytest_report_to_serializable` returned, so it needs no pytest config. The report
+writers (junit, terminal) use `rebuild_report` to get pytest's TestReport objects back, and
+`failure_text` to word the tests pytest never finished (crashed, timed out).
+
+pytest's terminal counts per report, so one test can count twice ("1 passed, 1 error" when
+a passing test's teardown fails). A test here has exactly one outcome, the first thing that
+went wrong, in the order pytest runs the phases:
+
+    setup failed                        -> error
+    setup skipped                       -> skipped (xfailed when it carries "wasxfail")
+    call failed                         -> failed  (a strict XPASS arrives as a failed call)
+    call skipped                        -> skipped (xfailed when it carries "wasxfail")
+    call passed                         -> passed  (xpassed when it carries "wasxfail")
+    teardown failed, call did not fail  -> error   (where pytest would say "passed" AND "error")
+
+A failed call followed by a failed teardown stays "failed": the test's own failure is what a
+reader needs first, and the teardown's traceback is still in the reports.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from _pytest.reports import TestReport, pytest_report_from_serializable
+
+from orchestrator.model import Outcome
+
+__all__ = ["failure_text", "location_from_node_id", "outcome_of", "rebuild_report", "report_duration"]
+
+CRASH_MESSAGE = "worker crashed while running this test"
+
+
+def _phase(reports: Sequence[Mapping[str, Any]], when: str) -> Mapping[str, Any] | None:
+    # The last one wins: a worker that replays a phase (it should not) must not hide its end.
+    found = None
+    for report in reports:
+        if report.get("when") == when:
+            found = report
+    return found
+
+
+def _skip_kind(report: Mapping[str, Any]) -> Outcome:
+    return Outcome.XFAILED if "wasxfail" in report else Outcome.SKIPPED
+
+
+def outcome_of(reports: Sequence[Mapping[str, Any]]) -> Outcome:
+    """Reduce a test's serialised reports to its one Outcome (see the module docstring).
+
+    No reports at all is NOT_RUN. A passed setup with no call report means the worker stopped
+    inside the test, which is CRASHED; a caller that knows better (a timeout) says so itself.
+    """
+    if not reports:
+        return Outcome.NOT_RUN
+    setup = _phase(reports, "setup")
+    call = _phase(reports, "call")
+    teardown = _phase(reports, "teardown")
+    if setup is not None and setup.get("outcome") == "failed":
+        return Outcome.ERROR
+    if setup is not None and setup.get("outcome") == "skipped":
+        return _skip_kind(setup)
+    if call is None:
+        return Outcome.CRASHED
+    outcome = call.get("outcome")
+    if outcome == "failed":
+        return Outcome.FAILED
+    if outcome == "skipped":
+        return _skip_kind(call)
+    if teardown is not None and teardown.get("outcome") == "failed":
+        return Outcome.ERROR
+    return Outcome.XPASSED if "wasxfail" in call else Outcome.PASSED
+
+
+def report_duration(reports: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds a test took: its phases' durations added up, as junit_duration_report=total does."""
+    return float(sum(report.get("duration", 0.0) or 0.0 for report in reports))
+
+
+def rebuild_report(data: Mapping[str, Any]) -> TestReport:
+    """A TestReport from a worker's serialised report, whatever the wire did to its tuples.
+
+    pytest's deserialiser writes into the dict it is given, and JSON or msgpack turn tuples into
+    lists (LogXML insists on a tuple for a skip's longrepr), so it gets a normalised copy.
+    """
+    payload = copy.deepcopy(dict(data))
+    if isinstance(payload.get("longrepr"), list):
+        payload["longrepr"] = tuple(payload["longrepr"])
+    if isinstance(payload.get("location"), list):
+        payload["location"] = tuple(payload["location"])
+    payload["sections"] = [tuple(section) for section in payload.get("sections", ())]
+    payload["user_properties"] = [tuple(prop) for prop in payload.get("user_properties", ())]
+    rebuilt = pytest_report_from_serializable(payload)
+    if not isinstance(rebuilt, TestReport):
+        raise ValueError(f"not a serialised TestReport: {str(data)[:200]}")
+    return rebuilt
+
+
+def location_from_node_id(node_id: str) -> tuple[str, int | None, str]:
+    """pytest's (path, line, domain) location for a test we only know by its node id."""
+    path, _, rest = node_id.partition("::")
+    # Parameters may hold "::" themselves; only the names before the first "[" are nested.
+    names, bracket, params = rest.partition("[")
+    return path, None, ".".join(names.split("::")) + bracket + params
+
+
+def failure_text(outcome: Outcome, message: str, duration: float) -> str:
+    """What we say about a test pytest did not finish: a fixed first line, then `message`.
+
+    Crashed: "worker crashed while running this test"; timeout: "timed out after N s", N being
+    the attempt's duration. Used for JUnit's failure text and the terminal's summary alike.
+    """
+    if outcome is Outcome.CRASHED:
+        head = CRASH_MESSAGE
+    elif outcome is Outcome.TIMEOUT:
+        head = f"timed out after {round(duration, 1):g} s"
+    else:
+        head = message.splitlines()[0] if message else outcome.value
+    if not message or message == head:
+        return head
+    return f"{head}\n{message}"

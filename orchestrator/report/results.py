@@ -1,0 +1,190 @@
+"""The machine-readable results file: the whole RunReport as JSON, and back.
+
+Written by the CLI at the end of every run (each CI shard writes one) and read by
+`orchestrate merge`, which joins the shards' files into one report. JSON, not the msgpack wire
+format: people and other tools read this file. The schema (format 1):
+
+    {
+      "format": 1,
+      "kind": "orchestrate-results",
+      "wall_seconds": 12.5, "exit_code": 1, "plan_fingerprint": "3f2a...",
+      "interrupted": false, "messages": ["..."],
+      "counts": {"passed": 10, "failed": 2},           # for readers; ignored when read back
+      "agents": [{"agent_id": 0, "host": "...", "tests": 7, "busy_seconds": 4.1,
+                  "idle_seconds": 0.3,                   # derived; ignored when read back
+                  "predicted_seconds": 4.0, "wall_seconds": 4.4, "stack_up_seconds": 1.2,
+                  "stack_down_seconds": 0.4, "worker_restarts": 0, "error": ""}],
+      "tests": [{"node_id": "tests/test_a.py::test_x", "outcome": "passed", "duration": 0.01,
+                 "agent": 0, "flaky": false,             # agent/duration of the final attempt
+                 "attempts": [{"agent": 0, "outcome": "passed", "duration": 0.01,
+                               "message": "", "reports": [<pytest's serialised reports>]}]}],
+      "extra": {"shard": 1, "shards": 4}                 # whatever the writer adds
+    }
+
+Outcomes are Outcome values ("passed" ... "not-run"); `reports` are pytest's own
+`pytest_report_to_serializable` dicts, unchanged but for JSON turning tuples into lists. A value
+JSON cannot hold (an odd `record_property` value) is written as its repr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.errors import ArtifactError
+from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
+
+__all__ = ["FORMAT", "read_results", "write_results"]
+
+FORMAT = 1
+KIND = "orchestrate-results"
+
+
+def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None = None) -> None:
+    """Write `report` (and `extra`, e.g. the shard index and count) to `path` as JSON.
+
+    Written to a temporary file beside `path` and moved into place, so a reader (or a CI
+    artifact upload) never sees half a file.
+    """
+    document = {
+        "format": FORMAT,
+        "kind": KIND,
+        "wall_seconds": report.wall_seconds,
+        "exit_code": report.exit_code,
+        "plan_fingerprint": report.plan_fingerprint,
+        "interrupted": report.interrupted,
+        "messages": list(report.messages),
+        "counts": {str(outcome): count for outcome, count in report.counts().items()},
+        "agents": [_agent_to_json(agent) for agent in report.agents],
+        "tests": [_result_to_json(result) for result in report.results],
+        "extra": dict(extra or {}),
+    }
+    text = json.dumps(document, indent=1, ensure_ascii=False, default=repr)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.write("\n")
+        os.replace(scratch, path)
+    except BaseException:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+        raise
+
+
+def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
+    """Read a file `write_results` wrote: the RunReport and the writer's `extra`.
+
+    Called by `orchestrate merge` for each shard's file. Raises ArtifactError, with a one-line
+    message naming the file, when it is missing, not JSON, of another format, or incomplete.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = json.load(stream)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read results file: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not a results file (invalid JSON: {exc})") from exc
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        raise ArtifactError(f"{path}: not an orchestrate results file")
+    if document.get("format") != FORMAT:
+        raise ArtifactError(
+            f"{path}: results format {document.get('format')!r} is not {FORMAT}; "
+            "write and merge with the same orchestrate version"
+        )
+    try:
+        report = RunReport(
+            results=tuple(_result_from_json(item) for item in document["tests"]),
+            agents=tuple(_agent_from_json(item) for item in document["agents"]),
+            wall_seconds=float(document["wall_seconds"]),
+            exit_code=int(document["exit_code"]),
+            plan_fingerprint=str(document.get("plan_fingerprint", "")),
+            interrupted=bool(document.get("interrupted", False)),
+            messages=tuple(str(message) for message in document.get("messages", ())),
+        )
+        extra = document.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise TypeError("'extra' is not an object")
+    except KeyError as exc:
+        raise ArtifactError(f"{path}: corrupt results file: missing {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ArtifactError(f"{path}: corrupt results file: {exc}") from exc
+    return report, extra
+
+
+def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
+    return {
+        "agent_id": agent.agent_id,
+        "host": agent.host,
+        "tests": agent.tests,
+        "busy_seconds": agent.busy_seconds,
+        "idle_seconds": agent.idle_seconds,
+        "predicted_seconds": agent.predicted_seconds,
+        "wall_seconds": agent.wall_seconds,
+        "stack_up_seconds": agent.stack_up_seconds,
+        "stack_down_seconds": agent.stack_down_seconds,
+        "worker_restarts": agent.worker_restarts,
+        "error": agent.error,
+    }
+
+
+def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
+    return AgentStatistics(
+        agent_id=int(item["agent_id"]),
+        tests=int(item.get("tests", 0)),
+        busy_seconds=float(item.get("busy_seconds", 0.0)),
+        predicted_seconds=float(item.get("predicted_seconds", 0.0)),
+        wall_seconds=float(item.get("wall_seconds", 0.0)),
+        stack_up_seconds=float(item.get("stack_up_seconds", 0.0)),
+        stack_down_seconds=float(item.get("stack_down_seconds", 0.0)),
+        worker_restarts=int(item.get("worker_restarts", 0)),
+        host=str(item.get("host", "")),
+        error=str(item.get("error", "")),
+    )
+
+
+def _result_to_json(result: TestResult) -> dict[str, Any]:
+    return {
+        "node_id": result.node_id,
+        "outcome": result.outcome.value,
+        "duration": result.duration,
+        "agent": result.agent_id,
+        "flaky": result.flaky,
+        "attempts": [
+            {
+                "agent": attempt.agent_id,
+                "outcome": attempt.outcome.value,
+                "duration": attempt.duration,
+                "message": attempt.message,
+                "reports": list(attempt.reports),
+            }
+            for attempt in result.attempts
+        ],
+    }
+
+
+def _result_from_json(item: Mapping[str, Any]) -> TestResult:
+    attempts = tuple(
+        Attempt(
+            agent_id=int(attempt["agent"]),
+            outcome=Outcome(attempt["outcome"]),
+            duration=float(attempt.get("duration", 0.0)),
+            reports=tuple(_report_dict(report) for report in attempt.get("reports", ())),
+            message=str(attempt.get("message", "")),
+        )
+        for attempt in item["attempts"]
+    )
+    return TestResult(node_id=str(item["node_id"]), outcome=Outcome(item["outcome"]), attempts=attempts)
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    if not isinstance(report, dict):
+        raise TypeError(f"a pytest report is not an object: {str(report)[:80]}")
+    return report

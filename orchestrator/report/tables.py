@@ -1,0 +1,55 @@
+"""Tables printed by `orchestrate plan` and `orchestrate durations show` (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.durations.store import UnitDuration
+from orchestrator.model import Plan
+
+
+def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
+    """The plan: per agent its units, tests and predicted seconds; then makespan and bound."""
+    table = Table(title="plan", title_justify="left")
+    for column in ("agent", "units", "tests", "predicted s", "longest unit"):
+        table.add_column(column, justify="right" if column != "longest unit" else "left")
+    for shard in plan.shards:
+        longest = max(shard.units, key=lambda u: u.seconds, default=None)
+        table.add_row(
+            str(shard.agent_id),
+            str(len(shard.units)),
+            str(len(shard.node_ids)),
+            f"{shard.seconds:.2f}",
+            f"{longest.unit.unit_id} ({longest.seconds:.2f}s)" if longest else "-",
+        )
+    console.print(table)
+    estimated = plan.unseen_tests
+    share = estimated / plan.tests if plan.tests else 0.0
+    console.print(
+        f"{plan.tests} tests, {sum(len(s.units) for s in plan.shards)} units, {plan.agents} agents; "
+        f"total {plan.total_seconds:.2f}s; predicted makespan {plan.makespan:.2f}s; "
+        f"lower bound max(total/N, longest unit) {plan.lower_bound:.2f}s",
+        markup=False,
+    )
+    console.print(
+        f"{estimated} of {plan.tests} tests ({share:.0%}) have no recorded duration and are estimated "
+        f"({known_tests} tests in the duration store); plan fingerprint {plan.fingerprint()}",
+        markup=False,
+    )
+
+
+def render_slowest(units: Sequence[UnitDuration], known_tests: int, console: Console) -> None:
+    """The slowest units by recorded duration."""
+    if not units:
+        console.print("the duration store is empty", markup=False)
+        return
+    table = Table(title=f"slowest units ({known_tests} tests known)", title_justify="left")
+    table.add_column("seconds", justify="right")
+    table.add_column("tests", justify="right")
+    table.add_column("unit")
+    for unit in units:
+        table.add_row(f"{unit.seconds:.2f}", str(unit.tests), unit.unit_id)
+    console.print(table)

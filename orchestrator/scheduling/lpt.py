@@ -1,0 +1,162 @@
+"""Longest-processing-time-first planning, and the static scheduler that follows the plan.
+
+`plan_lpt` is called by the CLI after the estimates (and by `orchestrate plan`): it packs
+units into agents so that predicted finishing times are as even as one greedy pass makes them
+(at most 4/3 of the optimum). `StaticScheduler` then hands each agent its whole shard when
+it comes up, the behaviour of pytest-split style sharding: no coordination after the start,
+so the plan is only as good as the durations it was made from.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+from orchestrator.errors import InternalError, UsageError
+from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
+from orchestrator.scheduling.protocol import SchedulerStatistics
+
+
+def plan_lpt(estimates: Sequence[UnitEstimate], agents: int) -> Plan:
+    """Pack units into `agents` shards, longest unit first onto the least loaded agent.
+
+    Deterministic whatever the input order: units are taken by (longest first, unit_id) and
+    a tie between equally loaded agents goes to the lowest agent id, so every CI runner
+    computing the plan from the same durations gets the same fingerprint. Each shard lists
+    its units longest first. O(units log units) overall.
+    """
+    if agents < 1:
+        raise UsageError(f"cannot plan for {agents} agents; at least one is needed")
+    if len({e.unit.unit_id for e in estimates}) != len(estimates):
+        raise InternalError("two units share a unit_id; a scheduler could not tell them apart")
+    ordered = sorted(estimates, key=lambda e: (-e.seconds, e.unit.unit_id))
+    loads = [(0.0, agent_id) for agent_id in range(agents)]  # sorted, hence already a heap
+    units_by_agent: list[list[UnitEstimate]] = [[] for _ in range(agents)]
+    for estimate in ordered:
+        load, agent_id = loads[0]
+        units_by_agent[agent_id].append(estimate)
+        heapq.heapreplace(loads, (load + estimate.seconds, agent_id))
+    return Plan(tuple(Shard(agent_id, tuple(units)) for agent_id, units in enumerate(units_by_agent)))
+
+
+class PlannedSeconds:
+    """Predicted seconds of a unit of the plan, or of what is left of one after a requeue.
+
+    Used by both schedulers to weigh units. A subset (same unit_id, fewer tests) is
+    predicted at the unit's estimate times the share of its tests left; a unit the plan does
+    not know gets the plan's mean seconds per test.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self._seconds_and_tests_by_unit_id = {
+            e.unit.unit_id: (e.seconds, len(e.unit.node_ids)) for s in plan.shards for e in s.units
+        }
+        tests = plan.tests
+        self._seconds_per_test = plan.total_seconds / tests if tests else 0.0
+
+    def of(self, unit: TestUnit) -> float:
+        planned = self._seconds_and_tests_by_unit_id.get(unit.unit_id)
+        if planned is None or planned[1] == 0:
+            return self._seconds_per_test * len(unit.node_ids)
+        seconds, tests = planned
+        return seconds * len(unit.node_ids) / tests
+
+
+class StaticScheduler:
+    """Gives every agent its whole planned shard at once; implements the Scheduler protocol.
+
+    Owned by the session. Requeued units (from an agent that died) go to the live agent with
+    the least predicted work left, longest unit first. The shard of an agent that never
+    comes up is returned by `remove_agent` like the work of one that died, so the session
+    requeues it and no unit is lost.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._seconds = PlannedSeconds(plan)
+        # Planned units not handed out yet, in plan order (longest first).
+        self._planned_units_by_agent = {s.agent_id: [e.unit for e in s.units] for s in plan.shards if s.units}
+        self._requeued_units: list[TestUnit] = []
+        self._outstanding_units_by_agent: dict[int, dict[str, TestUnit]] = {}
+        self._live_agents: set[int] = set()
+        self._wanting_agents: dict[int, None] = {}  # a dict keeps the order of the requests
+        self._completed_units = 0
+
+    def add_agent(self, agent_id: int) -> None:
+        """An agent is ready; it wants its shard. Called by the session on AgentReady."""
+        if agent_id in self._live_agents:
+            raise InternalError(f"agent {agent_id} was added twice")
+        self._live_agents.add(agent_id)
+        self._outstanding_units_by_agent.setdefault(agent_id, {})
+        self._wanting_agents[agent_id] = None
+
+    def request_work(self, agent_id: int) -> None:
+        """The agent is running dry; only requeued units can still come its way."""
+        if agent_id in self._live_agents:
+            self._wanting_agents[agent_id] = None
+
+    def schedule(self) -> list[Assignment]:
+        """Shards for agents that came up, then requeued units to the least loaded agents."""
+        assignments: list[Assignment] = []
+        for agent_id in list(self._wanting_agents):
+            for unit in self._planned_units_by_agent.pop(agent_id, ()):
+                assignments.append(self._give(agent_id, unit))
+        if self._requeued_units and self._live_agents:
+            self._requeued_units.sort(key=lambda u: (-self._seconds.of(u), u.unit_id))
+            for unit in self._requeued_units:
+                agent_id = min(self._live_agents, key=lambda a: (self._remaining_seconds(a), a))
+                assignments.append(self._give(agent_id, unit))
+            self._requeued_units.clear()
+        return assignments
+
+    def mark_unit_complete(self, agent_id: int, unit_id: str) -> None:
+        outstanding = self._outstanding_units_by_agent.get(agent_id, {})
+        if outstanding.pop(unit_id, None) is None:
+            raise InternalError(f"agent {agent_id} completed unit {unit_id!r}, which it was not given")
+        self._completed_units += 1
+
+    def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]:
+        """Forget the agent; return what it held and had not completed, plus any shard it never got."""
+        self._live_agents.discard(agent_id)
+        self._wanting_agents.pop(agent_id, None)
+        held = list(self._outstanding_units_by_agent.pop(agent_id, {}).values())
+        return tuple(held + self._planned_units_by_agent.pop(agent_id, []))
+
+    def requeue(self, units: Sequence[TestUnit]) -> None:
+        """Queue units again (empty ones are dropped); the next `schedule` places them."""
+        self._requeued_units.extend(u for u in units if u.node_ids)
+
+    @property
+    def finished(self) -> bool:
+        return not (
+            self._requeued_units
+            or self._planned_units_by_agent
+            or any(self._outstanding_units_by_agent.values())
+        )
+
+    def wants_work(self, agent_id: int) -> bool:
+        return (
+            agent_id in self._wanting_agents
+            and agent_id not in self._planned_units_by_agent
+            and not self._requeued_units
+        )
+
+    def statistics(self) -> SchedulerStatistics:
+        return SchedulerStatistics(
+            queued_units=sum(map(len, self._planned_units_by_agent.values())) + len(self._requeued_units),
+            outstanding_units=sum(map(len, self._outstanding_units_by_agent.values())),
+            completed_units=self._completed_units,
+            stolen_units=0,
+            agents=len(self._live_agents),
+        )
+
+    def _give(self, agent_id: int, unit: TestUnit) -> Assignment:
+        outstanding = self._outstanding_units_by_agent[agent_id]
+        if unit.unit_id in outstanding:
+            raise InternalError(f"unit {unit.unit_id!r} given twice to agent {agent_id}")
+        outstanding[unit.unit_id] = unit
+        self._wanting_agents.pop(agent_id, None)
+        return Assignment(agent_id, unit)
+
+    def _remaining_seconds(self, agent_id: int) -> float:
+        return sum(map(self._seconds.of, self._outstanding_units_by_agent[agent_id].values()))

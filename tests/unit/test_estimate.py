@@ -1,0 +1,82 @@
+"""Unit tests of the duration estimates: known tests, and the guesses for unseen ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.durations.estimate import DEFAULT_TEST_SECONDS, estimate_units
+from orchestrator.durations.store import DurationStore, TestHistory, junit_key
+from orchestrator.model import TestUnit
+
+
+def _store(seconds_by_node_id: dict[str, float]) -> DurationStore:
+    return DurationStore({n: TestHistory(s, 1) for n, s in seconds_by_node_id.items()})
+
+
+def test_known_tests_sum_up_per_unit() -> None:
+    store = _store({"a.py::test_1": 1.0, "a.py::test_2": 2.5, "b.py::T::test_1": 4.0})
+    units = [TestUnit("a.py", ("a.py::test_1", "a.py::test_2")), TestUnit("b.py::T", ("b.py::T::test_1",))]
+
+    estimates = estimate_units(units, store)
+
+    assert [(e.unit, e.seconds, e.unseen_tests) for e in estimates] == [
+        (units[0], 3.5, 0),
+        (units[1], 4.0, 0),
+    ]
+
+
+def test_unseen_test_gets_the_median_of_its_module() -> None:
+    # The module median (1.0) is not the mean (34.0): one very slow test does not count for more.
+    store = _store({"a.py::test_1": 1.0, "a.py::T::test_2": 1.0, "a.py::test_3": 100.0, "b.py::test_1": 50.0})
+    unit = TestUnit("a.py", ("a.py::test_1", "a.py::test_new", "a.py::T::test_new"))
+
+    (estimate,) = estimate_units([unit], store)
+
+    assert estimate.seconds == 3.0
+    assert estimate.unseen_tests == 2
+
+
+def test_unseen_module_gets_the_median_of_the_whole_store() -> None:
+    store = _store({"a.py::test_1": 1.0, "a.py::test_2": 3.0, "b.py::test_1": 8.0})
+    (estimate,) = estimate_units([TestUnit("new.py", ("new.py::test_1", "new.py::test_2"))], store)
+    assert estimate.seconds == 6.0
+    assert estimate.unseen_tests == 2
+
+
+def test_empty_store_guesses_the_default_for_every_test() -> None:
+    units = [TestUnit("a.py", ("a.py::test_1", "a.py::test_2")), TestUnit("b.py", ("b.py::test_1",))]
+    estimates = estimate_units(units, DurationStore())
+    assert [e.seconds for e in estimates] == pytest.approx([2 * DEFAULT_TEST_SECONDS, DEFAULT_TEST_SECONDS])
+    assert [e.unseen_tests for e in estimates] == [2, 1]
+
+
+def test_junit_imports_count_as_known_and_inform_the_module_median() -> None:
+    store = DurationStore(
+        junit={
+            junit_key("tests/test_a.py::TestX::test_1[p]"): TestHistory(2.0, 1),
+            junit_key("tests/test_a.py::test_2"): TestHistory(4.0, 1),
+            junit_key("tests/test_b.py::test_1"): TestHistory(100.0, 1),
+        }
+    )
+    unit = TestUnit(
+        "tests/test_a.py",
+        ("tests/test_a.py::TestX::test_1[p]", "tests/test_a.py::test_2", "tests/test_a.py::test_new"),
+    )
+
+    (estimate,) = estimate_units([unit], store)
+
+    assert estimate.seconds == 2.0 + 4.0 + 3.0
+    assert estimate.unseen_tests == 1
+
+
+def test_module_median_uses_stored_tests_that_were_not_collected() -> None:
+    # e.g. `-k` selected only the new test of the module: its siblings' history still counts.
+    store = _store({"a.py::test_1": 7.0, "b.py::test_1": 1.0, "c.py::test_1": 1.0})
+    (estimate,) = estimate_units([TestUnit("a.py", ("a.py::test_new",))], store)
+    assert estimate.seconds == 7.0
+
+
+def test_empty_unit_and_no_units() -> None:
+    assert estimate_units([], DurationStore()) == ()
+    (estimate,) = estimate_units([TestUnit("a.py", ())], DurationStore())
+    assert (estimate.seconds, estimate.unseen_tests) == (0.0, 0)
