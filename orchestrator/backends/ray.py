@@ -110,7 +110,8 @@ class RayBackend:
             except (RayError, ConnectionError, RuntimeError, ValueError) as exc:
                 raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, **options)
+            # "local": always a fresh instance of our own, even where `ray start` left one running.
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
         actor_class = ray.remote(  # type: ignore[call-overload]  # actor options are untyped
