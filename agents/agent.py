@@ -7,7 +7,8 @@ thread; everything the agent has to say goes through `emit` as orchestrator.even
 
 The agent owns what only it can see: its worker process. When the worker dies in the middle of
 a test the agent reports that test as crashed, starts a fresh worker and hands it the rest of
-the work; `--timeout` is enforced here, from outside the worker, by killing it.
+the work; `--timeout` is enforced here, from outside the worker, by killing it. A service of
+its stack that stops mid-run fails the agent (AgentFailed), so its units go to other agents.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.fixtures import AGENT_ENV, RUN_ENV, STACK_ENV
-from agents.stack import make_stack, stack_env_json
+from agents.stack import Stack, make_stack, stack_env_json
 from agents.stack.compose import StackSpec
 from agents.worker import WorkerProcess
 from orchestrator import events as ev
@@ -32,6 +33,8 @@ from orchestrator.model import TestUnit
 
 # A worker that dies this many times in a row without finishing a test is not restarted again.
 MAX_FRUITLESS_RESTARTS = 3
+# How often a running agent checks that every service of its stack is still up.
+STACK_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,24 @@ class Agent:
             env[AGENT_ENV] = str(agent_id)
             env[RUN_ENV] = self.config.run_id
             env[STACK_ENV] = stack_env_json(endpoints)
-            self._run_workers(env, endpoints.up_seconds + endpoints.setup_seconds, self._clock() - started)
+            stop_watching = threading.Event()
+            watchdog = None
+            if self.config.stack is not None:
+                watchdog = threading.Thread(
+                    target=self._watch_stack,
+                    args=(stack, stop_watching),
+                    name="agent-stack-watchdog",
+                    daemon=True,
+                )
+                watchdog.start()
+            try:
+                self._run_workers(
+                    env, endpoints.up_seconds + endpoints.setup_seconds, self._clock() - started
+                )
+            finally:
+                stop_watching.set()
+                if watchdog is not None:
+                    watchdog.join()
         finally:
             down_seconds = 0.0
             try:
@@ -272,6 +292,7 @@ class Agent:
                     ev.NotCollected(
                         agent_id,
                         node_ids=node_ids,
+                        similar=tuple(msg.get("similar", ())),
                         message=f"{len(node_ids)} test(s) assigned to agent {agent_id} "
                         "were not collected by its pytest worker (collection differs from the coordinator's)",
                     )
@@ -332,6 +353,32 @@ class Agent:
                 return
             del self._pending_by_unit[unit_id]
         self._emit(ev.UnitFinished(self.config.agent_id, unit_id=unit_id))
+
+    def _watch_stack(self, stack: Stack, stop: threading.Event) -> None:
+        """Check the stack while tests run; a dead service fails this agent and stops its worker.
+
+        The session then reschedules the agent's unfinished units on the other agents, instead of
+        this agent's remaining tests all failing against a service that is gone.
+        """
+        while not stop.wait(STACK_CHECK_SECONDS):
+            try:
+                stack.check()
+            except StackFailed as exc:
+                failure = exc
+            except Exception as exc:  # a background thread never swallows an error: it reports it
+                failure = StackFailed(f"stack check failed: {exc!r}")
+            else:
+                continue
+            with self._lock:
+                if self._aborting or stop.is_set():
+                    return
+                self._aborting = True
+                self._finishing = True
+                if self._worker is not None:
+                    self._worker.kill()
+            message = f"stack failed mid-run, the agent stopped and its unfinished tests go to other agents: {failure}"
+            self._emit(ev.AgentFailed(self.config.agent_id, message=message))
+            return
 
     def _watch_timeouts(self) -> None:
         timeout = float(self.config.timeout or 0)

@@ -7,7 +7,7 @@ orchestrator/wire.py), so nothing a test prints can corrupt the stream.
 
 Commands (agent -> worker):  run {node_ids}, flush, finish
 Messages (worker -> agent):  collected {node_ids}, started {node_id}, report {report},
-                             need_work, not_collected {node_ids}, stopping {reason}
+                             need_work, not_collected {node_ids, similar}, stopping {reason}
 
 pytest tears fixtures down according to the *next* item, so like pytest-xdist's workers the
 last item held is only run when the next one is known (`run`), or with no next item (`flush`,
@@ -115,7 +115,11 @@ class WorkerPlugin:
         if tag == "run":
             unknown = [n for n in msg["node_ids"] if n not in self._items]
             if unknown:
-                self.send("not_collected", node_ids=unknown)
+                # What this worker collected instead, where the names match: the coordinator shows
+                # the difference (e.g. a parametrization that depends on the process).
+                bases = {node_id.split("[", 1)[0] for node_id in unknown}
+                similar = [n for n in self._items if n.split("[", 1)[0] in bases]
+                self.send("not_collected", node_ids=unknown, similar=similar)
             self._held.extend(self._items[n] for n in msg["node_ids"] if n in self._items)
             self._asked_for_work = False
         elif tag == "finish":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from orchestrator.config import DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES, RunConfig
@@ -180,15 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     shard = sub.add_parser(
         "shard",
         help="run one CI runner's part of the plan (no Ray)",
-        description="Run this CI runner's share of the duration-based plan, here, without Ray. "
-        "--index is 1-based. Defaults come from the CI's variables: GitLab CI_NODE_INDEX (1-based) / "
-        "CI_NODE_TOTAL; CircleCI CIRCLE_NODE_INDEX (0-based, +1) / CIRCLE_NODE_TOTAL; Buildkite "
-        "BUILDKITE_PARALLEL_JOB (0-based, +1) / BUILDKITE_PARALLEL_JOB_COUNT; GitHub Actions has none: pass "
-        "--index ${{ strategy.job-index }}+1 --total ${{ strategy.job-total }}.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Run this CI runner's part of the duration-based plan, here, without Ray, and write its
+artifact with --results for `orchestrate merge`. Every runner must see the same checkout,
+paths, pytest arguments and durations file, so that all compute the same plan (its
+fingerprint is printed and recorded; merge refuses artifacts of different plans).
+
+--index is 1-based, like pytest-split's --group. Without --index/--total they come from
+the CI's parallel-job variables:
+  GitLab CI  (parallel: N)     CI_NODE_INDEX (1-based)              / CI_NODE_TOTAL
+  CircleCI   (parallelism: N)  CIRCLE_NODE_INDEX (0-based, +1)      / CIRCLE_NODE_TOTAL
+  Buildkite  (parallelism: N)  BUILDKITE_PARALLEL_JOB (0-based, +1) / BUILDKITE_PARALLEL_JOB_COUNT
+  GitHub Actions has none: use a matrix (index: [1, 2, 3]) and pass
+    --index ${{ matrix.index }} --total ${{ strategy.job-total }}
+An explicit flag wins over the variables.""",
     )
     _add_selection_options(shard)
     _add_run_options(shard, default_agents=1)
-    shard.add_argument("--index", type=_positive_int, metavar="I", help="this runner's group, 1-based")
+    shard.add_argument("--index", type=_positive_int, metavar="I", help="this runner's part, 1..N")
     shard.add_argument("--total", type=_positive_int, metavar="N", help="number of runners")
 
     merge = sub.add_parser("merge", help="merge the results artifacts of all CI runners into one report")
@@ -246,7 +256,7 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if args.command == "plan":
         return commands.plan(_run_config(args, pytest_args))
     if args.command == "shard":
-        index, total = _shard_position(args)
+        index, total = _shard_position(args.index, args.total, os.environ)
         return commands.shard(_run_config(args, pytest_args), index, total)
     if pytest_args:
         raise UsageError(f"`{args.command}` takes no pytest arguments after --")
@@ -288,34 +298,47 @@ def _run_config(args: argparse.Namespace, pytest_args: list[str]) -> RunConfig:
     )
 
 
-def _shard_position(args: argparse.Namespace) -> tuple[int, int]:
-    """This runner's 1-based index and the runner count, from flags or the CI's variables."""
-    env = os.environ
-    index, total = args.index, args.total
-    if index is None:
-        if "CI_NODE_INDEX" in env:
-            index = _env_int("CI_NODE_INDEX")
-        elif "CIRCLE_NODE_INDEX" in env:
-            index = _env_int("CIRCLE_NODE_INDEX") + 1
-        elif "BUILDKITE_PARALLEL_JOB" in env:
-            index = _env_int("BUILDKITE_PARALLEL_JOB") + 1
-    if total is None:
-        for name in ("CI_NODE_TOTAL", "CIRCLE_NODE_TOTAL", "BUILDKITE_PARALLEL_JOB_COUNT"):
-            if name in env:
-                total = _env_int(name)
-                break
+# Each CI's parallel-job variables: (index variable, its base, total variable).
+_CI_SHARD_VARIABLES = (
+    ("CI_NODE_INDEX", 1, "CI_NODE_TOTAL"),  # GitLab CI, `parallel: N`
+    ("CIRCLE_NODE_INDEX", 0, "CIRCLE_NODE_TOTAL"),  # CircleCI, `parallelism: N`
+    ("BUILDKITE_PARALLEL_JOB", 0, "BUILDKITE_PARALLEL_JOB_COUNT"),  # Buildkite, `parallelism: N`
+)
+
+
+def _shard_position(index: int | None, total: int | None, env: Mapping[str, str]) -> tuple[int, int]:
+    """This runner's 1-based index and the runner count: the flags, else the first CI's variables.
+
+    Both values missing from the flags come from one CI, the first whose index variable is set,
+    so a stray variable of another CI is never mixed in.
+    """
+    source = "--index"
+    for index_name, base, total_name in _CI_SHARD_VARIABLES:
+        if index_name not in env:
+            continue
+        if index is None:
+            index = _env_int(env, index_name) + 1 - base
+            source = f"{index_name}={env[index_name]} ({base}-based)"
+        if total is None and total_name in env:
+            total = _env_int(env, total_name)
+        break
     if index is None or total is None:
-        raise UsageError("shard needs --index and --total (or a CI's parallel-job variables)")
+        raise UsageError(
+            "shard needs --index and --total, or a CI's parallel-job variables "
+            "(GitLab CI_NODE_INDEX, CircleCI CIRCLE_NODE_INDEX, Buildkite BUILDKITE_PARALLEL_JOB)"
+        )
+    if total < 1:
+        raise UsageError(f"the runner count must be at least 1, got {total}")
     if not 1 <= index <= total:
-        raise UsageError(f"--index must be between 1 and --total ({total}), got {index}")
+        raise UsageError(f"runner {index} from {source} is not between 1 and {total}")
     return index, total
 
 
-def _env_int(name: str) -> int:
+def _env_int(env: Mapping[str, str], name: str) -> int:
     try:
-        return int(os.environ[name])
+        return int(env[name])
     except ValueError:
-        raise UsageError(f"{name} is not a whole number: {os.environ[name]!r}") from None
+        raise UsageError(f"{name} is not a whole number: {env[name]!r}") from None
 
 
 def _pyproject_setting(key: str) -> str | None:

@@ -21,11 +21,12 @@ from orchestrator.collect import collect, start_collection
 from orchestrator.config import RunConfig
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
+from orchestrator.errors import EXIT_OK, ArtifactError, OrchestrateError
 from orchestrator.model import Collection, Outcome, Plan, RunReport, TestResult
 from orchestrator.report import LiveProgress, read_results, render_summary, write_junit, write_results
 from orchestrator.scheduling import make_scheduler, plan_lpt
-from orchestrator.session import Session, exit_code_for
+from orchestrator.session import Session
+from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
 
 # Durations of these outcomes describe the test; a skip or a crash says nothing about its cost.
 _TIMED_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED})
@@ -140,7 +141,28 @@ def _execute(
             max_crashes=config.max_crashes,
             progress=progress,
         )
-        return session.run()
+        try:
+            return session.run()
+        finally:
+            if stack is not None and local:
+                _remove_leftovers(run_id)
+
+
+def _remove_leftovers(run_id: str) -> None:
+    """Remove what agents that died without taking their stack down left (a killed actor).
+
+    Only where the agents share this machine's Docker engine; on a cluster, the next run's or
+    `orchestrate clean`'s sweep on each node does it.
+    """
+    from agents.stack import remove_run
+
+    try:
+        removed = remove_run(run_id)
+    except OrchestrateError as exc:
+        _warn(f"could not remove the containers of this run's dead agents: {exc}")
+        return
+    if removed:
+        _warn(f"removed {removed} container(s) that agents which died left behind")
 
 
 def _finish(config: RunConfig, prepared: _Prepared, report: RunReport, console: Console, extra: dict) -> int:
@@ -175,93 +197,59 @@ def plan(config: RunConfig) -> int:
 
 
 def shard(config: RunConfig, index: int, total: int) -> int:
-    """`orchestrate shard`: run runner `index` of `total`'s part of the plan, here, without Ray."""
+    """`orchestrate shard`: run CI runner `index` of `total`'s part of the plan, here, without Ray.
+
+    Every runner plans the whole suite for `total` runners from the same collection and
+    durations file, so all get the same plan and fingerprint; this one runs its own part on
+    `config.agents` local agents and records the whole plan in its results file for `merge`.
+    """
     console = _console()
-    stack = _load_stack(config)
-    prepared = _prepare(config, total)
-    full_plan = plan_lpt(estimate_units(prepared.collection.units, prepared.store), total)
+    store = _load_store(config.durations_path)
+    collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
+    full_plan = plan_lpt(estimate_units(collection.units, store), total)
     fingerprint = full_plan.fingerprint()
-    console.print(f"orchestrate: shard {index}/{total}, plan fingerprint {fingerprint}", markup=False)
-    mine = full_plan.shards[index - 1] if index <= len(full_plan.shards) else None
-    extra = {
-        "shard": index,
-        "shards": total,
-        "plan": [list(s.node_ids) for s in full_plan.shards],
-    }
-    if mine is None or not mine.units:
-        console.print("orchestrate: this shard is empty; nothing to run", markup=False)
+    mine = full_plan.shards[index - 1]
+    units = tuple(estimate.unit for estimate in mine.units)
+    console.print(
+        f"orchestrate: runner {index} of {total}, plan fingerprint {fingerprint}: {len(mine.node_ids)} of "
+        f"{full_plan.tests} tests in {len(units)} units, predicted {mine.seconds:.1f}s "
+        f"(slowest runner {full_plan.makespan:.1f}s)",
+        markup=False,
+        soft_wrap=True,  # one line, whatever the width: CI logs are grepped for the fingerprint
+    )
+    extra = {EXTRA_KEY: ShardRecord.of_plan(full_plan, index, collection.junit).to_json()}
+    if not units:
+        console.print("orchestrate: nothing to run here (more runners than units)", markup=False)
         empty = RunReport((), (), 0.0, EXIT_OK, plan_fingerprint=fingerprint)
+        if config.junitxml:
+            write_junit(empty, config.junitxml, collection.junit)
         if config.results:
             write_results(empty, config.results, extra=extra)
         return EXIT_OK
-    units = tuple(u.unit for u in mine.units)
-    sub = replace(prepared.collection, units=units)
-    local = _plan(sub, prepared.store, config.agents)
-    backend = make_backend("local", None)
-    report = _execute(replace(config, backend="local"), local, stack, backend, console)
-    report = replace(report, plan_fingerprint=fingerprint)
-    return _finish(config, local, report, console, extra=extra)
+    stack = _load_stack(config)
+    prepared = _plan(replace(collection, units=units), store, config.agents)
+    local = replace(config, backend="local", address=None)
+    report = _execute(local, prepared, stack, make_backend("local"), console)
+    return _finish(config, prepared, replace(report, plan_fingerprint=fingerprint), console, extra=extra)
 
 
 def merge(
     artifacts: Sequence[str], junitxml: str | None, results: str | None, durations: str, verbose: bool
 ) -> int:
-    """`orchestrate merge`: one report from every runner's results; refuses mixed plans."""
-    from orchestrator.model import Attempt, JunitSettings
+    """`orchestrate merge`: one report, JUnit file and duration store from every runner's artifact.
 
-    loaded = [(path, *read_results(path)) for path in artifacts]
-    fingerprints = {report.plan_fingerprint for _, report, _ in loaded}
-    if len(fingerprints) != 1:
-        listing = ", ".join(f"{path}: {report.plan_fingerprint}" for path, report, _ in loaded)
-        raise ArtifactError(f"artifacts come from different plans ({listing})")
-    planned: list[list[str]] = loaded[0][2].get("plan") or []
-    seen_shards = {extra.get("shard") for _, _, extra in loaded}
-    by_node: dict[str, TestResult] = {}
-    for path, report, _ in loaded:
-        for result in report.results:
-            if result.node_id in by_node:
-                raise ArtifactError(f"{path}: {result.node_id} already has a result in another artifact")
-            by_node[result.node_id] = result
-    messages: list[str] = []
-    ordered: list[TestResult] = []
-    for shard_index, node_ids in enumerate(planned, start=1):
-        for node_id in node_ids:
-            found = by_node.pop(node_id, None)
-            if found is not None:
-                ordered.append(found)
-                continue
-            why = (
-                "its runner's artifact is missing" if shard_index not in seen_shards else "no result recorded"
-            )
-            ordered.append(
-                TestResult(
-                    node_id, Outcome.NOT_RUN, (Attempt(-1, Outcome.NOT_RUN, 0.0, (), f"not run: {why}"),)
-                )
-            )
-    ordered.extend(by_node.values())
-    missing = sorted(set(range(1, len(planned) + 1)) - seen_shards)
-    if missing:
-        messages.append(f"no artifact from runner(s) {', '.join(map(str, missing))} of {len(planned)}")
-    report = RunReport(
-        results=tuple(ordered),
-        agents=tuple(a for _, r, _ in loaded for a in r.agents),
-        wall_seconds=max((r.wall_seconds for _, r, _ in loaded), default=0.0),
-        exit_code=0,
-        plan_fingerprint=fingerprints.pop(),
-        messages=tuple(m for _, r, _ in loaded for m in r.messages) + tuple(messages),
-    )
-    report = replace(report, exit_code=exit_code_for(report.results, False) if ordered else EXIT_OK)
-    if missing and report.exit_code == EXIT_OK:
-        report = replace(report, exit_code=EXIT_TESTS_FAILED)
-    console = _console()
+    Refuses artifacts of different plans, or two of one runner (ArtifactError, exit 4); the
+    tests of a runner whose artifact is missing are reported as not run (exit 1).
+    """
+    loaded = [ShardArtifact.from_results(path, *read_results(path)) for path in artifacts]
+    merged = merge_shards(loaded)
     if junitxml:
-        write_junit(report, junitxml, JunitSettings())
+        write_junit(merged.report, junitxml, merged.junit)
     if results:
-        write_results(report, results, extra={"merged": [p for p, _, _ in loaded]})
-    render_summary(report, console, verbose=verbose)
-    store = _load_store(durations)
-    _update_store(store, report.results, durations)
-    return report.exit_code
+        write_results(merged.report, results, extra={"merged": list(artifacts), "runners": merged.total})
+    render_summary(merged.report, _console(), verbose=verbose)
+    _update_store(_load_store(durations), merged.report.results, durations)
+    return merged.report.exit_code
 
 
 def durations_show(path: str, n: int) -> int:

@@ -85,6 +85,8 @@ class NotCollected(Event):
     name: ClassVar[str] = "not_collected"
     node_ids: tuple[str, ...] = ()
     message: str = ""
+    # The worker's own node ids with the same names (module::function before any "[params]").
+    similar: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,8 @@ def from_wire(data: bytes) -> list[Event]:
         if cls is None:
             raise wire.WireError(f"unknown event {tag!r}")
         kwargs = {k: v for k, v in msg.items() if not k.startswith("$")}
-        if "node_ids" in kwargs:
-            kwargs["node_ids"] = tuple(kwargs["node_ids"])
+        for key in ("node_ids", "similar"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
         events.append(cls(**kwargs))
     return events

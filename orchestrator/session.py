@@ -85,10 +85,12 @@ class _AgentState:
         self.running: str | None = None
         self.outstanding: dict[str, TestUnit] = {}
 
-    def statistics(self) -> AgentStatistics:
+    def statistics(self, run_end: float | None) -> AgentStatistics:
+        """Counters of this agent; its wall time runs from ready to the end of the whole run's
+        last test, so idle time shows how long it waited while others still worked."""
         wall = 0.0
-        if self.ready_at is not None and self.last_finish_at is not None:
-            wall = self.last_finish_at - self.ready_at
+        if self.ready_at is not None and run_end is not None:
+            wall = max(0.0, run_end - self.ready_at)
         return AgentStatistics(
             agent_id=self.agent_id,
             tests=self.tests,
@@ -260,7 +262,8 @@ class Session:
     def on_test_timed_out(self, event: ev.TestTimedOut) -> None:
         self._agents[event.agent_id].running = None
         self._reports.pop(event.node_id, None)
-        message = f"timed out after {event.seconds:g} s (--timeout); the worker was killed and replaced"
+        # The report's first line already says "timed out after N s" (report.outcomes.failure_text).
+        message = f"agent {event.agent_id}: --timeout {event.seconds:g} s; the worker was killed and replaced"
         if event.output:
             message += "\n" + event.output
         self._record(
@@ -268,11 +271,18 @@ class Session:
         )
 
     def on_not_collected(self, event: ev.NotCollected) -> None:
-        self._messages.append(event.message + ":\n  " + "\n  ".join(event.node_ids))
+        # A diff: "-" what only the coordinator collected, "+" what only this agent's worker did.
+        agent_only = [n for n in event.similar if n not in self._attempts]
+        lines = [f"- {n}" for n in event.node_ids] + [f"+ {n}" for n in agent_only]
+        self._messages.append(
+            f"{event.message}:\n  (- coordinator only, + agent {event.agent_id} only)\n  "
+            + "\n  ".join(lines)
+        )
         for node_id in event.node_ids:
             if node_id in self._attempts and node_id not in self._final:
                 message = (
-                    f"not collected on agent {event.agent_id}: collection differs from the coordinator's"
+                    f"not collected on agent {event.agent_id}: collection differs from the coordinator's "
+                    "(does a parametrization depend on the process: env vars, time, randomness?)"
                 )
                 self._record(node_id, Attempt(event.agent_id, Outcome.ERROR, 0.0, (), message), final=True)
 
@@ -284,7 +294,7 @@ class Session:
     def on_agent_failed(self, event: ev.AgentFailed) -> None:
         state = self._agents[event.agent_id]
         text = f"agent {event.agent_id}: {event.message}"
-        if event.logs:
+        if event.logs and event.logs not in event.message:
             text += "\n" + event.logs
         self._messages.append(text)
         if state.failed:
@@ -325,7 +335,7 @@ class Session:
             crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
             # Not final: the caller requeues what is left of the agent's units, this test included.
             final = crashes >= self._max_crashes
-        text = f"{message}\n{output}".strip()
+        text = f"agent {agent_id}: {message}\n{output}".strip()
         self._record(node_id, Attempt(agent_id, Outcome.CRASHED, 0.0, (), text), final=final)
 
     def _record(self, node_id: str, attempt: Attempt, final: bool | None = None) -> None:
@@ -372,13 +382,15 @@ class Session:
             attempts = self._attempts[node_id]
             outcome = self._final.get(node_id)
             if outcome is None:
-                attempts.append(Attempt(-1, Outcome.NOT_RUN, 0.0, (), f"not run: {reason}"))
+                attempts.append(Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason))
                 outcome = Outcome.NOT_RUN
             results.append(TestResult(node_id, outcome, tuple(attempts)))
         self._check_invariant(results)
+        ends = [a.last_finish_at for a in self._agents.values() if a.last_finish_at is not None]
+        run_end = max(ends) if ends else None
         report = RunReport(
             results=tuple(results),
-            agents=tuple(self._agents[c.agent_id].statistics() for c in self._configs),
+            agents=tuple(self._agents[c.agent_id].statistics(run_end) for c in self._configs),
             wall_seconds=wall_seconds,
             exit_code=0,
             plan_fingerprint=self._scheduler.plan.fingerprint(),

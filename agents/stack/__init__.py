@@ -33,6 +33,7 @@ __all__ = [
     "current_owner",
     "load_stack_file",
     "make_stack",
+    "remove_run",
     "stack_env_json",
     "sweep",
 ]
@@ -44,6 +45,9 @@ class NullStack:
     def up(self) -> StackEndpoints:
         """Return empty endpoints; called by the agent like any other stack's `up`."""
         return StackEndpoints()
+
+    def check(self) -> None:
+        """Nothing can stop."""
 
     def down(self) -> float:
         """Nothing to remove."""
@@ -85,6 +89,13 @@ def check_engine() -> str:
     from agents.stack.docker import check_engine as check
 
     return check()
+
+
+def remove_run(run_id: str) -> int:
+    """Remove whatever run `run_id` left on this machine's engine; returns the containers removed."""
+    from agents.stack.docker import remove_run as remove
+
+    return remove(run_id)
 
 
 def sweep(all_owners: bool = False) -> tuple[int, int]:

@@ -85,6 +85,7 @@ class DockerStack:
         self.network_name = _safe_name(f"orch-{run_id}-{agent_id}")
         self._clock = clock
         self._client: docker.DockerClient | None = None
+        self._started: list[_Started] = []
 
     # -- the Stack protocol --------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class DockerStack:
         try:
             self._create_network(client)
             started = self._start_all(client)
+            self._started = started
             self._wait_ready(client, started, deadline)
             services = {item.service.name: self._endpoint(client, item) for item in started}
         except (docker.errors.DockerException, OSError) as exc:
@@ -111,6 +113,29 @@ class DockerStack:
         up_seconds = self._clock() - started_at
         setup_seconds = self._run_setup(env, services)
         return StackEndpoints(env=env, services=services, up_seconds=up_seconds, setup_seconds=setup_seconds)
+
+    def check(self) -> None:
+        """Raise StackFailed, naming the service with its last log lines, if one stopped since `up()`.
+
+        Called by the agent's stack watchdog every few seconds while tests run, so a service
+        that dies mid-run (OOM, a test stopping it) fails this agent clearly, not its next tests.
+        """
+        client = self._connect()
+        for item in self._started:
+            try:
+                attributes = client.api.inspect_container(item.container.id)
+            except docker.errors.NotFound as exc:
+                message = f"service '{item.service.name}': its container was removed mid-run"
+                raise StackFailed(message, service=item.service.name) from exc
+            except (docker.errors.DockerException, OSError) as exc:
+                message = f"agent {self.agent_id}: the Docker engine stopped answering: {_one_line(exc)}"
+                raise StackFailed(message, service=item.service.name) from exc
+            state = attributes.get("State") or {}
+            if state.get("Status") != "running":
+                what = (
+                    f"stopped mid-run ({state.get('Status', 'unknown')}, exit code {state.get('ExitCode')})"
+                )
+                raise self._failure(client, item, what)
 
     def down(self) -> float:
         """Remove this stack's containers (with their volumes) and its network; returns seconds.
@@ -259,12 +284,13 @@ class DockerStack:
             health_status = health.get("Status", "starting")
             if health_status == "healthy":
                 return True, "healthy"
+            checks = health.get("Log") or []
+            last_output = _one_line(checks[-1].get("Output", "")) if checks else ""
+            detail = f"; last check said: {last_output}" if last_output else ""
             if health_status == "unhealthy":
-                checks = health.get("Log") or []
-                last_output = _one_line(checks[-1].get("Output", "")) if checks else ""
-                detail = f"; last check said: {last_output}" if last_output else ""
                 raise self._failure(client, item, f"health check failed (unhealthy){detail}")
-            return False, f"health: {health_status}"
+            # A check that keeps failing within its retries stays "starting": say what it says.
+            return False, f"health: {health_status}{detail}"
         if status != "running":
             return False, f"status: {status}"
         published = _published_ports(attributes)
@@ -377,6 +403,29 @@ def sweep(all_owners: bool = False) -> tuple[int, int]:
         raise DockerUnavailable(_engine_message(exc)) from exc
     finally:
         client.close()
+
+
+def remove_run(run_id: str) -> int:
+    """Remove every container and network of run `run_id`; returns how many containers went.
+
+    Called by the coordinator once its run is over, as a backstop for agents that died without
+    taking their stack down (a killed actor). Raises StackFailed if something stays.
+    """
+    try:
+        client = docker.from_env(timeout=_API_TIMEOUT)
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    try:
+        filters = {"label": [f"{LABEL_RUN}={run_id}"]}
+        count = len(client.containers.list(all=True, filters=filters))
+        problems = _remove_labelled(client, {LABEL_RUN: run_id})
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailable(_engine_message(exc)) from exc
+    finally:
+        client.close()
+    if problems:
+        raise StackFailed(f"could not remove what run {run_id} left: {'; '.join(problems)}")
+    return count
 
 
 # -- helpers ---------------------------------------------------------------------------------

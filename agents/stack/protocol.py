@@ -1,7 +1,8 @@
 """The Stack protocol: one agent's private set of services (containers), up and down.
 
-Called by the agent (agents/agent.py): `up()` once before its pytest worker starts, `down()`
-exactly once at the end, whatever happened (also after a failed `up()`).
+Called by the agent (agents/agent.py): `up()` once before its pytest worker starts, `check()`
+every few seconds while tests run, `down()` exactly once at the end, whatever happened (also
+after a failed `up()`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class Stack(Protocol):
 
         Raises orchestrator.errors.StackFailed (naming the service, with its last log lines).
         """
+        ...
+
+    def check(self) -> None:
+        """Raise StackFailed (naming the service, with its last log lines) if one stopped since `up`."""
         ...
 
     def down(self) -> float:

@@ -105,6 +105,12 @@ class RayBackend:
             # when told to, so do that whenever this machine has one.
             if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
                 os.environ["RAY_AUTH_MODE"] = "token"
+                # Ray read its config when it was imported: make it read the variable again
+                # (what Ray's own `_enable_token_auth` does), or the token is never sent.
+                with contextlib.suppress(ImportError, AttributeError):
+                    from ray._raylet import Config  # type: ignore[attr-defined]  # not in the stub
+
+                    Config.initialize("")
             try:
                 ray.init(address=self._address, **options)
             except (RayError, ConnectionError, RuntimeError, ValueError) as exc:

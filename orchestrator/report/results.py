@@ -18,7 +18,7 @@ format: people and other tools read this file. The schema (format 1):
                  "agent": 0, "flaky": false,             # agent/duration of the final attempt
                  "attempts": [{"agent": 0, "outcome": "passed", "duration": 0.01,
                                "message": "", "reports": [<pytest's serialised reports>]}]}],
-      "extra": {"shard": 1, "shards": 4}                 # whatever the writer adds
+      "extra": {"shard": {"index": 1, "total": 4, ...}}  # whatever the writer adds (sharding.py)
     }
 
 Outcomes are Outcome values ("passed" ... "not-run"); `reports` are pytest's own

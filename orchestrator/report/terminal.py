@@ -193,7 +193,8 @@ def _print_agents(console: Console, report: RunReport) -> None:
     console.print(table)
     for agent in report.agents:
         if agent.error:
-            _print_text(console, f"agent {agent.agent_id}: {agent.error}")
+            # The first line only: the whole message, logs included, is under "messages".
+            _print_text(console, f"agent {agent.agent_id}: {agent.error.splitlines()[0]}")
 
 
 def _print_short_summary(console: Console, report: RunReport, verbose: bool) -> None:

@@ -1,0 +1,286 @@
+"""Synthetic pytest suites for the benchmarks: known true durations, stale recorded ones.
+
+Called by `benchmarks/run.py` before it times anything, and usable alone:
+
+    python benchmarks/generate.py OUT_DIR --classes 60 --total-seconds 60 --drift 0.5 --seed 1
+
+A suite is `classes` test classes spread over `test_bench_XXX.py` modules, node ids
+`test_bench_XXX.py::TestClassNNN::test_MM`. Each class's total time is drawn from a lognormal
+distribution (heavy tailed: a few classes dominate, as in real suites) and the whole is scaled
+so the suite's serial time, pytest's own overhead aside, is exactly `total_seconds`. Of each
+class's time a share is a class-scoped fixture (setup paid once per process that runs any of
+the class's tests: splitting a class across workers pays it again), and of each test's time a
+share is a CPU-bound busy loop rather than a sleep, so agents compete for the cores.
+
+The recorded durations, written for orchestrate (its msgpack store) and for pytest-split
+(`.test_durations` JSON), are the true ones times one random factor per class in
+[1 - drift, 1 + drift]: the history every duration-based planner starts from is as stale as
+`drift` says. Everything is deterministic in `seed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BenchClass",
+    "BenchTest",
+    "Suite",
+    "make_suite",
+    "recorded_durations",
+    "write_durations",
+    "write_suite",
+]
+
+ORCHESTRATE_DURATIONS = Path(".orchestrate") / "durations.msgpack"
+SPLIT_DURATIONS = Path(".test_durations")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchTest:
+    """One test method: how long it sleeps and how long it spins on the CPU."""
+
+    name: str
+    sleep_seconds: float
+    busy_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.sleep_seconds + self.busy_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class BenchClass:
+    """One test class (one orchestrate unit): its module, its setup cost and its tests."""
+
+    module: str
+    name: str
+    setup_seconds: float
+    tests: tuple[BenchTest, ...]
+
+    @property
+    def unit_id(self) -> str:
+        return f"{self.module}::{self.name}"
+
+    @property
+    def seconds(self) -> float:
+        """True serial time of the class: its setup once, plus every test."""
+        return self.setup_seconds + sum(t.seconds for t in self.tests)
+
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(f"{self.unit_id}::{t.name}" for t in self.tests)
+
+    def test_seconds(self) -> dict[str, float]:
+        """True time of each test as pytest measures it: the first test's setup holds the fixture."""
+        seconds = {f"{self.unit_id}::{t.name}": t.seconds for t in self.tests}
+        first = f"{self.unit_id}::{self.tests[0].name}"
+        seconds[first] += self.setup_seconds
+        return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    """A generated suite and the parameters it came from."""
+
+    classes: tuple[BenchClass, ...]
+    seed: int
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(c.seconds for c in self.classes)
+
+    @property
+    def longest_unit_seconds(self) -> float:
+        return max((c.seconds for c in self.classes), default=0.0)
+
+    @property
+    def tests(self) -> int:
+        return sum(len(c.tests) for c in self.classes)
+
+    def lower_bound(self, agents: int) -> float:
+        """No schedule on `agents` agents can finish sooner: max(total / agents, longest unit)."""
+        return max(self.total_seconds / agents, self.longest_unit_seconds)
+
+    def test_seconds(self) -> dict[str, float]:
+        """True seconds of every test, keyed by node id."""
+        return {node_id: s for c in self.classes for node_id, s in c.test_seconds().items()}
+
+
+def make_suite(
+    classes: int = 60,
+    total_seconds: float = 60.0,
+    *,
+    seed: int = 1,
+    sigma: float = 1.0,
+    cpu_share: float = 0.2,
+    setup_share: float = 0.15,
+    tests_per_class: tuple[int, int] = (2, 8),
+    classes_per_module: int = 5,
+) -> Suite:
+    """A suite of `classes` classes whose true serial time is `total_seconds`.
+
+    Class times are lognormal(0, `sigma`) before scaling; `setup_share` of each class is its
+    class-scoped fixture, `cpu_share` of each test a busy loop. Tests of a class share its
+    remaining time in random proportions.
+    """
+    if classes < 1:
+        raise ValueError(f"need at least one class, not {classes}")
+    if total_seconds <= 0:
+        raise ValueError(f"total_seconds must be positive, not {total_seconds}")
+    if not (0 <= cpu_share <= 1 and 0 <= setup_share < 1):
+        raise ValueError("cpu_share must be in [0, 1] and setup_share in [0, 1)")
+    rng = random.Random(seed)
+    weights = [rng.lognormvariate(0.0, sigma) for _ in range(classes)]
+    scale = total_seconds / sum(weights)
+    bench_classes = []
+    for index, weight in enumerate(weights):
+        class_seconds = weight * scale
+        setup_seconds = class_seconds * setup_share
+        count = rng.randint(*tests_per_class)
+        shares = [rng.uniform(0.2, 1.0) for _ in range(count)]
+        per_share = (class_seconds - setup_seconds) / sum(shares)
+        tests = tuple(
+            BenchTest(f"test_{m:02d}", share * per_share * (1 - cpu_share), share * per_share * cpu_share)
+            for m, share in enumerate(shares)
+        )
+        module = f"test_bench_{index // classes_per_module:03d}.py"
+        bench_classes.append(BenchClass(module, f"TestClass{index:03d}", setup_seconds, tests))
+    return Suite(tuple(bench_classes), seed)
+
+
+def recorded_durations(suite: Suite, drift: float, seed: int | None = None) -> dict[str, float]:
+    """Every test's true seconds times its class's random factor in [1 - drift, 1 + drift]."""
+    if not 0 <= drift < 1:
+        raise ValueError(f"drift must be in [0, 1), not {drift}")
+    rng = random.Random(f"drift-{suite.seed if seed is None else seed}")
+    recorded: dict[str, float] = {}
+    for bench_class in suite.classes:
+        factor = rng.uniform(1 - drift, 1 + drift)
+        recorded.update((n, s * factor) for n, s in bench_class.test_seconds().items())
+    return recorded
+
+
+def write_suite(suite: Suite, directory: str | Path) -> Path:
+    """Write the suite's modules and its pytest.ini into `directory`; return it.
+
+    The pytest.ini makes `directory` the rootdir, so the configuration of whatever project
+    the directory lives in never applies to the benchmark.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
+    by_module: dict[str, list[BenchClass]] = {}
+    for bench_class in suite.classes:
+        by_module.setdefault(bench_class.module, []).append(bench_class)
+    for module, module_classes in by_module.items():
+        parts = [_MODULE_HEADER]
+        parts.extend(_class_source(c) for c in module_classes)
+        (root / module).write_text("\n".join(parts), encoding="utf-8")
+    (root / "suite.json").write_text(json.dumps(_suite_summary(suite), indent=1), encoding="utf-8")
+    return root
+
+
+def write_durations(durations: Mapping[str, float], directory: str | Path) -> tuple[Path, Path]:
+    """Write `durations` as orchestrate's store and as pytest-split's JSON; return both paths."""
+    from orchestrator.durations.store import DurationStore
+
+    root = Path(directory)
+    store_path = root / ORCHESTRATE_DURATIONS
+    store = DurationStore()
+    store.update(dict(durations))
+    store.save(store_path)
+    split_path = root / SPLIT_DURATIONS
+    split_path.write_text(json.dumps(dict(sorted(durations.items())), indent=1), encoding="utf-8")
+    return store_path, split_path
+
+
+# Each module carries its own helper, so nothing depends on how pytest sets up sys.path.
+_MODULE_HEADER = textwrap.dedent(
+    '''\
+    """Generated by benchmarks/generate.py; do not edit."""
+
+    import time
+
+    import pytest
+
+
+    def work(sleep_seconds, busy_seconds):
+        """Sleep, then spin on the CPU until `busy_seconds` of wall time have passed."""
+        if sleep_seconds:
+            time.sleep(sleep_seconds)
+        deadline = time.perf_counter() + busy_seconds
+        while time.perf_counter() < deadline:
+            pass
+    '''
+)
+
+
+def _class_source(bench_class: BenchClass) -> str:
+    lines = [
+        f"class {bench_class.name}:",
+        '    @pytest.fixture(scope="class", autouse=True)',
+        "    @classmethod",
+        "    def _class_setup(cls):",
+        f"        work({bench_class.setup_seconds:.6f}, 0)",
+        "",
+    ]
+    for test in bench_class.tests:
+        lines += [
+            f"    def {test.name}(self):",
+            f"        work({test.sleep_seconds:.6f}, {test.busy_seconds:.6f})",
+            "",
+        ]
+    return "\n" + "\n".join(lines)
+
+
+def _suite_summary(suite: Suite) -> dict[str, object]:
+    return {
+        "seed": suite.seed,
+        "tests": suite.tests,
+        "classes": len(suite.classes),
+        "total_seconds": suite.total_seconds,
+        "longest_unit_seconds": suite.longest_unit_seconds,
+        "units": {c.unit_id: c.seconds for c in suite.classes},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a synthetic benchmark suite and its stale durations.")
+    parser.add_argument("directory", help="where to write the suite (created if missing)")
+    parser.add_argument("--classes", type=int, default=60)
+    parser.add_argument("--total-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--drift", type=float, default=0.5, help="recorded = true x U[1-drift, 1+drift] per class"
+    )
+    parser.add_argument(
+        "--cpu-share", type=float, default=0.2, help="share of each test spent in a busy loop"
+    )
+    parser.add_argument("--setup-share", type=float, default=0.15, help="share of each class in its fixture")
+    parser.add_argument("--sigma", type=float, default=1.0, help="lognormal sigma of the class times")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    suite = make_suite(
+        args.classes,
+        args.total_seconds,
+        seed=args.seed,
+        sigma=args.sigma,
+        cpu_share=args.cpu_share,
+        setup_share=args.setup_share,
+    )
+    root = write_suite(suite, args.directory)
+    write_durations(recorded_durations(suite, args.drift), root)
+    print(
+        f"{root}: {suite.tests} tests in {len(suite.classes)} classes, {suite.total_seconds:.1f}s serial, "
+        f"longest class {suite.longest_unit_seconds:.1f}s, durations drifted by up to {args.drift:.0%}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The benchmark suite generator: deterministic, totals as asked, drift bounded, files usable."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.durations.store import DurationStore
+
+
+def _load_generate():
+    # benchmarks/ is not an installed package; load the module from its file.
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "generate.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_generate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load_generate()
+
+
+def test_same_seed_same_suite_and_durations() -> None:
+    first = generate.make_suite(20, 12.0, seed=3)
+    again = generate.make_suite(20, 12.0, seed=3)
+    assert first == again
+    assert generate.recorded_durations(first, 0.5) == generate.recorded_durations(again, 0.5)
+    assert generate.make_suite(20, 12.0, seed=4) != first
+
+
+@pytest.mark.parametrize(("classes", "total"), [(1, 0.5), (60, 60.0), (200, 7.0)])
+def test_true_total_is_the_requested_serial_time(classes: int, total: float) -> None:
+    suite = generate.make_suite(classes, total, seed=1)
+    assert len(suite.classes) == classes
+    assert suite.total_seconds == pytest.approx(total)
+    assert sum(suite.test_seconds().values()) == pytest.approx(total)
+    assert suite.lower_bound(4) == max(suite.total_seconds / 4, suite.longest_unit_seconds)
+
+
+def test_shares_and_node_ids() -> None:
+    suite = generate.make_suite(12, 10.0, seed=2, cpu_share=0.25, setup_share=0.1, classes_per_module=5)
+    for bench_class in suite.classes:
+        assert bench_class.setup_seconds == pytest.approx(0.1 * bench_class.seconds)
+        for test in bench_class.tests:
+            assert test.busy_seconds == pytest.approx(0.25 * test.seconds)
+    assert suite.classes[0].node_ids()[0] == "test_bench_000.py::TestClass000::test_00"
+    assert suite.classes[11].unit_id == "test_bench_002.py::TestClass011"
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.3, 0.9])
+def test_recorded_durations_stay_within_the_drift(drift: float) -> None:
+    suite = generate.make_suite(40, 20.0, seed=5)
+    true = suite.test_seconds()
+    recorded = generate.recorded_durations(suite, drift)
+    assert recorded.keys() == true.keys()
+    for node_id, seconds in recorded.items():
+        assert (1 - drift) * true[node_id] - 1e-12 <= seconds <= (1 + drift) * true[node_id] + 1e-12
+    for bench_class in suite.classes:  # one factor per class
+        ratios = {round(recorded[n] / true[n], 9) for n in bench_class.node_ids()}
+        assert len(ratios) == 1
+    if drift:
+        assert recorded != true
+
+
+def test_written_suite_and_durations(tmp_path: Path) -> None:
+    suite = generate.make_suite(7, 1.0, seed=1, classes_per_module=3)
+    generate.write_suite(suite, tmp_path)
+    recorded = generate.recorded_durations(suite, 0.5)
+    store_path, split_path = generate.write_durations(recorded, tmp_path)
+
+    assert sorted(p.name for p in tmp_path.glob("test_bench_*.py")) == [
+        "test_bench_000.py",
+        "test_bench_001.py",
+        "test_bench_002.py",
+    ]
+    for module in tmp_path.glob("test_bench_*.py"):
+        compile(module.read_text(), str(module), "exec")
+    source = (tmp_path / "test_bench_002.py").read_text()
+    assert "class TestClass006:" in source and 'scope="class"' in source
+    assert json.loads(split_path.read_text()) == pytest.approx(recorded)
+    store, warning = DurationStore.load(store_path)
+    assert warning is None
+    assert {node_id: store.get(node_id) for node_id in recorded} == pytest.approx(recorded)
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError):
+        generate.make_suite(0, 10.0)
+    with pytest.raises(ValueError):
+        generate.make_suite(5, 0.0)
+    with pytest.raises(ValueError):
+        generate.recorded_durations(generate.make_suite(5, 1.0), 1.0)
