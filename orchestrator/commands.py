@@ -96,11 +96,12 @@ def run(config: RunConfig) -> int:
         raise
     try:
         prepared = _plan(pending.wait(), store, config.agents)
-    except BaseException:
+        report = _execute(config, prepared, stack, backend, console)
+        return _finish(config, prepared, report, console, extra={})
+    finally:
+        # After the summary is printed: the agents and their stacks are already down, and
+        # stopping Ray itself takes a second the user need not wait for to read the result.
         backend.shutdown()
-        raise
-    report = _execute(config, prepared, stack, backend, console)
-    return _finish(config, prepared, report, console, extra={})
 
 
 def _execute(
@@ -229,7 +230,11 @@ def shard(config: RunConfig, index: int, total: int) -> int:
     stack = _load_stack(config)
     prepared = _plan(replace(collection, units=units), store, config.agents)
     local = replace(config, backend="local", address=None)
-    report = _execute(local, prepared, stack, make_backend("local"), console)
+    backend = make_backend("local")
+    try:
+        report = _execute(local, prepared, stack, backend, console)
+    finally:
+        backend.shutdown()
     return _finish(config, prepared, replace(report, plan_fingerprint=fingerprint), console, extra=extra)
 
 

@@ -2,7 +2,8 @@
 
 Called by the CLI (`run`, `shard`) after collection and planning. The session is the single
 owner of the run's mutable state: the scheduler (which decides), the backend (which carries),
-and the per-test attempts (which it turns into the RunReport). Each event an agent sends is
+and the per-test attempts (which it turns into the RunReport). It stops every agent before it
+returns; shutting the backend down is left to its creator. Each event an agent sends is
 dispatched to its `on_<event>` handler; an event without a handler is an error.
 
 Invariant, checked at the end of every run: the node ids of the report are exactly the
@@ -210,7 +211,6 @@ class Session:
                 self._messages.append(
                     f"agent {state.agent_id} did not stop within {STOP_GRACE_SECONDS:.0f} s"
                 )
-        self._backend.shutdown()
         return interrupted
 
     # -- events --------------------------------------------------------------------------
