@@ -56,7 +56,7 @@ def test_when_every_agent_dies_the_rest_is_not_run_and_listed(tmp_path):
     not_run = [n for n, t in tests.items() if t["outcome"] == "not-run"]
     assert "test_doomed.py::TestKiller::test_after" in not_run
     for node_id in not_run:
-        assert f"NOT-RUN {node_id} - not run: no agent was left to run it" in proc.stdout
+        assert f"NOT-RUN {node_id} - no agent was left to run it" in proc.stdout
     # Killed twice (once per agent): it never passes; crashed once --max-crashes is reached,
     # not-run when the second death's start event died with the agent.
     assert tests["test_doomed.py::TestKiller::test_kill_agent"]["outcome"] in ("crashed", "not-run")

@@ -94,7 +94,7 @@ def test_ctrl_c_stops_agents_takes_stacks_down_and_writes_a_partial_report(tmp_p
     tests = assert_consistent(root / "results.json", root / "junit.xml", stdout, COLLECTED)
     assert {t["outcome"] for t in tests.values()} == {"not-run"}
     for node_id in COLLECTED:
-        assert f"NOT-RUN {node_id} - not run: interrupted" in stdout
+        assert f"NOT-RUN {node_id} - interrupted" in stdout
     assert "Interrupted" in stdout
     assert leftovers() == []
 
