@@ -42,6 +42,7 @@ class WorkerPlugin:
         self._held: deque[pytest.Item] = deque()
         self._finishing = False
         self._asked_for_work = False
+        self._flush_wanted = False
         reader = wire.FrameReader(command_fd)
         threading.Thread(
             target=self._read_commands, args=(reader,), name="orchestrate-commands", daemon=True
@@ -85,7 +86,8 @@ class WorkerPlugin:
                 if len(held) == 1:
                     self._ask_for_work()
                 self._run(item, held[0])
-            elif held and self._finishing:
+            elif held and (self._finishing or self._flush_wanted):
+                self._flush_wanted = False
                 self._run(held.popleft(), None)
             elif not held and self._finishing:
                 return True
@@ -122,11 +124,14 @@ class WorkerPlugin:
                 self.send("not_collected", node_ids=unknown, similar=similar)
             self._held.extend(self._items[n] for n in msg["node_ids"] if n in self._items)
             self._asked_for_work = False
+            # The last held item has a successor again: no flush until the agent asks anew.
+            self._flush_wanted = False
         elif tag == "finish":
             self._finishing = True
         elif tag == "flush":
-            if len(self._held) == 1:
-                self._run(self._held.popleft(), None)
+            # Remembered, not applied here: a flush that arrives with a `run` it follows (both
+            # taken before the first of its items ran) is for the last of those items.
+            self._flush_wanted = True
         else:
             raise ValueError(f"unknown command {tag!r}")
         return tag

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -314,7 +315,7 @@ def plot(
         points = [(n, s) for n, s in points if isinstance(s, float)]
         if not points:
             continue
-        style = {"linestyle": ":", "color": "grey"} if method == SERIAL else {}
+        style: dict[str, Any] = {"linestyle": ":", "color": "grey"} if method == SERIAL else {}
         if method.startswith("orchestrate"):
             style = {"linewidth": 2.5}
         axes.plot(*zip(*points, strict=True), marker="o", label=method, **style)

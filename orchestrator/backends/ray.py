@@ -56,6 +56,7 @@ class _AgentActor:
     def abort(self) -> None:
         self._agent.abort()
 
+    @ray.method(concurrency_group="events")
     def poll(self, timeout: float) -> bytes:
         try:
             batch = [self._events.get(timeout=timeout)]
@@ -124,8 +125,10 @@ class RayBackend:
             num_cpus=0,
             max_restarts=0,
             max_task_retries=0,
-            # poll() blocks in one thread while commands arrive in others.
-            max_concurrency=8,
+            # poll() long-polls in a group of its own; commands run one at a time, in the order
+            # they were sent (a threaded actor with more threads would reorder assign and flush).
+            max_concurrency=1,
+            concurrency_groups={"events": 1},
             scheduling_strategy="SPREAD",
         )(_AgentActor)
         for config in configs:
