@@ -220,6 +220,14 @@ An explicit flag wins over the variables.""",
     imp.add_argument("files", nargs="+")
     imp.add_argument("--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH")
 
+    sub.add_parser(
+        "up",
+        help="start a warm local Ray instance that later runs here join (faster start-up)",
+        description="Start a local Ray instance on 127.0.0.1 and keep it running; `orchestrate run` "
+        "without --address joins it instead of starting its own. Agents and stacks still start per run.",
+    )
+    sub.add_parser("down", help="stop the warm Ray instance started by `orchestrate up`")
+
     clean = sub.add_parser("clean", help="remove containers and networks left by dead runs")
     clean.add_argument("--all", action="store_true", help="also those of runs that are still alive")
     return parser
@@ -265,6 +273,10 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
         if args.durations_command == "show":
             return commands.durations_show(args.durations, args.n)
         return commands.durations_import(args.files, args.durations)
+    if args.command == "up":
+        return commands.up()
+    if args.command == "down":
+        return commands.down()
     if args.command == "clean":
         return commands.clean(all_owners=args.all)
     raise UsageError(f"unknown command {args.command!r}")

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from agents.agent import AgentConfig
 from agents.stack import StackSpec, current_owner, load_stack_file
+from orchestrator import warm
 from orchestrator.backends import make_backend
 from orchestrator.collect import collect, start_collection
 from orchestrator.config import RunConfig
@@ -90,6 +91,7 @@ def run(config: RunConfig) -> int:
     # collection runs as a subprocess meanwhile.
     pending = start_collection(config.collect_args, group_by=config.group_by, cwd=config.cwd)
     try:
+        config = _join_warm_instance(config, console)
         backend = make_backend(config.backend, config.address)
     except BaseException:
         pending.cancel()
@@ -109,7 +111,7 @@ def _execute(
 ) -> RunReport:
     plan = prepared.plan
     run_id = uuid.uuid4().hex[:10]
-    local = config.backend == "local" or not config.address
+    local = config.backend == "local" or not config.address or config.warm
     configs = [
         AgentConfig(
             agent_id=shard.agent_id,
@@ -278,6 +280,38 @@ def durations_import(files: Sequence[str], path: str) -> int:
     except OSError as exc:
         raise ArtifactError(f"could not write the duration store {path}: {exc.strerror or exc}") from exc
     print(f"imported {total} durations into {path} ({len(store)} tests known)")
+    return EXIT_OK
+
+
+def _join_warm_instance(config: RunConfig, console: Console) -> RunConfig:
+    """Use the warm Ray instance of `orchestrate up`, when one runs and no --address was given."""
+    if config.backend != "ray" or config.address:
+        return config
+    instance = warm.current()
+    if instance is None:
+        return config
+    console.print(
+        f"orchestrate: joining the warm Ray instance at {instance.address} (orchestrate down stops it)"
+    )
+    return replace(config, address=instance.address, warm=True)
+
+
+def up() -> int:
+    """`orchestrate up`: start the warm Ray instance."""
+    instance, started = warm.up(num_cpus=os.cpu_count() or 1)
+    verb = "started" if started else "already running:"
+    print(f"orchestrate: {verb} warm Ray instance at {instance.address}; `orchestrate down` stops it")
+    return EXIT_OK
+
+
+def down() -> int:
+    """`orchestrate down`: stop the warm Ray instance."""
+    instance = warm.down()
+    print(
+        "orchestrate: no warm Ray instance was running"
+        if instance is None
+        else f"orchestrate: stopped the warm Ray instance at {instance.address}"
+    )
     return EXIT_OK
 
 

@@ -31,6 +31,8 @@ class RunConfig:
     reruns: int = 0
     cwd: str = "."
     verbose: bool = False
+    # Joined the warm local Ray instance of `orchestrate up` (agents share this machine).
+    warm: bool = False
 
     @property
     def collect_args(self) -> tuple[str, ...]:
