@@ -29,8 +29,11 @@ from orchestrator.scheduling import make_scheduler, plan_lpt
 from orchestrator.session import Session
 from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
 
-# Durations of these outcomes describe the test; a skip or a crash says nothing about its cost.
-_TIMED_OUTCOMES = frozenset({Outcome.PASSED, Outcome.FAILED})
+# Durations of these outcomes are what the test costs (a skip costs almost nothing, and that is
+# worth knowing); a crash, a timeout or a test that never ran says nothing about it.
+_TIMED_OUTCOMES = frozenset(
+    {Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED, Outcome.XFAILED, Outcome.XPASSED}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,13 +46,18 @@ def _read_state(state_path: Path) -> WarmInstance | None:
 
 
 def _alive(pid: int) -> bool:
+    """True while the process runs; a zombie (exited, not yet reaped by init) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _answers(address: str, timeout: float = 1.0) -> bool:
@@ -141,12 +146,10 @@ def _end(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+        if not _alive(pid):
+            return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
