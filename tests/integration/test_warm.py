@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import load_results, run_orchestrate, write_suite
 
 SUITE = {
