@@ -26,6 +26,7 @@ from orchestrator.errors import EXIT_OK, ArtifactError, OrchestrateError
 from orchestrator.model import Collection, Outcome, Plan, RunReport, TestResult
 from orchestrator.report import LiveProgress, read_results, render_summary, write_junit, write_results
 from orchestrator.scheduling import make_scheduler, plan_lpt
+from orchestrator.scheduling.split import split_oversized
 from orchestrator.session import Session
 from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
 
@@ -65,10 +66,17 @@ def _prepare(config: RunConfig, agents: int) -> _Prepared:
 
 
 def _plan(collection: Collection, store: DurationStore, agents: int) -> _Prepared:
+    collection = _split(collection, store, agents)
     estimates = estimate_units(collection.units, store)
     # More agents than units would only start idle stacks.
     plan = plan_lpt(estimates, max(1, min(agents, len(collection.units))))
     return _Prepared(collection, plan, store)
+
+
+def _split(collection: Collection, store: DurationStore, agents: int) -> Collection:
+    """The collection with oversized splittable units cut into chunks (see scheduling/split.py)."""
+    units = split_oversized(estimate_units(collection.units, store), agents)
+    return collection if len(units) == len(collection.units) else replace(collection, units=units)
 
 
 def _load_stack(config: RunConfig) -> StackSpec | None:
@@ -212,6 +220,7 @@ def shard(config: RunConfig, index: int, total: int) -> int:
     console = _console()
     store = _load_store(config.durations_path)
     collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
+    collection = _split(collection, store, total)
     full_plan = plan_lpt(estimate_units(collection.units, store), total)
     fingerprint = full_plan.fingerprint()
     mine = full_plan.shards[index - 1]

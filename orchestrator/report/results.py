@@ -49,7 +49,7 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
     Written to a temporary file beside `path` and moved into place, so a reader (or a CI
     artifact upload) never sees half a file.
     """
-    document = {
+    head = {
         "format": FORMAT,
         "kind": KIND,
         "wall_seconds": report.wall_seconds,
@@ -59,17 +59,22 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
         "messages": list(report.messages),
         "counts": {str(outcome): count for outcome, count in report.counts().items()},
         "agents": [_agent_to_json(agent) for agent in report.agents],
-        "tests": [_result_to_json(result) for result in report.results],
         "extra": dict(extra or {}),
     }
-    text = json.dumps(document, indent=1, ensure_ascii=False, default=repr)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=directory)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.write("\n")
+            # One test per line, written as it is converted: memory stays that of one test,
+            # not of the whole document (a 100,000-test run would need gigabytes otherwise).
+            stream.write(json.dumps(head, ensure_ascii=False, default=repr)[:-1])
+            stream.write(',\n"tests": [\n')
+            for index, result in enumerate(report.results):
+                if index:
+                    stream.write(",\n")
+                stream.write(json.dumps(_result_to_json(result), ensure_ascii=False, default=repr))
+            stream.write("\n]}\n")
         os.replace(scratch, path)
     except BaseException:
         if os.path.exists(scratch):

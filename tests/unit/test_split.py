@@ -1,0 +1,37 @@
+"""Cutting oversized units: only splittable ones, into consecutive chunks of about total/N."""
+
+from __future__ import annotations
+
+from orchestrator.model import TestUnit, UnitEstimate
+from orchestrator.scheduling.lpt import plan_lpt
+from orchestrator.scheduling.split import split_oversized
+
+
+def _unit(name: str, tests: int, splittable: bool) -> TestUnit:
+    return TestUnit(name, tuple(f"{name}::test_{i}" for i in range(tests)), splittable)
+
+
+def test_a_splittable_oversized_unit_is_cut_and_the_plan_reaches_the_bound() -> None:
+    big = _unit("t.py::TestBig", 8, splittable=True)
+    small = [_unit(f"t.py::TestS{i}", 1, splittable=True) for i in range(4)]
+    estimates = [UnitEstimate(big, 8.0)] + [UnitEstimate(u, 1.0) for u in small]
+
+    units = split_oversized(estimates, agents=4)
+
+    parts = [u for u in units if u.unit_id.startswith("t.py::TestBig [part")]
+    assert len(parts) == 3
+    # Consecutive, complete, in collection order: nothing lost, nothing twice.
+    assert tuple(n for p in parts for n in p.node_ids) == big.node_ids
+    per_test = {n: 1.0 for u in units for n in u.node_ids}
+    plan = plan_lpt([UnitEstimate(u, sum(per_test[n] for n in u.node_ids)) for u in units], 4)
+    unsplit = plan_lpt(estimates, 4)
+    assert plan.makespan < unsplit.makespan == 8.0
+
+
+def test_units_with_shared_fixtures_or_within_share_stay_whole() -> None:
+    shared = _unit("t.py::TestShared", 8, splittable=False)
+    fair = _unit("t.py::TestFair", 2, splittable=True)
+    estimates = [UnitEstimate(shared, 8.0), UnitEstimate(fair, 1.0)]
+
+    assert split_oversized(estimates, agents=2) == (shared, fair)
+    assert split_oversized(estimates, agents=1) == (shared, fair)
