@@ -312,7 +312,8 @@ def test_merged_durations_balance_the_next_plan(pipeline: Pipeline) -> None:
 def test_a_runner_with_nothing_to_do_exits_0_and_writes_its_artifact(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, SUITE)
     result = run_orchestrate(
-        ["shard", "--index", "9", "--total", "9", "--results", "empty.json", "--junitxml", "empty.xml"],
+        # More runners than tests: even with oversized units cut into chunks, the last has none.
+        ["shard", "--index", "20", "--total", "20", "--results", "empty.json", "--junitxml", "empty.xml"],
         suite,
         env=_env(),
     )
@@ -322,9 +323,9 @@ def test_a_runner_with_nothing_to_do_exits_0_and_writes_its_artifact(tmp_path: P
     assert document["tests"] == []
     assert document["exit_code"] == 0
     record = document["extra"]["shard"]
-    assert (record["index"], record["total"]) == (9, 9)
+    assert (record["index"], record["total"]) == (20, 20)
     assert sorted(n for part in record["plan"] for n in part) == sorted(EXPECTED)
-    assert sum(1 for part in record["plan"] if part) == UNITS
+    assert UNITS <= sum(1 for part in record["plan"] if part) < 20
     assert (suite / "empty.xml").exists()
 
 
