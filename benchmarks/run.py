@@ -133,13 +133,14 @@ def _commands(method: str, agents: int, context: _Context) -> list[list[str]] | 
     if method == "orchestrate-warm":
         if not context.warm_available:
             return None
-        # Agents kept up by `orchestrate up` between runs; only the run itself is timed.
-        return [_orchestrate(context, agents, "--address", "auto")]
+        # The Ray instance kept up by `orchestrate up`, which `run` joins by itself; only the
+        # run is timed (agents, workers and stacks still start per run).
+        return [_orchestrate(context, agents)]
     raise ValueError(f"unknown method {method!r}")
 
 
 def _warm_available() -> bool:
-    """Whether this orchestrate has `orchestrate up` (long-lived agents between runs)."""
+    """Whether this orchestrate has `orchestrate up` (a Ray instance kept between runs)."""
     done = subprocess.run([str(BIN / "orchestrate"), "up", "--help"], capture_output=True)
     return done.returncode == 0
 
@@ -181,7 +182,7 @@ def _measure(method: str, agents: int, repetition: int, context: _Context) -> Me
     warm = method == "orchestrate-warm"
     if warm:
         subprocess.run(
-            [str(BIN / "orchestrate"), "up", "--agents", str(agents)],
+            [str(BIN / "orchestrate"), "up"],
             cwd=context.suite_dir,
             env=context.env,
             check=True,

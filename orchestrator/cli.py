@@ -133,7 +133,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None
         default="dynamic",
         help="dynamic: hand out units as agents free up, stealing queued units (default); static: the plan as is",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every test in the summary")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list skipped, xfailed and xpassed tests in the summary")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ behave exactly as in the user's own pytest runs.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -27,8 +28,20 @@ from orchestrator.model import Collection, GroupBy, JunitSettings, TestUnit
 
 
 def pytest_command(python: str, args: Sequence[str]) -> list[str]:
-    """The command line of a pytest process with `args` (shared by collection and workers)."""
-    return [python, "-m", "pytest", *args]
+    """The command line of a pytest process with `args` (shared by collection and workers).
+
+    A suite whose ini file says `addopts = -n auto` would make every one of our pytest
+    processes start xdist workers of its own: `-n 0` (last, so it wins) keeps each of them a
+    single process. Not added where xdist is absent or disabled (`-p no:xdist`), where `-n`
+    would be an unknown option.
+    """
+    command = [python, "-m", "pytest", *args]
+    if _XDIST_INSTALLED and "no:xdist" not in args and "-pno:xdist" not in args:
+        command += ["-n", "0"]
+    return command
+
+
+_XDIST_INSTALLED = importlib.util.find_spec("xdist") is not None
 
 
 def collect(
