@@ -42,6 +42,7 @@ from orchestrator.scheduling.protocol import Scheduler
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
 STOP_GRACE_SECONDS = 120.0
 WAIT_SLICE_SECONDS = 0.5
+_LIFECYCLE_EVENTS = frozenset({ev.AgentFailed.name, ev.AgentStopped.name})
 
 
 class Progress(Protocol):
@@ -219,6 +220,10 @@ class Session:
         handler = getattr(self, f"on_{event.name}", None)
         if handler is None:
             raise InternalError(f"no handler for event {event.name!r}")
+        if self._agents[event.agent_id].failed and event.name not in _LIFECYCLE_EVENTS:
+            # Its units were requeued when it failed: what it still says about tests is stale,
+            # and mixing it with the new attempt's reports would corrupt that attempt.
+            return
         handler(event)
 
     def on_agent_ready(self, event: ev.AgentReady) -> None:
