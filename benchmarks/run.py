@@ -133,8 +133,8 @@ def _commands(method: str, agents: int, context: _Context) -> list[list[str]] | 
     if method == "orchestrate-warm":
         if not context.warm_available:
             return None
-        # The Ray instance kept up by `orchestrate up`, which `run` joins by itself; only the
-        # run is timed (agents, workers and stacks still start per run).
+        # The Ray instance and agent actors kept up by `orchestrate up --agents N`, which `run`
+        # joins by itself; only the run is timed (pytest workers and stacks start per run).
         return [_orchestrate(context, agents)]
     raise ValueError(f"unknown method {method!r}")
 
@@ -182,7 +182,7 @@ def _measure(method: str, agents: int, repetition: int, context: _Context) -> Me
     warm = method == "orchestrate-warm"
     if warm:
         subprocess.run(
-            [str(BIN / "orchestrate"), "up"],
+            [str(BIN / "orchestrate"), "up", "--agents", str(agents)],
             cwd=context.suite_dir,
             env=context.env,
             check=True,

@@ -133,7 +133,12 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None
         default="dynamic",
         help="dynamic: hand out units as agents free up, stealing queued units (default); static: the plan as is",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="also list skipped, xfailed and xpassed tests in the summary")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also list skipped, xfailed and xpassed tests in the summary",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,11 +225,19 @@ An explicit flag wins over the variables.""",
     imp.add_argument("files", nargs="+")
     imp.add_argument("--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH")
 
-    sub.add_parser(
+    up = sub.add_parser(
         "up",
-        help="start a warm local Ray instance that later runs here join (faster start-up)",
-        description="Start a local Ray instance on 127.0.0.1 and keep it running; `orchestrate run` "
-        "without --address joins it instead of starting its own. Agents and stacks still start per run.",
+        help="start a warm local Ray instance and agents that later runs here join (faster start-up)",
+        description="Start a local Ray instance on 127.0.0.1 with N agent actors and keep them running; "
+        "`orchestrate run` without --address joins them instead of starting its own. Every run still "
+        "starts fresh pytest workers and fresh stacks.",
+    )
+    up.add_argument(
+        "--agents",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="warm agents to keep (default: CPU count)",
     )
     sub.add_parser("down", help="stop the warm Ray instance started by `orchestrate up`")
 
@@ -274,7 +287,7 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
             return commands.durations_show(args.durations, args.n)
         return commands.durations_import(args.files, args.durations)
     if args.command == "up":
-        return commands.up()
+        return commands.up(args.agents or os.cpu_count() or 1)
     if args.command == "down":
         return commands.down()
     if args.command == "clean":

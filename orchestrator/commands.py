@@ -103,7 +103,7 @@ def run(config: RunConfig) -> int:
     pending = start_collection(config.collect_args, group_by=config.group_by, cwd=config.cwd)
     try:
         config = _join_warm_instance(config, console)
-        backend = make_backend(config.backend, config.address)
+        backend = make_backend(config.backend, config.address, warm=config.warm)
     except BaseException:
         pending.cancel()
         raise
@@ -308,11 +308,17 @@ def _join_warm_instance(config: RunConfig, console: Console) -> RunConfig:
     return replace(config, address=instance.address, warm=True)
 
 
-def up() -> int:
-    """`orchestrate up`: start the warm Ray instance."""
+def up(agents: int) -> int:
+    """`orchestrate up`: start the warm Ray instance and its `agents` warm agent actors."""
+    from orchestrator.backends.ray import start_warm_agents
+
     instance, started = warm.up(num_cpus=os.cpu_count() or 1)
     verb = "started" if started else "already running:"
-    print(f"orchestrate: {verb} warm Ray instance at {instance.address}; `orchestrate down` stops it")
+    created = start_warm_agents(instance.address, agents)
+    print(
+        f"orchestrate: {verb} warm Ray instance at {instance.address} with {agents} warm agents "
+        f"({created} new); `orchestrate down` stops it"
+    )
     return EXIT_OK
 
 

@@ -8,13 +8,14 @@ from orchestrator.errors import UsageError
 __all__ = ["AgentBackend", "make_backend"]
 
 
-def make_backend(kind: str, address: str | None = None) -> AgentBackend:
-    """ "ray" (a local Ray instance, or the cluster at `address`) or "local" (threads, no Ray)."""
+def make_backend(kind: str, address: str | None = None, warm: bool = False) -> AgentBackend:
+    """ "ray" (a local Ray instance, or the cluster at `address`; `warm`: borrow the warm agents
+    that `orchestrate up` keeps there) or "local" (threads, no Ray)."""
     if kind == "ray":
         # Imported here: `shard`, `plan` and `merge` never pay for importing Ray.
         from orchestrator.backends.ray import RayBackend
 
-        return RayBackend(address)
+        return RayBackend(address, warm=warm)
     if kind == "local":
         if address:
             raise UsageError("--address needs the ray backend")

@@ -33,38 +33,67 @@ POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-class _AgentActor:
-    """The actor around one Agent: commands in, batches of events out (msgpack bytes)."""
+# Warm agents (`orchestrate up --agents N`) are detached actors found by name in this namespace.
+NAMESPACE = "orchestrate"
 
-    def __init__(self, config: AgentConfig) -> None:
+
+def warm_agent_name(agent_id: int) -> str:
+    return f"orchestrate-agent-{agent_id}"
+
+
+class _AgentActor:
+    """The actor around one run's Agent: commands in, batches of events out (msgpack bytes).
+
+    A warm actor outlives runs: each run calls `begin` with its own config, which starts a
+    fresh Agent (a fresh pytest worker, a fresh stack) behind a fresh event queue.
+    """
+
+    def __init__(self, config: AgentConfig | None = None) -> None:
         self._events: queue.Queue[ev.Event] = queue.Queue()
-        self._agent = Agent(config, emit=self._events.put)
+        self._agent: Agent | None = None
+        if config is not None:
+            self.begin(config)
+
+    def begin(self, config: AgentConfig) -> None:
+        if self._agent is not None:
+            # A previous run's agent that its coordinator never finished (it was killed).
+            self._agent.abort()
+            self._agent.wait_stopped(60)
+        events: queue.Queue[ev.Event] = queue.Queue()
+        self._events = events
+        self._agent = Agent(config, emit=events.put)
         self._agent.start()
+
+    def _current(self) -> Agent:
+        if self._agent is None:
+            raise RuntimeError("no run has begun on this agent")
+        return self._agent
 
     def ping(self) -> str:
         return socket.gethostname()
 
     def assign(self, units: list[TestUnit]) -> None:
-        self._agent.assign(units)
+        self._current().assign(units)
 
     def flush(self) -> None:
-        self._agent.flush()
+        self._current().flush()
 
     def finish(self) -> None:
-        self._agent.finish()
+        self._current().finish()
 
     def abort(self) -> None:
-        self._agent.abort()
+        self._current().abort()
 
     @ray.method(concurrency_group="events")
     def poll(self, timeout: float) -> bytes:
+        events = self._events
         try:
-            batch = [self._events.get(timeout=timeout)]
+            batch = [events.get(timeout=timeout)]
         except queue.Empty:
             return ev.to_wire([])
         while True:
             try:
-                batch.append(self._events.get_nowait())
+                batch.append(events.get_nowait())
             except queue.Empty:
                 return ev.to_wire(batch)
 
@@ -86,9 +115,12 @@ def _check_reachable(address: str) -> None:
 class RayBackend:
     """Starts (or joins) Ray and runs one agent actor per agent."""
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, warm: bool = False) -> None:
         self._address = address
+        self._warm = warm
         self._actors: dict[int, Any] = {}
+        # Agents served by warm actors of `orchestrate up`: they outlive this run, never killed.
+        self._borrowed: set[int] = set()
         self._polls: dict[Any, int] = {}
         self._stopped: set[int] = set()
         self._connect()
@@ -99,6 +131,7 @@ class RayBackend:
             "log_to_driver": False,
             "logging_level": logging.ERROR,
             "configure_logging": True,
+            "namespace": NAMESPACE,
         }
         if self._address:
             _check_reachable(self._address)
@@ -121,18 +154,13 @@ class RayBackend:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
-        actor_class = ray.remote(  # type: ignore[call-overload]  # actor options are untyped
-            num_cpus=0,
-            max_restarts=0,
-            max_task_retries=0,
-            # poll() long-polls in a group of its own; commands run one at a time, in the order
-            # they were sent (a threaded actor with more threads would reorder assign and flush).
-            max_concurrency=1,
-            concurrency_groups={"events": 1},
-            scheduling_strategy="SPREAD",
-        )(_AgentActor)
         for config in configs:
-            actor = actor_class.remote(config)
+            actor = self._warm_actor(config.agent_id) if self._warm else None
+            if actor is not None:
+                actor.begin.remote(config)
+                self._borrowed.add(config.agent_id)
+            else:
+                actor = _actor_class().remote(config)
             self._actors[config.agent_id] = actor
             self._polls[actor.poll.remote(POLL_SECONDS)] = config.agent_id
 
@@ -185,10 +213,50 @@ class RayBackend:
         deadline_polls = list(self._polls)
         if deadline_polls:
             ray.wait(deadline_polls, num_returns=len(deadline_polls), timeout=30)
-        for actor in self._actors.values():
-            with contextlib.suppress(RayError):
-                ray.kill(actor, no_restart=True)
+        for agent_id, actor in self._actors.items():
+            if agent_id not in self._borrowed:
+                with contextlib.suppress(RayError):
+                    ray.kill(actor, no_restart=True)
         ray.shutdown()
+
+    @staticmethod
+    def _warm_actor(agent_id: int) -> Any:
+        try:
+            return ray.get_actor(warm_agent_name(agent_id), namespace=NAMESPACE)
+        except ValueError:
+            return None
+
+
+def _actor_class(**options: Any) -> Any:
+    return ray.remote(  # type: ignore[call-overload]  # actor options are untyped
+        num_cpus=0,
+        max_restarts=0,
+        max_task_retries=0,
+        # poll() long-polls in a group of its own; commands run one at a time, in the order
+        # they were sent (a threaded actor with more threads would reorder assign and flush).
+        max_concurrency=1,
+        concurrency_groups={"events": 1},
+        scheduling_strategy="SPREAD",
+        **options,
+    )(_AgentActor)
+
+
+def start_warm_agents(address: str, count: int) -> int:
+    """Create `count` detached agent actors on the warm instance at `address`; returns how many
+    were new. Called by `orchestrate up --agents N`; a run then borrows them instead of paying
+    an actor process start per agent."""
+    backend = RayBackend(address)  # connects; it has no agents of its own to stop
+    created = []
+    try:
+        for agent_id in range(count):
+            if RayBackend._warm_actor(agent_id) is None:
+                created.append(_actor_class(name=warm_agent_name(agent_id), lifetime="detached").remote())
+        ray.get([actor.ping.remote() for actor in created], timeout=120)
+    except RayError as exc:
+        raise ClusterUnreachable(f"could not start warm agents at {address}: {_first_line(exc)}") from exc
+    finally:
+        backend.shutdown()
+    return len(created)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -33,13 +33,14 @@ def _alive(pid: int) -> bool:
 @pytest.mark.ray
 def test_up_run_down(tmp_path: Path) -> None:
     write_suite(tmp_path, SUITE)
-    up = run_orchestrate(["up"], tmp_path, timeout=120)
+    up = run_orchestrate(["up", "--agents", "2"], tmp_path, timeout=120)
     assert up.returncode == 0, up.stderr
+    assert "with 2 warm agents (2 new)" in up.stdout
     state = json.loads((tmp_path / ".orchestrate" / "warm.json").read_text())
     try:
         assert state["address"].startswith("127.0.0.1:")
-        again = run_orchestrate(["up"], tmp_path)
-        assert "already running" in again.stdout
+        again = run_orchestrate(["up", "--agents", "2"], tmp_path)
+        assert "already running" in again.stdout and "(0 new)" in again.stdout
 
         for _ in range(2):
             run = run_orchestrate(["run", "--agents", "2", "--results", "r.json"], tmp_path)
