@@ -91,6 +91,15 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_split_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="cut units longer than total/N into chunks run on several agents, where none of their tests "
+        "uses a class- or module-scoped fixture (off by default: tests of a class may depend on each other)",
+    )
+
+
 def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None) -> None:
     parser.add_argument(
         "--agents",
@@ -133,6 +142,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None
         default="dynamic",
         help="dynamic: hand out units as agents free up, stealing queued units (default); static: the plan as is",
     )
+    _add_split_option(parser)
     parser.add_argument(
         "-v",
         "--verbose",
@@ -173,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the plan without running anything")
     _add_selection_options(plan)
+    _add_split_option(plan)
     plan.add_argument(
         "--agents",
         type=_positive_int,
@@ -319,6 +330,7 @@ def _run_config(args: argparse.Namespace, pytest_args: list[str]) -> RunConfig:
         reruns=getattr(args, "reruns", 0),
         cwd=os.getcwd(),
         verbose=getattr(args, "verbose", False),
+        split=args.split,
     )
 
 

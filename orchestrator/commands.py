@@ -62,11 +62,12 @@ def _load_store(path: str) -> DurationStore:
 def _prepare(config: RunConfig, agents: int) -> _Prepared:
     store = _load_store(config.durations_path)
     collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
-    return _plan(collection, store, agents)
+    return _plan(collection, store, agents, config.split)
 
 
-def _plan(collection: Collection, store: DurationStore, agents: int) -> _Prepared:
-    collection = _split(collection, store, agents)
+def _plan(collection: Collection, store: DurationStore, agents: int, split: bool) -> _Prepared:
+    if split:
+        collection = _split(collection, store, agents)
     estimates = estimate_units(collection.units, store)
     # More agents than units would only start idle stacks.
     plan = plan_lpt(estimates, max(1, min(agents, len(collection.units))))
@@ -108,7 +109,7 @@ def run(config: RunConfig) -> int:
         pending.cancel()
         raise
     try:
-        prepared = _plan(pending.wait(), store, config.agents)
+        prepared = _plan(pending.wait(), store, config.agents, config.split)
         report = _execute(config, prepared, stack, backend, console)
         return _finish(config, prepared, report, console, extra={})
     finally:
@@ -220,7 +221,8 @@ def shard(config: RunConfig, index: int, total: int) -> int:
     console = _console()
     store = _load_store(config.durations_path)
     collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
-    collection = _split(collection, store, total)
+    if config.split:
+        collection = _split(collection, store, total)
     full_plan = plan_lpt(estimate_units(collection.units, store), total)
     fingerprint = full_plan.fingerprint()
     mine = full_plan.shards[index - 1]
@@ -242,7 +244,8 @@ def shard(config: RunConfig, index: int, total: int) -> int:
             write_results(empty, config.results, extra=extra)
         return EXIT_OK
     stack = _load_stack(config)
-    prepared = _plan(replace(collection, units=units), store, config.agents)
+    # Chunks were cut for the whole plan already; a runner's part is not cut again.
+    prepared = _plan(replace(collection, units=units), store, config.agents, split=False)
     local = replace(config, backend="local", address=None)
     backend = make_backend("local")
     try:

@@ -31,6 +31,9 @@ class RunConfig:
     reruns: int = 0
     cwd: str = "."
     verbose: bool = False
+    # Cut oversized units without class/module fixtures into chunks (opt-in: tests of a class
+    # may depend on each other's side effects, which no fixture scope shows).
+    split: bool = False
     # Joined the warm local Ray instance of `orchestrate up` (agents share this machine).
     warm: bool = False
 

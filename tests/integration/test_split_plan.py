@@ -1,0 +1,50 @@
+"""`--split` through the real command: only a class without shared fixtures is cut."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_orchestrate, write_suite
+
+SUITE = {
+    "test_big.py": """
+        import pytest
+
+        class TestFree:
+            @pytest.mark.parametrize("n", range(8))
+            def test_n(self, n):
+                pass
+
+        class TestShared:
+            @pytest.fixture(scope="class")
+            def resource(self):
+                return object()
+
+            @pytest.mark.parametrize("n", range(8))
+            def test_n(self, resource, n):
+                pass
+
+        def test_small():
+            pass
+    """
+}
+
+
+def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> None:
+    write_suite(tmp_path, SUITE)
+    history = {f"test_big.py::TestFree::test_n[{n}]": 1.0 for n in range(8)}
+    history |= {f"test_big.py::TestShared::test_n[{n}]": 1.0 for n in range(8)}
+    history["test_big.py::test_small"] = 1.0
+    (tmp_path / ".test_durations").write_text(json.dumps(history))
+    assert run_orchestrate(["durations", "import", ".test_durations"], tmp_path).returncode == 0
+
+    whole = run_orchestrate(["plan", "--agents", "4"], tmp_path)
+    cut = run_orchestrate(["plan", "--agents", "4", "--split"], tmp_path)
+
+    assert whole.returncode == cut.returncode == 0, whole.stderr + cut.stderr
+    # 17 s on 4 agents: a fair share is 4.25 s. TestFree (8 s) is cut in two; TestShared (8 s,
+    # a class-scoped fixture) stays whole, so it still sets the makespan.
+    assert "17 tests, 3 units, 3 agents" in " ".join(whole.stdout.split())  # no idle 4th agent
+    assert "17 tests, 4 units, 4 agents" in " ".join(cut.stdout.split())
+    assert "predicted makespan 8.00s" in " ".join(cut.stdout.split())
