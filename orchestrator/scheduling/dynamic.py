@@ -23,8 +23,8 @@ import heapq
 from collections import deque
 from collections.abc import Sequence
 
-from orchestrator.errors import InternalError
 from orchestrator.model import Assignment, Plan, TestUnit
+from orchestrator.scheduling._agents import AgentBook
 from orchestrator.scheduling.lpt import PlannedSeconds
 from orchestrator.scheduling.protocol import SchedulerStatistics
 
@@ -48,54 +48,36 @@ class DynamicScheduler:
         # Requeued units: a heap of (-seconds, unit_id, arrival, unit), longest first.
         self._shared_queue: list[tuple[float, str, int, TestUnit]] = []
         self._arrivals = 0
-        self._outstanding_units_by_agent: dict[int, dict[str, TestUnit]] = {}
-        self._live_agents: set[int] = set()
-        self._wanting_agents: dict[int, None] = {}  # a dict keeps the order of the requests
-        self._completed_units = 0
+        self._agents = AgentBook()
         self._stolen_units = 0
 
     def add_agent(self, agent_id: int) -> None:
         """An agent is ready and wants its first unit. Called by the session on AgentReady."""
-        if agent_id in self._live_agents:
-            raise InternalError(f"agent {agent_id} was added twice")
-        self._live_agents.add(agent_id)
-        self._outstanding_units_by_agent.setdefault(agent_id, {})
-        self._wanting_agents[agent_id] = None
+        self._agents.add(agent_id)
 
     def request_work(self, agent_id: int) -> None:
         """The agent is running dry and wants its next unit."""
-        if agent_id in self._live_agents:
-            self._wanting_agents[agent_id] = None
+        self._agents.request(agent_id)
 
     def schedule(self) -> list[Assignment]:
         """One unit for each agent that wants work, in the order they asked."""
         assignments: list[Assignment] = []
-        for agent_id in list(self._wanting_agents):
+        for agent_id in self._agents.wanting():
             unit = self._next_unit(agent_id)
             if unit is None:
                 break  # nothing is queued anywhere, so nobody else can be served either
-            outstanding = self._outstanding_units_by_agent[agent_id]
-            if unit.unit_id in outstanding:
-                raise InternalError(f"unit {unit.unit_id!r} given twice to agent {agent_id}")
-            outstanding[unit.unit_id] = unit
-            del self._wanting_agents[agent_id]
-            assignments.append(Assignment(agent_id, unit))
+            assignments.append(self._agents.give(agent_id, unit))
         return assignments
 
     def mark_unit_complete(self, agent_id: int, unit_id: str) -> None:
-        outstanding = self._outstanding_units_by_agent.get(agent_id, {})
-        if outstanding.pop(unit_id, None) is None:
-            raise InternalError(f"agent {agent_id} completed unit {unit_id!r}, which it was not given")
-        self._completed_units += 1
+        self._agents.complete(agent_id, unit_id)
 
     def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]:
         """Forget the agent; return the units it held and had not completed.
 
         Its queue stays where it is, to be stolen by the others.
         """
-        self._live_agents.discard(agent_id)
-        self._wanting_agents.pop(agent_id, None)
-        return tuple(self._outstanding_units_by_agent.pop(agent_id, {}).values())
+        return tuple(self._agents.remove(agent_id))
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Put units in the shared queue, served before anything else (empty ones are dropped)."""
@@ -108,20 +90,18 @@ class DynamicScheduler:
 
     @property
     def finished(self) -> bool:
-        return not (
-            self._shared_queue or self._queued_units or any(self._outstanding_units_by_agent.values())
-        )
+        return not (self._shared_queue or self._queued_units or self._agents.outstanding())
 
     def wants_work(self, agent_id: int) -> bool:
-        return agent_id in self._wanting_agents and not (self._shared_queue or self._queued_units)
+        return self._agents.wants(agent_id) and not (self._shared_queue or self._queued_units)
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             queued_units=self._queued_units + len(self._shared_queue),
-            outstanding_units=sum(map(len, self._outstanding_units_by_agent.values())),
-            completed_units=self._completed_units,
+            outstanding_units=self._agents.outstanding(),
+            completed_units=self._agents.completed,
             stolen_units=self._stolen_units,
-            agents=len(self._live_agents),
+            agents=len(self._agents.live),
         )
 
     def _next_unit(self, agent_id: int) -> TestUnit | None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from orchestrator.errors import InternalError, UsageError
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
+from orchestrator.scheduling._agents import AgentBook
 from orchestrator.scheduling.protocol import SchedulerStatistics
 
 
@@ -77,50 +78,36 @@ class StaticScheduler:
         # Planned units not handed out yet, in plan order (longest first).
         self._planned_units_by_agent = {s.agent_id: [e.unit for e in s.units] for s in plan.shards if s.units}
         self._requeued_units: list[TestUnit] = []
-        self._outstanding_units_by_agent: dict[int, dict[str, TestUnit]] = {}
-        self._live_agents: set[int] = set()
-        self._wanting_agents: dict[int, None] = {}  # a dict keeps the order of the requests
-        self._completed_units = 0
+        self._agents = AgentBook()
 
     def add_agent(self, agent_id: int) -> None:
         """An agent is ready; it wants its shard. Called by the session on AgentReady."""
-        if agent_id in self._live_agents:
-            raise InternalError(f"agent {agent_id} was added twice")
-        self._live_agents.add(agent_id)
-        self._outstanding_units_by_agent.setdefault(agent_id, {})
-        self._wanting_agents[agent_id] = None
+        self._agents.add(agent_id)
 
     def request_work(self, agent_id: int) -> None:
         """The agent is running dry; only requeued units can still come its way."""
-        if agent_id in self._live_agents:
-            self._wanting_agents[agent_id] = None
+        self._agents.request(agent_id)
 
     def schedule(self) -> list[Assignment]:
         """Shards for agents that came up, then requeued units to the least loaded agents."""
         assignments: list[Assignment] = []
-        for agent_id in list(self._wanting_agents):
+        for agent_id in self._agents.wanting():
             for unit in self._planned_units_by_agent.pop(agent_id, ()):
-                assignments.append(self._give(agent_id, unit))
-        if self._requeued_units and self._live_agents:
+                assignments.append(self._agents.give(agent_id, unit))
+        if self._requeued_units and self._agents.live:
             self._requeued_units.sort(key=lambda u: (-self._seconds.of(u), u.unit_id))
             for unit in self._requeued_units:
-                agent_id = min(self._live_agents, key=lambda a: (self._remaining_seconds(a), a))
-                assignments.append(self._give(agent_id, unit))
+                agent_id = min(self._agents.live, key=lambda a: (self._remaining_seconds(a), a))
+                assignments.append(self._agents.give(agent_id, unit))
             self._requeued_units.clear()
         return assignments
 
     def mark_unit_complete(self, agent_id: int, unit_id: str) -> None:
-        outstanding = self._outstanding_units_by_agent.get(agent_id, {})
-        if outstanding.pop(unit_id, None) is None:
-            raise InternalError(f"agent {agent_id} completed unit {unit_id!r}, which it was not given")
-        self._completed_units += 1
+        self._agents.complete(agent_id, unit_id)
 
     def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]:
         """Forget the agent; return what it held and had not completed, plus any shard it never got."""
-        self._live_agents.discard(agent_id)
-        self._wanting_agents.pop(agent_id, None)
-        held = list(self._outstanding_units_by_agent.pop(agent_id, {}).values())
-        return tuple(held + self._planned_units_by_agent.pop(agent_id, []))
+        return tuple(self._agents.remove(agent_id) + self._planned_units_by_agent.pop(agent_id, []))
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Queue units again (empty ones are dropped); the next `schedule` places them."""
@@ -128,15 +115,11 @@ class StaticScheduler:
 
     @property
     def finished(self) -> bool:
-        return not (
-            self._requeued_units
-            or self._planned_units_by_agent
-            or any(self._outstanding_units_by_agent.values())
-        )
+        return not (self._requeued_units or self._planned_units_by_agent or self._agents.outstanding())
 
     def wants_work(self, agent_id: int) -> bool:
         return (
-            agent_id in self._wanting_agents
+            self._agents.wants(agent_id)
             and agent_id not in self._planned_units_by_agent
             and not self._requeued_units
         )
@@ -144,19 +127,11 @@ class StaticScheduler:
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             queued_units=sum(map(len, self._planned_units_by_agent.values())) + len(self._requeued_units),
-            outstanding_units=sum(map(len, self._outstanding_units_by_agent.values())),
-            completed_units=self._completed_units,
+            outstanding_units=self._agents.outstanding(),
+            completed_units=self._agents.completed,
             stolen_units=0,
-            agents=len(self._live_agents),
+            agents=len(self._agents.live),
         )
 
-    def _give(self, agent_id: int, unit: TestUnit) -> Assignment:
-        outstanding = self._outstanding_units_by_agent[agent_id]
-        if unit.unit_id in outstanding:
-            raise InternalError(f"unit {unit.unit_id!r} given twice to agent {agent_id}")
-        outstanding[unit.unit_id] = unit
-        self._wanting_agents.pop(agent_id, None)
-        return Assignment(agent_id, unit)
-
     def _remaining_seconds(self, agent_id: int) -> float:
-        return sum(map(self._seconds.of, self._outstanding_units_by_agent[agent_id].values()))
+        return sum(map(self._seconds.of, self._agents.held(agent_id)))
