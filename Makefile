@@ -25,8 +25,11 @@ images: engine
 demo: setup images
 	$(BIN)/orchestrate run examples/integration --stack examples/integration/stack.yml --agents $(AGENTS) \
 		--junitxml .orchestrate/demo-junit.xml --results .orchestrate/demo-results.json
-	@echo "second run: planned from the durations the first run stored"
+	@echo "--- the plan for the next run, from the durations the first run stored:"
 	$(BIN)/orchestrate plan examples/integration --agents $(AGENTS)
+	@echo "--- the second run, planned from those durations:"
+	$(BIN)/orchestrate run examples/integration --stack examples/integration/stack.yml --agents $(AGENTS) \
+		--junitxml .orchestrate/demo-junit.xml --results .orchestrate/demo-results.json
 
 lint: setup
 	$(BIN)/ruff check orchestrator agents tests examples benchmarks

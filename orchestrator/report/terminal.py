@@ -174,7 +174,9 @@ def _print_agents(console: Console, report: RunReport) -> None:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
     table.add_column("agent", justify="right")
     table.add_column("host")
-    for heading in ("tests", "busy s", "idle s", "predicted s", "actual s", "stack up s", "stack down s"):
+    # Short headings: the table must fit 80 columns (CI logs). busy = actual test time, to set
+    # against the plan's prediction; wall = ready to the end of the run, so idle = wall - busy.
+    for heading in ("tests", "busy s", "idle s", "planned s", "wall s", "stack up", "stack down"):
         table.add_column(heading, justify="right")
     table.add_column("restarts", justify="right")
     for agent in sorted(report.agents, key=lambda a: a.agent_id):
