@@ -175,8 +175,9 @@ def _print_agents(console: Console, report: RunReport) -> None:
     table.add_column("agent", justify="right")
     table.add_column("host")
     # Short headings: the table must fit 80 columns (CI logs). busy = actual test time, to set
-    # against the plan's prediction; wall = ready to the end of the run, so idle = wall - busy.
-    for heading in ("tests", "busy s", "idle s", "planned s", "wall s", "stack up", "stack down"):
+    # against the plan's prediction; wall = ready to the end of the run, so idle = wall - busy;
+    # up and down are the stack's start-up (with set-up hooks) and teardown.
+    for heading in ("tests", "busy s", "idle s", "plan s", "wall s", "up s", "down s"):
         table.add_column(heading, justify="right")
     table.add_column("restarts", justify="right")
     for agent in sorted(report.agents, key=lambda a: a.agent_id):
