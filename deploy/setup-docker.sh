@@ -31,6 +31,11 @@ if docker info >/dev/null 2>&1; then
 fi
 
 command -v dockerd >/dev/null 2>&1 || die "dockerd not found although docker is installed"
+if ! pgrep -x dockerd >/dev/null 2>&1; then
+    # A machine handed over after its processes were ended keeps their pid files; an engine
+    # that finds one of a dead process may refuse to start.
+    rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+fi
 log "starting dockerd in the background (log: $DOCKERD_LOG)"
 nohup dockerd >"$DOCKERD_LOG" 2>&1 &
 
