@@ -49,7 +49,7 @@ class _AgentActor:
     """
 
     def __init__(self, config: AgentConfig | None = None) -> None:
-        self._events: queue.Queue[ev.Event] = queue.Queue()
+        self._events: queue.Queue[ev.Event | None] = queue.Queue()
         self._agent: Agent | None = None
         if config is not None:
             self.begin(config)
@@ -59,7 +59,10 @@ class _AgentActor:
             # A previous run's agent that its coordinator never finished (it was killed).
             self._agent.abort()
             self._agent.wait_stopped(60)
-        events: queue.Queue[ev.Event] = queue.Queue()
+        # The previous run's last poll may still wait on the old queue, holding the one poll
+        # thread for up to POLL_SECONDS: wake it, so this run's first events are not delayed.
+        self._events.put(None)
+        events: queue.Queue[ev.Event | None] = queue.Queue()
         self._events = events
         self._agent = Agent(config, emit=events.put)
         self._agent.start()
@@ -95,7 +98,7 @@ class _AgentActor:
             try:
                 batch.append(events.get_nowait())
             except queue.Empty:
-                return ev.to_wire(batch)
+                return ev.to_wire([e for e in batch if e is not None])
 
 
 def _check_reachable(address: str) -> None:
