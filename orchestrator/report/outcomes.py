@@ -48,12 +48,29 @@ def _skip_kind(report: Mapping[str, Any]) -> Outcome:
     return Outcome.XFAILED if "wasxfail" in report else Outcome.SKIPPED
 
 
+def _is_subtest(report: Mapping[str, Any]) -> bool:
+    """A report of one subtest (pytest 9's `subtests` fixture, unittest's `subTest`)."""
+    return report.get("_report_type") == "SubTestReport"
+
+
 def outcome_of(reports: Sequence[Mapping[str, Any]]) -> Outcome:
     """Reduce a test's serialised reports to its one Outcome (see the module docstring).
 
     No reports at all is NOT_RUN. A passed setup with no call report means the worker stopped
     inside the test, which is CRASHED; a caller that knows better (a timeout) says so itself.
+    A test with a failed subtest is FAILED, as its JUnit testcase and pytest's exit code say
+    (pytest's short summary may still list a unittest test itself as PASSED beside SUBFAILED).
     """
+    own = [r for r in reports if not _is_subtest(r)]
+    outcome = _own_outcome(own)
+    if outcome in (Outcome.PASSED, Outcome.XPASSED) and any(
+        _is_subtest(r) and r.get("outcome") == "failed" for r in reports
+    ):
+        return Outcome.FAILED
+    return outcome
+
+
+def _own_outcome(reports: Sequence[Mapping[str, Any]]) -> Outcome:
     if not reports:
         return Outcome.NOT_RUN
     setup = _phase(reports, "setup")
@@ -77,7 +94,8 @@ def outcome_of(reports: Sequence[Mapping[str, Any]]) -> Outcome:
 
 def report_duration(reports: Sequence[Mapping[str, Any]]) -> float:
     """Seconds a test took: its phases' durations added up, as junit_duration_report=total does."""
-    return float(sum(report.get("duration", 0.0) or 0.0 for report in reports))
+    # A subtest's time is part of its test's call phase already.
+    return float(sum(report.get("duration", 0.0) or 0.0 for report in reports if not _is_subtest(report)))
 
 
 def rebuild_report(data: Mapping[str, Any]) -> TestReport:
@@ -93,10 +111,22 @@ def rebuild_report(data: Mapping[str, Any]) -> TestReport:
         payload["location"] = tuple(payload["location"])
     payload["sections"] = [tuple(section) for section in payload.get("sections", ())]
     payload["user_properties"] = [tuple(prop) for prop in payload.get("user_properties", ())]
-    rebuilt = pytest_report_from_serializable(payload)
+    rebuilt = (
+        _subtest_from_serializable(payload)
+        if _is_subtest(payload)
+        else pytest_report_from_serializable(payload)
+    )
     if not isinstance(rebuilt, TestReport):
         raise ValueError(f"not a serialised TestReport: {str(data)[:200]}")
     return rebuilt
+
+
+def _subtest_from_serializable(payload: dict[str, Any]) -> TestReport | None:
+    try:
+        from _pytest.subtests import pytest_report_from_serializable as subtest_from_json
+    except ImportError:  # pytest before 9 has no built-in subtests
+        return None
+    return subtest_from_json(payload)
 
 
 def location_from_node_id(node_id: str) -> tuple[str, int | None, str]:
