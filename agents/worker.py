@@ -109,11 +109,3 @@ class WorkerProcess:
             self._writer = None
             self._reader = None
         return code
-
-    def close_commands(self) -> None:
-        """Close the command pipe: the worker finishes what it holds and exits."""
-        with self._send_lock:
-            if self._writer is not None:
-                with contextlib.suppress(OSError):
-                    self._writer.close()
-                self._writer = None

@@ -123,7 +123,6 @@ class Session:
         progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._collection = collection
         self._scheduler = scheduler
         self._backend = backend
         self._configs = tuple(agent_configs)
@@ -137,7 +136,6 @@ class Session:
             c.agent_id: _AgentState(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in self._configs
         }
         self._node_ids = collection.node_ids
-        self._unit_by_id = {u.unit_id: u for u in collection.units}
         self._attempts: dict[str, list[Attempt]] = {n: [] for n in self._node_ids}
         self._reports: dict[str, list[dict]] = {}
         self._final: dict[str, Outcome] = {}

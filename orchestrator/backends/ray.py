@@ -204,10 +204,6 @@ class RayBackend:
                 self._polls[self._actors[agent_id].poll.remote(POLL_SECONDS)] = agent_id
         return events
 
-    def kill_agent(self, agent_id: int) -> None:
-        """Kill an agent's actor outright (fault tests; the session sees the agent lost)."""
-        ray.kill(self._actors[agent_id], no_restart=True)
-
     def shutdown(self) -> None:
         for agent_id, actor in self._actors.items():
             if agent_id not in self._stopped:
