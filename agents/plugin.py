@@ -3,7 +3,7 @@
 Loaded with `-p agents.plugin` into the pytest process that agents/worker.py starts. pytest
 collects as usual; then this plugin's `pytest_runtestloop` replaces pytest's own loop: it reads
 commands from its agent on one pipe and writes messages on another (msgpack frames, see
-orchestrator/wire.py), so nothing a test prints can corrupt the stream.
+orchestrator/protocol/wire.py), so nothing a test prints can corrupt the stream.
 
 Commands (agent -> worker):  run {node_ids}, flush, finish
 Messages (worker -> agent):  collected {node_ids}, started {node_id}, report {report},
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 
 FDS_ENV = "ORCHESTRATE_WORKER_FDS"
 

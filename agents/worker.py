@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from agents.plugin import FDS_ENV
-from orchestrator import wire
+from orchestrator.protocol import wire
 from orchestrator.collect import pytest_command
 
 OUTPUT_LINES_KEPT = 200

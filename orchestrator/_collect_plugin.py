@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 
 OUT_ENV = "ORCHESTRATE_COLLECT_OUT"
 GROUP_ENV = "ORCHESTRATE_GROUP_BY"

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 from orchestrator._collect_plugin import GROUP_ENV, OUT_ENV
 from orchestrator.errors import (
     EXIT_NO_TESTS,

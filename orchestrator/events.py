@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 
 
 @dataclass(frozen=True, slots=True)

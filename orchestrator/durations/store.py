@@ -4,7 +4,7 @@ Read by the CLI before planning (`DurationStore.load`), fed with the passed and 
 durations after a run (`update`), written back atomically (`save`). `orchestrate durations`
 uses `import_pytest_split`, `import_junit_xml`, `merge` and `slowest_units`.
 
-On disk it is one wire message (see orchestrator/wire.py, the only msgpack user):
+On disk it is one wire message (see orchestrator/protocol/wire.py, the only msgpack user):
 
     {"$t": "durations", "$v": 1, "alpha": 0.5,
      "tests": {node_id: [seconds, count], ...},
@@ -31,7 +31,7 @@ from typing import Any
 
 from _pytest.junitxml import mangle_test_address
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import wire
+from orchestrator.protocol import wire
 from orchestrator.durations import store as store_module
 from orchestrator.durations.store import (
     ALPHA,

@@ -1,0 +1,68 @@
+"""What the coordinator and the agents share: values, commands, events and their encoding.
+
+The only part of orchestrator/ that agents/ imports, and it imports nothing else of ours, so
+neither side reaches into the other's internals (tests/unit/test_imports.py keeps it so):
+
+    orchestrator (coordinator) ──commands──►  agents (agent, worker)
+                               ◄──events────
+                  both speak orchestrator.protocol (messages.py over wire.py)
+
+`wire.py` is the msgpack encoding (the only msgpack import); `messages.py` the typed
+messages: every one a frozen dataclass with a type tag, encoded as a tagged, versioned map.
+"""
+
+from orchestrator.protocol.messages import (
+    Abort,
+    AgentConfig,
+    AgentFailed,
+    AgentReady,
+    AgentStopped,
+    Assign,
+    Command,
+    Event,
+    Finish,
+    Flush,
+    Message,
+    NodeInfo,
+    NotCollected,
+    StackReset,
+    TestCrashed,
+    TestExited,
+    TestReported,
+    TestStarted,
+    TestTimedOut,
+    UnitFinished,
+    UnitWork,
+    WarningRecorded,
+    WorkWanted,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "Abort",
+    "AgentConfig",
+    "AgentFailed",
+    "AgentReady",
+    "AgentStopped",
+    "Assign",
+    "Command",
+    "Event",
+    "Finish",
+    "Flush",
+    "Message",
+    "NodeInfo",
+    "NotCollected",
+    "StackReset",
+    "TestCrashed",
+    "TestExited",
+    "TestReported",
+    "TestStarted",
+    "TestTimedOut",
+    "UnitFinished",
+    "UnitWork",
+    "WarningRecorded",
+    "WorkWanted",
+    "decode",
+    "encode",
+]
