@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
-from orchestrator.config import DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES, RunConfig
 from orchestrator.errors import (
     EXIT_INTERRUPTED,
     CollectionFailed,
@@ -23,6 +22,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import GroupBy
+from orchestrator.plugin import DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
 
 PROG = "orchestrate"
 
@@ -147,7 +147,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None
         "-v",
         "--verbose",
         action="store_true",
-        help="also list skipped, xfailed and xpassed tests in the summary",
+        help="pytest's -v: one line per test",
     )
 
 
@@ -172,13 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address",
         metavar="ADDR",
-        help="an existing Ray cluster (host:port of its head, or 'auto'); default: start a local Ray instance",
+        help="a Ray cluster to run the agents on (host:port, or ray://host:10001); default: RAY_ADDRESS if set",
     )
     run.add_argument(
         "--backend",
         choices=["ray", "local"],
-        default="ray",
-        help="ray: agents are Ray actors (default); local: agents are threads of this process (no Ray)",
+        default=None,
+        help="local: agents on this machine, no Ray (default without --address); ray: Ray actors "
+        "(default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",
     )
 
     plan = sub.add_parser("plan", help="print the plan without running anything")
@@ -282,17 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     from orchestrator import commands
 
-    if args.command == "run":
-        return commands.run(_run_config(args, pytest_args))
-    if args.command == "plan":
-        return commands.plan(_run_config(args, pytest_args))
-    if args.command == "shard":
-        index, total = _shard_position(args.index, args.total, os.environ)
-        return commands.shard(_run_config(args, pytest_args), index, total)
+    if args.command in ("run", "plan", "shard"):
+        return _pytest_session(_session_args(args, pytest_args))
     if pytest_args:
         raise UsageError(f"`{args.command}` takes no pytest arguments after --")
     if args.command == "merge":
-        return commands.merge(args.artifacts, args.junitxml, args.results, args.durations, args.verbose)
+        return _pytest_session(_merge_args(args))
     if args.command == "durations":
         if args.durations_command == "show":
             return commands.durations_show(args.durations, args.n)
@@ -306,32 +302,82 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     raise UsageError(f"unknown command {args.command!r}")
 
 
-def _run_config(args: argparse.Namespace, pytest_args: list[str]) -> RunConfig:
+def _pytest_session(args: list[str]) -> int:
+    """`orchestrate run/plan/shard/merge` is a pytest session with orchestrate's plugin driving it."""
+    import pytest
+
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args = ["-p", "orchestrator.plugin", *args]
+    return int(pytest.main(args))
+
+
+def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]:
+    """The pytest command line for `run`, `plan` and `shard`: the user's, then orchestrate's options."""
     for path in args.paths:
         # A path may also be a node id (file.py::Test) or, with --pyargs, a package name.
         file_part = path.split("::", 1)[0]
         if "--pyargs" not in pytest_args and not os.path.exists(file_part):
             raise UsageError(f"file or directory not found: {path}")
-    stack_file = getattr(args, "stack", None) or _pyproject_setting("stack")
-    return RunConfig(
-        paths=tuple(args.paths),
-        pytest_args=tuple(pytest_args),
-        agents=args.agents or os.cpu_count() or 1,
-        address=getattr(args, "address", None),
-        backend=getattr(args, "backend", "local"),
-        durations_path=args.durations,
-        junitxml=getattr(args, "junitxml", None),
-        results=getattr(args, "results", None),
-        group_by=GroupBy(args.group_by),
-        schedule=getattr(args, "schedule", "dynamic"),
-        stack_file=stack_file,
-        timeout=getattr(args, "timeout", None),
-        max_crashes=getattr(args, "max_crashes", DEFAULT_MAX_CRASHES),
-        reruns=getattr(args, "reruns", 0),
-        cwd=os.getcwd(),
-        verbose=getattr(args, "verbose", False),
-        split=args.split,
-    )
+    session = [*args.paths, *pytest_args]
+    session += ["--agents", str(args.agents or os.cpu_count() or 1)]
+    session += ["--orchestrate-durations", args.durations, "--orchestrate-group-by", args.group_by]
+    if args.split:
+        session.append("--orchestrate-split")
+    if args.command == "plan":
+        return [*session, "--orchestrate-plan", "-q", "--no-header"]
+    stack_file = args.stack or _pyproject_setting("stack")
+    if stack_file:
+        _check_stack(stack_file)
+        session += ["--orchestrate-stack", stack_file]
+    for flag, value in (
+        ("--orchestrate-timeout", args.timeout),
+        ("--orchestrate-results", args.results),
+        ("--orchestrate-html", getattr(args, "html", None)),
+        ("--junitxml", args.junitxml),
+    ):
+        if value is not None:
+            session += [flag, str(value)]
+    session += ["--orchestrate-max-crashes", str(args.max_crashes), "--orchestrate-reruns", str(args.reruns)]
+    session += ["--orchestrate-schedule", args.schedule]
+    if args.verbose:
+        session.append("-v")
+    if args.command == "shard":
+        index, total = _shard_position(args.index, args.total, os.environ)
+        return [*session, "--orchestrate-shard", f"{index}/{total}", "--orchestrate-backend", "local"]
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        from orchestrator.backends import check_reachable
+
+        check_reachable(address)
+        session += ["--orchestrate-address", address]
+    if args.backend:
+        session += ["--orchestrate-backend", args.backend]
+    return session
+
+
+def _merge_args(args: argparse.Namespace) -> list[str]:
+    for path in args.artifacts:
+        if "," in path:
+            raise UsageError(f"a results file name may not contain a comma: {path}")
+    session = ["--orchestrate-merge", ",".join(args.artifacts), "--orchestrate-durations", args.durations]
+    for flag, value in (
+        ("--orchestrate-results", args.results),
+        ("--orchestrate-html", getattr(args, "html", None)),
+        ("--junitxml", args.junitxml),
+    ):
+        if value is not None:
+            session += [flag, str(value)]
+    if args.verbose:
+        session.append("-v")
+    return session
+
+
+def _check_stack(path: str) -> None:
+    """Refuse a bad stack file or a missing Docker engine here, as one line, before pytest starts."""
+    from agents.stack import check_engine, load_stack_file
+
+    load_stack_file(path)
+    check_engine()
 
 
 # Each CI's parallel-job variables: (index variable, its base, total variable).

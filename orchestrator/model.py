@@ -178,6 +178,9 @@ class Attempt:
     # pytest's own serialised reports (setup/call/teardown), for JUnit and the terminal.
     reports: tuple[dict[str, Any], ...] = ()
     message: str = ""
+    # Seconds since the run's start (the session's clock): from TestStarted to the end.
+    started: float = 0.0
+    finished: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,18 @@ class TestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitSpan:
+    """When one unit ran on one agent (seconds since the run's start), for the timeline."""
+
+    unit_id: str
+    started: float
+    finished: float
+    predicted_seconds: float
+    tests: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStatistics:
     """What one agent did, for the per-agent table and the results file."""
 
@@ -224,10 +239,31 @@ class AgentStatistics:
     worker_restarts: int = 0
     host: str = ""
     error: str = ""
+    # The cluster node (Ray node id and address); empty for local agents.
+    node_id: str = ""
+    address: str = ""
+    # Stack resets between units (x-orchestrate reset): how many, and their seconds in all.
+    resets: int = 0
+    reset_seconds: float = 0.0
+    worker_start_seconds: float = 0.0
+    # Seconds since the run's start: ready for work, last test ended, stopped (stack down).
+    ready_at: float | None = None
+    finished_at: float | None = None
+    stopped_at: float | None = None
+    units: tuple[UnitSpan, ...] = ()
 
     @property
     def idle_seconds(self) -> float:
         return max(0.0, self.wall_seconds - self.busy_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """Why a run stopped before every test ran: what pytest would have stopped for."""
+
+    kind: str  # "exit" (pytest.exit in a test), "interrupt" (Ctrl-C, KeyboardInterrupt), "maxfail"
+    message: str
+    returncode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +277,9 @@ class RunReport:
     plan_fingerprint: str = ""
     interrupted: bool = False
     messages: tuple[str, ...] = ()
+    stop: StopRequest | None = None
+    # The plan's figures: agents, predicted makespan, lower bound, total and longest unit.
+    plan: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[Outcome, int]:
         counts: dict[Outcome, int] = {}

@@ -1,40 +1,40 @@
 """The coordinator's event loop: assignments out, events in, one final outcome per test.
 
-Called by the CLI (`run`, `shard`) after collection and planning. The session is the single
-owner of the run's mutable state: the scheduler (which decides), the backend (which carries),
-and the per-test attempts (which it turns into the RunReport). It stops every agent before it
-returns; shutting the backend down is left to its creator. Each event an agent sends is
-dispatched to its `on_<event>` handler; an event without a handler is an error.
+Called by the pytest plugin's `pytest_runtestloop` (orchestrator/plugin.py) after collection
+and planning. The session is the one owner of a run's mutable state:
 
-Invariant, checked at the end of every run: the node ids of the report are exactly the
-collected node ids, each with one final outcome. A violation is an InternalError (exit 3).
+- attempts and retries: crashes (within --max-crashes, counted across agents), reruns,
+  timeouts; an agent only reports what happened;
+- outstanding work: which units each agent holds and which of their tests have not ended
+  (the scheduler owns only the queue it plans; the agent only its pending list);
+- the per-agent record behind the agents table and the timeline.
+
+Every final attempt goes to the `ReportSink` as it happens (the plugin replays it through
+pytest's hooks); each event from an agent is dispatched to its `on_<event>` handler, and an
+event without one is an error. At the end, `_check` compares the results with independent
+evidence (the ending events actually received), so a bookkeeping bug is an InternalError
+(exit 3), never a silently wrong report.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import Protocol
 
-from agents.agent import AgentConfig
-from orchestrator import events as ev
+from orchestrator import protocol as p
 from orchestrator.backends.protocol import AgentBackend
-from orchestrator.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_NO_TESTS,
-    EXIT_OK,
-    EXIT_TESTS_FAILED,
-    InternalError,
-)
+from orchestrator.errors import InternalError
 from orchestrator.model import (
     AgentStatistics,
     Attempt,
-    Collection,
     Outcome,
     RunReport,
+    StopRequest,
     TestResult,
     TestUnit,
+    UnitSpan,
 )
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.scheduling.protocol import Scheduler
@@ -42,54 +42,72 @@ from orchestrator.scheduling.protocol import Scheduler
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
 STOP_GRACE_SECONDS = 120.0
 WAIT_SLICE_SECONDS = 0.5
-_LIFECYCLE_EVENTS = frozenset({ev.AgentFailed.name, ev.AgentStopped.name})
+_LIFECYCLE_EVENTS = frozenset({p.AgentFailed.name, p.AgentStopped.name, p.StackReset.name})
+_WORST_FIRST = (
+    Outcome.CRASHED,
+    Outcome.TIMEOUT,
+    Outcome.ERROR,
+    Outcome.FAILED,
+    Outcome.NOT_RUN,
+    Outcome.XPASSED,
+    Outcome.XFAILED,
+    Outcome.SKIPPED,
+    Outcome.PASSED,
+)
 
 
-class Progress(Protocol):
-    """What the session tells a progress display (orchestrator.report.terminal.LiveProgress)."""
+class ReportSink(Protocol):
+    """Where the session's results go as they happen: the plugin's pytest replay, or a test's list."""
 
-    def on_test_started(self, agent_id: int, node_id: str) -> None: ...
+    def test_started(self, agent_id: int, node_id: str) -> None: ...
 
-    def on_test_finished(self, agent_id: int, outcome: Outcome) -> None: ...
+    def test_finished(self, result: TestResult, replay: bool) -> None:
+        """A test's final result; `replay` is False for tests pytest would not have listed."""
+        ...
 
-    def on_agent_state(self, agent_id: int, text: str) -> None: ...
+    def attempt_retried(self, node_id: str, attempt: Attempt) -> None:
+        """A failed attempt the session runs again (a rerun or a crash retry)."""
+        ...
+
+    def warning(self, agent_id: int, warning: dict) -> None: ...
+
+    def agent_state(self, agent_id: int, text: str) -> None: ...
+
+    def stop_requested(self) -> str:
+        """Why pytest wants to stop (-x/--maxfail reached through the replayed reports), else ""."""
+        ...
 
 
-class NullProgress:
-    def on_test_started(self, agent_id: int, node_id: str) -> None:
-        pass
-
-    def on_test_finished(self, agent_id: int, outcome: Outcome) -> None:
-        pass
-
-    def on_agent_state(self, agent_id: int, text: str) -> None:
-        pass
-
-
-class _AgentState:
-    """The session's mutable record of one agent."""
+class _AgentRecord:
+    """The session's record of one agent: its state, its outstanding units, its counters."""
 
     def __init__(self, agent_id: int, predicted: float) -> None:
         self.agent_id = agent_id
         self.predicted = predicted
-        self.ready_at: float | None = None
-        self.last_finish_at: float | None = None
         self.live = False
-        self.stopped = False
         self.failed = ""
+        self.stopped = False
         self.flushed = False
-        self.host = ""
+        self.node = p.NodeInfo()
+        self.running: str | None = None
+        self.running_since = 0.0
+        # unit id -> the unit as assigned; its tests are outstanding until they end.
+        self.units: dict[str, TestUnit] = {}
+        self.unit_started: dict[str, float] = {}
+        self.spans: list[UnitSpan] = []
         self.tests = 0
         self.busy = 0.0
         self.stack_up = 0.0
+        self.worker_start = 0.0
         self.stack_down = 0.0
+        self.resets = 0
+        self.reset_seconds = 0.0
         self.restarts = 0
-        self.running: str | None = None
-        self.outstanding: dict[str, TestUnit] = {}
+        self.ready_at: float | None = None
+        self.finished_at: float | None = None
+        self.stopped_at: float | None = None
 
     def statistics(self, run_end: float | None) -> AgentStatistics:
-        """Counters of this agent; its wall time runs from ready to the end of the whole run's
-        last test, so idle time shows how long it waited while others still worked."""
         wall = 0.0
         if self.ready_at is not None and run_end is not None:
             wall = max(0.0, run_end - self.ready_at)
@@ -102,71 +120,81 @@ class _AgentState:
             stack_up_seconds=self.stack_up,
             stack_down_seconds=self.stack_down,
             worker_restarts=self.restarts,
-            host=self.host,
+            host=self.node.hostname,
             error=self.failed,
+            node_id=self.node.node_id,
+            address=self.node.address,
+            resets=self.resets,
+            reset_seconds=self.reset_seconds,
+            worker_start_seconds=self.worker_start,
+            ready_at=self.ready_at,
+            finished_at=self.finished_at,
+            stopped_at=self.stopped_at,
+            units=tuple(self.spans),
         )
 
 
 class Session:
-    """Runs one collection on a backend's agents, as the scheduler decides."""
+    """Runs the planned units on a backend's agents, as the scheduler decides."""
 
     def __init__(
         self,
-        collection: Collection,
+        units: Sequence[TestUnit],
         scheduler: Scheduler,
         backend: AgentBackend,
-        agent_configs: Sequence[AgentConfig],
+        configs: Sequence[p.AgentConfig],
+        sink: ReportSink,
         *,
-        maxfail: int = 0,
         reruns: int = 0,
         max_crashes: int = 2,
-        progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._scheduler = scheduler
         self._backend = backend
-        self._configs = tuple(agent_configs)
-        self._maxfail = maxfail
+        self._configs = tuple(configs)
+        self._sink = sink
         self._reruns = reruns
         self._max_crashes = max_crashes
-        self._progress = progress or NullProgress()
         self._clock = clock
+        self._started = 0.0
         predicted = {s.agent_id: s.seconds for s in scheduler.plan.shards}
-        self._agents = {
-            c.agent_id: _AgentState(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in self._configs
-        }
-        self._node_ids = collection.node_ids
+        self._agents = {c.agent_id: _AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
+        self._node_ids = tuple(n for unit in units for n in unit.node_ids)
+        self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
+        self._predicted_by_unit = {e.unit.unit_id: e.seconds for s in scheduler.plan.shards for e in s.units}
         self._attempts: dict[str, list[Attempt]] = {n: [] for n in self._node_ids}
         self._reports: dict[str, list[dict]] = {}
         self._final: dict[str, Outcome] = {}
-        self._failures = 0
-        self._stop_reason = ""
+        # Independent evidence for the end-of-run check: every event that ended an attempt.
+        self._endings: Counter[str] = Counter()
+        self._stop: StopRequest | None = None
         self._messages: list[str] = []
-        self._rerun_serial = 0
+        self._retry_serial = 0
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        started = self._clock()
-        interrupted = False
+        """Run until every test has its final outcome, or a stop; always stops every agent."""
+        self._started = self._clock()
         self._backend.start(self._configs)
         try:
             while not self._done():
                 self._dispatch()
                 for event in self._backend.wait_events(WAIT_SLICE_SECONDS):
                     self._handle(event)
+                reason = self._sink.stop_requested()
+                if reason and self._stop is None:
+                    self._stop = StopRequest("maxfail", reason)
         except KeyboardInterrupt:
-            interrupted = True
-            self._stop_reason = self._stop_reason or "interrupted"
-            self._messages.append("interrupted by the user (Ctrl-C): stopping agents, taking stacks down")
+            if self._stop is None:
+                self._stop = StopRequest("interrupt", "KeyboardInterrupt")
+            self._messages.append("interrupted (Ctrl-C): stopping agents, taking stacks down")
         finally:
-            interrupted = self._stop_agents(abort=interrupted or bool(self._stop_reason)) or interrupted
-        return self._report(self._clock() - started, interrupted)
+            self._stop_agents(abort=self._stop is not None)
+        return self._report()
 
     def _done(self) -> bool:
-        if self._stop_reason:
-            return True
-        if len(self._final) == len(self._node_ids):
+        if self._stop is not None or len(self._final) == len(self._node_ids):
             return True
         # Nobody left to run the rest: every agent failed or stopped.
         return all(a.stopped or a.failed for a in self._agents.values())
@@ -177,22 +205,22 @@ class Session:
         for assignment in self._scheduler.schedule():
             by_agent.setdefault(assignment.agent_id, []).append(assignment.unit)
         for agent_id, units in by_agent.items():
-            state = self._agents[agent_id]
+            record = self._agents[agent_id]
             for unit in units:
-                state.outstanding[unit.unit_id] = unit
-            state.flushed = False
-            self._backend.assign(agent_id, units)
-        for state in self._agents.values():
-            if state.live and not state.flushed and self._scheduler.wants_work(state.agent_id):
-                state.flushed = True
-                self._backend.flush(state.agent_id)
+                record.units[unit.unit_id] = unit
+            record.flushed = False
+            self._backend.send(agent_id, p.Assign(tuple(p.UnitWork(u.unit_id, u.node_ids) for u in units)))
+        for record in self._agents.values():
+            if record.live and not record.flushed and self._scheduler.wants_work(record.agent_id):
+                record.flushed = True
+                self._backend.send(record.agent_id, p.Flush())
 
-    def _stop_agents(self, abort: bool) -> bool:
-        """Finish (or abort) every agent and wait for their stacks to come down; True if Ctrl-C came."""
-        interrupted = False
-        for state in self._agents.values():
-            if not state.stopped:
-                (self._backend.abort if abort else self._backend.finish)(state.agent_id)
+    def _stop_agents(self, abort: bool) -> None:
+        """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
+        command = p.Abort() if abort else p.Finish()
+        for record in self._agents.values():
+            if not record.stopped:
+                self._backend.send(record.agent_id, command)
         deadline = self._clock() + STOP_GRACE_SECONDS
         while not all(a.stopped for a in self._agents.values()) and self._clock() < deadline:
             try:
@@ -200,51 +228,59 @@ class Session:
                     self._handle(event)
             except KeyboardInterrupt:
                 # A second Ctrl-C: still clean up, but stop waiting for tests to finish.
-                interrupted = True
                 self._messages.append("interrupted again: aborting agents, still taking stacks down")
-                for state in self._agents.values():
-                    if not state.stopped:
-                        self._backend.abort(state.agent_id)
-        for state in self._agents.values():
-            if not state.stopped:
+                if self._stop is None or self._stop.kind != "interrupt":
+                    self._stop = StopRequest("interrupt", "KeyboardInterrupt")
+                for record in self._agents.values():
+                    if not record.stopped:
+                        self._backend.send(record.agent_id, p.Abort())
+        for record in self._agents.values():
+            if not record.stopped:
                 self._messages.append(
-                    f"agent {state.agent_id} did not stop within {STOP_GRACE_SECONDS:.0f} s"
+                    f"agent {record.agent_id} did not stop within {STOP_GRACE_SECONDS:.0f} s"
                 )
-        return interrupted
+
+    def _now(self) -> float:
+        return self._clock() - self._started
 
     # -- events --------------------------------------------------------------------------
 
-    def _handle(self, event: ev.Event) -> None:
+    def _handle(self, event: p.Event) -> None:
         handler = getattr(self, f"on_{event.name}", None)
         if handler is None:
             raise InternalError(f"no handler for event {event.name!r}")
         if self._agents[event.agent_id].failed and event.name not in _LIFECYCLE_EVENTS:
-            # Its units were requeued when it failed: what it still says about tests is stale,
-            # and mixing it with the new attempt's reports would corrupt that attempt.
+            # Its work was requeued when it failed: what it still says about tests is stale.
             return
         handler(event)
 
-    def on_agent_ready(self, event: ev.AgentReady) -> None:
-        state = self._agents[event.agent_id]
-        state.live = True
-        state.ready_at = self._clock()
-        state.host = event.host
-        state.stack_up = event.stack_up_seconds
-        self._progress.on_agent_state(event.agent_id, f"ready ({event.startup_seconds:.1f}s)")
-        if self._stop_reason:
-            self._backend.abort(event.agent_id)
+    def on_agent_ready(self, event: p.AgentReady) -> None:
+        record = self._agents[event.agent_id]
+        record.live = True
+        record.ready_at = self._now()
+        record.node = event.node
+        record.stack_up = event.stack_up_seconds
+        record.worker_start = event.worker_start_seconds
+        self._sink.agent_state(event.agent_id, "ready")
+        if self._stop is not None:
+            self._backend.send(event.agent_id, p.Abort())
             return
         self._scheduler.add_agent(event.agent_id)
 
-    def on_work_wanted(self, event: ev.WorkWanted) -> None:
+    def on_work_wanted(self, event: p.WorkWanted) -> None:
         if self._agents[event.agent_id].live:
             self._scheduler.request_work(event.agent_id)
 
-    def on_test_started(self, event: ev.TestStarted) -> None:
-        self._agents[event.agent_id].running = event.node_id
-        self._progress.on_test_started(event.agent_id, event.node_id)
+    def on_test_started(self, event: p.TestStarted) -> None:
+        record = self._agents[event.agent_id]
+        record.running = event.node_id
+        record.running_since = self._now()
+        unit_id = self._unit_held(record, event.node_id)
+        if unit_id is not None:
+            record.unit_started.setdefault(unit_id, record.running_since)
+        self._sink.test_started(event.agent_id, event.node_id)
 
-    def on_test_reported(self, event: ev.TestReported) -> None:
+    def on_test_reported(self, event: p.TestReported) -> None:
         if event.node_id in self._final or event.node_id not in self._attempts:
             return
         reports = self._reports.setdefault(event.node_id, [])
@@ -252,120 +288,190 @@ class Session:
         if event.report.get("when") != "teardown":
             return
         del self._reports[event.node_id]
-        self._agents[event.agent_id].running = None
-        self._record(
-            event.node_id,
-            Attempt(event.agent_id, outcome_of(reports), report_duration(reports), tuple(reports)),
+        record = self._agents[event.agent_id]
+        record.running = None
+        self._endings[event.node_id] += 1
+        attempt = Attempt(
+            event.agent_id,
+            outcome_of(reports),
+            report_duration(reports),
+            tuple(reports),
+            started=record.running_since,
+            finished=self._now(),
         )
+        self._record(event.node_id, attempt, rerunnable=True)
 
-    def on_test_crashed(self, event: ev.TestCrashed) -> None:
-        self._agents[event.agent_id].running = None
-        self._crashed(event.agent_id, event.node_id, event.message, event.output, final=not event.retry)
+    def on_warning_recorded(self, event: p.WarningRecorded) -> None:
+        self._sink.warning(event.agent_id, event.warning)
 
-    def on_test_timed_out(self, event: ev.TestTimedOut) -> None:
+    def on_test_crashed(self, event: p.TestCrashed) -> None:
         self._agents[event.agent_id].running = None
+        self._endings[event.node_id] += 1
+        self._crashed(event.agent_id, event.node_id, f"{event.message}\n{event.output}".strip())
+
+    def on_test_timed_out(self, event: p.TestTimedOut) -> None:
+        record = self._agents[event.agent_id]
+        record.running = None
         self._reports.pop(event.node_id, None)
-        # The report's first line already says "timed out after N s" (report.outcomes.failure_text).
-        message = f"agent {event.agent_id}: --timeout {event.seconds:g} s; the worker was killed and replaced"
+        self._endings[event.node_id] += 1
+        # The first line ("timed out after N s") comes from report.outcomes.failure_text.
+        message = f"agent {event.agent_id}: the worker was killed and replaced"
         if event.output:
             message += "\n" + event.output
-        self._record(
-            event.node_id, Attempt(event.agent_id, Outcome.TIMEOUT, event.seconds, (), message), final=True
+        attempt = Attempt(
+            event.agent_id,
+            Outcome.TIMEOUT,
+            event.seconds,
+            (),
+            message,
+            started=record.running_since,
+            finished=self._now(),
         )
+        self._record(event.node_id, attempt, rerunnable=False)
 
-    def on_not_collected(self, event: ev.NotCollected) -> None:
+    def on_test_exited(self, event: p.TestExited) -> None:
+        """A test called pytest.exit() or raised KeyboardInterrupt: the whole run stops, as in pytest."""
+        self._agents[event.agent_id].running = None
+        self._reports.pop(event.node_id, None)
+        if self._stop is None:
+            if event.interrupted:
+                self._stop = StopRequest("interrupt", event.message or "KeyboardInterrupt")
+            else:
+                self._stop = StopRequest("exit", event.message, event.returncode)
+        where = f" in {event.node_id}" if event.node_id else ""
+        what = "KeyboardInterrupt" if event.interrupted else f"pytest.exit({event.message!r})"
+        self._messages.append(f"agent {event.agent_id}: {what}{where}: stopping every agent")
+
+    def on_not_collected(self, event: p.NotCollected) -> None:
         # A diff: "-" what only the coordinator collected, "+" what only this agent's worker did.
         agent_only = [n for n in event.similar if n not in self._attempts]
         lines = [f"- {n}" for n in event.node_ids] + [f"+ {n}" for n in agent_only]
         self._messages.append(
-            f"{event.message}:\n  (- coordinator only, + agent {event.agent_id} only)\n  "
+            f"{len(event.node_ids)} test(s) were not collected by agent {event.agent_id}'s pytest worker "
+            f"(collection differs from the coordinator's):\n  (- coordinator only, + agent only)\n  "
             + "\n  ".join(lines)
+        )
+        message = (
+            f"not collected on agent {event.agent_id}: collection differs from the coordinator's "
+            "(does a parametrization depend on the process: env vars, time, randomness?)"
         )
         for node_id in event.node_ids:
             if node_id in self._attempts and node_id not in self._final:
-                message = (
-                    f"not collected on agent {event.agent_id}: collection differs from the coordinator's "
-                    "(does a parametrization depend on the process: env vars, time, randomness?)"
+                self._endings[node_id] += 1
+                self._record(
+                    node_id, Attempt(event.agent_id, Outcome.ERROR, 0.0, (), message), rerunnable=False
                 )
-                self._record(node_id, Attempt(event.agent_id, Outcome.ERROR, 0.0, (), message), final=True)
 
-    def on_unit_finished(self, event: ev.UnitFinished) -> None:
-        state = self._agents[event.agent_id]
-        state.outstanding.pop(event.unit_id, None)
-        self._scheduler.mark_unit_complete(event.agent_id, event.unit_id)
+    def on_stack_reset(self, event: p.StackReset) -> None:
+        record = self._agents[event.agent_id]
+        record.resets += 1
+        record.reset_seconds += event.seconds
+        if event.error:
+            self._messages.append(
+                f"agent {event.agent_id}: stack reset before {event.unit_id} failed: {event.error}"
+            )
 
-    def on_agent_failed(self, event: ev.AgentFailed) -> None:
-        state = self._agents[event.agent_id]
+    def on_unit_finished(self, event: p.UnitFinished) -> None:
+        record = self._agents[event.agent_id]
+        unit = record.units.pop(event.unit_id, None)
+        if unit is None:
+            return
+        now = self._now()
+        record.finished_at = now
+        outcomes = [self._final.get(n, Outcome.NOT_RUN) for n in unit.node_ids]
+        worst = min(outcomes, key=_WORST_FIRST.index) if outcomes else Outcome.PASSED
+        started = record.unit_started.pop(event.unit_id, now)
+        predicted = self._predicted_by_unit.get(event.unit_id, 0.0)
+        record.spans.append(UnitSpan(event.unit_id, started, now, predicted, len(unit.node_ids), worst))
+
+    def on_agent_failed(self, event: p.AgentFailed) -> None:
+        record = self._agents[event.agent_id]
         text = f"agent {event.agent_id}: {event.message}"
         if event.logs and event.logs not in event.message:
             text += "\n" + event.logs
         self._messages.append(text)
-        if state.failed:
+        if record.failed:
             return
-        state.failed = event.message
-        state.live = False
-        self._progress.on_agent_state(event.agent_id, "failed")
-        if state.running is not None and state.running not in self._final:
+        record.failed = event.message
+        record.live = False
+        self._sink.agent_state(event.agent_id, "failed")
+        if record.running is not None and record.running not in self._final:
             # The agent died in the middle of this test: it may be the cause.
-            self._crashed(event.agent_id, state.running, event.message, "", final=None)
-            state.running = None
-        units = {u.unit_id: u for u in self._scheduler.remove_agent(event.agent_id)}
-        units.update(state.outstanding)
-        state.outstanding.clear()
-        self._requeue_unfinished(units.values())
+            node_id, record.running = record.running, None
+            self._endings[node_id] += 1
+            self._crashed(event.agent_id, node_id, event.message)
+        self._release(record)
 
-    def on_agent_stopped(self, event: ev.AgentStopped) -> None:
-        state = self._agents[event.agent_id]
-        state.stopped = True
-        state.live = False
-        state.stack_down = event.stack_down_seconds
-        state.restarts = event.worker_restarts
-        if state.outstanding and not self._stop_reason:
-            # Stopped with work left (pytest's own -x inside the worker): nobody runs it there.
-            units = {u.unit_id: u for u in self._scheduler.remove_agent(event.agent_id)}
-            units.update(state.outstanding)
-            state.outstanding.clear()
-            self._requeue_unfinished(units.values())
+    def on_agent_stopped(self, event: p.AgentStopped) -> None:
+        record = self._agents[event.agent_id]
+        record.stopped = True
+        record.live = False
+        record.stopped_at = self._now()
+        record.stack_down = event.stack_down_seconds
+        record.restarts = event.worker_restarts
+        self._release(record)
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def _crashed(self, agent_id: int, node_id: str, message: str, output: str, final: bool | None) -> None:
-        """Record a crash attempt; `final=None` decides by the crash count (--max-crashes)."""
+    def _release(self, record: _AgentRecord) -> None:
+        """The agent takes no more work: requeue the tests of its units that have not ended."""
+        self._scheduler.remove_agent(record.agent_id)
+        units, record.units = list(record.units.values()), {}
+        if self._stop is None:
+            self._requeue_unended(units)
+
+    def _unit_held(self, record: _AgentRecord, node_id: str) -> str | None:
+        for unit_id, unit in record.units.items():
+            if node_id in unit.node_ids:
+                return unit_id
+        return None
+
+    def _crashed(self, agent_id: int, node_id: str, message: str) -> None:
+        """Record a crash attempt; it is retried (anywhere) until --max-crashes crashes in all."""
         if node_id not in self._attempts or node_id in self._final:
             return
         self._reports.pop(node_id, None)
-        if final is None:
-            crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
-            # Not final: the caller requeues what is left of the agent's units, this test included.
-            final = crashes >= self._max_crashes
-        text = f"agent {agent_id}: {message}\n{output}".strip()
-        self._record(node_id, Attempt(agent_id, Outcome.CRASHED, 0.0, (), text), final=final)
+        record = self._agents[agent_id]
+        crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
+        attempt = Attempt(
+            agent_id,
+            Outcome.CRASHED,
+            0.0,
+            (),
+            f"agent {agent_id}: {message}".strip(),
+            started=record.running_since,
+            finished=self._now(),
+        )
+        if crashes < self._max_crashes and self._stop is None:
+            self._retry(node_id, attempt, "crash retry")
+        else:
+            self._record(node_id, attempt, rerunnable=False)
 
-    def _record(self, node_id: str, attempt: Attempt, final: bool | None = None) -> None:
-        """Add an attempt; it is final unless it failed and --reruns allows another try."""
-        attempts = self._attempts[node_id]
-        attempts.append(attempt)
-        state = self._agents[attempt.agent_id]
-        state.busy += attempt.duration
-        state.last_finish_at = self._clock()
-        if final is None:
-            failed_tries = sum(1 for a in attempts if a.outcome.is_failure)
-            final = not (attempt.outcome in (Outcome.FAILED, Outcome.ERROR) and failed_tries <= self._reruns)
-            if not final:
-                self._rerun_serial += 1
-                self._scheduler.requeue([TestUnit(f"{node_id} (rerun {self._rerun_serial})", (node_id,))])
-        if not final:
-            return
+    def _record(self, node_id: str, attempt: Attempt, rerunnable: bool) -> None:
+        """Add an attempt: final, unless it failed and --reruns allows another try."""
+        if rerunnable and attempt.outcome in (Outcome.FAILED, Outcome.ERROR) and self._stop is None:
+            failed_tries = sum(1 for a in self._attempts[node_id] if a.outcome.is_failure) + 1
+            if failed_tries <= self._reruns:
+                self._retry(node_id, attempt, "rerun")
+                return
+        self._attempts[node_id].append(attempt)
+        record = self._agents.get(attempt.agent_id)
+        if record is not None:
+            record.busy += attempt.duration
+            record.tests += 1
+            record.finished_at = self._now()
         self._final[node_id] = attempt.outcome
-        state.tests += 1
-        self._progress.on_test_finished(attempt.agent_id, attempt.outcome)
-        if attempt.outcome.is_failure:
-            self._failures += 1
-            if self._maxfail and self._failures >= self._maxfail and not self._stop_reason:
-                self._stop_reason = f"stopping after {self._failures} failures (-x/--maxfail)"
-                self._messages.append(self._stop_reason)
+        self._sink.test_finished(TestResult(node_id, attempt.outcome, tuple(self._attempts[node_id])), True)
 
-    def _requeue_unfinished(self, units: Iterable[TestUnit]) -> None:
+    def _retry(self, node_id: str, attempt: Attempt, why: str) -> None:
+        self._attempts[node_id].append(attempt)
+        self._agents[attempt.agent_id].busy += attempt.duration
+        self._sink.attempt_retried(node_id, attempt)
+        self._retry_serial += 1
+        unit_id = self._unit_of_node.get(node_id, node_id)
+        self._scheduler.requeue([TestUnit(f"{unit_id} ({why} {self._retry_serial})", (node_id,))])
+
+    def _requeue_unended(self, units: Iterable[TestUnit]) -> None:
         trimmed = []
         for unit in units:
             left = tuple(n for n in unit.node_ids if n not in self._final)
@@ -378,49 +484,76 @@ class Session:
 
     # -- the report ----------------------------------------------------------------------
 
-    def _report(self, wall_seconds: float, interrupted: bool) -> RunReport:
-        reason = self._stop_reason or "no agent was left to run it"
+    def _report(self) -> RunReport:
+        if self._stop is not None:
+            reason = f"the run stopped: {self._stop.message}"
+        else:
+            reason = "no agent was left to run it"
+        # Tests pytest would not have listed (after -x, pytest.exit, Ctrl-C) are only in our
+        # results; those lost because no agent was left are replayed, so the run fails.
+        replay_not_run = self._stop is None
         results = []
         for node_id in self._node_ids:
-            attempts = self._attempts[node_id]
             outcome = self._final.get(node_id)
             if outcome is None:
-                attempts.append(Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason))
-                outcome = Outcome.NOT_RUN
-            results.append(TestResult(node_id, outcome, tuple(attempts)))
-        self._check_invariant(results)
-        ends = [a.last_finish_at for a in self._agents.values() if a.last_finish_at is not None]
+                not_run = Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason)
+                self._attempts[node_id].append(not_run)
+                self._endings[node_id] += 1
+                result = TestResult(node_id, Outcome.NOT_RUN, tuple(self._attempts[node_id]))
+                self._sink.test_finished(result, replay_not_run)
+            else:
+                result = TestResult(node_id, outcome, tuple(self._attempts[node_id]))
+            results.append(result)
+        check_results(results, self._node_ids, self._endings)
+        ends = [a.finished_at for a in self._agents.values() if a.finished_at is not None]
         run_end = max(ends) if ends else None
-        report = RunReport(
+        plan = self._scheduler.plan
+        return RunReport(
             results=tuple(results),
             agents=tuple(self._agents[c.agent_id].statistics(run_end) for c in self._configs),
-            wall_seconds=wall_seconds,
+            wall_seconds=self._now(),
             exit_code=0,
-            plan_fingerprint=self._scheduler.plan.fingerprint(),
-            interrupted=interrupted,
+            plan_fingerprint=plan.fingerprint(),
+            interrupted=self._stop is not None and self._stop.kind == "interrupt",
             messages=tuple(self._messages),
+            stop=self._stop,
+            plan={
+                "agents": float(plan.agents),
+                "predicted_makespan": plan.makespan,
+                "lower_bound": plan.lower_bound,
+                "total_seconds": plan.total_seconds,
+                "longest_unit_seconds": plan.longest_unit_seconds,
+            },
         )
-        return _with_exit_code(report)
-
-    def _check_invariant(self, results: list[TestResult]) -> None:
-        seen = [r.node_id for r in results]
-        if len(seen) != len(set(seen)) or set(seen) != set(self._node_ids):
-            raise InternalError("report does not hold exactly one result per collected test")
-        extra = set(self._final) - set(self._node_ids)
-        if extra:
-            raise InternalError(f"results for tests that were not collected: {sorted(extra)[:5]}")
 
 
-def exit_code_for(results: Sequence[TestResult], interrupted: bool) -> int:
-    """pytest's exit code for these outcomes: 2 interrupted, 1 any failure or not-run, 5 none, else 0."""
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if not results:
-        return EXIT_NO_TESTS
-    if any(r.outcome.is_failure or r.outcome is Outcome.NOT_RUN for r in results):
-        return EXIT_TESTS_FAILED
-    return EXIT_OK
+def check_results(results: Sequence[TestResult], collected: Sequence[str], endings: Counter[str]) -> None:
+    """Raise InternalError unless the results hold each collected test once, backed by evidence.
 
-
-def _with_exit_code(report: RunReport) -> RunReport:
-    return replace(report, exit_code=exit_code_for(report.results, report.interrupted))
+    `endings` counts, per node id, the events that ended an attempt (a teardown report, a
+    crash, a timeout, not collected, not run): each result must have exactly that many
+    attempts, and its outcome must be its last attempt's.
+    """
+    seen = Counter(r.node_id for r in results)
+    twice = [n for n, count in seen.items() if count > 1]
+    missing = [n for n in collected if n not in seen]
+    extra = [n for n in seen if n not in set(collected)]
+    problems = []
+    if twice:
+        problems.append(f"tests reported more than once: {twice[:5]}")
+    if missing:
+        problems.append(f"collected tests without a result: {missing[:5]}")
+    if extra:
+        problems.append(f"results for tests that were not collected: {extra[:5]}")
+    for result in results:
+        if len(result.attempts) != endings.get(result.node_id, 0):
+            problems.append(
+                f"{result.node_id}: {len(result.attempts)} attempt(s) recorded, "
+                f"{endings.get(result.node_id, 0)} received"
+            )
+        elif result.final is None or result.final.outcome is not result.outcome:
+            problems.append(f"{result.node_id}: outcome {result.outcome} is not its last attempt's")
+        if len(problems) > 5:
+            break
+    if problems:
+        raise InternalError("the run's record is inconsistent: " + "; ".join(problems))

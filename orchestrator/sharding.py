@@ -3,9 +3,9 @@
     every runner: collect -> estimate -> plan_lpt(total) -> run its own part -> artifact
     merge job:    artifacts -> merge_shards -> one report, one JUnit file, one duration store
 
-Called by `orchestrate shard` (commands.shard), which plans the whole suite for `total`
+Called by `orchestrate shard` (the coordinator plugin with --orchestrate-shard), which plans the whole suite for `total`
 runners exactly as every other runner does, runs its own part and records a ShardRecord in
-its results file (`extra["shard"]`), and by `orchestrate merge` (commands.merge), which reads
+its results file (`extra["shard"]`), and by `orchestrate merge` (orchestrator/merging.py), which reads
 every results file and hands them to `merge_shards`.
 
 The record carries the whole plan, so merge knows what a runner whose artifact is missing should
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from orchestrator.errors import EXIT_NO_TESTS, EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
+from orchestrator.errors import EXIT_INTERRUPTED, EXIT_NO_TESTS, EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
 from orchestrator.model import (
     AgentStatistics,
     Attempt,
@@ -31,7 +31,6 @@ from orchestrator.model import (
     RunReport,
     TestResult,
 )
-from orchestrator.session import exit_code_for
 
 __all__ = ["MergedShards", "ShardArtifact", "ShardRecord", "merge_shards"]
 
@@ -220,6 +219,17 @@ def _renumbered(result: TestResult, agent_ids: Mapping[int, int]) -> TestResult:
 
 def _not_run(node_id: str, why: str) -> TestResult:
     return TestResult(node_id, Outcome.NOT_RUN, (Attempt(-1, Outcome.NOT_RUN, 0.0, (), why),))
+
+
+def exit_code_for(results: Sequence[TestResult], interrupted: bool) -> int:
+    """pytest's exit code for these outcomes: 2 interrupted, 1 any failure or not-run, 5 none, else 0."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if not results:
+        return EXIT_NO_TESTS
+    if any(r.outcome.is_failure or r.outcome is Outcome.NOT_RUN for r in results):
+        return EXIT_TESTS_FAILED
+    return EXIT_OK
 
 
 def _exit_code(results: Sequence[TestResult], interrupted: bool, missing_runners: Sequence[int]) -> int:

@@ -1,21 +1,34 @@
-"""Agent backends: where agents run. One implementation per module, picked by `make_backend`."""
+"""Agent backends: where agents run. One implementation per module, picked by `make_backend`.
+
+local  agents on this machine, in the coordinator process, each with its own pytest
+       worker process; no Ray (the default when no cluster is named)
+ray    Ray actors: on a cluster (`--address`, RAY_ADDRESS), or on the warm local instance
+       of `orchestrate up`
+"""
 
 from __future__ import annotations
 
+import socket
+
 from orchestrator.backends.protocol import AgentBackend
-from orchestrator.errors import UsageError
+from orchestrator.errors import ClusterUnreachable, UsageError
 
-__all__ = ["AgentBackend", "make_backend"]
+__all__ = ["AgentBackend", "check_reachable", "make_backend"]
+
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def make_backend(kind: str, address: str | None = None, warm: bool = False) -> AgentBackend:
-    """ "ray" (a local Ray instance, or the cluster at `address`; `warm`: borrow the warm agents
-    that `orchestrate up` keeps there) or "local" (threads, no Ray)."""
+def make_backend(kind: str, address: str | None = None) -> AgentBackend:
+    """The backend `kind`; "ray" without an address joins the warm instance, else starts Ray here."""
     if kind == "ray":
-        # Imported here: `shard`, `plan` and `merge` never pay for importing Ray.
+        # Imported here: runs without Ray never pay for importing it.
+        from orchestrator import warm
         from orchestrator.backends.ray import RayBackend
 
-        return RayBackend(address, warm=warm)
+        instance = None if address else warm.current()
+        if instance is not None:
+            return RayBackend(instance.address, warm=True)
+        return RayBackend(address)
     if kind == "local":
         if address:
             raise UsageError("--address needs the ray backend")
@@ -23,3 +36,21 @@ def make_backend(kind: str, address: str | None = None, warm: bool = False) -> A
 
         return LocalBackend()
     raise UsageError(f"unknown backend {kind!r}")
+
+
+def check_reachable(address: str) -> None:
+    """Fail fast, with one line, when nothing answers at a cluster address (Ray itself waits long)."""
+    if address in ("auto", "local"):
+        return
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    default_port = 10001 if address.startswith("ray://") else 6379
+    try:
+        with socket.create_connection(
+            (host or "127.0.0.1", int(port or default_port)), CONNECT_TIMEOUT_SECONDS
+        ):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ClusterUnreachable(
+            f"no Ray cluster answers at {address} ({exc.__class__.__name__}: {exc})"
+        ) from exc

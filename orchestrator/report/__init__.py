@@ -1,22 +1,17 @@
-"""The merged report's outputs: the terminal summary, the JUnit file and the results file.
+"""What pytest does not report itself: orchestrate's terminal sections, the results file, rerun
+elements in pytest's JUnit file, and the replay of agents' results through pytest's hooks.
 
-Called by the CLI once the session has merged every agent's results into a RunReport, and by
-`orchestrate merge` for CI shards. terminal.py is where report code meets rich.
+Called by the coordinator plugin (orchestrator/plugin.py) and `orchestrate merge`.
 """
 
-from orchestrator.report.junit import write_junit
 from orchestrator.report.outcomes import outcome_of, rebuild_report, report_duration
-from orchestrator.report.results import read_results, write_results
-from orchestrator.report.terminal import LiveProgress, counts_line, render_summary
+from orchestrator.report.results import read_results, report_to_document, write_results
 
 __all__ = [
-    "LiveProgress",
-    "counts_line",
     "outcome_of",
     "read_results",
     "rebuild_report",
-    "render_summary",
     "report_duration",
-    "write_junit",
+    "report_to_document",
     "write_results",
 ]

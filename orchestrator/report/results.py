@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.errors import ArtifactError
-from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
+from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
 
-__all__ = ["FORMAT", "read_results", "write_results"]
+__all__ = ["FORMAT", "read_results", "report_to_document", "write_results"]
 
 FORMAT = 1
 KIND = "orchestrate-results"
@@ -49,18 +49,7 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
     Written to a temporary file beside `path` and moved into place, so a reader (or a CI
     artifact upload) never sees half a file.
     """
-    head = {
-        "format": FORMAT,
-        "kind": KIND,
-        "wall_seconds": report.wall_seconds,
-        "exit_code": report.exit_code,
-        "plan_fingerprint": report.plan_fingerprint,
-        "interrupted": report.interrupted,
-        "messages": list(report.messages),
-        "counts": {str(outcome): count for outcome, count in report.counts().items()},
-        "agents": [_agent_to_json(agent) for agent in report.agents],
-        "extra": dict(extra or {}),
-    }
+    head = _head(report, extra)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=directory)
@@ -80,6 +69,32 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
         if os.path.exists(scratch):
             os.unlink(scratch)
         raise
+
+
+def report_to_document(report: RunReport, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole results document in memory (what `write_results` streams to disk)."""
+    document = _head(report, extra)
+    document["tests"] = [_result_to_json(result) for result in report.results]
+    return document
+
+
+def _head(report: RunReport, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "kind": KIND,
+        "wall_seconds": report.wall_seconds,
+        "exit_code": report.exit_code,
+        "plan_fingerprint": report.plan_fingerprint,
+        "interrupted": report.interrupted,
+        "messages": list(report.messages),
+        "stop": None
+        if report.stop is None
+        else {"kind": report.stop.kind, "message": report.stop.message, "returncode": report.stop.returncode},
+        "plan": dict(report.plan),
+        "counts": {str(outcome): count for outcome, count in report.counts().items()},
+        "agents": [_agent_to_json(agent) for agent in report.agents],
+        "extra": dict(extra or {}),
+    }
 
 
 def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
@@ -113,6 +128,7 @@ def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
             plan_fingerprint=str(document.get("plan_fingerprint", "")),
             interrupted=bool(document.get("interrupted", False)),
             messages=tuple(str(message) for message in document.get("messages", ())),
+            plan={str(k): float(v) for k, v in (document.get("plan") or {}).items()},
         )
         extra = document.get("extra") or {}
         if not isinstance(extra, dict):
@@ -137,6 +153,30 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
         "stack_down_seconds": agent.stack_down_seconds,
         "worker_restarts": agent.worker_restarts,
         "error": agent.error,
+        "node": {"node_id": agent.node_id, "address": agent.address, "hostname": agent.host},
+        "resets": agent.resets,
+        "reset_seconds": agent.reset_seconds,
+        "worker_start_seconds": agent.worker_start_seconds,
+        "timeline": {
+            "ready": agent.ready_at,
+            "stack_ready": None
+            if agent.ready_at is None
+            else max(0.0, agent.ready_at - agent.worker_start_seconds),
+            "worker_ready": agent.ready_at,
+            "finished": agent.finished_at,
+            "stopped": agent.stopped_at,
+        },
+        "units": [
+            {
+                "unit_id": span.unit_id,
+                "started": span.started,
+                "finished": span.finished,
+                "predicted_seconds": span.predicted_seconds,
+                "tests": span.tests,
+                "outcome": span.outcome.value,
+            }
+            for span in agent.units
+        ],
     }
 
 
@@ -152,6 +192,25 @@ def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
         worker_restarts=int(item.get("worker_restarts", 0)),
         host=str(item.get("host", "")),
         error=str(item.get("error", "")),
+        node_id=str((item.get("node") or {}).get("node_id", "")),
+        address=str((item.get("node") or {}).get("address", "")),
+        resets=int(item.get("resets", 0)),
+        reset_seconds=float(item.get("reset_seconds", 0.0)),
+        worker_start_seconds=float(item.get("worker_start_seconds", 0.0)),
+        ready_at=(item.get("timeline") or {}).get("ready"),
+        finished_at=(item.get("timeline") or {}).get("finished"),
+        stopped_at=(item.get("timeline") or {}).get("stopped"),
+        units=tuple(
+            UnitSpan(
+                str(u["unit_id"]),
+                float(u["started"]),
+                float(u["finished"]),
+                float(u.get("predicted_seconds", 0.0)),
+                int(u.get("tests", 0)),
+                Outcome(u.get("outcome", "passed")),
+            )
+            for u in item.get("units", ())
+        ),
     )
 
 
@@ -168,6 +227,8 @@ def _result_to_json(result: TestResult) -> dict[str, Any]:
                 "outcome": attempt.outcome.value,
                 "duration": attempt.duration,
                 "message": attempt.message,
+                "started": attempt.started,
+                "finished": attempt.finished,
                 "reports": list(attempt.reports),
             }
             for attempt in result.attempts
@@ -183,6 +244,8 @@ def _result_from_json(item: Mapping[str, Any]) -> TestResult:
             duration=float(attempt.get("duration", 0.0)),
             reports=tuple(_report_dict(report) for report in attempt.get("reports", ())),
             message=str(attempt.get("message", "")),
+            started=float(attempt.get("started", 0.0)),
+            finished=float(attempt.get("finished", 0.0)),
         )
         for attempt in item["attempts"]
     )

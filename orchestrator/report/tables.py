@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.durations.store import UnitDuration
-from orchestrator.model import Plan
+from orchestrator.model import Plan, RunReport
 
 
 def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
@@ -53,3 +56,46 @@ def render_slowest(units: Sequence[UnitDuration], known_tests: int, console: Con
     for unit in units:
         table.add_row(f"{unit.seconds:.2f}", str(unit.tests), unit.unit_id)
     console.print(table)
+
+
+def plan_text(plan: Plan, known_tests: int) -> str:
+    """`render_plan`'s output as text (the coordinator writes it through pytest's terminal)."""
+    console = Console(file=io.StringIO(), width=120, highlight=False, color_system=None)
+    render_plan(plan, known_tests, console)
+    return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
+
+
+def agents_table_text(report: RunReport, width: int = 80) -> str:
+    """One row per agent: where it ran, what it did, what the plan predicted, its stack's costs.
+
+    Short headings, so the table fits 80 columns (CI logs): busy = time in tests; idle = from
+    ready to the run's last test, not busy; plan = predicted; up/down = its stack's start-up
+    (set-up commands included) and teardown; reset = resets between units (x-orchestrate reset).
+    """
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
+    table.add_column("agent", justify="right")
+    table.add_column("host")
+    for heading in ("tests", "busy s", "idle s", "plan s", "wall s", "up s", "down s", "reset s"):
+        table.add_column(heading, justify="right")
+    table.add_column("restarts", justify="right")
+    for agent in sorted(report.agents, key=lambda a: a.agent_id):
+        where = agent.host + (f" {agent.address}" if agent.address else "")
+        table.add_row(
+            str(agent.agent_id),
+            Text(where),
+            str(agent.tests),
+            f"{agent.busy_seconds:.1f}",
+            f"{agent.idle_seconds:.1f}",
+            f"{agent.predicted_seconds:.1f}",
+            f"{agent.wall_seconds:.1f}",
+            f"{agent.stack_up_seconds:.1f}",
+            f"{agent.stack_down_seconds:.1f}",
+            f"{agent.reset_seconds:.1f}",
+            str(agent.worker_restarts),
+        )
+    console = Console(file=io.StringIO(), width=max(width, 80), highlight=False, color_system=None)
+    console.print(table)
+    for agent in report.agents:
+        if agent.error:
+            console.print(Text(f"agent {agent.agent_id}: {agent.error.splitlines()[0]}"))
+    return console.file.getvalue().rstrip()  # type: ignore[attr-defined]

@@ -50,6 +50,7 @@ class DynamicScheduler:
         self._arrivals = 0
         self._agents = AgentBook()
         self._stolen_units = 0
+        self._handed_out = 0
 
     def add_agent(self, agent_id: int) -> None:
         """An agent is ready and wants its first unit. Called by the session on AgentReady."""
@@ -66,18 +67,14 @@ class DynamicScheduler:
             unit = self._next_unit(agent_id)
             if unit is None:
                 break  # nothing is queued anywhere, so nobody else can be served either
-            assignments.append(self._agents.give(agent_id, unit))
+            self._agents.served(agent_id)
+            self._handed_out += 1
+            assignments.append(Assignment(agent_id, unit))
         return assignments
 
-    def mark_unit_complete(self, agent_id: int, unit_id: str) -> None:
-        self._agents.complete(agent_id, unit_id)
-
-    def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]:
-        """Forget the agent; return the units it held and had not completed.
-
-        Its queue stays where it is, to be stolen by the others.
-        """
-        return tuple(self._agents.remove(agent_id))
+    def remove_agent(self, agent_id: int) -> None:
+        """Forget the agent; its queue stays where it is, to be stolen by the others."""
+        self._agents.remove(agent_id)
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Put units in the shared queue, served before anything else (empty ones are dropped)."""
@@ -88,9 +85,8 @@ class DynamicScheduler:
                 )
                 self._arrivals += 1
 
-    @property
-    def finished(self) -> bool:
-        return not (self._shared_queue or self._queued_units or self._agents.outstanding())
+    def has_queued_work(self) -> bool:
+        return bool(self._shared_queue or self._queued_units)
 
     def wants_work(self, agent_id: int) -> bool:
         return self._agents.wants(agent_id) and not (self._shared_queue or self._queued_units)
@@ -98,8 +94,7 @@ class DynamicScheduler:
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             queued_units=self._queued_units + len(self._shared_queue),
-            outstanding_units=self._agents.outstanding(),
-            completed_units=self._agents.completed,
+            handed_out_units=self._handed_out,
             stolen_units=self._stolen_units,
             agents=len(self._agents.live),
         )

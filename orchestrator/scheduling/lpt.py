@@ -66,10 +66,10 @@ class PlannedSeconds:
 class StaticScheduler:
     """Gives every agent its whole planned shard at once; implements the Scheduler protocol.
 
-    Owned by the session. Requeued units (from an agent that died) go to the live agent with
-    the least predicted work left, longest unit first. The shard of an agent that never
-    comes up is returned by `remove_agent` like the work of one that died, so the session
-    requeues it and no unit is lost.
+    Owned by the session. Requeued units (from an agent that died, crash retries, reruns) go
+    to the live agent that was given the least predicted work so far, longest unit first. The
+    shard of an agent that never comes up, or is removed before it got it, is requeued the same
+    way, so no unit is lost.
     """
 
     def __init__(self, plan: Plan) -> None:
@@ -78,11 +78,14 @@ class StaticScheduler:
         # Planned units not handed out yet, in plan order (longest first).
         self._planned_units_by_agent = {s.agent_id: [e.unit for e in s.units] for s in plan.shards if s.units}
         self._requeued_units: list[TestUnit] = []
+        self._given_seconds_by_agent: dict[int, float] = {}
+        self._handed_out = 0
         self._agents = AgentBook()
 
     def add_agent(self, agent_id: int) -> None:
         """An agent is ready; it wants its shard. Called by the session on AgentReady."""
         self._agents.add(agent_id)
+        self._given_seconds_by_agent.setdefault(agent_id, 0.0)
 
     def request_work(self, agent_id: int) -> None:
         """The agent is running dry; only requeued units can still come its way."""
@@ -93,29 +96,26 @@ class StaticScheduler:
         assignments: list[Assignment] = []
         for agent_id in self._agents.wanting():
             for unit in self._planned_units_by_agent.pop(agent_id, ()):
-                assignments.append(self._agents.give(agent_id, unit))
+                assignments.append(self._give(agent_id, unit))
         if self._requeued_units and self._agents.live:
             self._requeued_units.sort(key=lambda u: (-self._seconds.of(u), u.unit_id))
             for unit in self._requeued_units:
-                agent_id = min(self._agents.live, key=lambda a: (self._remaining_seconds(a), a))
-                assignments.append(self._agents.give(agent_id, unit))
+                agent_id = min(self._agents.live, key=lambda a: (self._given_seconds_by_agent[a], a))
+                assignments.append(self._give(agent_id, unit))
             self._requeued_units.clear()
         return assignments
 
-    def mark_unit_complete(self, agent_id: int, unit_id: str) -> None:
-        self._agents.complete(agent_id, unit_id)
-
-    def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]:
-        """Forget the agent; return what it held and had not completed, plus any shard it never got."""
-        return tuple(self._agents.remove(agent_id) + self._planned_units_by_agent.pop(agent_id, []))
+    def remove_agent(self, agent_id: int) -> None:
+        """Forget the agent; a shard it never got is queued for the others."""
+        self._agents.remove(agent_id)
+        self._requeued_units.extend(self._planned_units_by_agent.pop(agent_id, []))
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Queue units again (empty ones are dropped); the next `schedule` places them."""
         self._requeued_units.extend(u for u in units if u.node_ids)
 
-    @property
-    def finished(self) -> bool:
-        return not (self._requeued_units or self._planned_units_by_agent or self._agents.outstanding())
+    def has_queued_work(self) -> bool:
+        return bool(self._requeued_units or self._planned_units_by_agent)
 
     def wants_work(self, agent_id: int) -> bool:
         return (
@@ -127,11 +127,13 @@ class StaticScheduler:
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
             queued_units=sum(map(len, self._planned_units_by_agent.values())) + len(self._requeued_units),
-            outstanding_units=self._agents.outstanding(),
-            completed_units=self._agents.completed,
+            handed_out_units=self._handed_out,
             stolen_units=0,
             agents=len(self._agents.live),
         )
 
-    def _remaining_seconds(self, agent_id: int) -> float:
-        return sum(map(self._seconds.of, self._agents.held(agent_id)))
+    def _give(self, agent_id: int, unit: TestUnit) -> Assignment:
+        self._agents.served(agent_id)
+        self._given_seconds_by_agent[agent_id] += self._seconds.of(unit)
+        self._handed_out += 1
+        return Assignment(agent_id, unit)

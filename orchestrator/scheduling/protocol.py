@@ -1,17 +1,17 @@
 """The Scheduler protocol: decides which unit runs where; never sends anything itself.
 
-Called by the session (orchestrator/session.py), the only owner of a scheduler:
+Called by the session (orchestrator/session.py), the only owner of a scheduler and the only
+owner of outstanding work (what each agent holds and has not finished). A scheduler owns only
+the queue it plans:
 
 - `add_agent(id)` when an agent reports ready; a new agent wants work at once.
-- `request_work(id)` when an agent's worker is about to run dry (it has started the
-  second-to-last test it holds, or holds its last test waiting for the next one).
+- `request_work(id)` when an agent's worker is about to run dry.
 - `schedule()` after every batch of events: returns new assignments, which the session sends.
   An agent that wanted work stops wanting it once it gets an assignment.
-- `mark_unit_complete(id, unit_id)` when an agent finished a unit.
-- `remove_agent(id)` when an agent died or failed: returns the units it was given and had not
-  completed (not requeued: the session trims the tests that already finished, then calls
-  `requeue` with what is left).
-- `requeue(units)` puts units back, to be handed out like any other queued work.
+- `remove_agent(id)` when an agent died, failed or stopped: it gets nothing more. What it held
+  is the session's to requeue; what the scheduler had planned for it stays queued.
+- `requeue(units)` puts units back (an agent's unfinished work, a crash retry, a rerun), to
+  be handed out like any other queued work.
 
 Implementations are pure (no I/O, no clock, no Ray, no pytest), one per module, picked by
 `scheduling.make_scheduler`.
@@ -31,8 +31,7 @@ class SchedulerStatistics:
     """A snapshot of the scheduler's counters."""
 
     queued_units: int
-    outstanding_units: int
-    completed_units: int
+    handed_out_units: int
     stolen_units: int
     agents: int
 
@@ -46,15 +45,12 @@ class Scheduler(Protocol):
 
     def schedule(self) -> list[Assignment]: ...
 
-    def mark_unit_complete(self, agent_id: int, unit_id: str) -> None: ...
-
-    def remove_agent(self, agent_id: int) -> tuple[TestUnit, ...]: ...
+    def remove_agent(self, agent_id: int) -> None: ...
 
     def requeue(self, units: Sequence[TestUnit]) -> None: ...
 
-    @property
-    def finished(self) -> bool:
-        """True when every unit was handed out and completed (nothing queued or outstanding)."""
+    def has_queued_work(self) -> bool:
+        """True while some unit is still waiting to be handed out."""
         ...
 
     def wants_work(self, agent_id: int) -> bool:

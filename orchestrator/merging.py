@@ -1,0 +1,80 @@
+"""`orchestrate merge`: the CI runners' artifacts replayed through one pytest session.
+
+A plugin registered by orchestrator/plugin.py when `--orchestrate-merge` names results files.
+The session collects nothing; its run loop replays every merged result through pytest's hooks
+(report/replay.py), so the terminal summary, `--junitxml` and the `--lf` cache are pytest's
+own, exactly as after `orchestrate run`, and the same outputs follow (report/outputs.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from orchestrator.durations.store import DurationStore
+from orchestrator.errors import OrchestrateError
+from orchestrator.model import RunReport
+from orchestrator.report.replay import PytestReplay
+from orchestrator.report.results import read_results
+from orchestrator.sharding import ShardArtifact, merge_shards
+
+__all__ = ["MergeReplay"]
+
+
+class MergeReplay:
+    """Replaces collection and the run loop of a pytest session by the replay of merged artifacts."""
+
+    def __init__(self, config: pytest.Config, options: Any) -> None:
+        self.options = options
+        try:
+            loaded = [ShardArtifact.from_results(path, *read_results(path)) for path in options.merge]
+            merged = merge_shards(loaded)
+        except OrchestrateError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        self.report: RunReport = merged.report
+        self.runners = merged.total
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        session.items = []
+        session.testscollected = len(self.report.results)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        replay = PytestReplay(session)
+        for result in self.report.results:
+            for attempt in result.attempts[:-1]:
+                replay.attempt_retried(result.node_id, attempt)
+            replay.test_finished(result, replay=True)
+        return True
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from orchestrator.report.sections import write_sections
+
+        write_sections(terminalreporter, self.report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from orchestrator.report.outputs import finish_outputs
+
+        def warn(message: str) -> None:
+            print(f"orchestrate: warning: {message}", file=sys.stderr)
+
+        store, warning = DurationStore.load(self.options.durations)
+        if warning:
+            warn(warning)
+        self.report = replace(self.report, exit_code=int(exitstatus))
+        finish_outputs(
+            self.report,
+            results=self.options.results,
+            html=self.options.html,
+            junitxml=session.config.option.xmlpath,
+            durations=self.options.durations,
+            store=store,
+            extra={"merged": list(self.options.merge), "runners": self.runners},
+            warn=warn,
+        )

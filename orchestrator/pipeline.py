@@ -1,0 +1,93 @@
+"""Collected items -> units -> estimates -> plan: written once for `run`, `shard` and `plan`.
+
+Called by the pytest plugin (orchestrator/plugin.py) after pytest's own collection in the
+coordinator's session, so `-k`, `-m`, `--lf`, `--deselect` and every plugin's
+`pytest_collection_modifyitems` have already chosen the items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from orchestrator.durations.estimate import estimate_units
+from orchestrator.durations.store import DurationStore
+from orchestrator.model import GroupBy, Plan, TestUnit
+from orchestrator.scheduling import plan_lpt
+from orchestrator.scheduling.split import split_oversized
+
+__all__ = ["Prepared", "prepare", "shard_of", "unit_of", "units_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The units to run and the plan for them."""
+
+    units: tuple[TestUnit, ...]
+    plan: Plan
+
+
+def unit_of(item: pytest.Item, group_by: GroupBy) -> str:
+    """The unit an item belongs to: its outermost class, else its file, else itself."""
+    if group_by is GroupBy.CLASS:
+        outermost = None
+        node = item.parent
+        while node is not None:
+            if isinstance(node, pytest.Class):
+                outermost = node
+            node = node.parent
+        if outermost is not None:
+            return outermost.nodeid
+    file_node = item.getparent(pytest.File)  # type: ignore[type-abstract]
+    return file_node.nodeid if file_node is not None else item.nodeid
+
+
+def _splittable(item: pytest.Item) -> bool:
+    """Whether the item uses no class-, module- or package-scoped fixture that a cut would duplicate."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return not any(
+        d.scope in ("class", "module", "package") for defs in info.name2fixturedefs.values() for d in defs
+    )
+
+
+def units_of(items: Sequence[pytest.Item], group_by: GroupBy) -> tuple[TestUnit, ...]:
+    """Group items into units, in collection order (a unit's tests keep pytest's order)."""
+    node_ids: dict[str, list[str]] = {}
+    splittable: dict[str, bool] = {}
+    for item in items:
+        unit_id = unit_of(item, group_by)
+        node_ids.setdefault(unit_id, []).append(item.nodeid)
+        splittable[unit_id] = splittable.get(unit_id, True) and _splittable(item)
+    return tuple(TestUnit(uid, tuple(ids), splittable[uid]) for uid, ids in node_ids.items())
+
+
+def prepare(units: Sequence[TestUnit], store: DurationStore, agents: int, split: bool) -> Prepared:
+    """Estimate the units from the store and pack them into at most `agents` shards.
+
+    With `split`, oversized units without shared fixtures are cut first (scheduling/split.py).
+    More agents than units would only start idle stacks, so the plan has at most one per unit.
+    """
+    units = tuple(units)
+    if split:
+        units = split_oversized(estimate_units(units, store), agents)
+    plan = plan_lpt(estimate_units(units, store), max(1, min(agents, len(units))))
+    return Prepared(units, plan)
+
+
+def shard_of(
+    units: Sequence[TestUnit], store: DurationStore, runners: int, index: int, split: bool
+) -> tuple[Plan, tuple[TestUnit, ...]]:
+    """The whole plan for `runners` CI runners, and the units of runner `index` (1-based).
+
+    Every runner computes the same plan from the same collection and durations: no clamping to
+    the unit count here, so a runner with nothing to do still knows the plan's fingerprint.
+    """
+    units = tuple(units)
+    if split:
+        units = split_oversized(estimate_units(units, store), runners)
+    whole = plan_lpt(estimate_units(units, store), runners)
+    return whole, tuple(e.unit for e in whole.shards[index - 1].units)

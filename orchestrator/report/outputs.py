@@ -1,0 +1,73 @@
+"""The run's outputs besides pytest's own: results file, HTML page, JUnit rerun elements, durations.
+
+One list of sinks for `run`, `shard` and `merge`, called at the coordinator's
+`pytest_sessionfinish`, after pytest's plugins wrote their files. The results file is read
+back after writing and compared with the report, so a file that does not say what the run
+did is an internal error, not a silent artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from orchestrator.durations.store import DurationStore
+from orchestrator.errors import InternalError
+from orchestrator.model import Outcome, RunReport, TestResult
+from orchestrator.report.junit import add_rerun_elements
+from orchestrator.report.results import read_results, write_results
+
+__all__ = ["finish_outputs", "update_store"]
+
+# Durations of these outcomes are what the test costs (a skip costs almost nothing, and that is
+# worth knowing); a crash, a timeout or a test that never ran says nothing about it.
+_TIMED_OUTCOMES = frozenset(
+    {Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED, Outcome.XFAILED, Outcome.XPASSED}
+)
+
+
+def finish_outputs(
+    report: RunReport,
+    *,
+    results: str | None,
+    html: str | None,
+    junitxml: str | None,
+    durations: str | None,
+    store: DurationStore | None,
+    extra: Mapping[str, Any],
+    warn: Callable[[str], None],
+) -> None:
+    if results:
+        write_results(report, results, extra=extra)
+        _check_written(report, results)
+    if html:
+        from orchestrator.report.html import write_html
+        from orchestrator.report.results import report_to_document
+
+        write_html(report_to_document(report, extra), html)
+    if junitxml:
+        add_rerun_elements(junitxml, report.results)
+    if durations and store is not None:
+        update_store(store, report.results, durations, warn)
+
+
+def _check_written(report: RunReport, path: str) -> None:
+    read, _ = read_results(path)
+    written = {r.node_id: r.outcome for r in read.results}
+    expected = {r.node_id: r.outcome for r in report.results}
+    if written != expected or len(read.results) != len(report.results):
+        raise InternalError(f"{path} does not hold the run's results as the session recorded them")
+
+
+def update_store(
+    store: DurationStore, results: Sequence[TestResult], path: str, warn: Callable[[str], None]
+) -> None:
+    observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
+    if not observations:
+        return
+    store.update(observations)
+    try:
+        store.save(path)
+    except OSError as exc:
+        # The run's result stands; only the next plan is less informed.
+        warn(f"could not write the duration store {path}: {exc.strerror or exc}")

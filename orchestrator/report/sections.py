@@ -1,0 +1,55 @@
+"""orchestrate's own sections of pytest's terminal summary: what only a distributed run has.
+
+Called by the coordinator plugin's `pytest_terminal_summary`, so the sections come after
+pytest's own FAILURES/ERRORS and before its short summary and closing counts line, which are
+pytest's (the replayed reports made them). Written through pytest's TerminalReporter, so
+colour, width and `-q` behave as in the rest of the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.model import Outcome, RunReport, TestResult
+from orchestrator.report.outcomes import failure_text
+from orchestrator.report.tables import agents_table_text
+
+__all__ = ["write_sections"]
+
+_WORDS = {Outcome.CRASHED: "CRASHED", Outcome.TIMEOUT: "TIMEOUT", Outcome.NOT_RUN: "NOT-RUN"}
+
+
+def write_sections(terminal: Any, report: RunReport) -> None:
+    """Crashed, timed-out and not-run tests, flaky tests, messages, then the agents table."""
+    unfinished = [r for r in report.results if r.outcome in _WORDS]
+    if unfinished:
+        terminal.write_sep("=", "orchestrate: tests pytest did not finish", red=True)
+        for result in unfinished:
+            terminal.write_line(f"{_WORDS[result.outcome]} {result.node_id} - {_first_line(result)}")
+    flaky = [r for r in report.results if len(r.attempts) > 1]
+    if flaky:
+        terminal.write_sep("=", "orchestrate: tests run more than once", yellow=True)
+        for result in flaky:
+            tries = ", ".join(f"{a.outcome.value} (agent {a.agent_id})" for a in result.attempts)
+            word = "FLAKY" if result.flaky else result.outcome.value.upper()
+            terminal.write_line(f"{word} {result.node_id}: {tries}")
+    if report.messages:
+        terminal.write_sep("=", "orchestrate: messages")
+        for message in report.messages:
+            terminal.write_line(message)
+    terminal.write_sep("=", "orchestrate: agents")
+    width = getattr(getattr(terminal, "_tw", None), "fullwidth", 80)
+    for line in agents_table_text(report, width).splitlines():
+        terminal.write_line(line)
+    if report.plan:
+        terminal.write_line(
+            f"wall {report.wall_seconds:.1f}s; predicted {report.plan.get('predicted_makespan', 0.0):.1f}s, "
+            f"lower bound {report.plan.get('lower_bound', 0.0):.1f}s"
+        )
+
+
+def _first_line(result: TestResult) -> str:
+    final = result.final
+    if final is None:
+        return ""
+    return failure_text(result.outcome, final.message, final.duration).splitlines()[0]
