@@ -172,8 +172,8 @@ def simulate(
 
     An agent runs the units it holds in order; a unit takes `actual_seconds(unit)` spread
     evenly over its tests. At `deaths[agent]` the agent dies (or, if it was never added,
-    is given up on): the tests of its running unit finished so far count, the rest of what
-    `remove_agent` returns is requeued.
+    is given up on): the tests of its running unit finished so far count, the rest of what it
+    held is requeued (this simulation owns outstanding work, as the session does).
     """
     held_units_by_agent: dict[int, deque[TestUnit]] = {a: deque() for a in agents}
     running_by_agent: dict[int, tuple[TestUnit, float, float]] = {}  # unit, start, seconds
@@ -208,24 +208,27 @@ def simulate(
             now = at
             del running_by_agent[agent_id]
             runs_by_node_id.update(done_unit.node_ids)
-            scheduler.mark_unit_complete(agent_id, done_unit.unit_id)
             if not held_units_by_agent[agent_id]:
                 scheduler.request_work(agent_id)
         else:
             now = at
             live_agents.discard(agent_id)
             finished_tests: set[str] = set()
+            running = None
             if agent_id in running_by_agent:
                 running, started, seconds = running_by_agent.pop(agent_id)
                 share = (now - started) / seconds if seconds else 1.0
                 finished_tests.update(running.node_ids[: int(len(running.node_ids) * share)])
                 runs_by_node_id.update(finished_tests)
-            returned = scheduler.remove_agent(agent_id)
+            returned = list(held_units_by_agent.pop(agent_id, ()))
+            if running is not None:
+                returned.insert(0, running)
+            scheduler.remove_agent(agent_id)
             scheduler.requeue(
                 [u.subset(tuple(n for n in u.node_ids if n not in finished_tests)) for u in returned]
             )
 
-    assert scheduler.finished, scheduler.statistics()
+    assert not scheduler.has_queued_work(), scheduler.statistics()
     return SimulatedRun(now, runs_by_node_id)
 
 
@@ -352,34 +355,34 @@ def test_static_gives_an_agent_its_whole_shard_longest_first() -> None:
     assert not scheduler.wants_work(0)
     scheduler.request_work(0)
     assert scheduler.wants_work(0)
-    assert scheduler.statistics().outstanding_units == 3
+    assert scheduler.statistics().handed_out_units == 3
 
 
 def test_static_requeues_to_the_agent_with_least_predicted_work_left() -> None:
     scheduler = StaticScheduler(_plan([[6, 2], [4], [3]]))
     for agent_id in range(3):
         scheduler.add_agent(agent_id)
-    scheduler.schedule()
-    scheduler.mark_unit_complete(1, "a1u0")  # agent 1 has nothing left; agent 2 has 3 s
-
-    lost = scheduler.remove_agent(0)
+    given = scheduler.schedule()
+    lost = [a.unit for a in given if a.agent_id == 0]
     assert [u.unit_id for u in lost] == ["a0u0", "a0u1"]
+    scheduler.remove_agent(0)
     half = lost[0].subset(lost[0].node_ids[3:])  # three of its six tests finished
     scheduler.requeue([half, lost[1]])
 
-    # Longest first: the 3 s half goes to idle agent 1; then agents 1 and 2 both have 3 s left
-    # and the tie goes to the lower id, so agent 1 also gets the 2 s unit.
-    assert _ids(scheduler.schedule()) == [(1, "a0u0"), (1, "a0u1")]
+    # Longest first, to the agent given the least so far: the 3 s half to agent 2 (3 s given,
+    # the tie with nobody lower goes by seconds), then the 2 s unit to agent 1 (4 s) or 2 (6 s).
+    assert _ids(scheduler.schedule()) == [(2, "a0u0"), (1, "a0u1")]
     assert scheduler.statistics().agents == 2
 
 
-def test_static_returns_the_shard_of_an_agent_never_added() -> None:
+def test_static_requeues_the_shard_of_an_agent_never_added() -> None:
     scheduler = StaticScheduler(_plan([[2], [5, 1]]))
     scheduler.add_agent(0)
     scheduler.schedule()
-    assert not scheduler.finished
-    assert [u.unit_id for u in scheduler.remove_agent(1)] == ["a1u0", "a1u1"]
-    assert scheduler.remove_agent(1) == ()
+    assert scheduler.has_queued_work()
+    scheduler.remove_agent(1)
+    assert _ids(scheduler.schedule()) == [(0, "a1u0"), (0, "a1u1")]
+    assert not scheduler.has_queued_work()
 
 
 def test_dynamic_serves_requeued_then_own_then_steals_the_largest_from_the_busiest() -> None:
@@ -388,7 +391,6 @@ def test_dynamic_serves_requeued_then_own_then_steals_the_largest_from_the_busie
     assert _ids(scheduler.schedule()) == [(0, "a0u0")]
     assert scheduler.schedule() == []  # one unit per request
 
-    scheduler.mark_unit_complete(0, "a0u0")
     scheduler.request_work(0)
     # Agent 2 (never added) has 7 s queued against agent 1's 6 s: steal its largest unit.
     assert _ids(scheduler.schedule()) == [(0, "a2u0")]
@@ -397,7 +399,6 @@ def test_dynamic_serves_requeued_then_own_then_steals_the_largest_from_the_busie
     scheduler.add_agent(1)
     scheduler.requeue([TestUnit("x", ("x.py::t0",))])
     scheduler.requeue([TestUnit("a2u1", ("a2u1.py::t0", "a2u1.py::t1"))])  # 2 of 3 tests left: 2 s
-    scheduler.mark_unit_complete(0, "a2u0")
     scheduler.request_work(0)
     # Requeued units first, longest first (2 s "a2u1" before "x", which the plan does not
     # know and is guessed at the plan's mean per test, 1 s); in the order agents asked.
@@ -410,15 +411,13 @@ def test_dynamic_wants_work_only_when_nothing_is_queued_anywhere() -> None:
     scheduler = DynamicScheduler(_plan([[1], [1]]))
     scheduler.add_agent(0)
     scheduler.schedule()
-    scheduler.mark_unit_complete(0, "a0u0")
     scheduler.request_work(0)
     assert not scheduler.wants_work(0)  # agent 1's unit can still be stolen
     scheduler.schedule()
-    scheduler.mark_unit_complete(0, "a1u0")
     scheduler.request_work(0)
     assert scheduler.schedule() == []
     assert scheduler.wants_work(0)
-    assert scheduler.finished
+    assert not scheduler.has_queued_work()
 
 
 def test_dynamic_keeps_a_removed_agents_queue_for_the_others() -> None:
@@ -426,18 +425,15 @@ def test_dynamic_keeps_a_removed_agents_queue_for_the_others() -> None:
     scheduler.add_agent(0)
     scheduler.add_agent(1)
     assert _ids(scheduler.schedule()) == [(0, "a0u0"), (1, "a1u0")]
-    assert [u.unit_id for u in scheduler.remove_agent(1)] == ["a1u0"]  # held, not queued
-    scheduler.mark_unit_complete(0, "a0u0")
+    scheduler.remove_agent(1)  # what it held is the session's to requeue
     scheduler.request_work(0)
     assert _ids(scheduler.schedule()) == [(0, "a1u1")]
 
 
 @pytest.mark.parametrize("kind", SCHEDULER_KINDS)
-def test_completing_a_unit_not_given_is_an_internal_error(kind: str) -> None:
+def test_adding_an_agent_twice_is_an_internal_error(kind: str) -> None:
     scheduler = make_scheduler(kind, _plan([[1]]))
     scheduler.add_agent(0)
-    with pytest.raises(InternalError):
-        scheduler.mark_unit_complete(0, "a0u0")
     with pytest.raises(InternalError):
         scheduler.add_agent(0)
 
@@ -448,7 +444,7 @@ def test_empty_requeued_units_are_dropped(kind: str) -> None:
     scheduler.add_agent(0)
     scheduler.requeue([TestUnit("gone", ())])
     assert scheduler.schedule() == []
-    assert scheduler.finished
+    assert not scheduler.has_queued_work()
 
 
 def test_planned_seconds_scales_subsets_and_guesses_unknown_units() -> None:

@@ -1,18 +1,24 @@
-"""The session's event loop against a scripted fake backend: pure logic, no Ray, no pytest process.
+"""The session's event loop against a scripted backend: pure logic, no Ray, no pytest process.
 
 The fake implements the AgentBackend protocol: agents "run" a unit the moment it is assigned
-and report pytest-shaped setup/call/teardown reports. Integration through real processes lives
-in tests/integration and tests/faults; this file pins the session's bookkeeping.
+and report what the script says each attempt of a test does (pass, fail, crash the worker,
+time out, call pytest.exit, raise KeyboardInterrupt, go uncollected, or take the agent down).
+Integration through real processes lives in tests/integration and tests/faults; this file pins
+the session's ownership of attempts, retries and outstanding work.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
-from orchestrator import events as ev
-from orchestrator.model import Collection, Outcome, TestUnit, UnitEstimate
+import pytest
+
+from orchestrator import protocol as p
+from orchestrator.errors import InternalError
+from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
 from orchestrator.scheduling import make_scheduler, plan_lpt
-from orchestrator.session import Session
+from orchestrator.session import Session, check_results
 
 
 def _reports(node_id: str, outcome: str) -> list[dict]:
@@ -23,110 +29,258 @@ def _reports(node_id: str, outcome: str) -> list[dict]:
     ]
 
 
-class FakeBackend:
-    """Agents that pass every test at once, except `failing` ones; `dies_on` kills an agent."""
+class ScriptedBackend:
+    """Agents that do, on each attempt of a test, what `script[node_id]` says (default: pass)."""
 
-    def __init__(self, failing: set[str] = frozenset(), dies_on: str | None = None) -> None:
-        self.failing = failing
-        self.dies_on = dies_on
-        self.pending: list[ev.Event] = []
-        self.assigned: dict[int, list[str]] = {}
+    def __init__(self, script: dict[str, list[str]] | None = None, interrupt_after: int | None = None) -> None:
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.interrupt_after = interrupt_after
+        self.pending: list[p.Event] = []
+        self.ran: list[tuple[int, str]] = []
         self.dead: set[int] = set()
-        self.shut_down = False
+        self.stopped: set[int] = set()
+        self.commands: list[tuple[int, str]] = []
+        self.waits = 0
 
-    def start(self, configs: Sequence) -> None:
+    def start(self, configs: Sequence[p.AgentConfig]) -> None:
         for config in configs:
-            self.pending.append(ev.AgentReady(config.agent_id, host="fake"))
+            self.pending.append(p.AgentReady(config.agent_id, node=p.NodeInfo(hostname="fake")))
 
-    def assign(self, agent_id: int, units: Sequence[TestUnit]) -> None:
-        for unit in units:
-            for node_id in unit.node_ids:
-                self.assigned.setdefault(agent_id, []).append(node_id)
-                self.pending.append(ev.TestStarted(agent_id, node_id=node_id))
-                if node_id == self.dies_on and not self.dead:
-                    self.dead.add(agent_id)
-                    self.pending.append(ev.AgentFailed(agent_id, message="agent lost: killed"))
-                    # Stale: a report the dead agent's worker still sent after the failure.
-                    self.pending.append(
-                        ev.TestReported(agent_id, node_id=node_id, report=_reports(node_id, "passed")[0])
-                    )
-                    self.pending.append(ev.AgentStopped(agent_id))
+    def send(self, agent_id: int, command: p.Command) -> None:
+        self.commands.append((agent_id, command.name))
+        if agent_id in self.dead or agent_id in self.stopped:
+            return
+        if isinstance(command, p.Assign):
+            for unit in command.units:
+                if not self._run_unit(agent_id, unit):
                     return
-                outcome = "failed" if node_id in self.failing else "passed"
-                for report in _reports(node_id, outcome):
-                    self.pending.append(ev.TestReported(agent_id, node_id=node_id, report=report))
-            self.pending.append(ev.UnitFinished(agent_id, unit_id=unit.unit_id))
-        self.pending.append(ev.WorkWanted(agent_id))
+            self.pending.append(p.WorkWanted(agent_id))
+        elif isinstance(command, p.Finish | p.Abort):
+            self.stopped.add(agent_id)
+            self.pending.append(p.AgentStopped(agent_id))
 
-    def flush(self, agent_id: int) -> None:
-        pass
+    def _run_unit(self, agent_id: int, unit: p.UnitWork) -> bool:
+        for node_id in unit.node_ids:
+            behaviour = self.script.get(node_id, []).pop(0) if self.script.get(node_id) else "pass"
+            self.ran.append((agent_id, node_id))
+            self.pending.append(p.TestStarted(agent_id, node_id=node_id))
+            if behaviour == "die":
+                self.dead.add(agent_id)
+                self.pending.append(p.AgentFailed(agent_id, message="agent lost: killed"))
+                # Stale: a report the dead agent's worker still sent after the failure.
+                self.pending.append(p.TestReported(agent_id, node_id=node_id, report=_reports(node_id, "passed")[0]))
+                self.pending.append(p.AgentStopped(agent_id))
+                return False
+            if behaviour == "crash":
+                self.pending.append(p.TestCrashed(agent_id, node_id=node_id, message="worker exited with code 3"))
+            elif behaviour == "timeout":
+                self.pending.append(p.TestTimedOut(agent_id, node_id=node_id, seconds=2.0))
+            elif behaviour == "notcollected":
+                self.pending.append(p.NotCollected(agent_id, node_ids=(node_id,)))
+            elif behaviour in ("exit", "interrupt"):
+                self.pending.append(
+                    p.TestExited(
+                        agent_id, node_id=node_id, message="bye", returncode=3, interrupted=behaviour == "interrupt"
+                    )
+                )
+                return False
+            else:
+                for report in _reports(node_id, "failed" if behaviour == "fail" else "passed"):
+                    self.pending.append(p.TestReported(agent_id, node_id=node_id, report=report))
+        self.pending.append(p.UnitFinished(agent_id, unit_id=unit.unit_id))
+        return True
 
-    def finish(self, agent_id: int) -> None:
-        if agent_id not in self.dead:
-            self.pending.append(ev.AgentStopped(agent_id))
-
-    abort = finish
-
-    def wait_events(self, timeout: float) -> list[ev.Event]:
+    def wait_events(self, timeout: float) -> list[p.Event]:
+        self.waits += 1
+        if self.interrupt_after is not None and self.waits == self.interrupt_after:
+            raise KeyboardInterrupt
         events, self.pending = self.pending, []
         return events
 
     def shutdown(self) -> None:
-        self.shut_down = True
+        raise AssertionError("the session's creator shuts the backend down, never the session")
 
 
-class _Config:
-    def __init__(self, agent_id: int) -> None:
-        self.agent_id = agent_id
+class ListSink:
+    """A ReportSink recording what the session hands on; `stop_after_failures` plays pytest's -x."""
+
+    def __init__(self, stop_after_failures: int = 0) -> None:
+        self.finished: list[tuple[TestResult, bool]] = []
+        self.retried: list[tuple[str, Outcome]] = []
+        self.stop_after_failures = stop_after_failures
+
+    def test_started(self, agent_id: int, node_id: str) -> None:
+        pass
+
+    def test_finished(self, result: TestResult, replay: bool) -> None:
+        self.finished.append((result, replay))
+
+    def attempt_retried(self, node_id: str, attempt: Attempt) -> None:
+        self.retried.append((node_id, attempt.outcome))
+
+    def warning(self, agent_id: int, warning: dict) -> None:
+        pass
+
+    def agent_state(self, agent_id: int, text: str) -> None:
+        pass
+
+    def stop_requested(self) -> str:
+        failures = sum(1 for r, _ in self.finished if r.outcome.is_failure)
+        if self.stop_after_failures and failures >= self.stop_after_failures:
+            return f"stopping after {failures} failures"
+        return ""
 
 
-def _session(backend: FakeBackend, agents: int = 2, **kwargs) -> Session:
-    units = tuple(TestUnit(f"t.py::T{u}", tuple(f"t.py::T{u}::test_{i}" for i in range(3))) for u in range(4))
-    collection = Collection(units=units, rootdir=".")
-    plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in units], agents)
-    scheduler = make_scheduler("dynamic", plan)
-    return Session(collection, scheduler, backend, [_Config(i) for i in range(agents)], **kwargs)  # type: ignore[list-item]
+UNITS = tuple(TestUnit(f"t.py::T{u}", tuple(f"t.py::T{u}::test_{i}" for i in range(3))) for u in range(4))
 
 
-def test_every_test_gets_one_outcome_and_failures_set_the_exit_code() -> None:
-    backend = FakeBackend(failing={"t.py::T1::test_2"})
-    report = _session(backend).run()
+def _run(backend: ScriptedBackend, agents: int = 2, sink: ListSink | None = None, **kwargs):
+    plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in UNITS], agents)
+    configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(agents)]
+    sink = sink or ListSink()
+    report = Session(UNITS, make_scheduler("dynamic", plan), backend, configs, sink, **kwargs).run()
+    return report, sink
 
-    outcomes = {r.node_id: r.outcome for r in report.results}
+
+def _outcomes(report) -> dict[str, Outcome]:
+    return {r.node_id: r.outcome for r in report.results}
+
+
+def test_every_test_gets_one_outcome_and_every_final_goes_to_the_sink_once() -> None:
+    report, sink = _run(ScriptedBackend({"t.py::T1::test_2": ["fail"]}))
+
+    outcomes = _outcomes(report)
     assert len(outcomes) == 12
     assert outcomes.pop("t.py::T1::test_2") is Outcome.FAILED
     assert set(outcomes.values()) == {Outcome.PASSED}
-    assert report.exit_code == 1
-    assert not backend.shut_down, "the session's creator shuts the backend down"
+    assert Counter(r.node_id for r, _ in sink.finished) == Counter({n: 1 for u in UNITS for n in u.node_ids})
+    assert all(replay for _, replay in sink.finished)
+    assert report.stop is None
 
 
-def test_a_lost_agents_unit_is_rerun_elsewhere_and_its_stale_reports_are_dropped() -> None:
-    backend = FakeBackend(dies_on="t.py::T0::test_1")
-    report = _session(backend).run()
+def test_a_crash_mid_unit_is_retried_by_the_session_and_the_unit_goes_on() -> None:
+    report, sink = _run(ScriptedBackend({"t.py::T0::test_1": ["crash"]}))
+
+    result = {r.node_id: r for r in report.results}["t.py::T0::test_1"]
+    assert [a.outcome for a in result.attempts] == [Outcome.CRASHED, Outcome.PASSED]
+    assert sink.retried == [("t.py::T0::test_1", Outcome.CRASHED)]
+    assert set(_outcomes(report).values()) == {Outcome.PASSED}
+
+
+def test_the_crash_budget_holds_across_agents() -> None:
+    # Each crash could land on another agent; the session alone counts, so 2 crashes end it.
+    backend = ScriptedBackend({"t.py::T2::test_0": ["crash", "crash", "pass"]})
+    report, _ = _run(backend, agents=3, max_crashes=2)
+
+    result = {r.node_id: r for r in report.results}["t.py::T2::test_0"]
+    assert [a.outcome for a in result.attempts] == [Outcome.CRASHED, Outcome.CRASHED]
+    assert result.outcome is Outcome.CRASHED
+    assert sum(1 for _, n in backend.ran if n == "t.py::T2::test_0") == 2
+
+
+def test_a_timeout_is_final_and_the_rest_of_the_unit_runs() -> None:
+    report, _ = _run(ScriptedBackend({"t.py::T3::test_0": ["timeout"]}))
+
+    outcomes = _outcomes(report)
+    assert outcomes["t.py::T3::test_0"] is Outcome.TIMEOUT
+    assert outcomes["t.py::T3::test_1"] is Outcome.PASSED
+
+
+def test_not_collected_node_ids_are_errors_with_a_message() -> None:
+    report, _ = _run(ScriptedBackend({"t.py::T1::test_0": ["notcollected"]}))
+
+    result = {r.node_id: r for r in report.results}["t.py::T1::test_0"]
+    assert result.outcome is Outcome.ERROR
+    assert "not collected on agent" in result.attempts[-1].message
+    assert any("were not collected" in m for m in report.messages)
+
+
+def test_a_lost_agents_work_is_rerun_elsewhere_and_its_stale_reports_are_dropped() -> None:
+    report, _ = _run(ScriptedBackend({"t.py::T0::test_1": ["die"]}))
 
     by_id = {r.node_id: r for r in report.results}
     lost = by_id["t.py::T0::test_1"]
     assert [a.outcome for a in lost.attempts] == [Outcome.CRASHED, Outcome.PASSED]
     assert lost.attempts[-1].agent_id != lost.attempts[0].agent_id
     assert all(r.outcome is Outcome.PASSED for r in report.results)
-    # Each test's final attempt has exactly its own three reports: nothing stale mixed in.
+    # Each final attempt has exactly its own three reports: nothing stale mixed in.
     assert all(len(r.attempts[-1].reports) == 3 for r in report.results)
 
 
-def test_maxfail_stops_the_run_and_the_rest_is_not_run() -> None:
-    failing = {f"t.py::T{u}::test_0" for u in range(4)}
-    report = _session(FakeBackend(failing=failing), agents=1, maxfail=1).run()
+def test_with_every_agent_lost_the_rest_is_not_run_and_replayed() -> None:
+    script = {"t.py::T0::test_0": ["die"], "t.py::T1::test_0": ["die"], "t.py::T2::test_0": ["die"]}
+    script |= {"t.py::T3::test_0": ["die"]}
+    report, sink = _run(ScriptedBackend(script), max_crashes=5)
+
+    not_run = [r for r in report.results if r.outcome is Outcome.NOT_RUN]
+    assert not_run
+    assert all(replay for r, replay in sink.finished if r.outcome is Outcome.NOT_RUN)
+    assert "no agent was left" in not_run[0].attempts[-1].message
+
+
+def test_maxfail_from_pytest_stops_the_run_and_the_rest_is_not_replayed() -> None:
+    failing = {f"t.py::T{u}::test_0": ["fail"] for u in range(4)}
+    report, sink = _run(ScriptedBackend(failing), agents=1, sink=ListSink(stop_after_failures=1))
 
     counts = report.counts()
     assert counts[Outcome.FAILED] == 1
     assert counts[Outcome.NOT_RUN] >= 1
-    assert sum(counts.values()) == 12
-    assert report.exit_code == 1
+    assert report.stop is not None and report.stop.kind == "maxfail"
+    assert not any(replay for r, replay in sink.finished if r.outcome is Outcome.NOT_RUN)
+
+
+def test_pytest_exit_in_a_test_stops_every_agent_with_its_returncode() -> None:
+    backend = ScriptedBackend({"t.py::T0::test_1": ["exit"]})
+    report, _ = _run(backend)
+
+    assert report.stop is not None
+    assert (report.stop.kind, report.stop.returncode, report.stop.message) == ("exit", 3, "bye")
+    assert Outcome.NOT_RUN in report.counts()
+    assert ("abort" in {name for _, name in backend.commands})
+
+
+def test_keyboard_interrupt_in_a_test_is_an_interrupted_run() -> None:
+    report, _ = _run(ScriptedBackend({"t.py::T0::test_0": ["interrupt"]}))
+
+    assert report.interrupted
+    assert report.stop is not None and report.stop.kind == "interrupt"
+
+
+def test_ctrl_c_aborts_the_agents_and_reports_what_ran() -> None:
+    backend = ScriptedBackend(interrupt_after=2)
+    report, _ = _run(backend)
+
+    assert report.interrupted
+    assert {name for _, name in backend.commands} >= {"abort"}
+    assert len(report.results) == 12
 
 
 def test_reruns_turn_a_failure_into_attempts() -> None:
-    report = _session(FakeBackend(failing={"t.py::T2::test_0"}), reruns=2).run()
+    report, sink = _run(ScriptedBackend({"t.py::T2::test_0": ["fail", "fail", "fail"]}), reruns=2)
 
     result = {r.node_id: r for r in report.results}["t.py::T2::test_0"]
     assert result.outcome is Outcome.FAILED
     assert [a.outcome for a in result.attempts] == [Outcome.FAILED] * 3
+    assert len(sink.retried) == 2
+
+
+def test_a_pass_after_a_rerun_is_flaky() -> None:
+    report, _ = _run(ScriptedBackend({"t.py::T2::test_0": ["fail", "pass"]}), reruns=1)
+
+    result = {r.node_id: r for r in report.results}["t.py::T2::test_0"]
+    assert result.flaky
+
+
+def test_the_invariant_check_fails_on_a_corrupted_record() -> None:
+    passed = Attempt(0, Outcome.PASSED, 0.1)
+    good = [TestResult("a", Outcome.PASSED, (passed,)), TestResult("b", Outcome.PASSED, (passed,))]
+    check_results(good, ["a", "b"], Counter({"a": 1, "b": 1}))
+
+    with pytest.raises(InternalError, match="without a result"):
+        check_results(good[:1], ["a", "b"], Counter({"a": 1, "b": 1}))
+    with pytest.raises(InternalError, match="more than once"):
+        check_results([good[0], good[0], good[1]], ["a", "b"], Counter({"a": 1, "b": 1}))
+    with pytest.raises(InternalError, match="2 received"):
+        check_results(good, ["a", "b"], Counter({"a": 2, "b": 1}))
+    with pytest.raises(InternalError, match="not its last attempt"):
+        check_results([TestResult("a", Outcome.FAILED, (passed,)), good[1]], ["a", "b"], Counter({"a": 1, "b": 1}))
