@@ -8,14 +8,13 @@ behave exactly as in the user's own pytest runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 
-from orchestrator.protocol import wire
+from agents.worker import pytest_command
 from orchestrator._collect_plugin import GROUP_ENV, OUT_ENV
 from orchestrator.errors import (
     EXIT_NO_TESTS,
@@ -25,23 +24,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Collection, GroupBy, JunitSettings, TestUnit
-
-
-def pytest_command(python: str, args: Sequence[str]) -> list[str]:
-    """The command line of a pytest process with `args` (shared by collection and workers).
-
-    A suite whose ini file says `addopts = -n auto` would make every one of our pytest
-    processes start xdist workers of its own: `-n 0` (last, so it wins) keeps each of them a
-    single process. Not added where xdist is absent or disabled (`-p no:xdist`), where `-n`
-    would be an unknown option.
-    """
-    command = [python, "-m", "pytest", *args]
-    if _XDIST_INSTALLED and "no:xdist" not in args and "-pno:xdist" not in args:
-        command += ["-n", "0"]
-    return command
-
-
-_XDIST_INSTALLED = importlib.util.find_spec("xdist") is not None
+from orchestrator.protocol import wire
 
 
 def collect(
