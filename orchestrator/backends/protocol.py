@@ -1,10 +1,12 @@
-"""The AgentBackend protocol: where agents live and how their events reach the session.
+"""The AgentBackend protocol: where agents live and how commands and events cross to them.
 
 Called only by orchestrator/session.py. `start` creates the agents without waiting for them
-(each reports AgentReady or AgentFailed when its stack and worker are up); commands are
+(each reports AgentReady or AgentFailed when its stack and worker are up); `send` is
 fire-and-forget; `wait_events` returns whatever events arrived, in completion order, across
-all agents. An agent that vanishes (its process or node died) shows up as an AgentFailed event
-with a message saying so, followed by AgentStopped: the session never has to ask.
+all agents. Whatever the transport, configs, commands and events cross it as the bytes of
+orchestrator.protocol's `encode_config`/`encode` (so the in-process backend exercises the
+encoding too). An agent that vanishes (its process or node died) shows up as an AgentFailed
+event with a message saying so, followed by AgentStopped: the session never has to ask.
 """
 
 from __future__ import annotations
@@ -12,21 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from agents.agent import AgentConfig
-from orchestrator.events import Event
-from orchestrator.model import TestUnit
+from orchestrator.protocol.messages import AgentConfig, Command, Event
 
 
 class AgentBackend(Protocol):
     def start(self, configs: Sequence[AgentConfig]) -> None: ...
 
-    def assign(self, agent_id: int, units: Sequence[TestUnit]) -> None: ...
-
-    def flush(self, agent_id: int) -> None: ...
-
-    def finish(self, agent_id: int) -> None: ...
-
-    def abort(self, agent_id: int) -> None: ...
+    def send(self, agent_id: int, command: Command) -> None:
+        """Hand one command to one agent; commands to an agent arrive in the order sent."""
+        ...
 
     def wait_events(self, timeout: float) -> list[Event]:
         """Events that arrived, waiting up to `timeout` seconds for the first one."""
