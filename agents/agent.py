@@ -1,401 +1,624 @@
-"""The agent: one per parallel slot. Brings its stack up, runs a pytest worker, reports events.
+"""The agent as a state machine without threads or I/O: inputs in, actions out.
 
-A plain class with no Ray in it: orchestrator/backends/ray.py wraps it in an actor, and
-orchestrator/backends/local.py runs it in a thread of the coordinator (tests, `shard`). The
-backend calls `start()` once, then `assign()`, `flush()`, `finish()` or `abort()` from any
-thread; everything the agent has to say goes through `emit` as orchestrator.events.Event.
+`AgentMachine.handle(input)` takes one input (a command from the session, something the pytest
+worker said on its pipe, the worker's exit, a clock tick, the result of a stack operation) and
+returns the actions the caller must carry out (start or kill the worker, write to it, reset or
+take down the stack, emit an event to the session, stop). It never reads a clock, never starts
+a thread and never touches a process: agents/runtime.py does all of that and feeds the results
+back in as inputs, and tests/unit/test_agent.py drives it with plain values.
 
-The agent owns what only it can see: its worker process. When the worker dies in the middle of
-a test the agent reports that test as crashed, starts a fresh worker and hands it the rest of
-the work; `--timeout` is enforced here, from outside the worker, by killing it. A service of
-its stack that stops mid-run fails the agent (AgentFailed), so its units go to other agents.
+Like h11's `_state.py`, every state lists the inputs it accepts and the states they may lead
+to (`TRANSITIONS`); any other input raises `InvalidInput`.
+
+    STARTING_STACK ──StackUp──► STARTING_WORKER ──collected──► RUNNING ──Finish──► FINISHING
+         │                         ▲   │                         │  │                 │
+         │ StackUpFailed           │   │ exit before collecting  │  │ timeout         │ worker exits,
+         │ (or Abort, then up)     │   ▼                         │  ▼                 │ nothing pending
+         │                         │ STOPPING_STACK ◄──┐         │ REPLACING_WORKER   │
+         │                         └─ crash, timeout: ─┼─────────┴──┘ (killed; exits) │
+         ▼                            a new worker     │                              │
+    STOPPING_STACK ◄── worker exited ── STOPPING_WORKER ◄── Abort, StackDied, `stopping`,
+         │ StackDown                                     `exit`/`interrupted` from the worker
+         ▼
+      STOPPED   (AgentStopped emitted: always the last event, exactly once)
+
+What the agent decides, and what it does not: it reports a test that crashed or hung its worker
+(TestCrashed, TestTimedOut) and goes on with a new worker for the rest; it never runs a test
+again. Whether a crashed test is retried, where, is the session's decision (a new Assign).
 """
 
 from __future__ import annotations
 
-import collections
-import os
-import socket
-import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import dataclasses
+import enum
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from agents.fixtures import AGENT_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, make_stack, stack_env_json
-from agents.stack.compose import StackSpec
-from agents.worker import WorkerProcess
-from orchestrator import events as ev
-from orchestrator.errors import StackFailed
-from orchestrator.model import TestUnit
+from orchestrator.protocol import messages as pm
 
-# A worker that dies this many times in a row without finishing a test is not restarted again.
+__all__ = [
+    "MAX_FRUITLESS_RESTARTS",
+    "Action",
+    "AgentMachine",
+    "CommandIn",
+    "Emit",
+    "Input",
+    "InvalidInput",
+    "KillWorker",
+    "ResetDone",
+    "ResetStack",
+    "SendToWorker",
+    "StackDied",
+    "StackDown",
+    "StackUp",
+    "StackUpFailed",
+    "StartWorker",
+    "State",
+    "Stop",
+    "TakeStackDown",
+    "Tick",
+    "WorkerExited",
+    "WorkerMessage",
+]
+
+# A worker that dies this many times in a row without ending a test is not started again.
 MAX_FRUITLESS_RESTARTS = 3
-# How often a running agent checks that every service of its stack is still up.
-STACK_CHECK_SECONDS = 1.0
+
+
+class InvalidInput(RuntimeError):
+    """An input the machine's current state does not accept (a bug in the caller, or the session)."""
+
+
+# -- inputs -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
-    """Everything an agent needs, picklable so it can travel to a Ray actor."""
+class StackUp:
+    """The stack is up (and snapshotted when it resets): `stack_seconds` it took; `now` after."""
 
-    agent_id: int
-    run_id: str
-    owner: str
-    cwd: str
-    pytest_args: tuple[str, ...]
-    stack: StackSpec | None = None
-    timeout: float | None = None
-    max_crashes: int = 2
-    python: str = sys.executable
-    # The worker's base environment; None: this process's own (an agent on a remote node).
-    env: dict[str, str] | None = None
+    stack_seconds: float = 0.0
+    resets: bool = False
+    now: float = 0.0
 
 
-class Agent:
-    """Runs the units it is given on its own pytest worker, against its own stack."""
-
-    def __init__(
-        self,
-        config: AgentConfig,
-        emit: Callable[[ev.Event], None],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self._emit = emit
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._worker: WorkerProcess | None = None
-        self._worker_ready = False
-        # unit id -> node ids assigned and without a final result yet, in run order
-        self._pending_by_unit: dict[str, list[str]] = {}
-        self._unit_of_node: dict[str, str] = {}
-        self._running: str | None = None
-        self._running_since = 0.0
-        self._timed_out: str | None = None
-        self._crashes: collections.Counter[str] = collections.Counter()
-        self._finishing = False
-        self._flush_wanted = False
-        self._aborting = False
-        self._stopped_by_pytest = False
-        self._restarts = 0
-        self._finished_nodes: set[str] = set()
-        self._thread: threading.Thread | None = None
-
-    # -- called by the backend -------------------------------------------------------------
-
-    def start(self) -> None:
-        """Bring the stack and the worker up in the background; AgentReady or AgentFailed follows."""
-        self._thread = threading.Thread(target=self._main, name=f"agent-{self.config.agent_id}", daemon=True)
-        self._thread.start()
-        if self.config.timeout:
-            threading.Thread(target=self._watch_timeouts, name="agent-watchdog", daemon=True).start()
-
-    def assign(self, units: Sequence[TestUnit]) -> None:
-        """Queue units on the worker, after what it already holds."""
-        node_ids: list[str] = []
-        with self._lock:
-            for unit in units:
-                self._pending_by_unit.setdefault(unit.unit_id, []).extend(unit.node_ids)
-                for node_id in unit.node_ids:
-                    self._unit_of_node[node_id] = unit.unit_id
-                node_ids.extend(unit.node_ids)
-            self._flush_wanted = False
-            if self._worker_ready and self._worker is not None:
-                self._worker.send("run", node_ids=node_ids)
-
-    def flush(self) -> None:
-        """Nothing more for now: run the held last test, tearing session fixtures down."""
-        with self._lock:
-            self._flush_wanted = True
-            if self._worker_ready and self._worker is not None:
-                self._worker.send("flush")
-
-    def finish(self) -> None:
-        """No more work: run what is held, stop the worker, take the stack down."""
-        with self._lock:
-            self._finishing = True
-            if self._worker_ready and self._worker is not None:
-                self._worker.send("finish")
-
-    def abort(self) -> None:
-        """Stop now (Ctrl-C, -x reached): kill the worker; the stack still comes down."""
-        with self._lock:
-            self._aborting = True
-            self._finishing = True
-            if self._worker is not None:
-                self._worker.kill()
-
-    def wait_stopped(self, timeout: float | None = None) -> bool:
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    # -- the agent's own thread -----------------------------------------------------------
-
-    def _main(self) -> None:
-        started = self._clock()
-        agent_id = self.config.agent_id
-        stack = None
-        try:
-            try:
-                stack = make_stack(
-                    self.config.stack,
-                    self.config.run_id,
-                    str(agent_id),
-                    self.config.owner,
-                    cwd=self.config.cwd,
-                )
-                endpoints = stack.up()
-            except StackFailed as exc:
-                self._emit(ev.AgentFailed(agent_id, message=str(exc), logs=exc.logs))
-                return
-            except Exception as exc:  # a background thread never swallows an error: it reports it
-                self._emit(ev.AgentFailed(agent_id, message=f"stack failed: {exc!r}"))
-                return
-            env = dict(os.environ if self.config.env is None else self.config.env)
-            env.update(endpoints.env)
-            env[AGENT_ENV] = str(agent_id)
-            env[RUN_ENV] = self.config.run_id
-            env[STACK_ENV] = stack_env_json(endpoints)
-            stop_watching = threading.Event()
-            watchdog = None
-            if self.config.stack is not None:
-                watchdog = threading.Thread(
-                    target=self._watch_stack,
-                    args=(stack, stop_watching),
-                    name="agent-stack-watchdog",
-                    daemon=True,
-                )
-                watchdog.start()
-            try:
-                self._run_workers(
-                    env, endpoints.up_seconds + endpoints.setup_seconds, self._clock() - started
-                )
-            finally:
-                stop_watching.set()
-                if watchdog is not None:
-                    watchdog.join()
-        finally:
-            down_seconds = 0.0
-            try:
-                if stack is not None:
-                    down_seconds = stack.down()
-            except Exception as exc:
-                self._emit(ev.AgentFailed(agent_id, message=f"stack teardown failed: {exc!r}"))
-            self._emit(
-                ev.AgentStopped(agent_id, stack_down_seconds=down_seconds, worker_restarts=self._restarts)
-            )
-
-    def _run_workers(self, env: dict[str, str], stack_seconds: float, startup_seconds: float) -> None:
-        """Run workers one after another until the work is done; each replaces a dead one."""
-        agent_id = self.config.agent_id
-        announced = False
-        fruitless = 0
-        while True:
-            worker = WorkerProcess(self.config.python, self.config.pytest_args, self.config.cwd, env)
-            with self._lock:
-                if self._aborting:
-                    return
-                self._worker = worker
-                self._worker_ready = False
-                worker.start()
-            finished_before = self._finished_count
-            collected = self._pump(worker, announced, stack_seconds, startup_seconds)
-            code = worker.wait()
-            with self._lock:
-                self._worker_ready = False
-                running, self._running = self._running, None
-                timed_out, self._timed_out = self._timed_out, None
-                if self._aborting or self._stopped_by_pytest or (self._finishing and not running):
-                    return
-            if collected is None and not announced:
-                self._emit(
-                    ev.AgentFailed(
-                        agent_id,
-                        message=f"pytest worker exited with code {code} before collecting",
-                        logs=worker.output_tail(),
-                    )
-                )
-                return
-            announced = True
-            if timed_out is not None:
-                self._emit(
-                    ev.TestTimedOut(
-                        agent_id,
-                        node_id=timed_out,
-                        seconds=float(self.config.timeout or 0),
-                        output=worker.output_tail(),
-                    )
-                )
-                self._complete(timed_out)
-            elif running is not None:
-                self._crashes[running] += 1
-                retry = self._crashes[running] < self.config.max_crashes
-                self._emit(
-                    ev.TestCrashed(
-                        agent_id,
-                        node_id=running,
-                        message=_describe_exit(code),
-                        output=worker.output_tail(),
-                        retry=retry,
-                    )
-                )
-                if not retry:
-                    self._complete(running)
-            fruitless = 0 if self._finished_count > finished_before else fruitless + 1
-            if fruitless >= MAX_FRUITLESS_RESTARTS:
-                self._emit(
-                    ev.AgentFailed(
-                        agent_id,
-                        message=f"pytest worker keeps dying ({_describe_exit(code)}); agent gives up",
-                        logs=worker.output_tail(),
-                    )
-                )
-                return
-            self._restarts += 1
-
-    @property
-    def _finished_count(self) -> int:
-        return len(self._finished_nodes)
-
-    def _pump(
-        self, worker: WorkerProcess, announced: bool, stack_seconds: float, startup: float
-    ) -> bool | None:
-        """Relay one worker's messages until it exits; None when it never finished collecting."""
-        agent_id = self.config.agent_id
-        collected: bool | None = None
-        for tag, msg in worker.messages():
-            if tag == "report":
-                report: dict[str, Any] = msg["report"]
-                self._emit(ev.TestReported(agent_id, node_id=msg["node_id"], report=report))
-                if report.get("when") == "teardown":
-                    with self._lock:
-                        self._running = None
-                    self._complete(msg["node_id"])
-            elif tag == "started":
-                with self._lock:
-                    self._running = msg["node_id"]
-                    self._running_since = self._clock()
-                self._emit(ev.TestStarted(agent_id, node_id=msg["node_id"]))
-            elif tag == "need_work":
-                self._emit(ev.WorkWanted(agent_id))
-            elif tag == "collected":
-                collected = True
-                self._on_collected(worker, announced, len(msg["node_ids"]), stack_seconds, startup)
-            elif tag == "not_collected":
-                node_ids = tuple(msg["node_ids"])
-                self._emit(
-                    ev.NotCollected(
-                        agent_id,
-                        node_ids=node_ids,
-                        similar=tuple(msg.get("similar", ())),
-                        message=f"{len(node_ids)} test(s) assigned to agent {agent_id} "
-                        "were not collected by its pytest worker (collection differs from the coordinator's)",
-                    )
-                )
-                for node_id in node_ids:
-                    self._complete(node_id)
-            elif tag == "stopping":
-                with self._lock:
-                    self._stopped_by_pytest = True
-            else:
-                raise ValueError(f"unknown worker message {tag!r}")
-        return collected
-
-    def _on_collected(
-        self, worker: WorkerProcess, announced: bool, count: int, stack_seconds: float, startup: float
-    ) -> None:
-        with self._lock:
-            self._worker_ready = True
-            if announced:
-                # A replacement worker: hand it everything still pending, in the original order.
-                remaining = [n for ids in self._pending_by_unit.values() for n in ids]
-                if remaining:
-                    worker.send("run", node_ids=remaining)
-                if self._finishing:
-                    worker.send("finish")
-                elif self._flush_wanted:
-                    worker.send("flush")
-                return
-        self._emit(
-            ev.AgentReady(
-                self.config.agent_id,
-                host=socket.gethostname(),
-                collected=count,
-                stack_up_seconds=stack_seconds,
-                startup_seconds=startup,
-            )
-        )
-        with self._lock:
-            # Work or a finish may have been sent before the worker was ready.
-            remaining = [n for ids in self._pending_by_unit.values() for n in ids]
-            if remaining:
-                worker.send("run", node_ids=remaining)
-            if self._finishing:
-                worker.send("finish")
-
-    def _complete(self, node_id: str) -> None:
-        """A test has its final result here: drop it from pending, report a finished unit."""
-        with self._lock:
-            self._finished_nodes.add(node_id)
-            unit_id = self._unit_of_node.get(node_id)
-            if unit_id is None:
-                return
-            pending = self._pending_by_unit.get(unit_id)
-            if pending is None or node_id not in pending:
-                return
-            pending.remove(node_id)
-            if pending:
-                return
-            del self._pending_by_unit[unit_id]
-        self._emit(ev.UnitFinished(self.config.agent_id, unit_id=unit_id))
-
-    def _watch_stack(self, stack: Stack, stop: threading.Event) -> None:
-        """Check the stack while tests run; a dead service fails this agent and stops its worker.
-
-        The session then reschedules the agent's unfinished units on the other agents, instead of
-        this agent's remaining tests all failing against a service that is gone.
-        """
-        while not stop.wait(STACK_CHECK_SECONDS):
-            try:
-                stack.check()
-            except StackFailed as exc:
-                failure = exc
-            except Exception as exc:  # a background thread never swallows an error: it reports it
-                failure = StackFailed(f"stack check failed: {exc!r}")
-            else:
-                continue
-            with self._lock:
-                if self._aborting or stop.is_set():
-                    return
-                self._aborting = True
-                self._finishing = True
-                if self._worker is not None:
-                    self._worker.kill()
-            message = f"stack failed mid-run, the agent stopped and its unfinished tests go to other agents: {failure}"
-            self._emit(ev.AgentFailed(self.config.agent_id, message=message))
-            return
-
-    def _watch_timeouts(self) -> None:
-        timeout = float(self.config.timeout or 0)
-        while self._thread is not None and self._thread.is_alive():
-            time.sleep(min(0.2, timeout / 4))
-            with self._lock:
-                if (
-                    self._running is not None
-                    and self._timed_out is None
-                    and self._clock() - self._running_since > timeout
-                    and self._worker is not None
-                ):
-                    self._timed_out = self._running
-                    self._worker.kill()
+@dataclass(frozen=True, slots=True)
+class StackUpFailed:
+    message: str
+    logs: str = ""
 
 
-def _describe_exit(code: int) -> str:
+@dataclass(frozen=True, slots=True)
+class CommandIn:
+    command: pm.Command
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerMessage:
+    """A message the worker wrote on its pipe (see agents/plugin.py); `now`: when it was read."""
+
+    tag: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerExited:
+    """The worker's pipe closed and the process exited (`code` < 0: killed by that signal)."""
+
+    code: int
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class StackDied:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetDone:
+    unit_id: str
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StackDown:
+    seconds: float = 0.0
+    error: str = ""
+
+
+Input = (
+    StackUp
+    | StackUpFailed
+    | CommandIn
+    | WorkerMessage
+    | WorkerExited
+    | Tick
+    | StackDied
+    | ResetDone
+    | StackDown
+)
+
+# -- actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartWorker:
+    """Start a new pytest worker (the previous one, if any, has exited)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendToWorker:
+    tag: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KillWorker:
+    """Kill the worker and its process group; its exit comes back as WorkerExited."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetStack:
+    """Reset the stack to its snapshot; the result comes back as ResetDone."""
+
+    unit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TakeStackDown:
+    """Take the stack down (also after a failed up); the result comes back as StackDown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    event: pm.Event
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Nothing more will happen: the runtime's threads may end."""
+
+
+Action = StartWorker | SendToWorker | KillWorker | ResetStack | TakeStackDown | Emit | Stop
+
+# -- states and transitions ---------------------------------------------------------------------
+
+
+class State(enum.Enum):
+    STARTING_STACK = "starting stack"
+    STARTING_WORKER = "starting worker"  # started, not yet collected
+    RUNNING = "running"  # collected, taking work
+    FINISHING = "finishing"  # `finish` sent: the worker exits when its work is done
+    REPLACING_WORKER = "replacing worker"  # killed for a timeout: a new one follows its exit
+    STOPPING_WORKER = "stopping worker"  # killed (abort, stack died) or stopping by itself
+    STOPPING_STACK = "stopping stack"
+    STOPPED = "stopped"
+
+
+S = State
+_WORKER_GONE = frozenset({S.STARTING_WORKER, S.STOPPING_STACK})
+# state -> input type -> the states that input may lead to. Anything else is InvalidInput.
+TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
+    S.STARTING_STACK: {
+        StackUp: frozenset({S.STARTING_WORKER, S.STOPPING_STACK}),  # the latter after an Abort
+        StackUpFailed: frozenset({S.STOPPING_STACK}),
+        CommandIn: frozenset({S.STARTING_STACK}),
+        Tick: frozenset({S.STARTING_STACK}),
+    },
+    S.STARTING_WORKER: {
+        WorkerMessage: frozenset({S.STARTING_WORKER, S.RUNNING, S.FINISHING}),
+        WorkerExited: _WORKER_GONE,  # a replacement is retried; the first worker fails the agent
+        CommandIn: frozenset({S.STARTING_WORKER, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.STARTING_WORKER}),
+    },
+    S.RUNNING: {
+        WorkerMessage: frozenset({S.RUNNING, S.STOPPING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.RUNNING}),
+        CommandIn: frozenset({S.RUNNING, S.FINISHING, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.RUNNING, S.REPLACING_WORKER}),
+    },
+    S.FINISHING: {
+        WorkerMessage: frozenset({S.FINISHING, S.STOPPING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.FINISHING}),
+        CommandIn: frozenset({S.FINISHING, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.FINISHING, S.REPLACING_WORKER}),
+    },
+    S.REPLACING_WORKER: {
+        # What the killed worker had written before it died is still relayed.
+        WorkerMessage: frozenset({S.REPLACING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.REPLACING_WORKER}),
+        CommandIn: frozenset({S.REPLACING_WORKER, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.REPLACING_WORKER}),
+    },
+    S.STOPPING_WORKER: {
+        WorkerMessage: frozenset({S.STOPPING_WORKER}),
+        WorkerExited: frozenset({S.STOPPING_STACK}),
+        ResetDone: frozenset({S.STOPPING_WORKER}),
+        CommandIn: frozenset({S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.STOPPING_WORKER}),
+    },
+    S.STOPPING_STACK: {
+        StackDown: frozenset({S.STOPPED}),
+        CommandIn: frozenset({S.STOPPING_STACK}),
+        # The stack watchdog may have seen the stack go before it was told to stop watching.
+        StackDied: frozenset({S.STOPPING_STACK}),
+        Tick: frozenset({S.STOPPING_STACK}),
+    },
+    S.STOPPED: {
+        # Commands the session sent before it saw AgentStopped are dropped.
+        CommandIn: frozenset({S.STOPPED}),
+    },
+}
+
+
+def describe_exit(code: int) -> str:
     if code < 0:
         return f"worker killed by signal {-code}"
     return f"worker exited with code {code}"
+
+
+class AgentMachine:
+    """One agent's decisions: which worker runs what, and what the session is told.
+
+    Owned by agents/runtime.py's driver thread (or a test), which calls `handle` with one
+    input at a time and carries out the returned actions in order.
+    """
+
+    def __init__(self, agent_id: int, timeout: float | None = None, node: pm.NodeInfo | None = None) -> None:
+        self.agent_id = agent_id
+        self.timeout = timeout or None
+        self.node = node or pm.NodeInfo()
+        self.state = State.STARTING_STACK
+        # The one record of assigned work not yet ended here: node id -> unit id, in run order.
+        self._pending: dict[str, str] = {}
+        # Derived from _pending (kept by _add/_end only): node ids still pending per unit.
+        self._pending_per_unit: Counter[str] = Counter()
+        self._started_units: set[str] = set()
+        self._running: str | None = None
+        self._running_since = 0.0
+        self._timed_out: str | None = None
+        self._finish_wanted = False
+        self._flush_wanted = False
+        self._abort_wanted = False
+        self._announced = False
+        self._stack_seconds = 0.0
+        self._worker_started_at = 0.0
+        self._worker_restarts = 0
+        self._ended_by_this_worker = 0
+        self._fruitless_exits = 0
+        # Whether a test ran on the stack since it was brought up or last reset.
+        self._stack_dirty = False
+        self._out: list[Action] = []
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    def handle(self, event: Input) -> list[Action]:
+        """Apply one input; return the actions to carry out, in order."""
+        allowed = TRANSITIONS[self.state].get(type(event))
+        if allowed is None:
+            raise InvalidInput(
+                f"agent {self.agent_id}: {type(event).__name__} is not valid while {self.state.value}"
+            )
+        before = self.state
+        self._out = []
+        handler = getattr(self, f"_on_{type(event).__name__}")
+        handler(event)
+        if self.state not in allowed:
+            raise AssertionError(f"{type(event).__name__} moved {before} to {self.state}, not in {allowed}")
+        out, self._out = self._out, []
+        return out
+
+    @property
+    def pending(self) -> list[tuple[str, str]]:
+        """(unit id, node id) of the work assigned and not yet ended here, in run order."""
+        return [(unit_id, node_id) for node_id, unit_id in self._pending.items()]
+
+    @property
+    def worker_restarts(self) -> int:
+        return self._worker_restarts
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _on_StackUp(self, event: StackUp) -> None:
+        self._stack_seconds = event.stack_seconds
+        if self._abort_wanted:
+            self._take_stack_down()
+            return
+        self._start_worker(event.now)
+
+    def _on_StackUpFailed(self, event: StackUpFailed) -> None:
+        self._emit(pm.AgentFailed(message=event.message, logs=event.logs))
+        self._take_stack_down()
+
+    def _on_Tick(self, event: Tick) -> None:
+        if (
+            self.timeout is not None
+            and self.state in (S.RUNNING, S.FINISHING)
+            and self._running is not None
+            and event.now - self._running_since > self.timeout
+        ):
+            self._timed_out = self._running
+            self._do(KillWorker())
+            self.state = S.REPLACING_WORKER
+
+    def _on_StackDied(self, event: StackDied) -> None:
+        if self.state in (S.STOPPING_WORKER, S.STOPPING_STACK):
+            return  # already stopping: the stack going too changes nothing
+        self._emit(
+            pm.AgentFailed(
+                message="stack failed mid-run, the agent stopped and its unfinished tests go to "
+                f"other agents: {event.message}"
+            )
+        )
+        self._stop_worker(kill=True)
+
+    def _on_ResetDone(self, event: ResetDone) -> None:
+        self._stack_dirty = False
+        self._emit(pm.StackReset(unit_id=event.unit_id, seconds=event.seconds, error=event.error))
+        if self.state in (S.RUNNING, S.FINISHING):
+            self._do(SendToWorker("reset_done", {"error": event.error}))
+
+    def _on_StackDown(self, event: StackDown) -> None:
+        if event.error:
+            self._emit(pm.AgentFailed(message=f"stack teardown failed: {event.error}"))
+        self._emit(pm.AgentStopped(stack_down_seconds=event.seconds, worker_restarts=self._worker_restarts))
+        self._do(Stop())
+        self.state = S.STOPPED
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _on_CommandIn(self, event: CommandIn) -> None:
+        command = event.command
+        if self.state is S.STOPPING_WORKER and isinstance(command, pm.Abort):
+            self._do(KillWorker())  # a worker ending its session by itself: no need to wait
+            return
+        if self.state in (S.STOPPING_WORKER, S.STOPPING_STACK, S.STOPPED):
+            return  # sent before the session knew this agent stops; it requeues what is pending
+        if isinstance(command, pm.Assign):
+            self._assign(command.units)
+        elif isinstance(command, pm.Flush):
+            self._flush_wanted = True
+            if self.state is S.RUNNING:
+                self._do(SendToWorker("flush"))
+        elif isinstance(command, pm.Finish):
+            if self._finish_wanted:
+                return
+            self._finish_wanted = True
+            if self.state is S.RUNNING:
+                self._do(SendToWorker("finish"))
+                self.state = S.FINISHING
+        elif isinstance(command, pm.Abort):
+            self._abort_wanted = True
+            if self.state is not S.STARTING_STACK:  # else: the stack comes down once it is up
+                self._stop_worker(kill=True)
+        else:
+            raise InvalidInput(f"unknown command {command!r}")
+
+    def _assign(self, units: Iterable[pm.UnitWork]) -> None:
+        if self._finish_wanted:
+            raise InvalidInput(f"agent {self.agent_id}: Assign after Finish")
+        units = tuple(units)
+        for unit in units:
+            for node_id in unit.node_ids:
+                if node_id in self._pending:
+                    raise InvalidInput(f"agent {self.agent_id}: {node_id} assigned twice")
+                self._pending[node_id] = unit.unit_id
+                self._pending_per_unit[unit.unit_id] += 1
+        # The last held test has a successor again: no flush until the session asks anew.
+        self._flush_wanted = False
+        if self.state is S.RUNNING:
+            self._do(SendToWorker("run", {"units": [[u.unit_id, list(u.node_ids)] for u in units]}))
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _on_WorkerMessage(self, event: WorkerMessage) -> None:
+        tag, fields = event.tag, event.fields
+        handler = getattr(self, f"_worker_{tag}", None)
+        if handler is None:
+            raise InvalidInput(f"agent {self.agent_id}: unknown worker message {tag!r}")
+        if tag != "warning" and self.state is S.STARTING_WORKER and tag != "collected":
+            raise InvalidInput(f"agent {self.agent_id}: worker said {tag!r} before collecting")
+        handler(fields, event.now)
+
+    def _worker_collected(self, fields: dict[str, Any], now: float) -> None:
+        if self.state is not S.STARTING_WORKER:
+            raise InvalidInput(f"agent {self.agent_id}: worker collected twice")
+        if not self._announced:
+            self._announced = True
+            self._emit(
+                pm.AgentReady(
+                    node=self.node,
+                    collected=len(fields.get("node_ids", ())),
+                    stack_up_seconds=self._stack_seconds,
+                    worker_start_seconds=max(0.0, now - self._worker_started_at),
+                )
+            )
+        # Everything still pending, in its order, written once; then what was asked since.
+        units = _group_by_unit(self.pending)
+        if units:
+            self._do(SendToWorker("run", {"units": units}))
+        if self._finish_wanted:
+            self._do(SendToWorker("finish"))
+            self.state = S.FINISHING
+        else:
+            if self._flush_wanted:
+                self._do(SendToWorker("flush"))
+            self.state = S.RUNNING
+
+    def _worker_started(self, fields: dict[str, Any], now: float) -> None:
+        node_id = fields["node_id"]
+        self._running = node_id
+        self._running_since = now
+        self._stack_dirty = True
+        unit_id = self._pending.get(node_id)
+        if unit_id is not None:
+            self._started_units.add(unit_id)
+        self._emit(pm.TestStarted(node_id=node_id))
+
+    def _worker_report(self, fields: dict[str, Any], now: float) -> None:
+        node_id, report = fields["node_id"], fields["report"]
+        self._emit(pm.TestReported(node_id=node_id, report=report))
+        if report.get("when") == "teardown":
+            if self._running == node_id:
+                self._running = None
+            self._end(node_id)
+
+    def _worker_need_work(self, fields: dict[str, Any], now: float) -> None:
+        if not self._finish_wanted:
+            self._emit(pm.WorkWanted())
+
+    def _worker_not_collected(self, fields: dict[str, Any], now: float) -> None:
+        node_ids = tuple(fields["node_ids"])
+        self._emit(pm.NotCollected(node_ids=node_ids, similar=tuple(fields.get("similar", ()))))
+        for node_id in node_ids:
+            self._end(node_id)
+
+    def _worker_warning(self, fields: dict[str, Any], now: float) -> None:
+        self._emit(pm.WarningRecorded(warning=dict(fields["warning"])))
+
+    def _worker_stopping(self, fields: dict[str, Any], now: float) -> None:
+        # pytest's own shouldstop/shouldfail: the worker ends its session; no new one is started.
+        if self.state is not S.STOPPING_WORKER:
+            self._stop_worker(kill=False)
+
+    def _worker_exit(self, fields: dict[str, Any], now: float) -> None:
+        self._test_exited(fields, interrupted=False)
+
+    def _worker_interrupted(self, fields: dict[str, Any], now: float) -> None:
+        self._test_exited(fields, interrupted=True)
+
+    def _test_exited(self, fields: dict[str, Any], interrupted: bool) -> None:
+        """pytest.exit() or KeyboardInterrupt in a test: the worker ends its session, we stop."""
+        node_id = fields.get("node_id", "")
+        self._emit(
+            pm.TestExited(
+                node_id=node_id,
+                message=str(fields.get("message", "")),
+                returncode=fields.get("returncode"),
+                interrupted=interrupted,
+            )
+        )
+        if self._running == node_id:
+            self._running = None
+        self._end(node_id)
+        if self.state is not S.STOPPING_WORKER:
+            self._stop_worker(kill=False)
+
+    def _worker_reset_wanted(self, fields: dict[str, Any], now: float) -> None:
+        unit_id = fields["unit_id"]
+        if (
+            self._stack_dirty
+            and unit_id not in self._started_units
+            and self.state in (S.RUNNING, S.FINISHING)
+        ):
+            self._do(ResetStack(unit_id))
+        else:
+            # Nothing ran since the snapshot, or the unit is half done (a new worker resumes it):
+            # resetting would not give it the state it expects.
+            self._do(SendToWorker("reset_done", {"error": ""}))
+
+    def _on_WorkerExited(self, event: WorkerExited) -> None:
+        running, self._running = self._running, None
+        timed_out, self._timed_out = self._timed_out, None
+        if self.state is S.STOPPING_WORKER:
+            self._take_stack_down()
+            return
+        if not self._announced:
+            self._emit(
+                pm.AgentFailed(
+                    message=f"pytest worker exited with code {event.code} before collecting",
+                    logs=event.output,
+                )
+            )
+            self._take_stack_down()
+            return
+        if timed_out is not None:
+            self._emit(
+                pm.TestTimedOut(node_id=timed_out, seconds=float(self.timeout or 0), output=event.output)
+            )
+            self._end(timed_out)
+        elif running is not None:
+            self._emit(
+                pm.TestCrashed(node_id=running, message=describe_exit(event.code), output=event.output)
+            )
+            self._end(running)
+        if self._finish_wanted and (not self._pending or (running is None and timed_out is None)):
+            # A finished worker exits with pytest's exit code, whatever it is. One that exited
+            # between tests while finishing is not replaced: the session requeues what is left.
+            self._take_stack_down()
+            return
+        self._fruitless_exits = 0 if self._ended_by_this_worker else self._fruitless_exits + 1
+        if self._fruitless_exits >= MAX_FRUITLESS_RESTARTS:
+            self._emit(
+                pm.AgentFailed(
+                    message=f"pytest worker keeps dying ({describe_exit(event.code)}); agent gives up",
+                    logs=event.output,
+                )
+            )
+            self._take_stack_down()
+            return
+        self._worker_restarts += 1
+        self._start_worker(0.0)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _start_worker(self, now: float) -> None:
+        self._worker_started_at = now
+        self._ended_by_this_worker = 0
+        self._do(StartWorker())
+        self.state = S.STARTING_WORKER
+
+    def _stop_worker(self, kill: bool) -> None:
+        """Stop for good once the worker is gone: killed now, or exiting by itself."""
+        if kill:
+            self._do(KillWorker())
+        self.state = S.STOPPING_WORKER
+
+    def _take_stack_down(self) -> None:
+        self._do(TakeStackDown())
+        self.state = S.STOPPING_STACK
+
+    def _end(self, node_id: str) -> None:
+        """`node_id` has its end here (reported, crashed, timed out, not collected, exited)."""
+        unit_id = self._pending.pop(node_id, None)
+        if unit_id is None:
+            return
+        self._ended_by_this_worker += 1
+        self._pending_per_unit[unit_id] -= 1
+        if self._pending_per_unit[unit_id] == 0:
+            del self._pending_per_unit[unit_id]
+            self._started_units.discard(unit_id)
+            self._emit(pm.UnitFinished(unit_id=unit_id))
+
+    def _emit(self, event: pm.Event) -> None:
+        self._out.append(Emit(dataclasses.replace(event, agent_id=self.agent_id)))
+
+    def _do(self, action: Action) -> None:
+        self._out.append(action)
+
+
+def _group_by_unit(pending: list[tuple[str, str]]) -> list[list[Any]]:
+    """[[unit_id, [node_ids...]], ...]: consecutive node ids of the same unit together."""
+    units: list[list[Any]] = []
+    for unit_id, node_id in pending:
+        if units and units[-1][0] == unit_id:
+            units[-1][1].append(node_id)
+        else:
+            units.append([unit_id, [node_id]])
+    return units

@@ -5,14 +5,24 @@ collects as usual; then this plugin's `pytest_runtestloop` replaces pytest's own
 commands from its agent on one pipe and writes messages on another (msgpack frames, see
 orchestrator/protocol/wire.py), so nothing a test prints can corrupt the stream.
 
-Commands (agent -> worker):  run {node_ids}, flush, finish
-Messages (worker -> agent):  collected {node_ids}, started {node_id}, report {report},
-                             need_work, not_collected {node_ids, similar}, stopping {reason}
+Commands (agent -> worker):  run {units: [[unit_id, [node_id, ...]], ...]}, flush, finish,
+                             reset_done {error}
+Messages (worker -> agent):  collected {node_ids}, started {node_id}, report {node_id, report},
+                             need_work, not_collected {node_ids, similar}, stopping {reason},
+                             warning {warning}, exit {node_id, message, returncode},
+                             interrupted {node_id, message}, reset_wanted {unit_id}
 
 pytest tears fixtures down according to the *next* item, so like pytest-xdist's workers the
 last item held is only run when the next one is known (`run`), or with no next item (`flush`,
 `finish`, which tear session fixtures down). `need_work` is sent when the second-to-last held
 item starts, so the next unit usually arrives before the worker would wait for it.
+
+With ORCHESTRATE_RESET=1 (the stack resets between units), the worker asks `reset_wanted`
+before the first item of each unit, after the previous item ran with this one as its next (so
+its fixtures were torn down as pytest would), and waits for `reset_done`. A failed reset makes
+every test of that unit a setup error; items are never skipped (pytest's SetupState needs every
+item run in order). pytest.exit() and KeyboardInterrupt in a test are told to the agent
+(`exit`, `interrupted`) before they go on, so pytest still ends its session normally.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import warnings
 from collections import deque
 from typing import Any
 
@@ -28,19 +39,26 @@ import pytest
 from orchestrator.protocol import wire
 
 FDS_ENV = "ORCHESTRATE_WORKER_FDS"
+RESET_ENV = "ORCHESTRATE_RESET"
 
 
 class WorkerPlugin:
     """The worker's end of the agent <-> worker protocol."""
 
-    def __init__(self, config: pytest.Config, command_fd: int, message_fd: int) -> None:
+    def __init__(self, config: pytest.Config, command_fd: int, message_fd: int, resets: bool = False) -> None:
         self.config = config
         self._out = wire.FrameWriter(message_fd)
         self._commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._items: dict[str, pytest.Item] = {}
-        self._held: deque[pytest.Item] = deque()
+        # (unit id, item, whether it is the first item of its unit here), in run order
+        self._held: deque[tuple[str, pytest.Item, bool]] = deque()
+        self._resets = resets
+        self._unit_of: dict[str, str] = {}
+        self._failed_resets: dict[str, str] = {}
+        self._reset_reply: str | None = None
         self._finishing = False
+        self._agent_gone = False
         self._asked_for_work = False
         self._flush_wanted = False
         reader = wire.FrameReader(command_fd)
@@ -70,6 +88,30 @@ class WorkerPlugin:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         self.send("report", node_id=report.nodeid, report=data)
 
+    def pytest_warning_recorded(
+        self,
+        warning_message: warnings.WarningMessage,
+        when: str,
+        nodeid: str,
+        location: tuple[str, int, str] | None,
+    ) -> None:
+        self.send(
+            "warning",
+            warning={
+                **serialize_warning_message(warning_message),
+                "when": when,
+                "nodeid": nodeid,
+                "location": list(location) if location else None,
+            },
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A unit whose stack reset failed: each of its tests is a setup error, never run dirty."""
+        error = self._failed_resets.get(self._unit_of.get(item.nodeid, ""))
+        if error is not None:
+            pytest.fail(f"the stack could not be reset before this unit: {error}", pytrace=False)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         if session.testsfailed and not session.config.option.continue_on_collection_errors:
@@ -82,10 +124,10 @@ class WorkerPlugin:
                 pass
             held = self._held
             if len(held) >= 2:
-                item = held.popleft()
+                entry = held.popleft()
                 if len(held) == 1:
                     self._ask_for_work()
-                self._run(item, held[0])
+                self._run(entry, held[0][1])
             elif held and (self._finishing or self._flush_wanted):
                 self._flush_wanted = False
                 self._run(held.popleft(), None)
@@ -112,17 +154,23 @@ class WorkerPlugin:
             return None
         if command is None:
             self._finishing = True
+            self._agent_gone = True
             return "finish"
         tag, msg = wire.check(command)
         if tag == "run":
-            unknown = [n for n in msg["node_ids"] if n not in self._items]
+            units: list[tuple[str, list[str]]] = [(str(u), list(ids)) for u, ids in msg["units"]]
+            unknown = [n for _, ids in units for n in ids if n not in self._items]
             if unknown:
                 # What this worker collected instead, where the names match: the coordinator shows
                 # the difference (e.g. a parametrization that depends on the process).
                 bases = {node_id.split("[", 1)[0] for node_id in unknown}
                 similar = [n for n in self._items if n.split("[", 1)[0] in bases]
                 self.send("not_collected", node_ids=unknown, similar=similar)
-            self._held.extend(self._items[n] for n in msg["node_ids"] if n in self._items)
+            for unit_id, node_ids in units:
+                known = [n for n in node_ids if n in self._items]
+                for index, node_id in enumerate(known):
+                    self._unit_of[node_id] = unit_id
+                    self._held.append((unit_id, self._items[node_id], index == 0))
             self._asked_for_work = False
             # The last held item has a successor again: no flush until the agent asks anew.
             self._flush_wanted = False
@@ -132,12 +180,52 @@ class WorkerPlugin:
             # Remembered, not applied here: a flush that arrives with a `run` it follows (both
             # taken before the first of its items ran) is for the last of those items.
             self._flush_wanted = True
+        elif tag == "reset_done":
+            self._reset_reply = str(msg.get("error") or "")
         else:
             raise ValueError(f"unknown command {tag!r}")
         return tag
 
-    def _run(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+    def _run(self, entry: tuple[str, pytest.Item, bool], nextitem: pytest.Item | None) -> None:
+        unit_id, item, first_of_unit = entry
+        if first_of_unit and self._resets:
+            self._reset_before(unit_id)
+        try:
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        except pytest.exit.Exception as exc:
+            # Told before it goes on: pytest ends its session as usual (exit status, teardown).
+            self.send("exit", node_id=item.nodeid, message=exc.msg, returncode=exc.returncode)
+            raise
+        except KeyboardInterrupt as exc:
+            self.send("interrupted", node_id=item.nodeid, message=str(exc) or "KeyboardInterrupt")
+            raise
+
+    def _reset_before(self, unit_id: str) -> None:
+        """Ask the agent to reset the stack and wait for it; other commands are applied meanwhile."""
+        self.send("reset_wanted", unit_id=unit_id)
+        self._reset_reply = None
+        while self._reset_reply is None:
+            self._take_command(block=True)
+            if self._agent_gone and self._reset_reply is None:
+                self._reset_reply = "the agent went away before the reset was done"
+        if self._reset_reply:
+            self._failed_resets[unit_id] = self._reset_reply
+
+
+def serialize_warning_message(warning_message: warnings.WarningMessage) -> dict[str, Any]:
+    """A recorded warning as plain data, like pytest-xdist's remote.serialize_warning_message."""
+    message = warning_message.message
+    result: dict[str, Any] = {
+        "message_str": str(message),
+        "message_module": type(message).__module__ if isinstance(message, Warning) else None,
+        "message_class_name": type(message).__name__ if isinstance(message, Warning) else None,
+        "category_module": getattr(warning_message.category, "__module__", None),
+        "category_class_name": getattr(warning_message.category, "__qualname__", None),
+    }
+    for name in ("filename", "lineno", "line", "source"):
+        value = getattr(warning_message, name, None)
+        result[name] = value if value is None or isinstance(value, str | int) else repr(value)
+    return result
 
 
 @pytest.hookimpl(trylast=True)
@@ -148,4 +236,5 @@ def pytest_configure(config: pytest.Config) -> None:
     command_fd, message_fd = (int(fd) for fd in fds.split(","))
     # Only this process speaks on these pipes: no child process (a test's subprocess) inherits them.
     os.environ.pop(FDS_ENV, None)
-    config.pluginmanager.register(WorkerPlugin(config, command_fd, message_fd), "orchestrate-worker")
+    resets = os.environ.get(RESET_ENV) == "1"
+    config.pluginmanager.register(WorkerPlugin(config, command_fd, message_fd, resets), "orchestrate-worker")

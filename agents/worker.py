@@ -1,15 +1,17 @@
-"""The agent's handle on its long-lived pytest worker process.
+"""The agent's handle on its long-lived pytest worker process, and that process's command line.
 
-Called by agents/agent.py: `WorkerProcess.start()` launches `python -m pytest -p agents.plugin
-ARGS` with two private pipes (commands in, messages out, see agents/plugin.py); `messages()`
-yields what the worker says until it exits; the worker's own stdout/stderr is kept in a ring
-buffer so a crash report can show its last lines.
+Called by agents/runtime.py: `worker_args(...)` builds the worker's pytest arguments;
+`WorkerProcess.start()` launches `python -m pytest -p agents.plugin ARGS` with two private
+pipes (commands in, messages out, see agents/plugin.py); `messages()` yields what the worker
+says until it exits; the worker's own stdout/stderr is kept in a ring buffer so a crash report
+can show its last lines. `pytest_command` is shared with the coordinator's collection.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,9 +21,51 @@ from typing import Any
 
 from agents.plugin import FDS_ENV
 from orchestrator.protocol import wire
-from orchestrator.collect import pytest_command
 
 OUTPUT_LINES_KEPT = 200
+# The user's stepwise flags: each worker sees only part of the suite, so pytest's stepwise
+# state would be wrong; the coordinator alone decides where a run stops.
+STEPWISE_FLAGS = frozenset(
+    {"--sw", "--stepwise", "--sw-skip", "--stepwise-skip", "--sw-reset", "--stepwise-reset"}
+)
+
+
+def pytest_command(python: str, args: Sequence[str]) -> list[str]:
+    """The command line of a pytest process with `args` (shared by collection and workers).
+
+    A suite whose ini file says `addopts = -n auto` would make every one of our pytest
+    processes start xdist workers of its own: `-n 0` (last, so it wins) keeps each of them a
+    single process. Not added where xdist is absent or disabled (`-p no:xdist`), where `-n`
+    would be an unknown option.
+    """
+    command = [python, "-m", "pytest", *args]
+    if _XDIST_INSTALLED and "no:xdist" not in args and "-pno:xdist" not in args:
+        command += ["-n", "0"]
+    return command
+
+
+_XDIST_INSTALLED = importlib.util.find_spec("xdist") is not None
+
+
+def worker_args(
+    user_args: Sequence[str],
+    private_dir: str,
+    agent_id: int,
+    basetemp: str | None = None,
+    stack_args: Sequence[str] = (),
+) -> list[str]:
+    """The worker's pytest arguments: the user's, then what each agent's worker must differ in.
+
+    Every agent gets its own cache dir and base temp (workers of one machine would otherwise
+    share and wipe them), `--maxfail=0` (the coordinator alone applies -x/--maxfail over the
+    whole run), no stepwise flags, and the stack's own pytest arguments (rendered per agent).
+    """
+    args = [arg for arg in user_args if arg not in STEPWISE_FLAGS]
+    if "no:cacheprovider" not in args and "-pno:cacheprovider" not in args:
+        args += ["-o", f"cache_dir={os.path.join(private_dir, 'cache')}"]
+    base = os.path.join(basetemp, f"agent-{agent_id}") if basetemp else os.path.join(private_dir, "basetemp")
+    args += [f"--basetemp={base}", "--maxfail=0", *stack_args]
+    return args
 
 
 class WorkerProcess:

@@ -2,15 +2,19 @@
 
     OrchestrateError                 base; `exit_code` is what the CLI exits with
     ├── UsageError                   bad option, missing path, bad pytest flag (exit 4)
-    │   ├── StackFileError           the stack file is missing or invalid (exit 4)
     │   └── ArtifactError            `merge` was given artifacts that do not fit together (exit 4)
     ├── EnvironmentProblem           something outside us is missing (exit 4)
-    │   ├── DockerUnavailable        no Docker engine answers
     │   └── ClusterUnreachable       `--address` names a Ray cluster that does not answer
     ├── CollectionFailed             pytest could not collect the suite (exit 2, like pytest)
     ├── NoTestsCollected             nothing to run (exit 5, like pytest)
-    ├── StackFailed                  an agent's container stack did not come up (per agent)
     └── InternalError                a broken invariant: a bug in orchestrate (exit 3)
+
+    StackError (agents/stack/errors.py, re-exported here; agents/ cannot import this module)
+    ├── StackFileError               the stack file is missing or invalid (exit 4)
+    ├── DockerUnavailable            no Docker engine answers (exit 4)
+    └── StackFailed                  an agent's container stack failed (per agent)
+
+`USER_ERRORS` is what the CLI catches: both trees, each with its `exit_code`.
 
 Docker and Ray errors are translated at the module that talks to them
 (`raise DockerUnavailable(...) from exc`), so nothing above the edge imports their types.
@@ -18,6 +22,24 @@ A side effect that does not change the result (writing the duration store) warns
 """
 
 from __future__ import annotations
+
+from agents.stack.errors import DockerUnavailable, StackError, StackFailed, StackFileError
+
+__all__ = [
+    "USER_ERRORS",
+    "ArtifactError",
+    "ClusterUnreachable",
+    "CollectionFailed",
+    "DockerUnavailable",
+    "EnvironmentProblem",
+    "InternalError",
+    "NoTestsCollected",
+    "OrchestrateError",
+    "StackError",
+    "StackFailed",
+    "StackFileError",
+    "UsageError",
+]
 
 # pytest's exit codes, which orchestrate reuses so CI scripts need no change.
 EXIT_OK = 0
@@ -38,20 +60,12 @@ class UsageError(OrchestrateError):
     exit_code = EXIT_USAGE_ERROR
 
 
-class StackFileError(UsageError):
-    pass
-
-
 class ArtifactError(UsageError):
     pass
 
 
 class EnvironmentProblem(OrchestrateError):
     exit_code = EXIT_USAGE_ERROR
-
-
-class DockerUnavailable(EnvironmentProblem):
-    pass
 
 
 class ClusterUnreachable(EnvironmentProblem):
@@ -73,14 +87,9 @@ class NoTestsCollected(OrchestrateError):
     exit_code = EXIT_NO_TESTS
 
 
-class StackFailed(OrchestrateError):
-    """An agent's stack failed: names the service and carries its last log lines."""
-
-    def __init__(self, message: str, service: str = "", logs: str = "") -> None:
-        super().__init__(message)
-        self.service = service
-        self.logs = logs
-
-
 class InternalError(OrchestrateError):
     exit_code = EXIT_INTERNAL_ERROR
+
+
+# Everything with a one-line message and an exit code for the user.
+USER_ERRORS: tuple[type[Exception], ...] = (OrchestrateError, StackError)

@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import StackFileError
+from agents.stack.errors import StackFileError
 
 DEFAULT_READY_TIMEOUT = 60.0
 PUBLISH_HOST = "127.0.0.1"

@@ -33,8 +33,8 @@ from docker.models.containers import Container
 
 from agents.stack import stack_env_json
 from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
+from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.protocol import StackEndpoints
-from orchestrator.errors import DockerUnavailable, StackFailed
 
 LABEL_RUN = "orchestrate.run"
 LABEL_AGENT = "orchestrate.agent"

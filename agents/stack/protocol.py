@@ -26,7 +26,7 @@ class Stack(Protocol):
     def up(self) -> StackEndpoints:
         """Start every service, wait until each is ready, run the set-up commands.
 
-        Raises orchestrator.errors.StackFailed (naming the service, with its last log lines).
+        Raises agents.stack.errors.StackFailed (naming the service, with its last log lines).
         """
         ...
 

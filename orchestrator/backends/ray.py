@@ -1,8 +1,10 @@
 """Agents as Ray actors, on a local Ray instance or an existing cluster. The only module importing ray.
 
 Called by the session through the AgentBackend protocol. Each agent is one actor wrapping the
-plain agents.agent.Agent. Events come back by long polling: one `poll()` call per actor is
-always in flight and the coordinator takes results in completion order with `ray.wait`.
+plain agents.runtime.AgentRuntime; the config, commands and events cross as the bytes of
+orchestrator.protocol's encoding. Events come back by long polling: one `poll()` call per actor
+is always in flight, each returns a batch (so a busy run does not pay one Ray round trip per
+event), and the coordinator takes results in completion order with `ray.wait`.
 
 Restarts are off on purpose (`max_restarts=0`, `max_task_retries=0`): a restarted actor would
 come back without its worker and its stack, so a lost agent is reported instead (as
@@ -16,6 +18,7 @@ import logging
 import os
 import queue
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,29 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
-from agents.agent import Agent, AgentConfig
-from orchestrator import events as ev
+from agents.runtime import AgentRuntime
 from orchestrator.errors import ClusterUnreachable
-from orchestrator.model import TestUnit
+from orchestrator.protocol.messages import (
+    Abort,
+    AgentConfig,
+    AgentFailed,
+    AgentStopped,
+    Command,
+    Event,
+    NodeInfo,
+    decode,
+    decode_config,
+    encode,
+    encode_config,
+)
 
 # How long one poll may wait inside the actor before returning an empty batch.
 POLL_SECONDS = 1.0
+# Once a poll has an event it gathers more: until none came for BATCH_QUIET_SECONDS, or for at
+# most BATCH_SECONDS, or BATCH_EVENTS events.
+BATCH_QUIET_SECONDS = 0.01
+BATCH_SECONDS = 0.05
+BATCH_EVENTS = 500
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -42,63 +61,69 @@ def warm_agent_name(agent_id: int) -> str:
 
 
 class _AgentActor:
-    """The actor around one run's Agent: commands in, batches of events out (msgpack bytes).
+    """The actor around one run's AgentRuntime: command bytes in, batches of event bytes out.
 
     A warm actor outlives runs: each run calls `begin` with its own config, which starts a
-    fresh Agent (a fresh pytest worker, a fresh stack) behind a fresh event queue.
+    fresh AgentRuntime (a fresh pytest worker, a fresh stack) behind a fresh event queue.
     """
 
-    def __init__(self, config: AgentConfig | None = None) -> None:
-        self._events: queue.Queue[ev.Event | None] = queue.Queue()
-        self._agent: Agent | None = None
+    def __init__(self, config: bytes | None = None) -> None:
+        self._events: queue.Queue[Event | None] = queue.Queue()
+        self._agent: AgentRuntime | None = None
         if config is not None:
             self.begin(config)
 
-    def begin(self, config: AgentConfig) -> None:
+    def begin(self, config: bytes) -> None:
         if self._agent is not None:
             # A previous run's agent that its coordinator never finished (it was killed).
-            self._agent.abort()
+            self._agent.command(Abort())
             self._agent.wait_stopped(60)
         # The previous run's last poll may still wait on the old queue, holding the one poll
         # thread for up to POLL_SECONDS: wake it, so this run's first events are not delayed.
         self._events.put(None)
-        events: queue.Queue[ev.Event | None] = queue.Queue()
+        events: queue.Queue[Event | None] = queue.Queue()
         self._events = events
-        self._agent = Agent(config, emit=events.put)
+        self._agent = AgentRuntime(decode_config(config), emit=events.put, node=_node_info())
         self._agent.start()
-
-    def _current(self) -> Agent:
-        if self._agent is None:
-            raise RuntimeError("no run has begun on this agent")
-        return self._agent
 
     def ping(self) -> str:
         return socket.gethostname()
 
-    def assign(self, units: list[TestUnit]) -> None:
-        self._current().assign(units)
-
-    def flush(self) -> None:
-        self._current().flush()
-
-    def finish(self) -> None:
-        self._current().finish()
-
-    def abort(self) -> None:
-        self._current().abort()
+    def command(self, data: bytes) -> None:
+        if self._agent is None:
+            raise RuntimeError("no run has begun on this agent")
+        for command in decode(data):
+            assert isinstance(command, Command)
+            self._agent.command(command)
 
     @ray.method(concurrency_group="events")
     def poll(self, timeout: float) -> bytes:
         events = self._events
         try:
-            batch = [events.get(timeout=timeout)]
+            first = events.get(timeout=timeout)
         except queue.Empty:
-            return ev.to_wire([])
-        while True:
+            return encode([])
+        batch = [first]
+        deadline = time.monotonic() + BATCH_SECONDS
+        while batch[-1] is not None and not isinstance(batch[-1], AgentStopped) and len(batch) < BATCH_EVENTS:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                batch.append(events.get_nowait())
+                batch.append(events.get(timeout=min(BATCH_QUIET_SECONDS, remaining)))
             except queue.Empty:
-                return ev.to_wire([e for e in batch if e is not None])
+                break
+        return encode([e for e in batch if e is not None])
+
+
+def _node_info() -> NodeInfo:
+    """Where this actor runs: Ray's node id and address, and the host name."""
+    context = ray.get_runtime_context()
+    return NodeInfo(
+        node_id=context.get_node_id(),
+        address=ray.util.get_node_ip_address(),
+        hostname=socket.gethostname(),
+    )
 
 
 def _check_reachable(address: str) -> None:
@@ -159,46 +184,39 @@ class RayBackend:
     def start(self, configs: Sequence[AgentConfig]) -> None:
         for config in configs:
             actor = self._warm_actor(config.agent_id) if self._warm else None
+            data = encode_config(config)
             if actor is not None:
-                actor.begin.remote(config)
+                actor.begin.remote(data)
                 self._borrowed.add(config.agent_id)
             else:
-                actor = _actor_class().remote(config)
+                actor = _actor_class().remote(data)
             self._actors[config.agent_id] = actor
             self._polls[actor.poll.remote(POLL_SECONDS)] = config.agent_id
 
-    def assign(self, agent_id: int, units: Sequence[TestUnit]) -> None:
-        self._actors[agent_id].assign.remote(list(units))
+    def send(self, agent_id: int, command: Command) -> None:
+        if agent_id in self._stopped:
+            return  # its AgentStopped was seen: nobody is listening any more
+        self._actors[agent_id].command.remote(encode([command]))
 
-    def flush(self, agent_id: int) -> None:
-        self._actors[agent_id].flush.remote()
-
-    def finish(self, agent_id: int) -> None:
-        self._actors[agent_id].finish.remote()
-
-    def abort(self, agent_id: int) -> None:
-        if agent_id not in self._stopped:
-            self._actors[agent_id].abort.remote()
-
-    def wait_events(self, timeout: float) -> list[ev.Event]:
+    def wait_events(self, timeout: float) -> list[Event]:
         if not self._polls:
             return []
         ready, _ = ray.wait(list(self._polls), num_returns=1, timeout=timeout)
         if not ready:
             return []
         more, _ = ray.wait(list(self._polls), num_returns=len(self._polls), timeout=0)
-        events: list[ev.Event] = []
+        events: list[Event] = []
         for ref in {*ready, *more}:
             agent_id = self._polls.pop(ref)
             try:
-                batch = ev.from_wire(ray.get(ref))
+                batch = [e for e in decode(ray.get(ref)) if isinstance(e, Event)]
             except RayError as exc:
                 self._stopped.add(agent_id)
-                events.append(ev.AgentFailed(agent_id, message=f"agent lost: {_first_line(exc)}"))
-                events.append(ev.AgentStopped(agent_id))
+                events.append(AgentFailed(agent_id=agent_id, message=f"agent lost: {_first_line(exc)}"))
+                events.append(AgentStopped(agent_id=agent_id))
                 continue
             events.extend(batch)
-            if any(isinstance(e, ev.AgentStopped) for e in batch):
+            if any(isinstance(e, AgentStopped) for e in batch):
                 self._stopped.add(agent_id)
             else:
                 self._polls[self._actors[agent_id].poll.remote(POLL_SECONDS)] = agent_id
@@ -207,7 +225,7 @@ class RayBackend:
     def shutdown(self) -> None:
         for agent_id, actor in self._actors.items():
             if agent_id not in self._stopped:
-                actor.abort.remote()
+                actor.command.remote(encode([Abort()]))
         # Give aborting agents time to take their stacks down before their processes go.
         deadline_polls = list(self._polls)
         if deadline_polls:

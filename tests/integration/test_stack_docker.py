@@ -26,7 +26,7 @@ import redis
 from agents.stack import check_engine, current_owner, load_stack_file, make_stack, stack_env_json, sweep
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, DockerStack
-from orchestrator.errors import DockerUnavailable, StackFailed
+from agents.stack.errors import DockerUnavailable, StackFailed
 
 pytestmark = pytest.mark.docker
 

@@ -9,7 +9,7 @@ import pytest
 
 from agents.stack import load_stack_file
 from agents.stack.compose import DEFAULT_READY_TIMEOUT, HealthcheckSpec, StackSpec, parse_stack
-from orchestrator.errors import StackFileError, UsageError
+from agents.stack.errors import StackFileError
 
 GOOD = """
 services:
@@ -310,10 +310,10 @@ class TestFiles:
         with pytest.raises(StackFileError, match="cannot read stack file"):
             load_stack_file(path)
 
-    def test_errors_name_the_file_as_given_and_are_usage_errors(self, tmp_path: Path) -> None:
+    def test_errors_name_the_file_as_given_and_exit_as_usage_errors(self, tmp_path: Path) -> None:
         path = tmp_path / "mystack.yml"
         path.write_text("services:\n  db: {imgae: x}\n")
-        with pytest.raises(UsageError) as caught:
+        with pytest.raises(StackFileError) as caught:
             load_stack_file(path)
         assert str(caught.value).startswith(f"{path}: services.db: unknown key 'imgae'")
         assert caught.value.exit_code == 4

@@ -1,0 +1,160 @@
+"""AgentRuntime with a real pytest worker on a tiny generated suite, no stack, no backend."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.runtime import AgentRuntime
+from orchestrator.protocol import messages as pm
+
+SUITE = """
+    import os
+
+    class TestOne:
+        def test_a(self):
+            pass
+
+        def test_b(self):
+            assert 1 == 2
+
+    def test_c():
+        pass
+
+    def test_crash():
+        os._exit(3)
+
+    def test_after_crash():
+        pass
+
+    def test_exit():
+        import pytest
+        pytest.exit("enough", returncode=7)
+
+    def test_warns():
+        import warnings
+        warnings.warn(UserWarning("careful"))
+"""
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: queue.Queue[pm.Event] = queue.Queue()
+        self.seen: list[pm.Event] = []
+
+    def __call__(self, event: pm.Event) -> None:
+        # Every event crosses the boundary encoded, as it does with a backend.
+        for decoded in pm.decode(pm.encode([event])):
+            assert isinstance(decoded, pm.Event)
+            self.events.put(decoded)
+
+    def wait_for(self, kind: type[pm.Event], timeout: float = 60.0) -> pm.Event:
+        while True:
+            event = self.events.get(timeout=timeout)
+            self.seen.append(event)
+            if isinstance(event, kind):
+                return event
+
+    def rest(self, runtime: AgentRuntime) -> list[pm.Event]:
+        assert runtime.wait_stopped(60)
+        while not self.events.empty():
+            self.seen.append(self.events.get())
+        return self.seen
+
+
+def _runtime(tmp_path: Path, collector: Collector, **overrides: object) -> AgentRuntime:
+    (tmp_path / "test_suite.py").write_text(textwrap.dedent(SUITE))
+    config = pm.AgentConfig(
+        agent_id=3,
+        run_id="r1",
+        owner="test:0",
+        cwd=str(tmp_path),
+        pytest_args=("test_suite.py", "-p", "no:randomly", "--sw"),
+        python=sys.executable,
+        **overrides,  # type: ignore[arg-type]
+    )
+    return AgentRuntime(config, collector)
+
+
+def _unit(unit_id: str, *names: str) -> pm.UnitWork:
+    return pm.UnitWork(unit_id, tuple(f"test_suite.py::{n}" for n in names))
+
+
+@pytest.mark.slow
+def test_two_units_run_and_finish(tmp_path: Path) -> None:
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    runtime.command(
+        pm.Assign(units=(_unit("TestOne", "TestOne::test_a", "TestOne::test_b"), _unit("c", "test_c")))
+    )
+    ready = collector.wait_for(pm.AgentReady)
+    assert isinstance(ready, pm.AgentReady) and ready.collected == 7 and ready.agent_id == 3
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert isinstance(events[-1], pm.AgentStopped)
+    assert [e.name for e in events].count("agent_stopped") == 1
+    reports = [
+        (e.node_id.split("::")[-1], e.report["when"], e.report["outcome"])
+        for e in events
+        if isinstance(e, pm.TestReported)
+    ]
+    assert reports == [
+        ("test_a", "setup", "passed"),
+        ("test_a", "call", "passed"),
+        ("test_a", "teardown", "passed"),
+        ("test_b", "setup", "passed"),
+        ("test_b", "call", "failed"),
+        ("test_b", "teardown", "passed"),
+        ("test_c", "setup", "passed"),
+        ("test_c", "call", "passed"),
+        ("test_c", "teardown", "passed"),
+    ]
+    assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["TestOne", "c"]
+    assert not [e for e in events if isinstance(e, pm.AgentFailed)]
+    # Each agent's worker has its own basetemp and cache, inside a private dir removed at the end.
+    assert not (tmp_path / ".pytest_cache").exists()
+
+
+@pytest.mark.slow
+def test_a_crashing_test_is_reported_and_the_next_one_still_runs(tmp_path: Path) -> None:
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    runtime.command(pm.Assign(units=(_unit("m", "test_crash", "test_after_crash"),)))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    crashed = [e for e in events if isinstance(e, pm.TestCrashed)]
+    assert [(c.node_id, c.message) for c in crashed] == [
+        ("test_suite.py::test_crash", "worker exited with code 3")
+    ]
+    calls = [e for e in events if isinstance(e, pm.TestReported) and e.report["when"] == "call"]
+    assert [(c.node_id, c.report["outcome"]) for c in calls] == [
+        ("test_suite.py::test_after_crash", "passed")
+    ]
+    assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["m"]
+    assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1
+
+
+@pytest.mark.slow
+def test_pytest_exit_in_a_test_stops_the_agent(tmp_path: Path) -> None:
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    runtime.command(pm.Assign(units=(_unit("m", "test_warns", "test_exit", "test_c"),)))
+    runtime.command(pm.Flush())
+    events = collector.rest(runtime)
+    exited = [e for e in events if isinstance(e, pm.TestExited)]
+    assert exited == [
+        pm.TestExited(agent_id=3, node_id="test_suite.py::test_exit", message="enough", returncode=7)
+    ]
+    warnings = [e.warning for e in events if isinstance(e, pm.WarningRecorded)]
+    assert [(w["message_str"], w["category_class_name"], w["nodeid"]) for w in warnings] == [
+        ("careful", "UserWarning", "test_suite.py::test_warns")
+    ]
+    assert not [e for e in events if isinstance(e, pm.TestCrashed | pm.AgentFailed)]
+    assert isinstance(events[-1], pm.AgentStopped)

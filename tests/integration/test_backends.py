@@ -1,0 +1,62 @@
+"""Both agent backends run real agents on a tiny generated suite: config, commands and events
+cross as protocol bytes, events come back in order, AgentStopped last."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.backends import make_backend
+from orchestrator.protocol import messages as pm
+
+
+def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
+    (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    backend = make_backend(kind)
+    try:
+        config = pm.AgentConfig(
+            agent_id=0,
+            run_id="r",
+            owner="t:0",
+            cwd=str(tmp_path),
+            pytest_args=("test_x.py",),
+            python=sys.executable,
+        )
+        backend.start([config])
+        units = (pm.UnitWork("u", ("test_x.py::test_a", "test_x.py::test_b")),)
+        backend.send(0, pm.Assign(units=units))
+        backend.send(0, pm.Finish())
+        events: list[pm.Event] = []
+        deadline = time.monotonic() + 120
+        while not any(isinstance(e, pm.AgentStopped) for e in events) and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+        return events
+    finally:
+        backend.shutdown()
+
+
+def _check(events: list[pm.Event]) -> None:
+    names = [e.name for e in events]
+    assert names[0] == "agent_ready" and names[-1] == "agent_stopped", names
+    assert names.count("test_reported") == 6
+    assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["u"]
+    assert "agent_failed" not in names
+
+
+@pytest.mark.slow
+def test_local_backend(tmp_path: Path) -> None:
+    _check(_run("local", tmp_path))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_backend(tmp_path: Path) -> None:
+    events = _run("ray", tmp_path)
+    _check(events)
+    ready = events[0]
+    assert (
+        isinstance(ready, pm.AgentReady) and ready.node.node_id and ready.node.address and ready.node.hostname
+    )

@@ -1,0 +1,485 @@
+"""AgentMachine driven with plain values: no threads, no processes, no sleeps, no clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.agent import (
+    MAX_FRUITLESS_RESTARTS,
+    Action,
+    AgentMachine,
+    CommandIn,
+    Emit,
+    InvalidInput,
+    KillWorker,
+    ResetDone,
+    ResetStack,
+    SendToWorker,
+    StackDied,
+    StackDown,
+    StackUp,
+    StackUpFailed,
+    StartWorker,
+    State,
+    Stop,
+    TakeStackDown,
+    Tick,
+    WorkerExited,
+    WorkerMessage,
+)
+from orchestrator.protocol import messages as pm
+
+A = "t.py::A"
+B = "t.py::B"
+
+
+def _events(actions: list[Action]) -> list[pm.Event]:
+    return [a.event for a in actions if isinstance(a, Emit)]
+
+
+def _names(actions: list[Action]) -> list[str]:
+    return [a.event.name if isinstance(a, Emit) else type(a).__name__ for a in actions]
+
+
+def _units(**units: list[str]) -> CommandIn:
+    return CommandIn(pm.Assign(units=tuple(pm.UnitWork(uid, tuple(ids)) for uid, ids in units.items())))
+
+
+class Agent:
+    """A machine plus everything it ever returned, with shorthands for the usual inputs."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.machine = AgentMachine(7, timeout=timeout, node=pm.NodeInfo(hostname="h"))
+        self.actions: list[Action] = []
+
+    def __call__(self, event: Any) -> list[Action]:
+        out = self.machine.handle(event)
+        self.actions.extend(out)
+        return out
+
+    def say(self, tag: str, now: float = 0.0, **fields: Any) -> list[Action]:
+        return self(WorkerMessage(tag, fields, now))
+
+    def up(self, now: float = 10.0) -> list[Action]:
+        return self(StackUp(stack_seconds=2.5, now=now))
+
+    def ready(self, now: float = 11.5) -> list[Action]:
+        self.up()
+        return self.say("collected", now, node_ids=[A, B, "t.py::C"])
+
+    def run(self, node_id: str, now: float = 0.0, call: str = "passed") -> list[Action]:
+        out = self.say("started", now, node_id=node_id)
+        for when, outcome in (("setup", "passed"), ("call", call), ("teardown", "passed")):
+            out += self.say("report", now, node_id=node_id, report={"when": when, "outcome": outcome})
+        return out
+
+    def events(self) -> list[pm.Event]:
+        return _events(self.actions)
+
+    def stop_stack(self) -> list[Action]:
+        return self(StackDown(seconds=0.5))
+
+
+def test_normal_flow_holds_the_last_test_until_flush() -> None:
+    agent = Agent()
+    assert agent(_units(u1=[A])) == []  # before the worker collected: kept
+    assert agent.up() == [StartWorker()]
+    out = agent.say("collected", 11.5, node_ids=[A, B])
+    assert out[0] == Emit(
+        pm.AgentReady(
+            agent_id=7,
+            node=pm.NodeInfo(hostname="h"),
+            collected=2,
+            stack_up_seconds=2.5,
+            worker_start_seconds=1.5,
+        )
+    )
+    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]})]
+    assert agent(_units(u2=[B])) == [SendToWorker("run", {"units": [["u2", [B]]]})]
+    assert agent(CommandIn(pm.Flush())) == [SendToWorker("flush")]
+    assert _names(agent.say("need_work")) == ["work_wanted"]
+    assert _names(agent.run(A)) == [
+        "test_started",
+        "test_reported",
+        "test_reported",
+        "test_reported",
+        "unit_finished",
+    ]
+    assert _names(agent.run(B))[-1] == "unit_finished"
+    assert agent(CommandIn(pm.Finish())) == [SendToWorker("finish")]
+    assert agent.machine.state is State.FINISHING
+    assert agent.say("need_work") == []  # finishing: the session has nothing more to give
+    assert agent(WorkerExited(1)) == [TakeStackDown()]  # exit code 1: a test failed, normal
+    assert agent.stop_stack() == [Emit(pm.AgentStopped(agent_id=7, stack_down_seconds=0.5)), Stop()]
+    assert agent.machine.state is State.STOPPED
+    assert [e for e in agent.events() if isinstance(e, pm.UnitFinished)] == [
+        pm.UnitFinished(agent_id=7, unit_id="u1"),
+        pm.UnitFinished(agent_id=7, unit_id="u2"),
+    ]
+
+
+def test_a_flush_asked_before_the_worker_is_up_follows_the_work() -> None:
+    agent = Agent()
+    agent.up()
+    agent(_units(u1=[A]))
+    agent(CommandIn(pm.Flush()))
+    out = agent.say("collected", node_ids=[A])
+    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]}), SendToWorker("flush")]
+
+
+def test_a_crash_mid_unit_is_reported_once_and_the_rest_goes_to_a_new_worker_in_order() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B, "t.py::C"], u2=["t.py::D"]))
+    agent.run(A)
+    agent.say("started", node_id=B)
+    out = agent(WorkerExited(-9, output="Segmentation fault"))
+    assert out == [
+        Emit(
+            pm.TestCrashed(
+                agent_id=7, node_id=B, message="worker killed by signal 9", output="Segmentation fault"
+            )
+        ),
+        StartWorker(),
+    ]
+    out = agent.say("collected", node_ids=[A, B])
+    # No AgentReady again; the crashed test is not handed over (the session decides), the rest is.
+    assert out == [SendToWorker("run", {"units": [["u1", ["t.py::C"]], ["u2", ["t.py::D"]]]})]
+    assert agent.machine.worker_restarts == 1
+    agent.run("t.py::C")
+    assert [e.name for e in agent.events()].count("test_crashed") == 1
+    assert pm.UnitFinished(agent_id=7, unit_id="u1") in agent.events()
+
+
+def test_a_crash_message_names_the_exit_code() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.say("started", node_id=A)
+    crashed = _events(agent(WorkerExited(3, "out")))
+    assert crashed == [
+        pm.TestCrashed(agent_id=7, node_id=A, message="worker exited with code 3", output="out")
+    ]
+
+
+def test_a_crash_on_a_units_last_test_finishes_the_unit() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent.say("started", node_id=A)
+    assert _names(agent(WorkerExited(-11))) == ["test_crashed", "unit_finished", "StartWorker"]
+
+
+def test_a_timeout_comes_from_ticks_kills_the_worker_and_a_new_one_takes_the_rest() -> None:
+    agent = Agent(timeout=5.0)
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.say("started", now=100.0, node_id=A)
+    assert agent(Tick(104.0)) == []
+    assert agent(Tick(105.0)) == []
+    assert agent(Tick(105.5)) == [KillWorker()]
+    assert agent.machine.state is State.REPLACING_WORKER
+    assert agent(Tick(200.0)) == []  # killed once
+    out = agent(WorkerExited(-9, output="tail"))
+    assert out == [Emit(pm.TestTimedOut(agent_id=7, node_id=A, seconds=5.0, output="tail")), StartWorker()]
+    assert agent.say("collected", node_ids=[A, B]) == [SendToWorker("run", {"units": [["u1", [B]]]})]
+
+
+def test_no_timeout_between_tests() -> None:
+    agent = Agent(timeout=1.0)
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent.run(A, now=0.0)
+    assert agent(Tick(50.0)) == []
+
+
+def test_a_worker_dying_again_and_again_without_ending_a_test_fails_the_agent() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    for _ in range(MAX_FRUITLESS_RESTARTS - 1):
+        assert agent(WorkerExited(1, "boom")) == [StartWorker()]
+    out = agent(WorkerExited(1, "boom"))
+    assert out == [
+        Emit(
+            pm.AgentFailed(
+                agent_id=7,
+                message="pytest worker keeps dying (worker exited with code 1); agent gives up",
+                logs="boom",
+            )
+        ),
+        TakeStackDown(),
+    ]
+    assert agent.machine.worker_restarts == MAX_FRUITLESS_RESTARTS - 1
+
+
+def test_a_worker_that_exits_before_collecting_fails_the_agent() -> None:
+    agent = Agent()
+    agent.up()
+    out = agent(WorkerExited(4, output="ERROR: usage"))
+    assert out == [
+        Emit(
+            pm.AgentFailed(
+                agent_id=7, message="pytest worker exited with code 4 before collecting", logs="ERROR: usage"
+            )
+        ),
+        TakeStackDown(),
+    ]
+    assert _names(agent.stop_stack()) == ["agent_stopped", "Stop"]
+
+
+def test_not_collected_node_ids_end_their_unit() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, "t.py::gone"]))
+    agent.run(A)
+    out = agent.say("not_collected", node_ids=["t.py::gone"], similar=["t.py::gone[1]"])
+    assert _events(out) == [
+        pm.NotCollected(agent_id=7, node_ids=("t.py::gone",), similar=("t.py::gone[1]",)),
+        pm.UnitFinished(agent_id=7, unit_id="u1"),
+    ]
+
+
+def test_abort_while_the_stack_comes_up_takes_it_down_once_up() -> None:
+    agent = Agent()
+    agent(_units(u1=[A]))
+    assert agent(CommandIn(pm.Abort())) == []
+    assert agent.up() == [TakeStackDown()]
+    assert agent.stop_stack()[-1] == Stop()
+    assert [e.name for e in agent.events()] == ["agent_stopped"]
+
+
+def test_abort_while_the_stack_fails_to_come_up() -> None:
+    agent = Agent()
+    agent(CommandIn(pm.Abort()))
+    assert _names(agent(StackUpFailed("service 'db' never became ready", "log"))) == [
+        "agent_failed",
+        "TakeStackDown",
+    ]
+
+
+def test_abort_while_running_kills_the_worker_and_reports_no_crash() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.say("started", node_id=A)
+    assert agent(CommandIn(pm.Abort())) == [KillWorker()]
+    # What the worker wrote before it died is still relayed; a later command is dropped.
+    assert _names(agent.say("report", node_id=A, report={"when": "setup"})) == ["test_reported"]
+    assert agent(_units(u2=[B + "2"])) == []
+    assert agent(WorkerExited(-9)) == [TakeStackDown()]
+    agent.stop_stack()
+    names = [e.name for e in agent.events()]
+    assert "test_crashed" not in names
+    assert names[-1] == "agent_stopped"
+
+
+def test_finish_before_ready_is_sent_after_the_work() -> None:
+    agent = Agent()
+    agent(_units(u1=[A]))
+    agent(CommandIn(pm.Finish()))
+    agent.up()
+    out = agent.say("collected", node_ids=[A])
+    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]}), SendToWorker("finish")]
+    with pytest.raises(InvalidInput, match="Assign after Finish"):
+        agent(_units(u2=[B]))
+
+
+def test_a_crash_while_finishing_restarts_for_the_rest_then_finishes() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent(CommandIn(pm.Finish()))
+    agent.say("started", node_id=A)
+    assert _names(agent(WorkerExited(-6))) == ["test_crashed", "StartWorker"]
+    assert agent.say("collected", node_ids=[A, B]) == [
+        SendToWorker("run", {"units": [["u1", [B]]]}),
+        SendToWorker("finish"),
+    ]
+    agent.run(B)
+    assert agent(WorkerExited(0)) == [TakeStackDown()]
+
+
+def test_a_crash_on_the_last_test_while_finishing_needs_no_new_worker() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent(CommandIn(pm.Finish()))
+    agent.say("started", node_id=A)
+    assert _names(agent(WorkerExited(-6))) == ["test_crashed", "unit_finished", "TakeStackDown"]
+
+
+def test_a_stack_that_dies_mid_run_fails_the_agent() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent.say("started", node_id=A)
+    out = agent(StackDied("service 'db' exited with code 137"))
+    assert out == [
+        Emit(
+            pm.AgentFailed(
+                agent_id=7,
+                message="stack failed mid-run, the agent stopped and its unfinished tests go to other agents: "
+                "service 'db' exited with code 137",
+            )
+        ),
+        KillWorker(),
+    ]
+    assert agent(StackDied("again")) == []
+    assert agent(WorkerExited(-9)) == [TakeStackDown()]
+    assert agent(StackDied("late")) == []  # the watchdog raced the teardown
+    agent.stop_stack()
+    assert [e.name for e in agent.events()][-2:] == ["agent_failed", "agent_stopped"]
+
+
+def test_a_stack_that_fails_to_come_up() -> None:
+    agent = Agent()
+    out = agent(StackUpFailed("service 'db': health check failed", logs="FATAL"))
+    assert out == [
+        Emit(pm.AgentFailed(agent_id=7, message="service 'db': health check failed", logs="FATAL")),
+        TakeStackDown(),
+    ]
+
+
+def test_a_stack_teardown_error_is_reported_before_the_stop() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(CommandIn(pm.Finish()))
+    agent(WorkerExited(5))
+    out = agent(StackDown(1.0, error="could not remove its stack"))
+    assert _names(out) == ["agent_failed", "agent_stopped", "Stop"]
+
+
+def test_pytest_stopping_by_itself_is_not_restarted() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.run(A, call="failed")
+    assert agent.say("stopping", reason="stopping after 1 failures") == []
+    assert agent.machine.state is State.STOPPING_WORKER
+    assert agent(WorkerExited(1)) == [TakeStackDown()]
+
+
+@pytest.mark.parametrize(
+    ("tag", "fields", "expected"),
+    [
+        (
+            "exit",
+            {"message": "bye", "returncode": 3},
+            pm.TestExited(agent_id=7, node_id=A, message="bye", returncode=3, interrupted=False),
+        ),
+        (
+            "interrupted",
+            {"message": "KeyboardInterrupt"},
+            pm.TestExited(agent_id=7, node_id=A, message="KeyboardInterrupt", interrupted=True),
+        ),
+    ],
+)
+def test_pytest_exit_and_keyboard_interrupt_stop_the_agent(
+    tag: str, fields: dict, expected: pm.Event
+) -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.say("started", node_id=A)
+    assert _events(agent.say(tag, node_id=A, **fields)) == [expected]
+    assert agent.machine.state is State.STOPPING_WORKER
+    # The worker ends its own session normally (session fixtures torn down): not a crash.
+    assert agent(WorkerExited(fields.get("returncode", 2))) == [TakeStackDown()]
+    agent.stop_stack()
+    names = [e.name for e in agent.events()]
+    assert "test_crashed" not in names and "unit_finished" not in names
+    assert agent.machine.pending == [("u1", B)]
+
+
+def test_warnings_are_relayed() -> None:
+    agent = Agent()
+    agent.up()
+    warning = {
+        "message_str": "old",
+        "category_module": "builtins",
+        "category_class_name": "DeprecationWarning",
+    }
+    assert _events(agent.say("warning", warning=warning)) == [pm.WarningRecorded(agent_id=7, warning=warning)]
+
+
+def test_reset_handshake_between_units() -> None:
+    agent = Agent()
+    agent(StackUp(stack_seconds=1.0, resets=True))
+    agent.say("collected", node_ids=[A, B])
+    agent(_units(u1=[A], u2=[B]))
+    # Nothing ran on the fresh stack yet: no reset needed.
+    assert agent.say("reset_wanted", unit_id="u1") == [SendToWorker("reset_done", {"error": ""})]
+    agent.run(A)
+    assert agent.say("reset_wanted", unit_id="u2") == [ResetStack("u2")]
+    out = agent(ResetDone("u2", seconds=0.2))
+    assert out == [
+        Emit(pm.StackReset(agent_id=7, unit_id="u2", seconds=0.2)),
+        SendToWorker("reset_done", {"error": ""}),
+    ]
+
+
+def test_reset_failure_is_told_to_the_worker_and_the_session() -> None:
+    agent = Agent()
+    agent(StackUp(resets=True))
+    agent.say("collected", node_ids=[A, B])
+    agent(_units(u1=[A], u2=[B]))
+    agent.run(A)
+    agent.say("reset_wanted", unit_id="u2")
+    error = "service 'db': reset failed: connection refused"
+    out = agent(ResetDone("u2", seconds=1.0, error=error))
+    assert out == [
+        Emit(pm.StackReset(agent_id=7, unit_id="u2", seconds=1.0, error=error)),
+        SendToWorker("reset_done", {"error": error}),
+    ]
+
+
+def test_a_new_worker_resuming_a_unit_gets_no_reset() -> None:
+    agent = Agent()
+    agent(StackUp(resets=True))
+    agent.say("collected", node_ids=[A, B])
+    agent(_units(u1=[A, B]))
+    agent.say("started", node_id=A)
+    agent(WorkerExited(-9))
+    agent.say("collected", node_ids=[A, B])
+    assert agent.say("reset_wanted", unit_id="u1") == [SendToWorker("reset_done", {"error": ""})]
+
+
+def test_agent_stopped_is_last_and_once() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent(CommandIn(pm.Abort()))
+    agent(CommandIn(pm.Abort()))
+    agent(WorkerExited(-9))
+    agent.stop_stack()
+    agent(CommandIn(pm.Finish()))  # dropped: the session had not yet seen AgentStopped
+    names = [e.name for e in agent.events()]
+    assert names.count("agent_stopped") == 1 and names[-1] == "agent_stopped"
+    assert isinstance(agent.actions[-1], Stop)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "event"),
+    [
+        ([], WorkerMessage("started", {"node_id": A})),
+        ([], WorkerExited(0)),
+        ([], StackDown()),
+        ([StackUp()], WorkerMessage("started", {"node_id": A})),
+        ([StackUp()], StackUp()),
+        (
+            [StackUp(), WorkerMessage("collected", {"node_ids": []})],
+            WorkerMessage("collected", {"node_ids": []}),
+        ),
+        ([StackUp(), WorkerMessage("collected", {"node_ids": []})], WorkerMessage("gossip")),
+        ([StackUpFailed("x"), StackDown()], Tick(1.0)),
+    ],
+)
+def test_an_input_not_valid_in_the_state_raises(prepare: list, event: Any) -> None:
+    machine = AgentMachine(1)
+    for before in prepare:
+        machine.handle(before)
+    with pytest.raises(InvalidInput):
+        machine.handle(event)
