@@ -131,7 +131,7 @@ def rebuild_warning(data: Mapping[str, Any]) -> warnings.WarningMessage:
     """A WarningMessage from a worker's serialised warning (its category found by name if possible)."""
     category: type[Warning] = UserWarning
     module = data.get("category_module")
-    name = data.get("category_name")
+    name = data.get("category_class_name") or data.get("category_name")
     if module and name:
         try:
             found = importlib.import_module(module)
@@ -142,8 +142,9 @@ def rebuild_warning(data: Mapping[str, Any]) -> warnings.WarningMessage:
         except (ImportError, AttributeError):
             pass
     return warnings.WarningMessage(
-        message=category(str(data.get("message", ""))),
+        message=category(str(data.get("message_str", data.get("message", "")))),
         category=category,
         filename=str(data.get("filename", "")),
         lineno=int(data.get("lineno") or 0),
+        line=data.get("line"),
     )

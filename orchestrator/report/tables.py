@@ -75,7 +75,11 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
     table.add_column("agent", justify="right")
     table.add_column("host")
-    for heading in ("tests", "busy s", "idle s", "plan s", "wall s", "up s", "down s", "reset s"):
+    resets = any(agent.resets for agent in report.agents)
+    headings = ("tests", "busy s", "idle s", "plan s", "wall s", "up s", "down s") + (
+        ("reset s",) if resets else ()
+    )
+    for heading in headings:
         table.add_column(heading, justify="right")
     table.add_column("restarts", justify="right")
     for agent in sorted(report.agents, key=lambda a: a.agent_id):
@@ -90,7 +94,7 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
             f"{agent.wall_seconds:.1f}",
             f"{agent.stack_up_seconds:.1f}",
             f"{agent.stack_down_seconds:.1f}",
-            f"{agent.reset_seconds:.1f}",
+            *((f"{agent.reset_seconds:.1f}",) if resets else ()),
             str(agent.worker_restarts),
         )
     console = Console(file=io.StringIO(), width=max(width, 80), highlight=False, color_system=None)

@@ -302,7 +302,15 @@ def test_results_round_trip(pytest_run: PytestRun, tmp_path: Path) -> None:
     assert document["format"] == 1
     first = document["tests"][0]
     assert set(first) >= {"node_id", "outcome", "duration", "agent", "attempts"}
-    assert set(first["attempts"][0]) == {"agent", "outcome", "duration", "message", "reports", "started", "finished"}
+    assert set(first["attempts"][0]) == {
+        "agent",
+        "outcome",
+        "duration",
+        "message",
+        "reports",
+        "started",
+        "finished",
+    }
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
@@ -329,5 +337,3 @@ def test_read_results_refuses_bad_files(tmp_path: Path, content: str | None, com
 
 
 # (e) the terminal summary.
-
-

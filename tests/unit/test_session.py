@@ -32,7 +32,9 @@ def _reports(node_id: str, outcome: str) -> list[dict]:
 class ScriptedBackend:
     """Agents that do, on each attempt of a test, what `script[node_id]` says (default: pass)."""
 
-    def __init__(self, script: dict[str, list[str]] | None = None, interrupt_after: int | None = None) -> None:
+    def __init__(
+        self, script: dict[str, list[str]] | None = None, interrupt_after: int | None = None
+    ) -> None:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.interrupt_after = interrupt_after
         self.pending: list[p.Event] = []
@@ -68,11 +70,15 @@ class ScriptedBackend:
                 self.dead.add(agent_id)
                 self.pending.append(p.AgentFailed(agent_id, message="agent lost: killed"))
                 # Stale: a report the dead agent's worker still sent after the failure.
-                self.pending.append(p.TestReported(agent_id, node_id=node_id, report=_reports(node_id, "passed")[0]))
+                self.pending.append(
+                    p.TestReported(agent_id, node_id=node_id, report=_reports(node_id, "passed")[0])
+                )
                 self.pending.append(p.AgentStopped(agent_id))
                 return False
             if behaviour == "crash":
-                self.pending.append(p.TestCrashed(agent_id, node_id=node_id, message="worker exited with code 3"))
+                self.pending.append(
+                    p.TestCrashed(agent_id, node_id=node_id, message="worker exited with code 3")
+                )
             elif behaviour == "timeout":
                 self.pending.append(p.TestTimedOut(agent_id, node_id=node_id, seconds=2.0))
             elif behaviour == "notcollected":
@@ -80,7 +86,11 @@ class ScriptedBackend:
             elif behaviour in ("exit", "interrupt"):
                 self.pending.append(
                     p.TestExited(
-                        agent_id, node_id=node_id, message="bye", returncode=3, interrupted=behaviour == "interrupt"
+                        agent_id,
+                        node_id=node_id,
+                        message="bye",
+                        returncode=3,
+                        interrupted=behaviour == "interrupt",
                     )
                 )
                 return False
@@ -236,7 +246,7 @@ def test_pytest_exit_in_a_test_stops_every_agent_with_its_returncode() -> None:
     assert report.stop is not None
     assert (report.stop.kind, report.stop.returncode, report.stop.message) == ("exit", 3, "bye")
     assert Outcome.NOT_RUN in report.counts()
-    assert ("abort" in {name for _, name in backend.commands})
+    assert "abort" in {name for _, name in backend.commands}
 
 
 def test_keyboard_interrupt_in_a_test_is_an_interrupted_run() -> None:
@@ -283,4 +293,6 @@ def test_the_invariant_check_fails_on_a_corrupted_record() -> None:
     with pytest.raises(InternalError, match="2 received"):
         check_results(good, ["a", "b"], Counter({"a": 2, "b": 1}))
     with pytest.raises(InternalError, match="not its last attempt"):
-        check_results([TestResult("a", Outcome.FAILED, (passed,)), good[1]], ["a", "b"], Counter({"a": 1, "b": 1}))
+        check_results(
+            [TestResult("a", Outcome.FAILED, (passed,)), good[1]], ["a", "b"], Counter({"a": 1, "b": 1})
+        )
