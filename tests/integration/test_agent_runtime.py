@@ -79,9 +79,8 @@ def _runtime(tmp_path: Path, collector: Collector, **overrides: object) -> Agent
         run_id="r1",
         owner="test:0",
         cwd=str(tmp_path),
-        pytest_args=("test_suite.py", "-p", "no:randomly", "--sw"),
         python=sys.executable,
-        **overrides,  # type: ignore[arg-type]
+        **{"pytest_args": ("test_suite.py", "-p", "no:randomly", "--sw"), **overrides},  # type: ignore[arg-type]
     )
     return AgentRuntime(config, collector)
 
@@ -234,3 +233,26 @@ def test_stack_reset_between_units_and_a_failed_reset(
     ]
     assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["u1", "u2", "u3"]
     assert isinstance(events[-1], pm.AgentStopped)
+
+
+@pytest.mark.slow
+def test_a_hanging_test_times_out_and_the_next_one_runs_on_a_new_worker(tmp_path: Path) -> None:
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector, timeout=1.0, pytest_args=("test_hang.py",))
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_hang():\n    time.sleep(60)\n\ndef test_ok():\n    pass\n"
+    )
+    runtime.start()
+    units = (pm.UnitWork("h", ("test_hang.py::test_hang", "test_hang.py::test_ok")),)
+    runtime.command(pm.Assign(units=units))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    timed_out = [e for e in events if isinstance(e, pm.TestTimedOut)]
+    assert [(e.node_id, e.seconds) for e in timed_out] == [("test_hang.py::test_hang", 1.0)]
+    calls = [
+        (e.node_id, e.report["outcome"])
+        for e in events
+        if isinstance(e, pm.TestReported) and e.report["when"] == "call"
+    ]
+    assert calls == [("test_hang.py::test_ok", "passed")]
+    assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1
