@@ -31,9 +31,9 @@ from typing import Any
 
 from _pytest.junitxml import mangle_test_address
 
-from orchestrator.protocol import wire
 from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
+from orchestrator.protocol import wire
 
 DEFAULT_PATH = Path(".orchestrate") / "durations.msgpack"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.protocol import wire
 from orchestrator.durations import store as store_module
 from orchestrator.durations.store import (
     ALPHA,
@@ -23,6 +22,7 @@ from orchestrator.durations.store import (
 )
 from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
+from orchestrator.protocol import wire
 
 
 def _store(**seconds_by_node_id: float) -> DurationStore:
