@@ -447,6 +447,7 @@ class AgentMachine:
                     collected=len(fields.get("node_ids", ())),
                     stack_up_seconds=self._stack_seconds,
                     worker_start_seconds=max(0.0, now - self._worker_started_at),
+                    versions=dict(fields.get("versions", {})),
                 )
             )
         # Everything still pending, in its order, written once; then what was asked since.

@@ -99,6 +99,7 @@ def test_two_units_run_and_finish(tmp_path: Path) -> None:
     )
     ready = collector.wait_for(pm.AgentReady)
     assert isinstance(ready, pm.AgentReady) and ready.collected == 8 and ready.agent_id == 3
+    assert ready.versions["pytest"] == pytest.__version__
     runtime.command(pm.Finish())
     events = collector.rest(runtime)
     assert isinstance(events[-1], pm.AgentStopped)
