@@ -33,9 +33,28 @@ import dataclasses
 import enum
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from agents._io import (
+    Action,
+    CommandIn,
+    Emit,
+    Input,
+    KillWorker,
+    ResetDone,
+    ResetStack,
+    SendToWorker,
+    StackDied,
+    StackDown,
+    StackUp,
+    StackUpFailed,
+    StartWorker,
+    Stop,
+    TakeStackDown,
+    Tick,
+    WorkerExited,
+    WorkerMessage,
+)
 from orchestrator.protocol import messages as pm
 
 __all__ = [
@@ -70,124 +89,6 @@ MAX_FRUITLESS_RESTARTS = 3
 class InvalidInput(RuntimeError):
     """An input the machine's current state does not accept (a bug in the caller, or the session)."""
 
-
-# -- inputs -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StackUp:
-    """The stack is up (and snapshotted when it resets): `stack_seconds` it took; `now` after."""
-
-    stack_seconds: float = 0.0
-    resets: bool = False
-    now: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StackUpFailed:
-    message: str
-    logs: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandIn:
-    command: pm.Command
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerMessage:
-    """A message the worker wrote on its pipe (see agents/plugin.py); `now`: when it was read."""
-
-    tag: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    now: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerExited:
-    """The worker's pipe closed and the process exited (`code` < 0: killed by that signal)."""
-
-    code: int
-    output: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class StackDied:
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResetDone:
-    unit_id: str
-    seconds: float = 0.0
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StackDown:
-    seconds: float = 0.0
-    error: str = ""
-
-
-Input = (
-    StackUp
-    | StackUpFailed
-    | CommandIn
-    | WorkerMessage
-    | WorkerExited
-    | Tick
-    | StackDied
-    | ResetDone
-    | StackDown
-)
-
-# -- actions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StartWorker:
-    """Start a new pytest worker (the previous one, if any, has exited)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendToWorker:
-    tag: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class KillWorker:
-    """Kill the worker and its process group; its exit comes back as WorkerExited."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResetStack:
-    """Reset the stack to its snapshot; the result comes back as ResetDone."""
-
-    unit_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class TakeStackDown:
-    """Take the stack down (also after a failed up); the result comes back as StackDown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    event: pm.Event
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """Nothing more will happen: the runtime's threads may end."""
-
-
-Action = StartWorker | SendToWorker | KillWorker | ResetStack | TakeStackDown | Emit | Stop
 
 # -- states and transitions ---------------------------------------------------------------------
 
@@ -447,6 +348,7 @@ class AgentMachine:
                     collected=len(fields.get("node_ids", ())),
                     stack_up_seconds=self._stack_seconds,
                     worker_start_seconds=max(0.0, now - self._worker_started_at),
+                    versions=dict(fields.get("versions", {})),
                 )
             )
         # Everything still pending, in its order, written once; then what was asked since.

@@ -7,7 +7,7 @@ orchestrator/protocol/wire.py), so nothing a test prints can corrupt the stream.
 
 Commands (agent -> worker):  run {units: [[unit_id, [node_id, ...]], ...]}, flush, finish,
                              reset_done {error}
-Messages (worker -> agent):  collected {node_ids}, started {node_id}, report {node_id, report},
+Messages (worker -> agent):  collected {node_ids, versions}, started {node_id}, report {node_id, report},
                              need_work, not_collected {node_ids, similar}, stopping {reason},
                              warning {warning}, exit {node_id, message, returncode},
                              interrupted {node_id, message}, reset_wanted {unit_id}
@@ -27,7 +27,10 @@ item run in order). pytest.exit() and KeyboardInterrupt in a test are told to th
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
+import platform
 import queue
 import threading
 import warnings
@@ -79,7 +82,7 @@ class WorkerPlugin:
             self._out.send(wire.message(tag, **fields))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.send("collected", node_ids=[item.nodeid for item in session.items])
+        self.send("collected", node_ids=[item.nodeid for item in session.items], versions=_versions())
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.send("started", node_id=nodeid)
@@ -210,6 +213,14 @@ class WorkerPlugin:
                 self._reset_reply = "the agent went away before the reset was done"
         if self._reset_reply:
             self._failed_resets[unit_id] = self._reset_reply
+
+
+def _versions() -> dict[str, str]:
+    """What this worker runs on, so the coordinator can tell nodes with other versions apart."""
+    versions = {"python": platform.python_version(), "pytest": pytest.__version__}
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        versions["orchestrate"] = importlib.metadata.version("orchestrate")
+    return versions
 
 
 def serialize_warning_message(warning_message: warnings.WarningMessage) -> dict[str, Any]:

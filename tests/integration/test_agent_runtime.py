@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from agents import runtime as runtime_module
 from agents.runtime import AgentRuntime
+from agents.stack import StackEndpoints
+from agents.stack.errors import StackFailed
 from orchestrator.protocol import messages as pm
 
 SUITE = """
@@ -24,6 +27,9 @@ SUITE = """
 
     def test_c():
         pass
+
+    def test_c2():
+        assert os.environ["FAKE_DB"] == "x"
 
     def test_crash():
         os._exit(3)
@@ -73,9 +79,8 @@ def _runtime(tmp_path: Path, collector: Collector, **overrides: object) -> Agent
         run_id="r1",
         owner="test:0",
         cwd=str(tmp_path),
-        pytest_args=("test_suite.py", "-p", "no:randomly", "--sw"),
         python=sys.executable,
-        **overrides,  # type: ignore[arg-type]
+        **{"pytest_args": ("test_suite.py", "-p", "no:randomly", "--sw"), **overrides},  # type: ignore[arg-type]
     )
     return AgentRuntime(config, collector)
 
@@ -93,7 +98,8 @@ def test_two_units_run_and_finish(tmp_path: Path) -> None:
         pm.Assign(units=(_unit("TestOne", "TestOne::test_a", "TestOne::test_b"), _unit("c", "test_c")))
     )
     ready = collector.wait_for(pm.AgentReady)
-    assert isinstance(ready, pm.AgentReady) and ready.collected == 7 and ready.agent_id == 3
+    assert isinstance(ready, pm.AgentReady) and ready.collected == 8 and ready.agent_id == 3
+    assert ready.versions["pytest"] == pytest.__version__
     runtime.command(pm.Finish())
     events = collector.rest(runtime)
     assert isinstance(events[-1], pm.AgentStopped)
@@ -158,3 +164,96 @@ def test_pytest_exit_in_a_test_stops_the_agent(tmp_path: Path) -> None:
     ]
     assert not [e for e in events if isinstance(e, pm.TestCrashed | pm.AgentFailed)]
     assert isinstance(events[-1], pm.AgentStopped)
+
+
+class FakeResettingStack:
+    """A stack with issue 14's snapshot/reset, without containers; reset fails for one unit."""
+
+    resets = True
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def up(self) -> StackEndpoints:
+        return StackEndpoints(env={"FAKE_DB": "x"})
+
+    def snapshot(self) -> float:
+        self.calls.append("snapshot")
+        return 0.25
+
+    def reset(self) -> float:
+        self.calls.append("reset")
+        if self.calls.count("reset") == 1:
+            raise StackFailed("service 'db': reset failed: connection refused", service="db")
+        return 0.125
+
+    def check(self) -> None:
+        pass
+
+    def down(self) -> float:
+        self.calls.append("down")
+        return 0.0
+
+
+@pytest.mark.slow
+def test_stack_reset_between_units_and_a_failed_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = FakeResettingStack()
+    monkeypatch.setattr(runtime_module, "make_stack", lambda *args, **kwargs: stack)
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    runtime.command(
+        pm.Assign(
+            units=(
+                _unit("u1", "test_c"),
+                _unit("u2", "TestOne::test_a", "TestOne::test_b"),
+                _unit("u3", "test_c2"),
+            )
+        )
+    )
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert stack.calls == ["snapshot", "reset", "reset", "down"]
+    resets = [(e.unit_id, e.error) for e in events if isinstance(e, pm.StackReset)]
+    assert resets == [("u2", "service 'db': reset failed: connection refused"), ("u3", "")]
+    outcomes = [
+        (e.node_id.split("::")[-1], e.report["when"], e.report["outcome"])
+        for e in events
+        if isinstance(e, pm.TestReported) and e.report["when"] != "teardown"
+    ]
+    # The unit whose reset failed: every test a setup error, none run; the next unit runs.
+    assert outcomes == [
+        ("test_c", "setup", "passed"),
+        ("test_c", "call", "passed"),
+        ("test_a", "setup", "failed"),
+        ("test_b", "setup", "failed"),
+        ("test_c2", "setup", "passed"),
+        ("test_c2", "call", "passed"),
+    ]
+    assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["u1", "u2", "u3"]
+    assert isinstance(events[-1], pm.AgentStopped)
+
+
+@pytest.mark.slow
+def test_a_hanging_test_times_out_and_the_next_one_runs_on_a_new_worker(tmp_path: Path) -> None:
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector, timeout=1.0, pytest_args=("test_hang.py",))
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_hang():\n    time.sleep(60)\n\ndef test_ok():\n    pass\n"
+    )
+    runtime.start()
+    units = (pm.UnitWork("h", ("test_hang.py::test_hang", "test_hang.py::test_ok")),)
+    runtime.command(pm.Assign(units=units))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    timed_out = [e for e in events if isinstance(e, pm.TestTimedOut)]
+    assert [(e.node_id, e.seconds) for e in timed_out] == [("test_hang.py::test_hang", 1.0)]
+    calls = [
+        (e.node_id, e.report["outcome"])
+        for e in events
+        if isinstance(e, pm.TestReported) and e.report["when"] == "call"
+    ]
+    assert calls == [("test_hang.py::test_ok", "passed")]
+    assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1

@@ -1,0 +1,77 @@
+"""The boundary between the coordinator and the agents, checked by walking every import.
+
+agents/ may import orchestrator.protocol (what both sides share) and nothing else of
+orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("orchestrator", "agents")
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in a file, also those inside functions."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            # `from orchestrator import errors` imports orchestrator.errors
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+
+
+def _is_under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _violations(folder: str, allowed: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for line, module in _imports(path):
+            ours = any(_is_under(module, top) for top in OURS)
+            if ours and module not in OURS and not any(_is_under(module, ok) for ok in allowed):
+                found.append(f"{path.relative_to(ROOT)}:{line}: imports {module}")
+    return found
+
+
+def test_agents_import_only_the_protocol_of_the_orchestrator() -> None:
+    assert _violations("agents", allowed=("agents", "orchestrator.protocol")) == []
+
+
+def test_the_protocol_imports_nothing_of_ours_outside_itself() -> None:
+    assert _violations("orchestrator/protocol", allowed=("orchestrator.protocol",)) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from orchestrator import errors\n", "agents/x.py:1: imports orchestrator.errors"),
+        ("import orchestrator.model\n", "agents/x.py:1: imports orchestrator.model"),
+        (
+            "def f():\n    from orchestrator.session import Session\n",
+            "agents/x.py:2: imports orchestrator.session",
+        ),
+    ],
+)
+def test_the_check_sees_forbidden_imports(
+    source: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "x.py").write_text(source)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert expected in _violations("agents", allowed=("agents", "orchestrator.protocol"))
