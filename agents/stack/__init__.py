@@ -2,8 +2,9 @@
 
 The coordinator calls `check_engine()` and `load_stack_file()` once (bad files fail the run
 before any agent starts) and `sweep()` to clear what crashed runs left; each agent calls
-`make_stack(...)`, then `up()` / `down()` (the Stack protocol), and hands its tests
-`stack_env_json(endpoints)` as ORCHESTRATE_STACK (read back by agents/fixtures.py).
+`make_stack(...)`, then `up()`, `snapshot()` / `reset()` (when `resets`) and `down()` (the Stack
+protocol), and hands its tests `stack_env_json(endpoints)` as ORCHESTRATE_STACK (read back by
+agents/fixtures.py) and `endpoints.pytest_args` on its worker's command line.
 
 `docker` is imported only when a DockerStack is made or the engine is used, so importing this
 package (as the coordinator and every agent do) costs no docker import.
@@ -45,6 +46,19 @@ class NullStack:
     def up(self) -> StackEndpoints:
         """Return empty endpoints; called by the agent like any other stack's `up`."""
         return StackEndpoints()
+
+    @property
+    def resets(self) -> bool:
+        """Never: there is nothing to reset."""
+        return False
+
+    def snapshot(self) -> float:
+        """Nothing to record."""
+        return 0.0
+
+    def reset(self) -> float:
+        """Nothing to restore."""
+        return 0.0
 
     def check(self) -> None:
         """Nothing can stop."""

@@ -22,12 +22,21 @@ The subset, with orchestrate's one extension (`x-orchestrate`):
         REDIS_URL: "redis://{cache.host}:{cache.ports[6379]}/0"
       setup: ["python migrate.py"]              # run once per agent, after the stack is ready
       ready_timeout: 60                         # seconds for every service to become ready
+      reset: {db: postgres, cache: redis}       # service -> built-in strategy, before every unit
+      reset_commands: ["python reseed.py"]      # shell commands run on the agent before every unit
+      pytest_args: ["--dburi", "postgresql://postgres:postgres@{db.host}:{db.port}/test"]
 
 Ports are always published on 127.0.0.1 at a random host port, so that any number of agents
 can run the same stack on one machine; a "host:container" mapping is therefore refused
 rather than silently ignored. In `env` templates `{svc.host}` is the published host,
 `{svc.port}` the first published port of `svc`, `{svc.ports[N]}` the host port published for
-container port N, and `{{`/`}}` are literal braces. Unknown keys are errors (with a
+container port N, and `{{`/`}}` are literal braces; `pytest_args` items are the same kind
+of template, rendered per agent and appended to that agent's worker command line only.
+
+`reset` names built-in strategies (RESET_STRATEGIES; agents/stack/reset/ implements them);
+`redis` talks to the service over its published port (6379 if published, else the first), so
+it needs one. Whether the service really is that kind of server is only known once it runs:
+the strategy checks it when the agent takes the snapshot. Unknown keys are errors (with a
 suggestion), except keys starting with `x-`, which Compose reserves for extensions.
 """
 
@@ -71,7 +80,11 @@ _UNSUPPORTED_TOP_KEYS = {
     "configs": "not part of the supported subset",
     "secrets": "not part of the supported subset",
 }
-_EXTENSION_KEYS = ("env", "setup", "ready_timeout")
+_EXTENSION_KEYS = ("env", "setup", "ready_timeout", "reset", "reset_commands", "pytest_args")
+# The built-in reset strategies (agents/stack/reset/ has one module per name).
+RESET_STRATEGIES = ("postgres", "redis")
+# Strategies that reach their service through a published port rather than `docker exec`.
+_STRATEGIES_NEEDING_A_PORT = ("redis",)
 
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -118,6 +131,11 @@ class StackSpec:
     env: dict[str, str] = field(default_factory=dict)
     setup: tuple[str, ...] = ()
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    # service name -> built-in strategy (one of RESET_STRATEGIES), in file order
+    reset: dict[str, str] = field(default_factory=dict)
+    reset_commands: tuple[str, ...] = ()
+    # extra arguments for each agent's pytest worker, templates like `env`; see `render_pytest_args`
+    pytest_arg_templates: tuple[str, ...] = ()
 
     def render_env(self, services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """The `env` templates filled in with published endpoints; called by a stack after `up`.
@@ -126,6 +144,14 @@ class StackSpec:
         The templates were checked when the file was loaded, so only a broken stack can fail here.
         """
         return {name: _render(template, services) for name, template in self.env.items()}
+
+    def render_pytest_args(self, services: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+        """The `pytest_args` templates filled in like `render_env`; called by a stack after `up`.
+
+        The agent appends them to its own worker's command line, never to the coordinator's
+        collection (which runs before any stack exists).
+        """
+        return tuple(_render(template, services) for template in self.pytest_arg_templates)
 
 
 def load_stack_file(path: str | os.PathLike[str]) -> StackSpec:
@@ -197,9 +223,18 @@ class _Validator:
         extension = self.mapping(top.get("x-orchestrate") or {}, "x-orchestrate")
         self.check_keys(extension, "x-orchestrate", _EXTENSION_KEYS)
         env = self.env_templates(extension.get("env"), services)
-        setup = self.setup(extension.get("setup"))
+        setup = self.commands(extension.get("setup"), "x-orchestrate.setup")
         ready_timeout = self.ready_timeout(extension.get("ready_timeout"))
-        return StackSpec(path=path, services=services, env=env, setup=setup, ready_timeout=ready_timeout)
+        return StackSpec(
+            path=path,
+            services=services,
+            env=env,
+            setup=setup,
+            ready_timeout=ready_timeout,
+            reset=self.reset(extension.get("reset"), services),
+            reset_commands=self.commands(extension.get("reset_commands"), "x-orchestrate.reset_commands"),
+            pytest_arg_templates=self.pytest_args(extension.get("pytest_args"), services),
+        )
 
     # -- services ------------------------------------------------------------------------------
 
@@ -410,18 +445,59 @@ class _Validator:
                 missing = f"service '{service}' does not publish port {match['port']} (ports: {listed})"
                 raise self.fail(place, f"{reference}: {missing}")
 
-    def setup(self, raw: object) -> tuple[str, ...]:
+    def commands(self, raw: object, place: str) -> tuple[str, ...]:
+        """`setup` and `reset_commands`: one shell command or a list of them."""
         if raw is None:
             return ()
         items = [raw] if isinstance(raw, str) else raw
         if not isinstance(items, list):
-            raise self.fail("x-orchestrate.setup", "must be a shell command or a list of shell commands")
+            raise self.fail(place, "must be a shell command or a list of shell commands")
         commands: list[str] = []
         for index, item in enumerate(items):
             if not isinstance(item, str) or not item.strip():
-                raise self.fail(f"x-orchestrate.setup[{index}]", "must be a non-empty shell command string")
+                raise self.fail(f"{place}[{index}]", "must be a non-empty shell command string")
             commands.append(item)
         return tuple(commands)
+
+    def reset(self, raw: object, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
+        if raw is None:
+            return {}
+        body = self.mapping(raw, "x-orchestrate.reset")
+        strategies: dict[str, str] = {}
+        for name, strategy in body.items():
+            place = f"x-orchestrate.reset.{name}"
+            if name not in services:
+                raise self.fail(place, f"names unknown service '{name}'{_did_you_mean(str(name), services)}")
+            if not isinstance(strategy, str) or strategy not in RESET_STRATEGIES:
+                shown = strategy if isinstance(strategy, str) else type(strategy).__name__
+                builtin = ", ".join(RESET_STRATEGIES)
+                raise self.fail(
+                    place,
+                    f"unknown reset strategy '{shown}'{_did_you_mean(str(shown), RESET_STRATEGIES)}; "
+                    f"built-in: {builtin} (for anything else use x-orchestrate.reset_commands)",
+                )
+            if strategy in _STRATEGIES_NEEDING_A_PORT and not services[name].ports:
+                raise self.fail(
+                    place,
+                    f"the {strategy} reset talks to service '{name}' over its published port, "
+                    "but it publishes no ports (add one under 'ports')",
+                )
+            strategies[name] = strategy
+        return strategies
+
+    def pytest_args(self, raw: object, services: Mapping[str, ServiceSpec]) -> tuple[str, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            example = '["--dburi", "postgresql://postgres:postgres@{db.host}:{db.port}/test"]'
+            raise self.fail("x-orchestrate.pytest_args", f"must be a list of arguments, e.g. {example}")
+        templates: list[str] = []
+        for index, item in enumerate(raw):
+            place = f"x-orchestrate.pytest_args[{index}]"
+            template = self.scalar_text(item, place)
+            self.check_template(template, place, services)
+            templates.append(template)
+        return tuple(templates)
 
     def ready_timeout(self, raw: object) -> float:
         if raw is None:
@@ -468,7 +544,7 @@ def _render(template: str, services: Mapping[str, Mapping[str, Any]]) -> str:
             continue
         match = _TEMPLATE_FIELD.match(field_name)
         if match is None:
-            raise StackFileError(f"bad reference '{{{field_name}}}' in an env template")
+            raise StackFileError(f"bad reference '{{{field_name}}}' in a stack template")
         endpoint = services[match["service"]]
         if match["attr"] == "host":
             pieces.append(str(endpoint["host"]))

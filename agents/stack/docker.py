@@ -1,7 +1,8 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
 The only module that imports `docker`. Made by `agents.stack.make_stack`; the agent calls
-`up()` before its pytest worker starts and `down()` once at the end. Also home of the
+`up()` before its pytest worker starts, `snapshot()` once after it and `reset()` before every
+unit when the stack file asks for resets, and `down()` once at the end. Also home of the
 coordinator's engine check (`check_engine`) and of `sweep`, which removes what crashed
 coordinators left behind.
 
@@ -10,7 +11,8 @@ reach each other by service name, and every container port is published on 127.0
 random host port, so any number of agents can run the same stack file on one machine.
 Everything created carries the labels `orchestrate.run`, `orchestrate.agent` and
 `orchestrate.owner=<hostname>:<coordinator pid>`; `down()` and `sweep()` find their targets by
-label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable.
+label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable,
+also for the reset strategies (agents/stack/reset/), which reach containers through `_exec`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from agents.stack import stack_env_json
 from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
 from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.protocol import StackEndpoints
+from agents.stack.reset import ExecResult, ResetStrategy, ServiceHandle, make_reset
 
 LABEL_RUN = "orchestrate.run"
 LABEL_AGENT = "orchestrate.agent"
@@ -86,6 +89,10 @@ class DockerStack:
         self._clock = clock
         self._client: docker.DockerClient | None = None
         self._started: list[_Started] = []
+        # Set by `up()`: what setup and reset commands run with, and what strategies connect to.
+        self._endpoints: StackEndpoints | None = None
+        # Set by `snapshot()`; None until then, so a `reset()` too early is caught.
+        self._strategies: tuple[ResetStrategy, ...] | None = None
 
     # -- the Stack protocol --------------------------------------------------------------------
 
@@ -110,9 +117,52 @@ class DockerStack:
             message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
             raise StackFailed(message + _one_line(exc)) from exc
         env = self.spec.render_env(services)
+        pytest_args = self.spec.render_pytest_args(services)
+        self._endpoints = StackEndpoints(env=env, services=services, pytest_args=pytest_args)
         up_seconds = self._clock() - started_at
-        setup_seconds = self._run_setup(env, services)
-        return StackEndpoints(env=env, services=services, up_seconds=up_seconds, setup_seconds=setup_seconds)
+        setup_seconds = self._run_commands(self.spec.setup, "setup command")
+        return StackEndpoints(
+            env=env,
+            services=services,
+            up_seconds=up_seconds,
+            setup_seconds=setup_seconds,
+            pytest_args=pytest_args,
+        )
+
+    @property
+    def resets(self) -> bool:
+        """True when the stack file has `reset` or `reset_commands`: the agent then resets per unit."""
+        return bool(self.spec.reset or self.spec.reset_commands)
+
+    def snapshot(self) -> float:
+        """Record the state of every service in `x-orchestrate.reset`; returns seconds taken.
+
+        Called once by the agent after `up()` and before any test. Each strategy first checks
+        that its service is the kind of server it expects. Raises StackFailed naming the service.
+        """
+        started_at = self._clock()
+        strategies: list[ResetStrategy] = []
+        for name, strategy_name in self.spec.reset.items():
+            strategy = make_reset(strategy_name, self._handle(name))
+            strategy.snapshot()
+            strategies.append(strategy)
+        self._strategies = tuple(strategies)
+        return self._clock() - started_at
+
+    def reset(self) -> float:
+        """Restore every snapshotted service, then run `reset_commands`; returns seconds taken.
+
+        Called by the agent before every unit (reruns and requeued units too). Built-in
+        strategies run first, so reset commands see the state after setup. Raises StackFailed
+        naming the service or the command: a unit must never run on dirty state.
+        """
+        if self._strategies is None and self.spec.reset:
+            raise RuntimeError(f"agent {self.agent_id}: stack reset() called before snapshot()")
+        started_at = self._clock()
+        for strategy in self._strategies or ():
+            strategy.restore()
+        self._run_commands(self.spec.reset_commands, "reset command")
+        return self._clock() - started_at
 
     def check(self) -> None:
         """Raise StackFailed, naming the service with its last log lines, if one stopped since `up()`.
@@ -314,19 +364,52 @@ class DockerStack:
         first = ports[item.service.ports[0].split("/")[0]] if item.service.ports else None
         return {"host": PUBLISH_HOST, "port": first, "ports": ports}
 
-    def _run_setup(self, env: dict[str, str], services: dict[str, dict[str, object]]) -> float:
-        """Run the stack file's setup commands once, in `cwd`, with the stack's env; returns seconds."""
-        if not self.spec.setup:
+    def _handle(self, name: str) -> ServiceHandle:
+        """What a reset strategy gets for service `name`: its spec, published ports and `_exec`."""
+        item = next((item for item in self._started if item.service.name == name), None)
+        if item is None or self._endpoints is None:
+            raise RuntimeError(f"agent {self.agent_id}: stack snapshot() called before up() succeeded")
+        endpoint = self._endpoints.services[name]
+        published = endpoint.get("ports")
+        assert isinstance(published, dict)
+        return ServiceHandle(
+            spec=item.service,
+            execute=lambda argv, environment: self._exec(item, argv, environment),
+            host=str(endpoint["host"]),
+            published={str(port): int(host_port) for port, host_port in published.items()},
+        )
+
+    def _exec(self, item: _Started, argv: Sequence[str], environment: Mapping[str, str]) -> ExecResult:
+        """Run `argv` in the service's container (docker exec); docker errors become StackFailed."""
+        name = item.service.name
+        try:
+            exit_code, output = item.container.exec_run(list(argv), environment=dict(environment))
+        except docker.errors.NotFound as exc:
+            raise StackFailed(f"service '{name}': its container was removed mid-run", service=name) from exc
+        except (docker.errors.DockerException, OSError) as exc:
+            message = f"service '{name}': cannot run {argv[0]!r} in its container: {_one_line(exc)}"
+            raise StackFailed(message, service=name) from exc
+        text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
+        # The engine reports a command it cannot start as output, with exit code 126 or 127.
+        return ExecResult(exit_code=exit_code if exit_code is not None else -1, output=text)
+
+    def _run_commands(self, commands: tuple[str, ...], kind: str) -> float:
+        """Run setup or reset commands in `cwd` with the stack's env, in order; returns seconds.
+
+        `kind` ("setup command", "reset command") names the command in errors.
+        """
+        if not commands:
             return 0.0
+        assert self._endpoints is not None, "commands run only after up() found the endpoints"
         started_at = self._clock()
-        endpoints = StackEndpoints(env=env, services=services)
-        process_env = {**os.environ, **env, "ORCHESTRATE_STACK": stack_env_json(endpoints)}
+        endpoints = StackEndpoints(env=self._endpoints.env, services=self._endpoints.services)
+        process_env = {**os.environ, **endpoints.env, "ORCHESTRATE_STACK": stack_env_json(endpoints)}
         # `python` in a setup command means the interpreter running orchestrate (the one with the
         # suite's dependencies), as in an activated virtualenv, even when it is not on PATH.
         interpreter_dir = os.path.dirname(sys.executable)
         if interpreter_dir:
             process_env["PATH"] = os.pathsep.join([interpreter_dir, process_env.get("PATH", os.defpath)])
-        for command in self.spec.setup:
+        for command in commands:
             try:
                 result = subprocess.run(
                     command,
@@ -340,13 +423,13 @@ class DockerStack:
                     check=False,
                 )
             except OSError as exc:
-                message = f"setup command {command!r} could not be started in {self.cwd}: {exc}"
+                message = f"{kind} {command!r} could not be started in {self.cwd}: {exc}"
                 raise StackFailed(message) from exc
             if result.returncode != 0:
                 output = result.stdout[-_SETUP_OUTPUT_CHARS:].rstrip()
                 shown = f"; output:\n{output}" if output else " (no output)"
                 raise StackFailed(
-                    f"setup command {command!r} failed with exit code {result.returncode}{shown}", logs=output
+                    f"{kind} {command!r} failed with exit code {result.returncode}{shown}", logs=output
                 )
         return self._clock() - started_at
 

@@ -324,3 +324,136 @@ class TestFiles:
         assert set(spec.services) == {"db", "cache"}
         assert set(spec.env) == {"DATABASE_URL", "REDIS_URL"}
         assert spec.path == example
+
+
+class TestResetAndPytestArgs:
+    BASE = (
+        "services:\n  db: {image: x, ports: ['5432']}\n  cache: {image: y, ports: ['6379']}\n"
+        "  worker: {image: z}\nx-orchestrate:\n"
+    )
+
+    def test_everything_is_parsed(self) -> None:
+        spec = parse(
+            self.BASE + "  reset: {db: postgres, cache: redis}\n"
+            "  reset_commands: ['python reseed.py', 'true']\n"
+            "  pytest_args: ['--dburi', 'postgresql://u:p@{db.host}:{db.port}/test', 3, '{{x}}']\n"
+        )
+        assert spec.reset == {"db": "postgres", "cache": "redis"}
+        assert spec.reset_commands == ("python reseed.py", "true")
+        assert spec.pytest_arg_templates == (
+            "--dburi",
+            "postgresql://u:p@{db.host}:{db.port}/test",
+            "3",
+            "{{x}}",
+        )
+        endpoints = {
+            "db": {"host": "127.0.0.1", "port": 40001, "ports": {"5432": 40001}},
+            "cache": {"host": "127.0.0.1", "port": 40002, "ports": {"6379": 40002}},
+            "worker": {"host": "127.0.0.1", "port": None, "ports": {}},
+        }
+        assert spec.render_pytest_args(endpoints) == (
+            "--dburi",
+            "postgresql://u:p@127.0.0.1:40001/test",
+            "3",
+            "{x}",
+        )
+
+    def test_defaults(self) -> None:
+        spec = parse("services:\n  app: {image: x}\n")
+        assert spec.reset == {} and spec.reset_commands == () and spec.pytest_arg_templates == ()
+        assert spec.render_pytest_args({}) == ()
+
+    def test_reset_commands_may_be_one_string(self) -> None:
+        assert parse(self.BASE + "  reset_commands: make reseed\n").reset_commands == ("make reseed",)
+
+    def test_postgres_reset_needs_no_published_port(self) -> None:
+        assert parse(self.BASE + "  reset: {worker: postgres}\n").reset == {"worker": "postgres"}
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            (
+                "  reset: {dbb: postgres}\n",
+                "stack.yml: x-orchestrate.reset.dbb: names unknown service 'dbb' (did you mean 'db'?)",
+            ),
+            (
+                "  reset: {db: postgress}\n",
+                "stack.yml: x-orchestrate.reset.db: unknown reset strategy 'postgress' (did you mean "
+                "'postgres'?); built-in: postgres, redis (for anything else use x-orchestrate.reset_commands)",
+            ),
+            (
+                "  reset: {db: mysql}\n",
+                "stack.yml: x-orchestrate.reset.db: unknown reset strategy 'mysql'; built-in: postgres, "
+                "redis (for anything else use x-orchestrate.reset_commands)",
+            ),
+            (
+                "  reset: {db: [postgres]}\n",
+                "stack.yml: x-orchestrate.reset.db: unknown reset strategy 'list'; built-in: postgres, "
+                "redis (for anything else use x-orchestrate.reset_commands)",
+            ),
+            (
+                "  reset: {worker: redis}\n",
+                "stack.yml: x-orchestrate.reset.worker: the redis reset talks to service 'worker' over its "
+                "published port, but it publishes no ports (add one under 'ports')",
+            ),
+            ("  reset: [db]\n", "stack.yml: x-orchestrate.reset: must be a mapping, not list"),
+            (
+                "  reset_commands: [[a]]\n",
+                "stack.yml: x-orchestrate.reset_commands[0]: must be a non-empty shell command string",
+            ),
+            (
+                "  reset_commands: {a: b}\n",
+                "stack.yml: x-orchestrate.reset_commands: must be a shell command or a list of shell commands",
+            ),
+            (
+                "  resett: {db: postgres}\n",
+                "stack.yml: x-orchestrate: unknown key 'resett' (did you mean 'reset'?)",
+            ),
+        ],
+    )
+    def test_reset_errors(self, body: str, expected: str) -> None:
+        assert error_of(self.BASE + body) == expected
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            (
+                "  pytest_args: --dburi x\n",
+                'stack.yml: x-orchestrate.pytest_args: must be a list of arguments, e.g. ["--dburi", '
+                '"postgresql://postgres:postgres@{db.host}:{db.port}/test"]',
+            ),
+            (
+                "  pytest_args: ['--dburi', '{dbb.port}']\n",
+                "stack.yml: x-orchestrate.pytest_args[1]: {dbb.port} names unknown service 'dbb' "
+                "(did you mean 'db'?)",
+            ),
+            (
+                "  pytest_args: ['{worker.port}']\n",
+                "stack.yml: x-orchestrate.pytest_args[0]: {worker.port}: service 'worker' publishes no ports",
+            ),
+            (
+                "  pytest_args: [[a]]\n",
+                "stack.yml: x-orchestrate.pytest_args[0]: must be a string or a number",
+            ),
+        ],
+    )
+    def test_pytest_args_errors(self, body: str, expected: str) -> None:
+        assert error_of(self.BASE + body) == expected
+
+    def test_pytest_args_bad_template(self) -> None:
+        message = error_of(self.BASE + "  pytest_args: ['x{db.port']\n")
+        assert message.startswith("stack.yml: x-orchestrate.pytest_args[0]: bad template: ")
+
+    def test_every_strategy_has_an_implementation(self) -> None:
+        from agents.stack.compose import RESET_STRATEGIES
+        from agents.stack.reset import ServiceHandle, make_reset
+        from agents.stack.reset.protocol import ExecResult
+
+        spec = parse(self.BASE)
+        handle = ServiceHandle(spec=spec.services["db"], execute=lambda argv, env: ExecResult(0, ""))
+        assert {type(make_reset(name, handle)).__name__ for name in RESET_STRATEGIES} == {
+            "PostgresReset",
+            "RedisReset",
+        }
+        with pytest.raises(ValueError):
+            make_reset("mysql", handle)
