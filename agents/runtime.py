@@ -200,10 +200,10 @@ class AgentRuntime:
             self._stack = make_stack(spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd)
             endpoints = self._stack.up()
             seconds = endpoints.up_seconds + endpoints.setup_seconds
-            resets = bool(getattr(self._stack, "resets", False))
+            resets = self._stack.resets
             if resets:
                 try:
-                    seconds += self._stack.snapshot()  # type: ignore[attr-defined]  # issue 14's Stack
+                    seconds += self._stack.snapshot()
                 except StackFailed as exc:
                     raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
         except StackFailed as exc:
@@ -225,7 +225,7 @@ class AgentRuntime:
             self._private_dir,
             config.agent_id,
             basetemp=config.basetemp,
-            stack_args=tuple(getattr(endpoints, "pytest_args", ())),
+            stack_args=endpoints.pytest_args,
         )
         if spec is not None:
             self._watchdog = threading.Thread(
@@ -237,7 +237,7 @@ class AgentRuntime:
     def _reset(self, unit_id: str) -> ResetDone:
         assert self._stack is not None
         try:
-            seconds = float(self._stack.reset())  # type: ignore[attr-defined]  # issue 14's Stack
+            seconds = self._stack.reset()
         except StackFailed as exc:
             return ResetDone(unit_id, error=str(exc))
         except Exception as exc:

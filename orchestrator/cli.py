@@ -17,8 +17,7 @@ from typing import NoReturn
 
 from orchestrator.errors import (
     EXIT_INTERRUPTED,
-    CollectionFailed,
-    OrchestrateError,
+    USER_ERRORS,
     UsageError,
 )
 from orchestrator.model import GroupBy
@@ -267,14 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(own)
         return _dispatch(args, pytest_args)
-    except CollectionFailed as exc:
-        if exc.output:
-            print(exc.output, file=sys.stderr)
+    except USER_ERRORS as exc:
         err.print(f"{PROG}: error: {exc}", markup=False)
-        return exc.exit_code
-    except OrchestrateError as exc:
-        err.print(f"{PROG}: error: {exc}", markup=False)
-        return exc.exit_code
+        return int(getattr(exc, "exit_code", 3))
     except KeyboardInterrupt:
         err.print(f"{PROG}: interrupted", markup=False)
         return EXIT_INTERRUPTED

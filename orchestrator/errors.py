@@ -5,14 +5,15 @@
     │   └── ArtifactError            `merge` was given artifacts that do not fit together (exit 4)
     ├── EnvironmentProblem           something outside us is missing (exit 4)
     │   └── ClusterUnreachable       `--address` names a Ray cluster that does not answer
-    ├── CollectionFailed             pytest could not collect the suite (exit 2, like pytest)
-    ├── NoTestsCollected             nothing to run (exit 5, like pytest)
     └── InternalError                a broken invariant: a bug in orchestrate (exit 3)
 
     StackError (agents/stack/errors.py, re-exported here; agents/ cannot import this module)
     ├── StackFileError               the stack file is missing or invalid (exit 4)
     ├── DockerUnavailable            no Docker engine answers (exit 4)
     └── StackFailed                  an agent's container stack failed (per agent)
+
+Collection errors and an empty collection are pytest's own to report (the coordinator is a
+pytest session), with pytest's exit codes 2 and 5.
 
 `USER_ERRORS` is what the CLI catches: both trees, each with its `exit_code`.
 
@@ -29,11 +30,9 @@ __all__ = [
     "USER_ERRORS",
     "ArtifactError",
     "ClusterUnreachable",
-    "CollectionFailed",
     "DockerUnavailable",
     "EnvironmentProblem",
     "InternalError",
-    "NoTestsCollected",
     "OrchestrateError",
     "StackError",
     "StackFailed",
@@ -70,21 +69,6 @@ class EnvironmentProblem(OrchestrateError):
 
 class ClusterUnreachable(EnvironmentProblem):
     pass
-
-
-class CollectionFailed(OrchestrateError):
-    """pytest's collection failed; `output` is what pytest printed, shown as is."""
-
-    exit_code = EXIT_INTERRUPTED
-
-    def __init__(self, message: str, output: str = "", exit_code: int = EXIT_INTERRUPTED) -> None:
-        super().__init__(message)
-        self.output = output
-        self.exit_code = exit_code
-
-
-class NoTestsCollected(OrchestrateError):
-    exit_code = EXIT_NO_TESTS
 
 
 class InternalError(OrchestrateError):

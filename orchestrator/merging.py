@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import OrchestrateError
+from orchestrator.errors import USER_ERRORS
 from orchestrator.model import RunReport
 from orchestrator.report.replay import PytestReplay
 from orchestrator.report.results import read_results
@@ -32,7 +32,7 @@ class MergeReplay:
         try:
             loaded = [ShardArtifact.from_results(path, *read_results(path)) for path in options.merge]
             merged = merge_shards(loaded)
-        except OrchestrateError as exc:
+        except USER_ERRORS as exc:
             raise pytest.UsageError(str(exc)) from exc
         self.report: RunReport = merged.report
         self.runners = merged.total

@@ -29,7 +29,7 @@ import pytest
 
 from orchestrator import protocol as p
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import OrchestrateError
+from orchestrator.errors import USER_ERRORS
 from orchestrator.model import GroupBy, JunitSettings, RunReport
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 
@@ -199,7 +199,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if options.agents < 1 and not options.plan_only:
             raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
         coordinator = Coordinator(config, options)
-    except OrchestrateError as exc:
+    except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.pluginmanager.register(coordinator, "orchestrate-coordinator")
     terminal = config.pluginmanager.getplugin("terminalreporter")
@@ -210,7 +210,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
     """An attempt that is run again: counted as "rerun", as pytest-rerunfailures does."""
-    if report.outcome == "rerun":  # type: ignore[comparison-overlap]
+    if report.outcome == "rerun":
         return "rerun", "R", ("RERUN", {"yellow": True})
     return None
 
@@ -445,7 +445,7 @@ def _remove_leftovers(run_id: str, warnings: list[str]) -> None:
 
     try:
         removed = remove_run(run_id)
-    except OrchestrateError as exc:
+    except USER_ERRORS as exc:
         warnings.append(f"could not remove the containers of this run's dead agents: {exc}")
         return
     if removed:

@@ -234,7 +234,7 @@ class DockerStack:
             if "address pool" in str(exc) or "non-overlapping" in str(exc):
                 hint = (
                     " (the engine ran out of network address pools: use fewer agents, remove leftovers "
-                    "with `orchestrate sweep`, or widen default-address-pools in daemon.json)"
+                    "with `orchestrate clean`, or widen default-address-pools in daemon.json)"
                 )
             raise StackFailed(
                 f"agent {self.agent_id}: cannot create network {self.network_name}: {_one_line(exc)}{hint}"
@@ -455,7 +455,7 @@ def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
 def sweep(all_owners: bool = False) -> tuple[int, int]:
     """Remove containers and networks of dead coordinators; returns (containers, networks) removed.
 
-    Called by `orchestrate sweep` and at coordinator start. An owner is dead when its label names
+    Called by `orchestrate clean` and at coordinator start. An owner is dead when its label names
     this host and a pid that no longer runs; other hosts' owners are left alone. With
     `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
     """

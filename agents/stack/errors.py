@@ -4,6 +4,8 @@
     ├── StackFileError    the stack file is missing or invalid (exit 4, a usage error)
     ├── DockerUnavailable no Docker engine answers (exit 4, an environment problem)
     └── StackFailed       an agent's stack did not come up, died, or could not be reset/removed
+                          (per agent; reaching the user only through `orchestrate clean` or the
+                          sweep before a run: an environment problem, exit 4)
 
 orchestrator/errors.py re-exports these for the coordinator (orchestrator -> agents is the
 allowed direction); its CLI catches StackError beside its own OrchestrateError.
@@ -31,6 +33,8 @@ class DockerUnavailable(StackError):
 
 class StackFailed(StackError):
     """A stack failed: names the service (when one is to blame) and carries its last log lines."""
+
+    exit_code = EXIT_USAGE_ERROR
 
     def __init__(self, message: str, service: str = "", logs: str = "") -> None:
         super().__init__(message)

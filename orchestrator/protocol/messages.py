@@ -322,7 +322,7 @@ def _plain(value: Any) -> Any:
 
 
 def _build(cls: type[_T], fields: dict[str, Any]) -> _T:
-    hints = _hints(cls)
+    hints = _hints(typing.cast(type, cls))
     try:
         kwargs = {
             name: _convert(hints[name], value) for name, value in fields.items() if not name.startswith("$")
