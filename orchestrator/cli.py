@@ -259,18 +259,15 @@ An explicit flag wins over the variables.""",
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from rich.console import Console
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     own, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(own)
         return _dispatch(args, pytest_args)
     except USER_ERRORS as exc:
-        err.print(f"{PROG}: error: {exc}", markup=False)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 3))
     except KeyboardInterrupt:
-        err.print(f"{PROG}: interrupted", markup=False)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -10,15 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-
 from orchestrator import warm
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import EXIT_OK, ArtifactError
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
 
 
 def _load_store(path: str) -> DurationStore:
@@ -29,10 +23,10 @@ def _load_store(path: str) -> DurationStore:
 
 
 def durations_show(path: str, n: int) -> int:
-    from orchestrator.report.tables import render_slowest
+    from orchestrator.report.tables import slowest_text
 
     store = _load_store(path)
-    render_slowest(store.slowest_units(n), len(store), _console())
+    print(slowest_text(store.slowest_units(n), len(store)))
     return EXIT_OK
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
 
 from orchestrator import protocol as p
+from orchestrator.agent_record import AgentRecord
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import InternalError
+from orchestrator.invariant import check_results
 from orchestrator.model import (
-    AgentStatistics,
     Attempt,
     Outcome,
     RunReport,
@@ -37,6 +37,7 @@ from orchestrator.model import (
     UnitSpan,
 )
 from orchestrator.report.outcomes import outcome_of, report_duration
+from orchestrator.report.sink import ReportSink
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -54,84 +55,6 @@ _WORST_FIRST = (
     Outcome.SKIPPED,
     Outcome.PASSED,
 )
-
-
-class ReportSink(Protocol):
-    """Where the session's results go as they happen: the plugin's pytest replay, or a test's list."""
-
-    def test_started(self, agent_id: int, node_id: str) -> None: ...
-
-    def test_finished(self, result: TestResult, replay: bool) -> None:
-        """A test's final result; `replay` is False for tests pytest would not have listed."""
-        ...
-
-    def attempt_retried(self, node_id: str, attempt: Attempt) -> None:
-        """A failed attempt the session runs again (a rerun or a crash retry)."""
-        ...
-
-    def warning(self, agent_id: int, warning: dict) -> None: ...
-
-    def agent_state(self, agent_id: int, text: str) -> None: ...
-
-    def stop_requested(self) -> str:
-        """Why pytest wants to stop (-x/--maxfail reached through the replayed reports), else ""."""
-        ...
-
-
-class _AgentRecord:
-    """The session's record of one agent: its state, its outstanding units, its counters."""
-
-    def __init__(self, agent_id: int, predicted: float) -> None:
-        self.agent_id = agent_id
-        self.predicted = predicted
-        self.live = False
-        self.failed = ""
-        self.stopped = False
-        self.flushed = False
-        self.node = p.NodeInfo()
-        self.running: str | None = None
-        self.running_since = 0.0
-        # unit id -> the unit as assigned; its tests are outstanding until they end.
-        self.units: dict[str, TestUnit] = {}
-        self.unit_started: dict[str, float] = {}
-        self.spans: list[UnitSpan] = []
-        self.tests = 0
-        self.busy = 0.0
-        self.stack_up = 0.0
-        self.worker_start = 0.0
-        self.stack_down = 0.0
-        self.resets = 0
-        self.reset_seconds = 0.0
-        self.restarts = 0
-        self.ready_at: float | None = None
-        self.finished_at: float | None = None
-        self.stopped_at: float | None = None
-
-    def statistics(self, run_end: float | None) -> AgentStatistics:
-        wall = 0.0
-        if self.ready_at is not None and run_end is not None:
-            wall = max(0.0, run_end - self.ready_at)
-        return AgentStatistics(
-            agent_id=self.agent_id,
-            tests=self.tests,
-            busy_seconds=self.busy,
-            predicted_seconds=self.predicted,
-            wall_seconds=wall,
-            stack_up_seconds=self.stack_up,
-            stack_down_seconds=self.stack_down,
-            worker_restarts=self.restarts,
-            host=self.node.hostname,
-            error=self.failed,
-            node_id=self.node.node_id,
-            address=self.node.address,
-            resets=self.resets,
-            reset_seconds=self.reset_seconds,
-            worker_start_seconds=self.worker_start,
-            ready_at=self.ready_at,
-            finished_at=self.finished_at,
-            stopped_at=self.stopped_at,
-            units=tuple(self.spans),
-        )
 
 
 class Session:
@@ -158,7 +81,7 @@ class Session:
         self._clock = clock
         self._started = 0.0
         predicted = {s.agent_id: s.seconds for s in scheduler.plan.shards}
-        self._agents = {c.agent_id: _AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
+        self._agents = {c.agent_id: AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
         self._node_ids = tuple(n for unit in units for n in unit.node_ids)
         self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
         self._predicted_by_unit = {e.unit.unit_id: e.seconds for s in scheduler.plan.shards for e in s.units}
@@ -413,14 +336,14 @@ class Session:
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def _release(self, record: _AgentRecord) -> None:
+    def _release(self, record: AgentRecord) -> None:
         """The agent takes no more work: requeue the tests of its units that have not ended."""
         self._scheduler.remove_agent(record.agent_id)
         units, record.units = list(record.units.values()), {}
         if self._stop is None:
             self._requeue_unended(units)
 
-    def _unit_held(self, record: _AgentRecord, node_id: str) -> str | None:
+    def _unit_held(self, record: AgentRecord, node_id: str) -> str | None:
         for unit_id, unit in record.units.items():
             if node_id in unit.node_ids:
                 return unit_id
@@ -525,35 +448,3 @@ class Session:
                 "longest_unit_seconds": plan.longest_unit_seconds,
             },
         )
-
-
-def check_results(results: Sequence[TestResult], collected: Sequence[str], endings: Counter[str]) -> None:
-    """Raise InternalError unless the results hold each collected test once, backed by evidence.
-
-    `endings` counts, per node id, the events that ended an attempt (a teardown report, a
-    crash, a timeout, not collected, not run): each result must have exactly that many
-    attempts, and its outcome must be its last attempt's.
-    """
-    seen = Counter(r.node_id for r in results)
-    twice = [n for n, count in seen.items() if count > 1]
-    missing = [n for n in collected if n not in seen]
-    extra = [n for n in seen if n not in set(collected)]
-    problems = []
-    if twice:
-        problems.append(f"tests reported more than once: {twice[:5]}")
-    if missing:
-        problems.append(f"collected tests without a result: {missing[:5]}")
-    if extra:
-        problems.append(f"results for tests that were not collected: {extra[:5]}")
-    for result in results:
-        if len(result.attempts) != endings.get(result.node_id, 0):
-            problems.append(
-                f"{result.node_id}: {len(result.attempts)} attempt(s) recorded, "
-                f"{endings.get(result.node_id, 0)} received"
-            )
-        elif result.final is None or result.final.outcome is not result.outcome:
-            problems.append(f"{result.node_id}: outcome {result.outcome} is not its last attempt's")
-        if len(problems) > 5:
-            break
-    if problems:
-        raise InternalError("the run's record is inconsistent: " + "; ".join(problems))

@@ -44,11 +44,11 @@ def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
     )
 
 
-def render_slowest(units: Sequence[UnitDuration], known_tests: int, console: Console) -> None:
-    """The slowest units by recorded duration."""
+def slowest_text(units: Sequence[UnitDuration], known_tests: int) -> str:
+    """The slowest units by recorded duration (`orchestrate durations show`)."""
     if not units:
-        console.print("the duration store is empty", markup=False)
-        return
+        return "the duration store is empty"
+    console = Console(file=io.StringIO(), width=120, highlight=False, color_system=None)
     table = Table(title=f"slowest units ({known_tests} tests known)", title_justify="left")
     table.add_column("seconds", justify="right")
     table.add_column("tests", justify="right")
@@ -56,6 +56,7 @@ def render_slowest(units: Sequence[UnitDuration], known_tests: int, console: Con
     for unit in units:
         table.add_row(f"{unit.seconds:.2f}", str(unit.tests), unit.unit_id)
     console.print(table)
+    return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
 
 
 def plan_text(plan: Plan, known_tests: int) -> str:

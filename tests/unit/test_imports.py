@@ -75,3 +75,24 @@ def test_the_check_sees_forbidden_imports(
     (tmp_path / "agents" / "x.py").write_text(source)
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert expected in _violations("agents", allowed=("agents", "orchestrator.protocol"))
+
+
+# Each third-party engine is met at exactly one edge of ours.
+_EDGES = {
+    "ray": ("orchestrator/backends/ray.py",),
+    "docker": ("agents/stack/docker.py",),
+    "msgpack": ("orchestrator/protocol/wire.py",),
+    "rich": ("orchestrator/report/",),
+}
+
+
+@pytest.mark.parametrize("library", sorted(_EDGES))
+def test_each_engine_is_imported_at_one_edge_only(library: str) -> None:
+    importers = []
+    for folder in OURS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if any(_is_under(module, library) for _, module in _imports(path)):
+                importers.append(relative)
+    assert importers, f"nothing imports {library}: is the check looking in the right place?"
+    assert [p for p in importers if not p.startswith(_EDGES[library])] == []

@@ -16,9 +16,10 @@ import pytest
 
 from orchestrator import protocol as p
 from orchestrator.errors import InternalError
+from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
 from orchestrator.scheduling import make_scheduler, plan_lpt
-from orchestrator.session import Session, check_results
+from orchestrator.session import Session
 
 
 def _reports(node_id: str, outcome: str) -> list[dict]:

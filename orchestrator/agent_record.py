@@ -1,0 +1,66 @@
+"""The session's record of one agent: its state, the units it holds, its counters and timeline.
+
+Owned by orchestrator/session.py (one record per agent); `statistics()` is the frozen snapshot
+that goes into the RunReport, the agents table and the results file.
+"""
+
+from __future__ import annotations
+
+from orchestrator import protocol as p
+from orchestrator.model import AgentStatistics, TestUnit, UnitSpan
+
+
+class AgentRecord:
+    """The session's record of one agent: its state, its outstanding units, its counters."""
+
+    def __init__(self, agent_id: int, predicted: float) -> None:
+        self.agent_id = agent_id
+        self.predicted = predicted
+        self.live = False
+        self.failed = ""
+        self.stopped = False
+        self.flushed = False
+        self.node = p.NodeInfo()
+        self.running: str | None = None
+        self.running_since = 0.0
+        # unit id -> the unit as assigned; its tests are outstanding until they end.
+        self.units: dict[str, TestUnit] = {}
+        self.unit_started: dict[str, float] = {}
+        self.spans: list[UnitSpan] = []
+        self.tests = 0
+        self.busy = 0.0
+        self.stack_up = 0.0
+        self.worker_start = 0.0
+        self.stack_down = 0.0
+        self.resets = 0
+        self.reset_seconds = 0.0
+        self.restarts = 0
+        self.ready_at: float | None = None
+        self.finished_at: float | None = None
+        self.stopped_at: float | None = None
+
+    def statistics(self, run_end: float | None) -> AgentStatistics:
+        wall = 0.0
+        if self.ready_at is not None and run_end is not None:
+            wall = max(0.0, run_end - self.ready_at)
+        return AgentStatistics(
+            agent_id=self.agent_id,
+            tests=self.tests,
+            busy_seconds=self.busy,
+            predicted_seconds=self.predicted,
+            wall_seconds=wall,
+            stack_up_seconds=self.stack_up,
+            stack_down_seconds=self.stack_down,
+            worker_restarts=self.restarts,
+            host=self.node.hostname,
+            error=self.failed,
+            node_id=self.node.node_id,
+            address=self.node.address,
+            resets=self.resets,
+            reset_seconds=self.reset_seconds,
+            worker_start_seconds=self.worker_start,
+            ready_at=self.ready_at,
+            finished_at=self.finished_at,
+            stopped_at=self.stopped_at,
+            units=tuple(self.spans),
+        )
