@@ -37,7 +37,7 @@ from typing import Any
 from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
 
-__all__ = ["FORMAT", "read_results", "write_results"]
+__all__ = ["FORMAT", "read_document", "read_results", "report_to_document", "write_results"]
 
 FORMAT = 1
 KIND = "orchestrate-results"
@@ -49,18 +49,7 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
     Written to a temporary file beside `path` and moved into place, so a reader (or a CI
     artifact upload) never sees half a file.
     """
-    head = {
-        "format": FORMAT,
-        "kind": KIND,
-        "wall_seconds": report.wall_seconds,
-        "exit_code": report.exit_code,
-        "plan_fingerprint": report.plan_fingerprint,
-        "interrupted": report.interrupted,
-        "messages": list(report.messages),
-        "counts": {str(outcome): count for outcome, count in report.counts().items()},
-        "agents": [_agent_to_json(agent) for agent in report.agents],
-        "extra": dict(extra or {}),
-    }
+    head = _head(report, extra)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=directory)
@@ -82,11 +71,40 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
         raise
 
 
-def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
-    """Read a file `write_results` wrote: the RunReport and the writer's `extra`.
+def report_to_document(report: RunReport, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The results document of `report` as one dict: what `write_results` writes, read back.
 
-    Called by `orchestrate merge` for each shard's file. Raises ArtifactError, with a one-line
-    message naming the file, when it is missing, not JSON, of another format, or incomplete.
+    Called by the CLI for `--html` (orchestrator/report/html.py renders this dict), so the page
+    of a run and the page `orchestrate report` makes later from its results file are the same.
+    """
+    # Through JSON, a part at a time: tuples become lists and odd values their repr, as in the file.
+    document: dict[str, Any] = json.loads(json.dumps(_head(report, extra), default=repr))
+    document["tests"] = [json.loads(json.dumps(_result_to_json(r), default=repr)) for r in report.results]
+    return document
+
+
+def _head(report: RunReport, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every key of the document but "tests" (written one test per line after it)."""
+    return {
+        "format": FORMAT,
+        "kind": KIND,
+        "wall_seconds": report.wall_seconds,
+        "exit_code": report.exit_code,
+        "plan_fingerprint": report.plan_fingerprint,
+        "interrupted": report.interrupted,
+        "messages": list(report.messages),
+        "counts": {str(outcome): count for outcome, count in report.counts().items()},
+        "agents": [_agent_to_json(agent) for agent in report.agents],
+        "extra": dict(extra or {}),
+    }
+
+
+def read_document(path: str) -> dict[str, Any]:
+    """The results document in `path` as a dict, its kind and format checked.
+
+    Called by `read_results` and by `orchestrate report` (the HTML page is made from the dict).
+    Raises ArtifactError, with a one-line message naming the file, when it is missing, not
+    JSON or of another kind or format.
     """
     try:
         with open(path, encoding="utf-8") as stream:
@@ -104,6 +122,16 @@ def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
             f"{path}: results format {document.get('format')!r} is not {FORMAT}; "
             "write and merge with the same orchestrate version"
         )
+    return document
+
+
+def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
+    """Read a file `write_results` wrote: the RunReport and the writer's `extra`.
+
+    Called by `orchestrate merge` for each shard's file. Raises ArtifactError, with a one-line
+    message naming the file, when it is missing, not JSON, of another format, or incomplete.
+    """
+    document = read_document(path)
     try:
         report = RunReport(
             results=tuple(_result_from_json(item) for item in document["tests"]),

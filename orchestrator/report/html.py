@@ -1,0 +1,643 @@
+"""The HTML report: one self-contained page built from a results document.
+
+Called by `orchestrate run/shard/merge --html PATH` once the results are known, and by
+`orchestrate report results.json --html PATH` later, from the file alone: both pass the
+results document (orchestrator/report/results.py, as a dict), so the page shows exactly what
+the results file holds. `bench` adds the section of `orchestrate bench`.
+
+Pure string building: every value from the document goes through `html.escape`; CSS, the
+little JavaScript (outcome filter, search) and the SVG are inline, and a Content-Security-Policy
+forbids any other resource, so the page opens offline from a CI artifact. Keys that old files
+lack are left out of the page, never an error. Sections, top to bottom: counts, the timeline
+(one lane per agent, grouped by CI runner in merged documents), predicted against actual
+seconds per agent and per unit, flaky tests, crashed and timed-out tests, every test.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from orchestrator.model import Outcome
+from orchestrator.report.charts import Series, line_chart_svg, nice_ticks
+from orchestrator.report.outcomes import failure_text, rebuild_report
+
+__all__ = ["OUTCOME_COLOURS", "render_html", "write_html"]
+
+# Worst first: the order of the counts, the filter and a unit's outcome.
+_OUTCOME_ORDER = tuple(
+    Outcome(value)
+    for value in ("failed", "error", "crashed", "timeout", "not-run", "xpassed", "xfailed", "skipped", "passed")
+)
+OUTCOME_COLOURS = {
+    Outcome.PASSED: "#3a9b54",
+    Outcome.FAILED: "#d9443b",
+    Outcome.ERROR: "#e9892b",
+    Outcome.CRASHED: "#8e44ad",
+    Outcome.TIMEOUT: "#b0306e",
+    Outcome.NOT_RUN: "#9aa0a6",
+    Outcome.SKIPPED: "#d8c33f",
+    Outcome.XFAILED: "#7fa7c9",
+    Outcome.XPASSED: "#3c7dbf",
+}
+_UNKNOWN_COLOUR = "#666"
+_SLOWEST_UNITS = 25
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0 24px 40px;color:#222;background:#fafafa}
+h1{font-size:20px;margin:18px 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.muted{color:#666}.counts span{display:inline-block;margin:4px 6px 4px 0;padding:2px 8px;border-radius:10px;color:#fff}
+table{border-collapse:collapse;background:#fff}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;min-width:58px;padding:0 6px;border-radius:4px;color:#fff;font-size:12px;text-align:center}
+pre{background:#f6f6f6;border:1px solid #e2e2e2;padding:8px;overflow:auto;max-height:480px;white-space:pre;font-size:12px}
+details summary{cursor:pointer}code{font-size:13px}.filters label{margin-right:10px;white-space:nowrap}
+.legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle}
+.timeline{overflow-x:auto;background:#fff;border:1px solid #ddd}.warn{color:#b03020}
+"""
+
+# Marks the page when a script fails (the browser test reads it back from the DOM), then the
+# filter and the search over the test table.
+_ERROR_HOOK = (
+    "window.addEventListener('error',function(e){document.documentElement.setAttribute("
+    "'data-js-error',String(e.message||e));});"
+)
+_SCRIPT = """
+(function(){
+  var boxes=document.querySelectorAll('input[data-outcome]');
+  var search=document.getElementById('search');
+  var rows=document.querySelectorAll('#tests tbody tr');
+  var shown=document.getElementById('shown');
+  function apply(){
+    var on={};boxes.forEach(function(b){on[b.getAttribute('data-outcome')]=b.checked;});
+    var q=search.value.toLowerCase(),count=0;
+    rows.forEach(function(r){
+      var visible=on[r.getAttribute('data-outcome')]!==false&&(!q||r.getAttribute('data-id').indexOf(q)>=0);
+      r.hidden=!visible;if(visible){count++;}
+    });
+    shown.textContent=String(count);
+  }
+  document.querySelectorAll('button[data-only]').forEach(function(button){
+    button.addEventListener('click',function(){
+      var only=button.getAttribute('data-only').split(',');
+      boxes.forEach(function(b){b.checked=only[0]==='all'||only.indexOf(b.getAttribute('data-outcome'))>=0;});
+      apply();
+    });
+  });
+  boxes.forEach(function(b){b.addEventListener('change',apply);});
+  search.addEventListener('input',apply);
+  apply();
+  document.body.setAttribute('data-ready','1');
+})();
+"""
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+
+
+def write_html(document: Mapping[str, Any], path: str, bench: Mapping[str, Any] | None = None) -> None:
+    """Write the report page for `document` (and `bench`) to `path`, atomically."""
+    page = render_html(document, bench)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(page)
+        os.chmod(scratch, 0o644)  # mkstemp's 0600 would hide the page from a web server or a CI viewer
+        os.replace(scratch, path)
+    except BaseException:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+        raise
+
+
+def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = None) -> str:
+    """The whole page as a string (what `write_html` writes); tests read it directly."""
+    tests = [t for t in _list(document.get("tests")) if isinstance(t, Mapping)]
+    agents = [a for a in _list(document.get("agents")) if isinstance(a, Mapping)]
+    title = "orchestrate bench" if bench and not tests else "orchestrate report"
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        _summary(document, tests),
+        _bench_section(bench) if bench else "",
+    ]
+    if agents or tests:
+        body += [
+            _timeline_section(document, agents),
+            _agents_section(agents),
+            _units_section(agents),
+            _flaky_section(tests),
+            _unfinished_section(tests),
+            _tests_section(tests),
+        ]
+    script = _SCRIPT if tests else "document.body.setAttribute('data-ready','1');"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+            f"<title>{_e(title)}</title>",
+            f"<script>{_ERROR_HOOK}</script>",
+            f"<style>{_CSS}</style>",
+            "</head><body>",
+            *[part for part in body if part],
+            f"<script>{script}</script>",
+            "</body></html>",
+            "",
+        ]
+    )
+
+
+# --- values from the document, whatever shape an old or odd file gives them ---
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _float(mapping: Mapping[str, Any], key: str) -> float | None:
+    value = mapping.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _outcome(value: Any) -> Outcome | None:
+    try:
+        return Outcome(value)
+    except ValueError:
+        return None
+
+
+def _colour(value: Any) -> str:
+    outcome = _outcome(value)
+    return OUTCOME_COLOURS[outcome] if outcome else _UNKNOWN_COLOUR
+
+
+def _badge(value: Any) -> str:
+    return f'<span class="badge" style="background:{_colour(value)}">{_e(value)}</span>'
+
+
+def _agent_name(agent: Mapping[str, Any]) -> str:
+    return f"agent {agent.get('agent_id', '?')}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
+    """A table of already escaped cells; columns in `numeric` are right-aligned."""
+    right = set(numeric)
+    head = "".join(f'<th class="n">{_e(h)}</th>' if i in right else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="n">{c}</td>' if i in right else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# --- sections ---
+
+
+def _counts(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    if tests or not isinstance(document.get("counts"), Mapping):
+        counts: dict[str, int] = {}
+        for test in tests:
+            outcome = str(test.get("outcome", "?"))
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+    return {str(k): int(v) for k, v in document["counts"].items() if isinstance(v, int)}
+
+
+def _ordered_outcomes(counts: Mapping[str, int]) -> list[str]:
+    known = [o.value for o in _OUTCOME_ORDER if o.value in counts]
+    return known + sorted(k for k in counts if k not in known)
+
+
+def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> str:
+    counts = _counts(document, tests)
+    badges = "".join(
+        f'<span style="background:{_colour(o)}">{counts[o]} {_e(o)}</span>' for o in _ordered_outcomes(counts)
+    )
+    facts = []
+    if (wall := _float(document, "wall_seconds")) is not None:
+        facts.append(f"{wall:.2f} s wall-clock")
+    if "exit_code" in document:
+        facts.append(f"exit code {_e(document['exit_code'])}")
+    plan = _map(document.get("plan"))
+    if plan:
+        facts.append(
+            f"{_e(plan.get('agents', '?'))} agents; predicted makespan {_seconds(_float(plan, 'predicted_makespan'))} s, "
+            f"lower bound max(total/N, longest unit) {_seconds(_float(plan, 'lower_bound'))} s"
+        )
+    extra = _map(document.get("extra"))
+    if isinstance(extra.get("merged"), list):
+        facts.append(f"merged from {len(extra['merged'])} CI runner artifact(s)")
+    if document.get("plan_fingerprint"):
+        facts.append(f"plan {_e(document['plan_fingerprint'])}")
+    if document.get("interrupted"):
+        facts.append('<span class="warn">interrupted</span>')
+    messages = "".join(f'<li class="warn">{_e(m)}</li>' for m in _list(document.get("messages")))
+    return (
+        f'<div class="counts">{badges or "no tests"}</div>'
+        f'<div class="muted">{"; ".join(facts)}</div>' + (f"<ul>{messages}</ul>" if messages else "")
+    )
+
+
+def _timeline_section(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]]) -> str:
+    if not agents:
+        return ""
+    legend = "".join(
+        f'<span><i style="background:{colour}"></i>{_e(name)}</span>'
+        for name, colour in (
+            ("stack start", "#b9c7d8"),
+            ("worker start and collection", "#d7c9e6"),
+            ("idle", "#f1f1f1"),
+            ("stack teardown", "#cfcfcf"),
+            *((o.value, OUTCOME_COLOURS[o]) for o in _OUTCOME_ORDER),
+        )
+    )
+    return (
+        "<h2>Timeline</h2>"
+        '<p class="muted">One lane per agent; each unit is a bar coloured by its worst outcome (hover for '
+        "details). Times are seconds since the start of the run.</p>"
+        f'<div class="timeline">{timeline_svg(document, agents)}</div><div class="legend">{legend}</div>'
+    )
+
+
+def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]]) -> str:
+    """The timeline: one lane per agent (under a heading per CI runner when merged), a time axis,
+    the lower bound and the predicted makespan as vertical lines."""
+    lane_height, lane_gap, group_height, left, width = 20, 6, 20, 120, 1000
+    plot_width = width - left - 20
+    grouped = _group_by_runner(agents)
+    plan = _map(document.get("plan"))
+    end = max(
+        [_float(document, "wall_seconds") or 0.0]
+        + [v for a in agents for v in _map(a.get("timeline")).values() if isinstance(v, int | float)]
+        + [_float(u, "finished") or 0.0 for a in agents for u in _units(a)]
+        + [1e-6]
+    )
+    test_start = min(
+        (v for a in agents if (v := _float(_map(a.get("timeline")), "worker_ready")) is not None), default=0.0
+    )
+    marks = [
+        (name, test_start + value, colour)
+        for name, key, colour in (
+            ("lower bound", "lower_bound", "#222"),
+            ("predicted", "predicted_makespan", "#2a6fdb"),
+        )
+        if (value := _float(plan, key)) is not None
+    ]
+    end = max([end] + [x for _, x, _ in marks])
+    ticks = nice_ticks(end, 10)
+    end = ticks[-1]
+
+    def x(t: float) -> float:
+        return left + plot_width * max(0.0, t) / end
+
+    rows: list[str] = []
+    y = 8 + 14 * len(marks)  # room for the marks' labels above the lanes
+    for runner, members in grouped:
+        if runner is not None:
+            rows.append(f'<text x="4" y="{y + 14}" font-weight="bold">runner {_e(runner)}</text>')
+            y += group_height
+        for agent in members:
+            rows.append(_lane(agent, y, lane_height, x))
+            y += lane_height + lane_gap
+    axis_y = y + 4
+    axis = [f'<line x1="{left}" x2="{left + plot_width}" y1="{axis_y}" y2="{axis_y}" stroke="#888"/>']
+    for tick in ticks:
+        axis.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="4" y2="{axis_y + 4}" stroke="#eee"/>'
+            f'<text x="{x(tick):.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#555">{tick:g}</text>'
+        )
+    axis.append(f'<text x="{left + plot_width / 2:.1f}" y="{axis_y + 32}" text-anchor="middle">seconds</text>')
+    for position, (name, at, colour) in enumerate(marks):
+        axis.append(
+            f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{6 + 14 * position}" y2="{axis_y}" stroke="{colour}" stroke-width="1.5" '
+            f'stroke-dasharray="5 3"><title>{_e(name)}: {at - test_start:.2f} s after the first worker was ready'
+            f"</title></line>"
+            f'<text x="{x(at) + 3:.1f}" y="{16 + 14 * position}" fill="{colour}">{_e(name)} {at - test_start:.1f} s</text>'
+        )
+    height = axis_y + 40
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'font-family="sans-serif" font-size="12" id="timeline">' + "".join(axis) + "".join(rows) + "</svg>"
+    )
+
+
+def _group_by_runner(agents: Sequence[Mapping[str, Any]]) -> list[tuple[Any, list[Mapping[str, Any]]]]:
+    """Agents in lane order, under their CI runner (None when the document is not merged)."""
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for agent in agents:
+        groups.setdefault(agent.get("runner"), []).append(agent)
+    keys = sorted(groups, key=lambda k: (k is not None, str(k).zfill(8)))
+    return [(k, sorted(groups[k], key=lambda a: str(a.get("agent_id", "")).zfill(8))) for k in keys]
+
+
+def _units(agent: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [u for u in _list(agent.get("units")) if isinstance(u, Mapping)]
+
+
+def _lane(agent: Mapping[str, Any], y: int, height: int, x: Any) -> str:
+    """One agent's lane: stack start, worker start, units, idle gaps, stack teardown."""
+    timeline = _map(agent.get("timeline"))
+    started = _float(timeline, "started")
+    stack_ready = _float(timeline, "stack_ready")
+    worker_ready = _float(timeline, "worker_ready")
+    finished = _float(timeline, "finished")
+    stopped = _float(timeline, "stopped")
+    label = _agent_name(agent)
+    host = str(agent.get("host", ""))
+    node = _map(agent.get("node"))
+    where = ", ".join(str(v) for v in (host, node.get("hostname"), node.get("address")) if v)
+    parts = [
+        f'<g class="lane" data-agent="{_e(agent.get("agent_id", ""))}">',
+        f'<text x="4" y="{y + height - 6}">{_e(label)}<title>{_e(where or label)}</title></text>',
+    ]
+
+    def bar(start: float | None, end: float | None, fill: str, tip: str, css: str) -> None:
+        if start is None or end is None or end <= start:
+            return
+        parts.append(
+            f'<rect class="{css}" x="{x(start):.1f}" y="{y}" width="{max(0.5, x(end) - x(start)):.1f}" '
+            f'height="{height}" fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{_e(tip)}</title></rect>'
+        )
+
+    ready = stack_ready if stack_ready is not None else started
+    bar(started, stack_ready, "#b9c7d8", f"{label}: stack start, {_span(started, stack_ready)}", "stack")
+    bar(ready, worker_ready, "#d7c9e6", f"{label}: worker start and collection, {_span(ready, worker_ready)}", "worker")
+    units = sorted(_units(agent), key=lambda u: _float(u, "started") or 0.0)
+    cursor = worker_ready
+    for unit in units:
+        unit_start, unit_end = _float(unit, "started"), _float(unit, "finished")
+        if cursor is not None and unit_start is not None and unit_start - cursor > 0.01:
+            bar(cursor, unit_start, "#f1f1f1", f"{label}: idle {unit_start - cursor:.2f} s", "idle")
+        if unit_end is not None:
+            cursor = unit_end if cursor is None else max(cursor, unit_end)
+        predicted = _float(unit, "predicted_seconds")
+        tip = (
+            f"{unit.get('unit_id', '?')}\n{unit.get('tests', '?')} tests, {unit.get('outcome', '?')}\n"
+            f"{_span(unit_start, unit_end)}" + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
+        )
+        bar(unit_start, unit_end, _colour(unit.get("outcome")), tip, "unit")
+    if cursor is not None and finished is not None and finished - cursor > 0.01:
+        bar(cursor, finished, "#f1f1f1", f"{label}: idle {finished - cursor:.2f} s", "idle")
+    bar(finished, stopped, "#cfcfcf", f"{label}: stack teardown, {_span(finished, stopped)}", "teardown")
+    if not timeline and not units:
+        parts.append(f'<text x="{x(0) + 4:.1f}" y="{y + height - 6}" fill="#999">no timeline recorded</text>')
+    if agent.get("error"):
+        parts.append(f'<text x="{x(0) - 14:.1f}" y="{y + height - 6}" fill="#d9443b">!<title>{_e(agent["error"])}</title></text>')
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _span(start: float | None, end: float | None) -> str:
+    if start is None or end is None:
+        return "?"
+    return f"{end - start:.2f} s ({start:.2f}-{end:.2f})"
+
+
+def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
+    if not agents:
+        return ""
+    merged = any(a.get("runner") is not None for a in agents)
+    rows = []
+    for _, members in _group_by_runner(agents):
+        for agent in members:
+            predicted, busy = _float(agent, "predicted_seconds"), _float(agent, "busy_seconds")
+            rows.append(
+                [
+                    *([_e(agent.get("runner", ""))] if merged else []),
+                    _e(agent.get("agent_id", "?")),
+                    _e(agent.get("host", "")),
+                    _e(agent.get("tests", "")),
+                    _seconds(predicted),
+                    _seconds(busy),
+                    _ratio(busy, predicted),
+                    _seconds(_float(agent, "idle_seconds")),
+                    _seconds(_float(agent, "wall_seconds")),
+                    _seconds(_float(agent, "stack_up_seconds")),
+                    _seconds(_float(agent, "stack_down_seconds")),
+                    _e(agent.get("worker_restarts", "")),
+                    f'<span class="warn">{_e(agent.get("error", ""))}</span>',
+                ]
+            )
+    headers = [
+        *(["runner"] if merged else []),
+        "agent", "host", "tests", "predicted s", "busy s", "actual/predicted", "idle s", "wall s", "up s",
+        "down s", "restarts", "error",
+    ]  # fmt: skip
+    first = 1 if merged else 0
+    return "<h2>Agents: predicted against actual</h2>" + _table(
+        headers, rows, numeric=[first, first + 2, *range(first + 3, first + 11)]
+    )
+
+
+def _ratio(actual: float | None, predicted: float | None) -> str:
+    if actual is None or not predicted:
+        return ""
+    return f"{actual / predicted:.2f}"
+
+
+def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
+    units = [
+        (agent, unit, (_float(unit, "finished") or 0.0) - (_float(unit, "started") or 0.0))
+        for agent in agents
+        for unit in _units(agent)
+    ]
+    if not units:
+        return ""
+    units.sort(key=lambda item: -item[2])
+    rows = [
+        [
+            f"<code>{_e(unit.get('unit_id', '?'))}</code>",
+            _e(_agent_name(agent).removeprefix("agent ")),
+            _e(unit.get("tests", "")),
+            _badge(unit.get("outcome", "?")),
+            _seconds(_float(unit, "predicted_seconds")),
+            _seconds(seconds),
+            _ratio(seconds, _float(unit, "predicted_seconds")),
+        ]
+        for agent, unit, seconds in units[:_SLOWEST_UNITS]
+    ]
+    shown = f"the {_SLOWEST_UNITS} slowest of {len(units)}" if len(units) > _SLOWEST_UNITS else f"all {len(units)}"
+    return f"<h2>Units: predicted against actual ({shown}, slowest first)</h2>" + _table(
+        ["unit", "agent", "tests", "outcome", "predicted s", "actual s", "actual/predicted"],
+        rows,
+        numeric=[1, 2, 4, 5, 6],
+    )
+
+
+def _attempts(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [a for a in _list(test.get("attempts")) if isinstance(a, Mapping)]
+
+
+def _attempts_text(test: Mapping[str, Any]) -> str:
+    return " → ".join(
+        f"{a.get('outcome', '?')} (agent {a.get('agent', '?')}, {_seconds(_float(a, 'duration')) or '?'} s)"
+        for a in _attempts(test)
+    )
+
+
+def _flaky_section(tests: Sequence[Mapping[str, Any]]) -> str:
+    flaky = [t for t in tests if t.get("flaky") or len(_attempts(t)) > 1]
+    if not flaky:
+        return ""
+    rows = [
+        [f"<code>{_e(t.get('node_id', '?'))}</code>", _badge(t.get("outcome", "?")), _e(_attempts_text(t))]
+        for t in flaky
+    ]
+    return f"<h2>Flaky and retried tests ({len(flaky)})</h2>" + _table(["test", "final outcome", "attempts"], rows)
+
+
+def _unfinished_section(tests: Sequence[Mapping[str, Any]]) -> str:
+    unfinished = [t for t in tests if t.get("outcome") in (Outcome.CRASHED.value, Outcome.TIMEOUT.value)]
+    if not unfinished:
+        return ""
+    items = "".join(
+        f"<li>{_badge(t.get('outcome'))} <code>{_e(t.get('node_id', '?'))}</code> on agent "
+        f"{_e(t.get('agent', '?'))}<pre>{_e(_details_text(t))}</pre></li>"
+        for t in unfinished
+    )
+    return (
+        f"<h2>Crashed and timed-out tests ({len(unfinished)})</h2>"
+        f'<p class="muted">With the worker\'s last output.</p><ul>{items}</ul>'
+    )
+
+
+def _details_text(test: Mapping[str, Any]) -> str:
+    """What the terminal prints for a test that did not pass: tracebacks and captured output."""
+    attempts = _attempts(test)
+    if not attempts:
+        return ""
+    final = attempts[-1]
+    outcome = _outcome(test.get("outcome"))
+    reports = [r for r in _list(final.get("reports")) if isinstance(r, Mapping)]
+    chunks: list[str] = []
+    if outcome in (Outcome.CRASHED, Outcome.TIMEOUT, Outcome.NOT_RUN):
+        chunks.append(failure_text(outcome, str(final.get("message", "")), _float(final, "duration") or 0.0))
+        reports = reports[-1:]  # what pytest captured before the worker died is in its last report
+        show_longrepr = False
+    else:
+        show_longrepr = True
+    for data in reports:
+        try:
+            rebuilt = rebuild_report(data)
+        except Exception:  # an odd report must not cost the page; show what it says
+            chunks.append(str(data.get("longrepr", "")))
+            continue
+        if show_longrepr and rebuilt.outcome == "failed" and rebuilt.longreprtext:
+            chunks.append(f"--- {rebuilt.when} ---\n{rebuilt.longreprtext}")
+        for heading, content in rebuilt.sections:
+            chunks.append(f"--- {heading} ---\n{content.rstrip()}")
+    if not chunks and final.get("message"):
+        chunks.append(str(final["message"]))
+    return "\n".join(chunks)
+
+
+def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for test in tests:
+        counts[str(test.get("outcome", "?"))] = counts.get(str(test.get("outcome", "?")), 0) + 1
+    boxes = "".join(
+        f'<label><input type="checkbox" data-outcome="{_e(o)}" checked> {_badge(o)} {counts[o]}</label>'
+        for o in _ordered_outcomes(counts)
+    )
+    failing = ",".join(o.value for o in _OUTCOME_ORDER if o.is_failure or o is Outcome.NOT_RUN)
+    rows = []
+    for test in tests:
+        node_id = str(test.get("node_id", "?"))
+        outcome = str(test.get("outcome", "?"))
+        details = _details_text(test) if outcome not in ("passed", "skipped", "xfailed") else ""
+        attempts = _attempts(test)
+        cell = f"<code>{_e(node_id)}</code>"
+        if details:
+            cell = f"<details><summary>{cell}</summary><pre>{_e(details)}</pre></details>"
+        rows.append(
+            f'<tr data-outcome="{_e(outcome)}" data-id="{_e(node_id.lower())}"><td>{_badge(outcome)}</td>'
+            f"<td>{cell}</td><td class=\"n\">{_seconds(_float(test, 'duration'))}</td>"
+            f"<td class=\"n\">{_e(test.get('agent', ''))}</td>"
+            f"<td>{_e(_attempts_text(test)) if len(attempts) > 1 else len(attempts)}</td></tr>"
+        )
+    return (
+        f"<h2>Tests (<span id=\"shown\">{len(tests)}</span> of {len(tests)} shown)</h2>"
+        f'<div class="filters">{boxes} <button data-only="all">all</button> '
+        f'<button data-only="{failing}">failures only</button> '
+        '<input id="search" type="search" placeholder="filter by node id" size="40"></div>'
+        '<table id="tests"><thead><tr><th>outcome</th><th>test</th><th class="n">seconds</th>'
+        '<th class="n">agent</th><th>attempts</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _bench_section(bench: Mapping[str, Any]) -> str:
+    """The table and chart of `orchestrate bench`: each method and N, measured against predicted."""
+    rows_data = [r for r in _list(bench.get("rows")) if isinstance(r, Mapping)]
+    rows = [
+        [
+            _e(r.get("method", "?")),
+            _e(r.get("agents", "")),
+            _seconds(_float(r, "median")),
+            f"{_seconds(_float(r, 'min'))}–{_seconds(_float(r, 'max'))}" if _float(r, "min") is not None else "",
+            _seconds(_float(r, "predicted")),
+            _seconds(_float(r, "lower_bound")),
+            _e(r.get("failures", "")),
+        ]
+        for r in rows_data
+    ]
+    notes = "".join(f"<li>{_e(n)}</li>" for n in _list(bench.get("notes")))
+    return (
+        "<h2>Benchmark: measured against predicted wall-clock</h2>"
+        + _table(
+            ["method", "N", "median s", "min–max s", "predicted s", "lower bound s", "failed runs"],
+            rows,
+            numeric=[1, 2, 3, 4, 5, 6],
+        )
+        + (f'<ul class="muted">{notes}</ul>' if notes else "")
+        + bench_chart_svg(bench)
+    )
+
+
+_METHOD_COLOURS = ("#2a6fdb", "#d9443b", "#3a9b54", "#8e44ad", "#e9892b", "#555")
+
+
+def bench_chart_svg(bench: Mapping[str, Any]) -> str:
+    """The bench chart: median wall-clock (min-max bars) per method against N, and the predictions."""
+    rows = [r for r in _list(bench.get("rows")) if isinstance(r, Mapping) and _float(r, "median") is not None]
+    methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
+    series = []
+    for position, method in enumerate(methods):
+        mine = [r for r in rows if str(r.get("method")) == method and isinstance(r.get("agents"), int)]
+        series.append(
+            Series(
+                method,
+                tuple((float(r["agents"]), _float(r, "median") or 0.0) for r in mine),
+                _METHOD_COLOURS[position % len(_METHOD_COLOURS)],
+                ranges=tuple((_float(r, "min") or 0.0, _float(r, "max") or 0.0) for r in mine),
+            )
+        )
+    for name, key, colour in (("predicted", "predicted", "#7aa6f0"), ("lower bound", "lower_bound", "#222")):
+        points = tuple(
+            (float(r["agents"]), value)
+            for r in rows
+            if str(r.get("method")) == "orchestrate"
+            and isinstance(r.get("agents"), int)
+            and (value := _float(r, key)) is not None
+        )
+        if points:
+            series.append(Series(name, points, colour, dashed=True))
+    if not series:
+        return ""
+    return line_chart_svg(series, title="wall-clock by agents", x_label="agents (N)", y_label="seconds")
