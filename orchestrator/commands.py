@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -22,13 +23,16 @@ from orchestrator.collect import collect, start_collection
 from orchestrator.config import RunConfig
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import EXIT_OK, ArtifactError, OrchestrateError
+from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, ArtifactError, OrchestrateError
 from orchestrator.model import Collection, Outcome, Plan, RunReport, TestResult
 from orchestrator.report import LiveProgress, read_results, render_summary, write_junit, write_results
 from orchestrator.scheduling import make_scheduler, plan_lpt
 from orchestrator.scheduling.split import split_oversized
 from orchestrator.session import Session
 from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
+
+if TYPE_CHECKING:
+    from orchestrator.bench import BenchConfig
 
 # Durations of these outcomes are what the test costs (a skip costs almost nothing, and that is
 # worth knowing); a crash, a timeout or a test that never ran says nothing about it.
@@ -185,6 +189,8 @@ def _finish(config: RunConfig, prepared: _Prepared, report: RunReport, console: 
         write_junit(report, config.junitxml, prepared.collection.junit)
     if config.results:
         write_results(report, config.results, extra=extra)
+    if config.html:
+        _write_html(report, extra, config.html)
     render_summary(report, console, verbose=config.verbose)
     _update_store(prepared.store, report.results, config.durations_path)
     return report.exit_code
@@ -256,7 +262,12 @@ def shard(config: RunConfig, index: int, total: int) -> int:
 
 
 def merge(
-    artifacts: Sequence[str], junitxml: str | None, results: str | None, durations: str, verbose: bool
+    artifacts: Sequence[str],
+    junitxml: str | None,
+    results: str | None,
+    durations: str,
+    verbose: bool,
+    html: str | None = None,
 ) -> int:
     """`orchestrate merge`: one report, JUnit file and duration store from every runner's artifact.
 
@@ -267,8 +278,11 @@ def merge(
     merged = merge_shards(loaded)
     if junitxml:
         write_junit(merged.report, junitxml, merged.junit)
+    merged_extra = {"merged": list(artifacts), "runners": merged.total}
     if results:
-        write_results(merged.report, results, extra={"merged": list(artifacts), "runners": merged.total})
+        write_results(merged.report, results, extra=merged_extra)
+    if html:
+        _write_html(merged.report, merged_extra, html)
     render_summary(merged.report, _console(), verbose=verbose)
     _update_store(_load_store(durations), merged.report.results, durations)
     return merged.report.exit_code
@@ -343,3 +357,81 @@ def clean(all_owners: bool) -> int:
     containers, networks = sweep(all_owners=all_owners)
     print(f"removed {containers} container(s) and {networks} network(s)")
     return EXIT_OK
+
+
+# --- the HTML report, `plan --agents LIST`, `report` and `bench` (issue 13) ---
+
+
+def _write_html(report: RunReport, extra: Mapping[str, Any], path: str) -> None:
+    """The HTML page of `report`, from the same document the results file holds."""
+    from orchestrator.report.html import write_html
+    from orchestrator.report.results import report_to_document
+
+    try:
+        write_html(report_to_document(report, extra), path)
+    except OSError as exc:
+        # Like the duration store: the run's result stands without its page.
+        _warn(f"could not write the HTML report {path}: {exc.strerror or exc}")
+
+
+def plan_agents(config: RunConfig, agent_counts: Sequence[int], plot: str | None) -> int:
+    """`orchestrate plan --agents 1,2,4,8 [--plot PATH]`: the predicted makespan for each count."""
+    from orchestrator.report.charts import predictions_svg
+    from orchestrator.report.tables import render_predictions
+    from orchestrator.whatif import predict
+
+    store = _load_store(config.durations_path)
+    collection = collect(config.collect_args, group_by=config.group_by, cwd=config.cwd)
+    if config.split:
+        collection = _split(collection, store, max(agent_counts))
+    estimates = estimate_units(collection.units, store)
+    predictions = predict(estimates, agent_counts)
+    console = _console()
+    unseen = sum(estimate.unseen_tests for estimate in estimates)
+    render_predictions(predictions, len(collection.node_ids), len(collection.units), unseen, console)
+    if plot:
+        try:
+            with open(plot, "w", encoding="utf-8") as stream:
+                stream.write(predictions_svg(predictions))
+        except OSError as exc:
+            raise ArtifactError(f"could not write {plot}: {exc.strerror or exc}") from exc
+        console.print(f"orchestrate: wrote {plot}", markup=False)
+    return EXIT_OK
+
+
+def report(results_path: str, html: str) -> int:
+    """`orchestrate report RESULTS --html PATH`: the HTML page of a results file, made later."""
+    from orchestrator.report.html import write_html
+    from orchestrator.report.results import read_document
+
+    document = read_document(results_path)
+    try:
+        write_html(document, html)
+    except OSError as exc:
+        raise ArtifactError(f"could not write {html}: {exc.strerror or exc}") from exc
+    print(f"orchestrate: wrote {html} ({len(document.get('tests') or [])} tests)")
+    return EXIT_OK
+
+
+def bench(config: BenchConfig) -> int:
+    """`orchestrate bench`: measure this suite with orchestrate, serial pytest and xdist."""
+    import json
+
+    from orchestrator.bench import NOTE_BYTECODE, run_bench
+    from orchestrator.report.html import write_html
+    from orchestrator.report.tables import render_bench
+
+    console = _console()
+    console.print(f"orchestrate bench: {NOTE_BYTECODE}", markup=False)
+    result = run_bench(config, lambda line: console.print(f"orchestrate bench: {line}", markup=False))
+    render_bench(result, console)
+    document = result.to_json()
+    try:
+        if config.results:
+            with open(config.results, "w", encoding="utf-8") as stream:
+                json.dump(document, stream, indent=1)
+        if config.html:
+            write_html({}, config.html, bench=document)
+    except OSError as exc:
+        raise ArtifactError(f"could not write the benchmark's results: {exc.strerror or exc}") from exc
+    return EXIT_TESTS_FAILED if result.failed else EXIT_OK

@@ -34,6 +34,8 @@ class RunConfig:
     # Cut oversized units without class/module fixtures into chunks (opt-in: tests of a class
     # may depend on each other's side effects, which no fixture scope shows).
     split: bool = False
+    # Write the HTML report here (orchestrator/report/html.py).
+    html: str | None = None
     # Joined the warm local Ray instance of `orchestrate up` (agents share this machine).
     warm: bool = False
 

@@ -12,7 +12,9 @@ from typing import Any
 ODD_NODE_ID = "tests/test_odd.py::test_x[<script>alert(1)</script>&\"']"
 
 
-def _report(node_id: str, when: str, outcome: str, longrepr: Any = None, sections: Any = ()) -> dict[str, Any]:
+def _report(
+    node_id: str, when: str, outcome: str, longrepr: Any = None, sections: Any = ()
+) -> dict[str, Any]:
     """A pytest TestReport as `pytest_report_to_serializable` writes it (JSON-read: lists)."""
     return {
         "$report_type": "TestReport",
@@ -64,10 +66,23 @@ def _test(node_id: str, outcome: str, agent: int, started: float, seconds: float
 
 
 _WORST = ("failed", "error", "crashed", "timeout", "not-run", "xpassed", "xfailed", "skipped", "passed")
-_OUTCOMES = ("passed", "passed", "failed", "passed", "skipped", "flaky", "error", "crashed", "timeout", "xfailed")
+_OUTCOMES = (
+    "passed",
+    "passed",
+    "failed",
+    "passed",
+    "skipped",
+    "flaky",
+    "error",
+    "crashed",
+    "timeout",
+    "xfailed",
+)
 
 
-def make_document(agents: int = 3, units_per_agent: int = 3, tests_per_unit: int = 4, runners: int = 0) -> dict[str, Any]:
+def make_document(
+    agents: int = 3, units_per_agent: int = 3, tests_per_unit: int = 4, runners: int = 0
+) -> dict[str, Any]:
     """A results document: `agents` agents (per runner, when `runners`), units with timelines, and
     one odd node id with HTML in it. Every outcome occurs; times are plausible and overlap-free."""
     agent_rows: list[dict[str, Any]] = []
@@ -131,10 +146,16 @@ def make_document(agents: int = 3, units_per_agent: int = 3, tests_per_unit: int
         "interrupted": False,
         "messages": [],
         "counts": counts,
-        "plan": {"agents": len(agent_rows), "predicted_makespan": total / len(agent_rows) * 1.05,
-                 "lower_bound": max(total / len(agent_rows), longest), "total_seconds": total,
-                 "longest_unit_seconds": longest},  # fmt: skip
+        "plan": {
+            "agents": len(agent_rows),
+            "predicted_makespan": total / len(agent_rows) * 1.05,
+            "lower_bound": max(total / len(agent_rows), longest),
+            "total_seconds": total,
+            "longest_unit_seconds": longest,
+        },  # fmt: skip
         "agents": agent_rows,
         "tests": tests,
-        "extra": {"merged": [f"runner-{r}.json" for r in range(1, runners + 1)], "runners": runners} if runners else {},
+        "extra": {"merged": [f"runner-{r}.json" for r in range(1, runners + 1)], "runners": runners}
+        if runners
+        else {},
     }

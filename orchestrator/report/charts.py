@@ -14,7 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Series", "line_chart_svg", "nice_ticks"]
+from orchestrator.whatif import Prediction
+
+__all__ = ["Series", "line_chart_svg", "nice_ticks", "predictions_svg"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +124,16 @@ def line_chart_svg(
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def predictions_svg(predictions: Sequence[Prediction]) -> str:
+    """The picture for `plan --plot`: predicted makespan and lower bound against N."""
+    return line_chart_svg(
+        [
+            Series("predicted makespan", tuple((p.agents, p.makespan) for p in predictions), "#2a6fdb"),
+            Series("lower bound", tuple((p.agents, p.lower_bound) for p in predictions), "#222", dashed=True),
+        ],
+        title="predicted makespan by agent count",
+        x_label="agents (N)",
+        y_label="seconds",
+    )

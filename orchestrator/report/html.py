@@ -30,7 +30,17 @@ __all__ = ["OUTCOME_COLOURS", "render_html", "write_html"]
 # Worst first: the order of the counts, the filter and a unit's outcome.
 _OUTCOME_ORDER = tuple(
     Outcome(value)
-    for value in ("failed", "error", "crashed", "timeout", "not-run", "xpassed", "xfailed", "skipped", "passed")
+    for value in (
+        "failed",
+        "error",
+        "crashed",
+        "timeout",
+        "not-run",
+        "xpassed",
+        "xfailed",
+        "skipped",
+        "passed",
+    )
 )
 OUTCOME_COLOURS = {
     Outcome.PASSED: "#3a9b54",
@@ -199,9 +209,13 @@ def _agent_name(agent: Mapping[str, Any]) -> str:
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
     """A table of already escaped cells; columns in `numeric` are right-aligned."""
     right = set(numeric)
-    head = "".join(f'<th class="n">{_e(h)}</th>' if i in right else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
+    head = "".join(
+        f'<th class="n">{_e(h)}</th>' if i in right else f"<th>{_e(h)}</th>" for i, h in enumerate(headers)
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="n">{c}</td>' if i in right else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="n">{c}</td>' if i in right else f"<td>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -249,9 +263,8 @@ def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) ->
     if document.get("interrupted"):
         facts.append('<span class="warn">interrupted</span>')
     messages = "".join(f'<li class="warn">{_e(m)}</li>' for m in _list(document.get("messages")))
-    return (
-        f'<div class="counts">{badges or "no tests"}</div>'
-        f'<div class="muted">{"; ".join(facts)}</div>' + (f"<ul>{messages}</ul>" if messages else "")
+    return f'<div class="counts">{badges or "no tests"}</div><div class="muted">{"; ".join(facts)}</div>' + (
+        f"<ul>{messages}</ul>" if messages else ""
     )
 
 
@@ -323,7 +336,9 @@ def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]
             f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="4" y2="{axis_y + 4}" stroke="#eee"/>'
             f'<text x="{x(tick):.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#555">{tick:g}</text>'
         )
-    axis.append(f'<text x="{left + plot_width / 2:.1f}" y="{axis_y + 32}" text-anchor="middle">seconds</text>')
+    axis.append(
+        f'<text x="{left + plot_width / 2:.1f}" y="{axis_y + 32}" text-anchor="middle">seconds</text>'
+    )
     for position, (name, at, colour) in enumerate(marks):
         axis.append(
             f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{6 + 14 * position}" y2="{axis_y}" stroke="{colour}" stroke-width="1.5" '
@@ -378,7 +393,13 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Any) -> str:
 
     ready = stack_ready if stack_ready is not None else started
     bar(started, stack_ready, "#b9c7d8", f"{label}: stack start, {_span(started, stack_ready)}", "stack")
-    bar(ready, worker_ready, "#d7c9e6", f"{label}: worker start and collection, {_span(ready, worker_ready)}", "worker")
+    bar(
+        ready,
+        worker_ready,
+        "#d7c9e6",
+        f"{label}: worker start and collection, {_span(ready, worker_ready)}",
+        "worker",
+    )
     units = sorted(_units(agent), key=lambda u: _float(u, "started") or 0.0)
     cursor = worker_ready
     for unit in units:
@@ -390,7 +411,8 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Any) -> str:
         predicted = _float(unit, "predicted_seconds")
         tip = (
             f"{unit.get('unit_id', '?')}\n{unit.get('tests', '?')} tests, {unit.get('outcome', '?')}\n"
-            f"{_span(unit_start, unit_end)}" + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
+            f"{_span(unit_start, unit_end)}"
+            + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
         )
         bar(unit_start, unit_end, _colour(unit.get("outcome")), tip, "unit")
     if cursor is not None and finished is not None and finished - cursor > 0.01:
@@ -399,7 +421,9 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Any) -> str:
     if not timeline and not units:
         parts.append(f'<text x="{x(0) + 4:.1f}" y="{y + height - 6}" fill="#999">no timeline recorded</text>')
     if agent.get("error"):
-        parts.append(f'<text x="{x(0) - 14:.1f}" y="{y + height - 6}" fill="#d9443b">!<title>{_e(agent["error"])}</title></text>')
+        parts.append(
+            f'<text x="{x(0) - 14:.1f}" y="{y + height - 6}" fill="#d9443b">!<title>{_e(agent["error"])}</title></text>'
+        )
     parts.append("</g>")
     return "".join(parts)
 
@@ -473,7 +497,11 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
         ]
         for agent, unit, seconds in units[:_SLOWEST_UNITS]
     ]
-    shown = f"the {_SLOWEST_UNITS} slowest of {len(units)}" if len(units) > _SLOWEST_UNITS else f"all {len(units)}"
+    shown = (
+        f"the {_SLOWEST_UNITS} slowest of {len(units)}"
+        if len(units) > _SLOWEST_UNITS
+        else f"all {len(units)}"
+    )
     return f"<h2>Units: predicted against actual ({shown}, slowest first)</h2>" + _table(
         ["unit", "agent", "tests", "outcome", "predicted s", "actual s", "actual/predicted"],
         rows,
@@ -500,7 +528,9 @@ def _flaky_section(tests: Sequence[Mapping[str, Any]]) -> str:
         [f"<code>{_e(t.get('node_id', '?'))}</code>", _badge(t.get("outcome", "?")), _e(_attempts_text(t))]
         for t in flaky
     ]
-    return f"<h2>Flaky and retried tests ({len(flaky)})</h2>" + _table(["test", "final outcome", "attempts"], rows)
+    return f"<h2>Flaky and retried tests ({len(flaky)})</h2>" + _table(
+        ["test", "final outcome", "attempts"], rows
+    )
 
 
 def _unfinished_section(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -568,12 +598,12 @@ def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
             cell = f"<details><summary>{cell}</summary><pre>{_e(details)}</pre></details>"
         rows.append(
             f'<tr data-outcome="{_e(outcome)}" data-id="{_e(node_id.lower())}"><td>{_badge(outcome)}</td>'
-            f"<td>{cell}</td><td class=\"n\">{_seconds(_float(test, 'duration'))}</td>"
-            f"<td class=\"n\">{_e(test.get('agent', ''))}</td>"
+            f'<td>{cell}</td><td class="n">{_seconds(_float(test, "duration"))}</td>'
+            f'<td class="n">{_e(test.get("agent", ""))}</td>'
             f"<td>{_e(_attempts_text(test)) if len(attempts) > 1 else len(attempts)}</td></tr>"
         )
     return (
-        f"<h2>Tests (<span id=\"shown\">{len(tests)}</span> of {len(tests)} shown)</h2>"
+        f'<h2>Tests (<span id="shown">{len(tests)}</span> of {len(tests)} shown)</h2>'
         f'<div class="filters">{boxes} <button data-only="all">all</button> '
         f'<button data-only="{failing}">failures only</button> '
         '<input id="search" type="search" placeholder="filter by node id" size="40"></div>'
@@ -590,7 +620,9 @@ def _bench_section(bench: Mapping[str, Any]) -> str:
             _e(r.get("method", "?")),
             _e(r.get("agents", "")),
             _seconds(_float(r, "median")),
-            f"{_seconds(_float(r, 'min'))}–{_seconds(_float(r, 'max'))}" if _float(r, "min") is not None else "",
+            f"{_seconds(_float(r, 'min'))}–{_seconds(_float(r, 'max'))}"
+            if _float(r, "min") is not None
+            else "",
             _seconds(_float(r, "predicted")),
             _seconds(_float(r, "lower_bound")),
             _e(r.get("failures", "")),

@@ -79,7 +79,9 @@ def test_old_documents_without_the_new_keys_still_render() -> None:
         for key in ("timeline", "units", "node"):
             del agent[key]
     for test in document["tests"]:
-        test["attempts"] = [{k: v for k, v in a.items() if k not in ("started", "finished")} for a in test["attempts"]]
+        test["attempts"] = [
+            {k: v for k, v in a.items() if k not in ("started", "finished")} for a in test["attempts"]
+        ]
     page = render_html(document)
     assert _lanes(page) == ["0", "1"]
     assert page.count("no timeline recorded") == 2
@@ -113,8 +115,15 @@ def test_bench_section_has_the_table_and_a_chart() -> None:
     bench = {
         "rows": [
             {"method": "serial", "agents": 1, "median": 10.0, "min": 9.5, "max": 10.5},
-            {"method": "orchestrate", "agents": 2, "median": 6.0, "min": 5.8, "max": 6.3, "predicted": 5.5,
-             "lower_bound": 5.0},
+            {
+                "method": "orchestrate",
+                "agents": 2,
+                "median": 6.0,
+                "min": 5.8,
+                "max": 6.3,
+                "predicted": 5.5,
+                "lower_bound": 5.0,
+            },
             {"method": "xdist", "agents": 2, "median": 6.5, "min": 6.1, "max": 7.0},
         ],  # fmt: skip
         "notes": ["PYTHONDONTWRITEBYTECODE unset for every method"],
