@@ -456,6 +456,7 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
         "orchestrate runs plan from a fresh copy of the duration store each time, which they do not change.",
     )
     _add_selection_options(bench)
+    _add_split_option(bench)
     bench.add_argument(
         "--agents", type=_agent_counts, default=(2, 4), metavar="LIST", help="agent counts (default: 2,4)"
     )

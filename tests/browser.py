@@ -9,7 +9,9 @@ needed the network would fail here as it would offline.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +41,17 @@ class BrowserView:
 
     dom: str
     console: tuple[str, ...]
+
+    @property
+    def script_error(self) -> str | None:
+        """The message the page's `window.onerror` hook left on <html>, if a script failed."""
+        found = re.search(r'<html[^>]*\sdata-js-error="([^"]*)"', self.dom)
+        return html.unescape(found.group(1)) if found else None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the page's own script ran to its end (it marks <body data-ready="1">)."""
+        return re.search(r'<body[^>]*\sdata-ready="1"', self.dom) is not None
 
 
 def chromium_available() -> bool:
