@@ -130,7 +130,7 @@ def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = N
     title = "orchestrate bench" if bench and not tests else "orchestrate report"
     body = [
         f"<h1>{_e(title)}</h1>",
-        _summary(document, tests),
+        "" if bench and not tests else _summary(document, tests),
         _bench_section(bench) if bench else "",
     ]
     if agents or tests:

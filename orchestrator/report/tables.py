@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -88,9 +89,12 @@ def render_predictions(
 
 def render_bench(result: BenchResult, console: Console) -> None:
     """The table of `orchestrate bench`: median (min-max) per method and N, beside the plan."""
-    table = Table(title=f"wall-clock of {result.tests} tests, seconds", title_justify="left")
-    for column in ("method", "N", "median", "min-max", "predicted", "lower bound", "failed runs"):
-        table.add_column(column, justify="left" if column == "method" else "right")
+    # Compact: it must fit an 80-column CI log without cutting a number.
+    table = Table(
+        title=f"wall-clock of {result.tests} tests, seconds", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for column in ("method", "N", "median", "min-max", "predicted", "lower bound", "failed"):
+        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
 
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
