@@ -650,17 +650,24 @@ def bench_chart_svg(bench: Mapping[str, Any]) -> str:
     rows = [r for r in _list(bench.get("rows")) if isinstance(r, Mapping) and _float(r, "median") is not None]
     methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
     series = []
+    every_n = sorted({r["agents"] for r in rows if isinstance(r.get("agents"), int)})
     for position, method in enumerate(methods):
         mine = [r for r in rows if str(r.get("method")) == method and isinstance(r.get("agents"), int)]
+        points = tuple((float(r["agents"]), _float(r, "median") or 0.0) for r in mine)
+        ranges = tuple((_float(r, "min") or 0.0, _float(r, "max") or 0.0) for r in mine)
+        if method == "serial" and len(mine) == 1:  # one figure for every N: a reference line across
+            points = tuple((float(n), points[0][1]) for n in every_n)
+            ranges = ranges * len(every_n)
         series.append(
             Series(
                 method,
-                tuple((float(r["agents"]), _float(r, "median") or 0.0) for r in mine),
+                points,
                 _METHOD_COLOURS[position % len(_METHOD_COLOURS)],
-                ranges=tuple((_float(r, "min") or 0.0, _float(r, "max") or 0.0) for r in mine),
+                dashed=method == "serial",
+                ranges=ranges,
             )
         )
-    for name, key, colour in (("predicted", "predicted", "#7aa6f0"), ("lower bound", "lower_bound", "#222")):
+    for name, key, colour in (("predicted", "predicted", "#999"), ("lower bound", "lower_bound", "#222")):
         points = tuple(
             (float(r["agents"]), value)
             for r in rows

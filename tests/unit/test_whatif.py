@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from orchestrator.cli import main
@@ -55,3 +57,17 @@ def test_the_plot_is_an_svg_with_both_lines() -> None:
     assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
     assert svg.count("<polyline") == 2
     assert "predicted makespan" in svg and "lower bound" in svg
+
+
+def test_the_table_has_one_row_per_agent_count() -> None:
+    from rich.console import Console
+
+    from orchestrator.report.tables import render_predictions
+
+    console = Console(record=True, width=120)
+    render_predictions(predict(_estimates(5, 4, 3, 3, 2, 1), (1, 2, 8)), 6, 6, 2, console)
+    text = console.export_text()
+    assert re.search(r"│\s+1 │\s+18\.00 │\s+18\.00 │\s+1\.00x │\s+100% │", text)
+    assert re.search(r"│\s+2 │\s+9\.00 │\s+9\.00 │\s+2\.00x │\s+100% │", text)
+    assert re.search(r"│\s+8 │\s+5\.00 │\s+5\.00 │\s+3\.60x │\s+45% │", text)
+    assert "2 of 6 tests have no recorded duration" in text
