@@ -15,15 +15,29 @@ seconds per agent and per unit, flaky tests, crashed and timed-out tests, every 
 
 from __future__ import annotations
 
-import html
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.model import Outcome
-from orchestrator.report.charts import Series, line_chart_svg, nice_ticks
+from orchestrator.report._values import (
+    OUTCOME_COLOURS,
+    agent_name,
+    as_list,
+    as_map,
+    badge,
+    colour_of,
+    esc,
+    group_by_runner,
+    number,
+    outcome_or_none,
+    seconds_text,
+    units_of,
+)
+from orchestrator.report.charts import Series, line_chart_svg
 from orchestrator.report.outcomes import failure_text, rebuild_report
+from orchestrator.report.timeline import timeline_svg
 
 __all__ = ["OUTCOME_COLOURS", "render_html", "write_html"]
 
@@ -42,18 +56,6 @@ _OUTCOME_ORDER = tuple(
         "passed",
     )
 )
-OUTCOME_COLOURS = {
-    Outcome.PASSED: "#3a9b54",
-    Outcome.FAILED: "#d9443b",
-    Outcome.ERROR: "#e9892b",
-    Outcome.CRASHED: "#8e44ad",
-    Outcome.TIMEOUT: "#b0306e",
-    Outcome.NOT_RUN: "#9aa0a6",
-    Outcome.SKIPPED: "#d8c33f",
-    Outcome.XFAILED: "#7fa7c9",
-    Outcome.XPASSED: "#3c7dbf",
-}
-_UNKNOWN_COLOUR = "#666"
 _SLOWEST_UNITS = 25
 
 _CSS = """
@@ -125,11 +127,11 @@ def write_html(document: Mapping[str, Any], path: str, bench: Mapping[str, Any] 
 
 def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = None) -> str:
     """The whole page as a string (what `write_html` writes); tests read it directly."""
-    tests = [t for t in _list(document.get("tests")) if isinstance(t, Mapping)]
-    agents = [a for a in _list(document.get("agents")) if isinstance(a, Mapping)]
+    tests = [t for t in as_list(document.get("tests")) if isinstance(t, Mapping)]
+    agents = [a for a in as_list(document.get("agents")) if isinstance(a, Mapping)]
     title = "orchestrate bench" if bench and not tests else "orchestrate report"
     body = [
-        f"<h1>{_e(title)}</h1>",
+        f"<h1>{esc(title)}</h1>",
         "" if bench and not tests else _summary(document, tests),
         _bench_section(bench) if bench else "",
     ]
@@ -148,7 +150,7 @@ def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = N
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-            f"<title>{_e(title)}</title>",
+            f"<title>{esc(title)}</title>",
             f"<script>{_ERROR_HOOK}</script>",
             f"<style>{_CSS}</style>",
             "</head><body>",
@@ -160,57 +162,11 @@ def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = N
     )
 
 
-# --- values from the document, whatever shape an old or odd file gives them ---
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _float(mapping: Mapping[str, Any], key: str) -> float | None:
-    value = mapping.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def _outcome(value: Any) -> Outcome | None:
-    try:
-        return Outcome(value)
-    except ValueError:
-        return None
-
-
-def _colour(value: Any) -> str:
-    outcome = _outcome(value)
-    return OUTCOME_COLOURS[outcome] if outcome else _UNKNOWN_COLOUR
-
-
-def _badge(value: Any) -> str:
-    return f'<span class="badge" style="background:{_colour(value)}">{_e(value)}</span>'
-
-
-def _agent_name(agent: Mapping[str, Any]) -> str:
-    return f"agent {agent.get('agent_id', '?')}"
-
-
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
     """A table of already escaped cells; columns in `numeric` are right-aligned."""
     right = set(numeric)
     head = "".join(
-        f'<th class="n">{_e(h)}</th>' if i in right else f"<th>{_e(h)}</th>" for i, h in enumerate(headers)
+        f'<th class="n">{esc(h)}</th>' if i in right else f"<th>{esc(h)}</th>" for i, h in enumerate(headers)
     )
     body = "".join(
         "<tr>"
@@ -242,27 +198,28 @@ def _ordered_outcomes(counts: Mapping[str, int]) -> list[str]:
 def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> str:
     counts = _counts(document, tests)
     badges = "".join(
-        f'<span style="background:{_colour(o)}">{counts[o]} {_e(o)}</span>' for o in _ordered_outcomes(counts)
+        f'<span style="background:{colour_of(o)}">{counts[o]} {esc(o)}</span>'
+        for o in _ordered_outcomes(counts)
     )
     facts = []
-    if (wall := _float(document, "wall_seconds")) is not None:
+    if (wall := number(document, "wall_seconds")) is not None:
         facts.append(f"{wall:.2f} s wall-clock")
     if "exit_code" in document:
-        facts.append(f"exit code {_e(document['exit_code'])}")
-    plan = _map(document.get("plan"))
+        facts.append(f"exit code {esc(document['exit_code'])}")
+    plan = as_map(document.get("plan"))
     if plan:
         facts.append(
-            f"{_e(plan.get('agents', '?'))} agents; predicted makespan {_seconds(_float(plan, 'predicted_makespan'))} s, "
-            f"lower bound max(total/N, longest unit) {_seconds(_float(plan, 'lower_bound'))} s"
+            f"{esc(plan.get('agents', '?'))} agents; predicted makespan {seconds_text(number(plan, 'predicted_makespan'))} s, "
+            f"lower bound max(total/N, longest unit) {seconds_text(number(plan, 'lower_bound'))} s"
         )
-    extra = _map(document.get("extra"))
+    extra = as_map(document.get("extra"))
     if isinstance(extra.get("merged"), list):
         facts.append(f"merged from {len(extra['merged'])} CI runner artifact(s)")
     if document.get("plan_fingerprint"):
-        facts.append(f"plan {_e(document['plan_fingerprint'])}")
+        facts.append(f"plan {esc(document['plan_fingerprint'])}")
     if document.get("interrupted"):
         facts.append('<span class="warn">interrupted</span>')
-    messages = "".join(f'<li class="warn">{_e(m)}</li>' for m in _list(document.get("messages")))
+    messages = "".join(f'<li class="warn">{esc(m)}</li>' for m in as_list(document.get("messages")))
     return f'<div class="counts">{badges or "no tests"}</div><div class="muted">{"; ".join(facts)}</div>' + (
         f"<ul>{messages}</ul>" if messages else ""
     )
@@ -272,7 +229,7 @@ def _timeline_section(document: Mapping[str, Any], agents: Sequence[Mapping[str,
     if not agents:
         return ""
     legend = "".join(
-        f'<span><i style="background:{colour}"></i>{_e(name)}</span>'
+        f'<span><i style="background:{colour}"></i>{esc(name)}</span>'
         for name, colour in (
             ("stack start", "#b9c7d8"),
             ("worker start and collection", "#d7c9e6"),
@@ -289,174 +246,29 @@ def _timeline_section(document: Mapping[str, Any], agents: Sequence[Mapping[str,
     )
 
 
-def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]]) -> str:
-    """The timeline: one lane per agent (under a heading per CI runner when merged), a time axis,
-    the lower bound and the predicted makespan as vertical lines."""
-    lane_height, lane_gap, group_height, left, width = 20, 6, 20, 120, 1000
-    plot_width = width - left - 20
-    grouped = _group_by_runner(agents)
-    plan = _map(document.get("plan"))
-    end = max(
-        [_float(document, "wall_seconds") or 0.0]
-        + [v for a in agents for v in _map(a.get("timeline")).values() if isinstance(v, int | float)]
-        + [_float(u, "finished") or 0.0 for a in agents for u in _units(a)]
-        + [1e-6]
-    )
-    test_start = min(
-        (v for a in agents if (v := _float(_map(a.get("timeline")), "worker_ready")) is not None), default=0.0
-    )
-    marks = [
-        (name, test_start + value, colour)
-        for name, key, colour in (
-            ("lower bound", "lower_bound", "#222"),
-            ("predicted", "predicted_makespan", "#2a6fdb"),
-        )
-        if (value := _float(plan, key)) is not None
-    ]
-    end = max([end] + [x for _, x, _ in marks])
-    ticks = nice_ticks(end, 10)
-    end = ticks[-1]
-
-    def x(t: float) -> float:
-        return left + plot_width * max(0.0, t) / end
-
-    rows: list[str] = []
-    y = 8 + 14 * len(marks)  # room for the marks' labels above the lanes
-    for runner, members in grouped:
-        if runner is not None:
-            rows.append(f'<text x="4" y="{y + 14}" font-weight="bold">runner {_e(runner)}</text>')
-            y += group_height
-        for agent in members:
-            rows.append(_lane(agent, y, lane_height, x))
-            y += lane_height + lane_gap
-    axis_y = y + 4
-    axis = [f'<line x1="{left}" x2="{left + plot_width}" y1="{axis_y}" y2="{axis_y}" stroke="#888"/>']
-    for tick in ticks:
-        axis.append(
-            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="4" y2="{axis_y + 4}" stroke="#eee"/>'
-            f'<text x="{x(tick):.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#555">{tick:g}</text>'
-        )
-    axis.append(
-        f'<text x="{left + plot_width / 2:.1f}" y="{axis_y + 32}" text-anchor="middle">seconds</text>'
-    )
-    for position, (name, at, colour) in enumerate(marks):
-        axis.append(
-            f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{6 + 14 * position}" y2="{axis_y}" stroke="{colour}" stroke-width="1.5" '
-            f'stroke-dasharray="5 3"><title>{_e(name)}: {at - test_start:.2f} s after the first worker was ready'
-            f"</title></line>"
-            f'<text x="{x(at) + 3:.1f}" y="{16 + 14 * position}" fill="{colour}">{_e(name)} {at - test_start:.1f} s</text>'
-        )
-    height = axis_y + 40
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'font-family="sans-serif" font-size="12" id="timeline">' + "".join(axis) + "".join(rows) + "</svg>"
-    )
-
-
-def _group_by_runner(agents: Sequence[Mapping[str, Any]]) -> list[tuple[Any, list[Mapping[str, Any]]]]:
-    """Agents in lane order, under their CI runner (None when the document is not merged)."""
-    groups: dict[Any, list[Mapping[str, Any]]] = {}
-    for agent in agents:
-        groups.setdefault(agent.get("runner"), []).append(agent)
-    keys = sorted(groups, key=lambda k: (k is not None, str(k).zfill(8)))
-    return [(k, sorted(groups[k], key=lambda a: str(a.get("agent_id", "")).zfill(8))) for k in keys]
-
-
-def _units(agent: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [u for u in _list(agent.get("units")) if isinstance(u, Mapping)]
-
-
-def _lane(agent: Mapping[str, Any], y: int, height: int, x: Any) -> str:
-    """One agent's lane: stack start, worker start, units, idle gaps, stack teardown."""
-    timeline = _map(agent.get("timeline"))
-    started = _float(timeline, "started")
-    stack_ready = _float(timeline, "stack_ready")
-    worker_ready = _float(timeline, "worker_ready")
-    finished = _float(timeline, "finished")
-    stopped = _float(timeline, "stopped")
-    label = _agent_name(agent)
-    host = str(agent.get("host", ""))
-    node = _map(agent.get("node"))
-    where = ", ".join(str(v) for v in (host, node.get("hostname"), node.get("address")) if v)
-    parts = [
-        f'<g class="lane" data-agent="{_e(agent.get("agent_id", ""))}">',
-        f'<text x="4" y="{y + height - 6}">{_e(label)}<title>{_e(where or label)}</title></text>',
-    ]
-
-    def bar(start: float | None, end: float | None, fill: str, tip: str, css: str) -> None:
-        if start is None or end is None or end <= start:
-            return
-        parts.append(
-            f'<rect class="{css}" x="{x(start):.1f}" y="{y}" width="{max(0.5, x(end) - x(start)):.1f}" '
-            f'height="{height}" fill="{fill}" stroke="#fff" stroke-width="0.5"><title>{_e(tip)}</title></rect>'
-        )
-
-    ready = stack_ready if stack_ready is not None else started
-    bar(started, stack_ready, "#b9c7d8", f"{label}: stack start, {_span(started, stack_ready)}", "stack")
-    bar(
-        ready,
-        worker_ready,
-        "#d7c9e6",
-        f"{label}: worker start and collection, {_span(ready, worker_ready)}",
-        "worker",
-    )
-    units = sorted(_units(agent), key=lambda u: _float(u, "started") or 0.0)
-    cursor = worker_ready
-    for unit in units:
-        unit_start, unit_end = _float(unit, "started"), _float(unit, "finished")
-        if cursor is not None and unit_start is not None and unit_start - cursor > 0.01:
-            bar(cursor, unit_start, "#f1f1f1", f"{label}: idle {unit_start - cursor:.2f} s", "idle")
-        if unit_end is not None:
-            cursor = unit_end if cursor is None else max(cursor, unit_end)
-        predicted = _float(unit, "predicted_seconds")
-        tip = (
-            f"{unit.get('unit_id', '?')}\n{unit.get('tests', '?')} tests, {unit.get('outcome', '?')}\n"
-            f"{_span(unit_start, unit_end)}"
-            + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
-        )
-        bar(unit_start, unit_end, _colour(unit.get("outcome")), tip, "unit")
-    if cursor is not None and finished is not None and finished - cursor > 0.01:
-        bar(cursor, finished, "#f1f1f1", f"{label}: idle {finished - cursor:.2f} s", "idle")
-    bar(finished, stopped, "#cfcfcf", f"{label}: stack teardown, {_span(finished, stopped)}", "teardown")
-    if not timeline and not units:
-        parts.append(f'<text x="{x(0) + 4:.1f}" y="{y + height - 6}" fill="#999">no timeline recorded</text>')
-    if agent.get("error"):
-        parts.append(
-            f'<text x="{x(0) - 14:.1f}" y="{y + height - 6}" fill="#d9443b">!<title>{_e(agent["error"])}</title></text>'
-        )
-    parts.append("</g>")
-    return "".join(parts)
-
-
-def _span(start: float | None, end: float | None) -> str:
-    if start is None or end is None:
-        return "?"
-    return f"{end - start:.2f} s ({start:.2f}-{end:.2f})"
-
-
 def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
     if not agents:
         return ""
     merged = any(a.get("runner") is not None for a in agents)
     rows = []
-    for _, members in _group_by_runner(agents):
+    for _, members in group_by_runner(agents):
         for agent in members:
-            predicted, busy = _float(agent, "predicted_seconds"), _float(agent, "busy_seconds")
+            predicted, busy = number(agent, "predicted_seconds"), number(agent, "busy_seconds")
             rows.append(
                 [
-                    *([_e(agent.get("runner", ""))] if merged else []),
-                    _e(agent.get("agent_id", "?")),
-                    _e(agent.get("host", "")),
-                    _e(agent.get("tests", "")),
-                    _seconds(predicted),
-                    _seconds(busy),
+                    *([esc(agent.get("runner", ""))] if merged else []),
+                    esc(agent.get("agent_id", "?")),
+                    esc(agent.get("host", "")),
+                    esc(agent.get("tests", "")),
+                    seconds_text(predicted),
+                    seconds_text(busy),
                     _ratio(busy, predicted),
-                    _seconds(_float(agent, "idle_seconds")),
-                    _seconds(_float(agent, "wall_seconds")),
-                    _seconds(_float(agent, "stack_up_seconds")),
-                    _seconds(_float(agent, "stack_down_seconds")),
-                    _e(agent.get("worker_restarts", "")),
-                    f'<span class="warn">{_e(agent.get("error", ""))}</span>',
+                    seconds_text(number(agent, "idle_seconds")),
+                    seconds_text(number(agent, "wall_seconds")),
+                    seconds_text(number(agent, "stack_up_seconds")),
+                    seconds_text(number(agent, "stack_down_seconds")),
+                    esc(agent.get("worker_restarts", "")),
+                    f'<span class="warn">{esc(agent.get("error", ""))}</span>',
                 ]
             )
     headers = [
@@ -478,22 +290,22 @@ def _ratio(actual: float | None, predicted: float | None) -> str:
 
 def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
     units = [
-        (agent, unit, (_float(unit, "finished") or 0.0) - (_float(unit, "started") or 0.0))
+        (agent, unit, (number(unit, "finished") or 0.0) - (number(unit, "started") or 0.0))
         for agent in agents
-        for unit in _units(agent)
+        for unit in units_of(agent)
     ]
     if not units:
         return ""
     units.sort(key=lambda item: -item[2])
     rows = [
         [
-            f"<code>{_e(unit.get('unit_id', '?'))}</code>",
-            _e(_agent_name(agent).removeprefix("agent ")),
-            _e(unit.get("tests", "")),
-            _badge(unit.get("outcome", "?")),
-            _seconds(_float(unit, "predicted_seconds")),
-            _seconds(seconds),
-            _ratio(seconds, _float(unit, "predicted_seconds")),
+            f"<code>{esc(unit.get('unit_id', '?'))}</code>",
+            esc(agent_name(agent).removeprefix("agent ")),
+            esc(unit.get("tests", "")),
+            badge(unit.get("outcome", "?")),
+            seconds_text(number(unit, "predicted_seconds")),
+            seconds_text(seconds),
+            _ratio(seconds, number(unit, "predicted_seconds")),
         ]
         for agent, unit, seconds in units[:_SLOWEST_UNITS]
     ]
@@ -510,12 +322,12 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _attempts(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [a for a in _list(test.get("attempts")) if isinstance(a, Mapping)]
+    return [a for a in as_list(test.get("attempts")) if isinstance(a, Mapping)]
 
 
 def _attempts_text(test: Mapping[str, Any]) -> str:
     return " → ".join(
-        f"{a.get('outcome', '?')} (agent {a.get('agent', '?')}, {_seconds(_float(a, 'duration')) or '?'} s)"
+        f"{a.get('outcome', '?')} (agent {a.get('agent', '?')}, {seconds_text(number(a, 'duration')) or '?'} s)"
         for a in _attempts(test)
     )
 
@@ -525,7 +337,7 @@ def _flaky_section(tests: Sequence[Mapping[str, Any]]) -> str:
     if not flaky:
         return ""
     rows = [
-        [f"<code>{_e(t.get('node_id', '?'))}</code>", _badge(t.get("outcome", "?")), _e(_attempts_text(t))]
+        [f"<code>{esc(t.get('node_id', '?'))}</code>", badge(t.get("outcome", "?")), esc(_attempts_text(t))]
         for t in flaky
     ]
     return f"<h2>Flaky and retried tests ({len(flaky)})</h2>" + _table(
@@ -538,8 +350,8 @@ def _unfinished_section(tests: Sequence[Mapping[str, Any]]) -> str:
     if not unfinished:
         return ""
     items = "".join(
-        f"<li>{_badge(t.get('outcome'))} <code>{_e(t.get('node_id', '?'))}</code> on agent "
-        f"{_e(t.get('agent', '?'))}<pre>{_e(_details_text(t))}</pre></li>"
+        f"<li>{badge(t.get('outcome'))} <code>{esc(t.get('node_id', '?'))}</code> on agent "
+        f"{esc(t.get('agent', '?'))}<pre>{esc(_details_text(t))}</pre></li>"
         for t in unfinished
     )
     return (
@@ -554,11 +366,11 @@ def _details_text(test: Mapping[str, Any]) -> str:
     if not attempts:
         return ""
     final = attempts[-1]
-    outcome = _outcome(test.get("outcome"))
-    reports = [r for r in _list(final.get("reports")) if isinstance(r, Mapping)]
+    outcome = outcome_or_none(test.get("outcome"))
+    reports = [r for r in as_list(final.get("reports")) if isinstance(r, Mapping)]
     chunks: list[str] = []
     if outcome in (Outcome.CRASHED, Outcome.TIMEOUT, Outcome.NOT_RUN):
-        chunks.append(failure_text(outcome, str(final.get("message", "")), _float(final, "duration") or 0.0))
+        chunks.append(failure_text(outcome, str(final.get("message", "")), number(final, "duration") or 0.0))
         reports = reports[-1:]  # what pytest captured before the worker died is in its last report
         show_longrepr = False
     else:
@@ -583,7 +395,7 @@ def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
     for test in tests:
         counts[str(test.get("outcome", "?"))] = counts.get(str(test.get("outcome", "?")), 0) + 1
     boxes = "".join(
-        f'<label><input type="checkbox" data-outcome="{_e(o)}" checked> {_badge(o)} {counts[o]}</label>'
+        f'<label><input type="checkbox" data-outcome="{esc(o)}" checked> {badge(o)} {counts[o]}</label>'
         for o in _ordered_outcomes(counts)
     )
     failing = ",".join(o.value for o in _OUTCOME_ORDER if o.is_failure or o is Outcome.NOT_RUN)
@@ -593,14 +405,14 @@ def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
         outcome = str(test.get("outcome", "?"))
         details = _details_text(test) if outcome not in ("passed", "skipped", "xfailed") else ""
         attempts = _attempts(test)
-        cell = f"<code>{_e(node_id)}</code>"
+        cell = f"<code>{esc(node_id)}</code>"
         if details:
-            cell = f"<details><summary>{cell}</summary><pre>{_e(details)}</pre></details>"
+            cell = f"<details><summary>{cell}</summary><pre>{esc(details)}</pre></details>"
         rows.append(
-            f'<tr data-outcome="{_e(outcome)}" data-id="{_e(node_id.lower())}"><td>{_badge(outcome)}</td>'
-            f'<td>{cell}</td><td class="n">{_seconds(_float(test, "duration"))}</td>'
-            f'<td class="n">{_e(test.get("agent", ""))}</td>'
-            f"<td>{_e(_attempts_text(test)) if len(attempts) > 1 else len(attempts)}</td></tr>"
+            f'<tr data-outcome="{esc(outcome)}" data-id="{esc(node_id.lower())}"><td>{badge(outcome)}</td>'
+            f'<td>{cell}</td><td class="n">{seconds_text(number(test, "duration"))}</td>'
+            f'<td class="n">{esc(test.get("agent", ""))}</td>'
+            f"<td>{esc(_attempts_text(test)) if len(attempts) > 1 else len(attempts)}</td></tr>"
         )
     return (
         f'<h2>Tests (<span id="shown">{len(tests)}</span> of {len(tests)} shown)</h2>'
@@ -614,22 +426,22 @@ def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
 
 def _bench_section(bench: Mapping[str, Any]) -> str:
     """The table and chart of `orchestrate bench`: each method and N, measured against predicted."""
-    rows_data = [r for r in _list(bench.get("rows")) if isinstance(r, Mapping)]
+    rows_data = [r for r in as_list(bench.get("rows")) if isinstance(r, Mapping)]
     rows = [
         [
-            _e(r.get("method", "?")),
-            _e(r.get("agents", "")),
-            _seconds(_float(r, "median")),
-            f"{_seconds(_float(r, 'min'))}–{_seconds(_float(r, 'max'))}"
-            if _float(r, "min") is not None
+            esc(r.get("method", "?")),
+            esc(r.get("agents", "")),
+            seconds_text(number(r, "median")),
+            f"{seconds_text(number(r, 'min'))}–{seconds_text(number(r, 'max'))}"
+            if number(r, "min") is not None
             else "",
-            _seconds(_float(r, "predicted")),
-            _seconds(_float(r, "lower_bound")),
-            _e(r.get("failures", "")),
+            seconds_text(number(r, "predicted")),
+            seconds_text(number(r, "lower_bound")),
+            esc(r.get("failures", "")),
         ]
         for r in rows_data
     ]
-    notes = "".join(f"<li>{_e(n)}</li>" for n in _list(bench.get("notes")))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in as_list(bench.get("notes")))
     return (
         "<h2>Benchmark: measured against predicted wall-clock</h2>"
         + _table(
@@ -647,14 +459,16 @@ _METHOD_COLOURS = ("#2a6fdb", "#d9443b", "#3a9b54", "#8e44ad", "#e9892b", "#555"
 
 def bench_chart_svg(bench: Mapping[str, Any]) -> str:
     """The bench chart: median wall-clock (min-max bars) per method against N, and the predictions."""
-    rows = [r for r in _list(bench.get("rows")) if isinstance(r, Mapping) and _float(r, "median") is not None]
+    rows = [
+        r for r in as_list(bench.get("rows")) if isinstance(r, Mapping) and number(r, "median") is not None
+    ]
     methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
     series = []
     every_n = sorted({r["agents"] for r in rows if isinstance(r.get("agents"), int)})
     for position, method in enumerate(methods):
         mine = [r for r in rows if str(r.get("method")) == method and isinstance(r.get("agents"), int)]
-        points = tuple((float(r["agents"]), _float(r, "median") or 0.0) for r in mine)
-        ranges = tuple((_float(r, "min") or 0.0, _float(r, "max") or 0.0) for r in mine)
+        points = tuple((float(r["agents"]), number(r, "median") or 0.0) for r in mine)
+        ranges = tuple((number(r, "min") or 0.0, number(r, "max") or 0.0) for r in mine)
         if method == "serial" and len(mine) == 1:  # one figure for every N: a reference line across
             points = tuple((float(n), points[0][1]) for n in every_n)
             ranges = ranges * len(every_n)
@@ -673,7 +487,7 @@ def bench_chart_svg(bench: Mapping[str, Any]) -> str:
             for r in rows
             if str(r.get("method")) == "orchestrate"
             and isinstance(r.get("agents"), int)
-            and (value := _float(r, key)) is not None
+            and (value := number(r, key)) is not None
         )
         if points:
             series.append(Series(name, points, colour, dashed=True))
