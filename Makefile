@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AGENTS ?= 4
 
-.PHONY: demo test setup engine images lint test-fast clean bench
+.PHONY: demo test setup browser engine images lint test-fast clean bench
 
 $(BIN)/orchestrate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(BIN)/orchestrate: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(BIN)/orchestrate
+setup: $(BIN)/orchestrate browser
+
+# Debian's chromium, for the `browser` tests of the HTML report (skipped when it is missing):
+# installed once, left alone when present.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+		|| echo "warning: could not install chromium; the browser tests will be skipped"
 
 engine:
 	bash deploy/setup-docker.sh

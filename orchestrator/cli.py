@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from orchestrator.errors import (
     EXIT_INTERRUPTED,
@@ -22,6 +22,9 @@ from orchestrator.errors import (
 )
 from orchestrator.model import GroupBy
 from orchestrator.plugin import DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
+
+if TYPE_CHECKING:
+    from orchestrator.bench import BenchConfig
 
 PROG = "orchestrate"
 
@@ -109,6 +112,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None
     )
     parser.add_argument("--junitxml", metavar="PATH", help="write one JUnit XML report for the whole run")
     parser.add_argument("--results", metavar="PATH", help="write the machine-readable results (JSON)")
+    _add_html_option(parser)
     parser.add_argument(
         "--stack",
         metavar="FILE",
@@ -186,10 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_option(plan)
     plan.add_argument(
         "--agents",
-        type=_positive_int,
+        type=_agent_counts,
         default=None,
-        metavar="N",
-        help="number of agents (default: CPU count)",
+        metavar="N|LIST",
+        help="number of agents (default: CPU count); a list (1,2,4,8) or a range (1-16) prints the predicted "
+        "makespan, lower bound and efficiency for each",
+    )
+    plan.add_argument(
+        "--plot", metavar="PATH", help="also draw the predicted makespan against N as an SVG picture"
     )
 
     shard = sub.add_parser(
@@ -224,6 +232,8 @@ An explicit flag wins over the variables.""",
         "--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH", help="duration store to update"
     )
     merge.add_argument("-v", "--verbose", action="store_true")
+    _add_html_option(merge)
+    _add_report_and_bench_parsers(sub)
 
     durations = sub.add_parser("durations", help="inspect or import the duration store")
     dsub = durations.add_subparsers(
@@ -276,10 +286,14 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
 
     if args.command in ("run", "plan", "shard"):
         return _pytest_session(_session_args(args, pytest_args))
+    if args.command == "bench":
+        return commands.bench(_bench_config(args, pytest_args))
     if pytest_args:
         raise UsageError(f"`{args.command}` takes no pytest arguments after --")
     if args.command == "merge":
         return _pytest_session(_merge_args(args))
+    if args.command == "report":
+        return commands.report(args.results_file, args.html)
     if args.command == "durations":
         if args.durations_command == "show":
             return commands.durations_show(args.durations, args.n)
@@ -310,12 +324,16 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
         if "--pyargs" not in pytest_args and not os.path.exists(file_part):
             raise UsageError(f"file or directory not found: {path}")
     session = [*args.paths, *pytest_args]
-    session += ["--agents", str(args.agents or os.cpu_count() or 1)]
+    counts = args.agents if isinstance(args.agents, tuple) else (args.agents or os.cpu_count() or 1,)
+    session += ["--agents", str(counts[0])]
     session += ["--orchestrate-durations", args.durations, "--orchestrate-group-by", args.group_by]
     if args.split:
         session.append("--orchestrate-split")
     if args.command == "plan":
-        return [*session, "--orchestrate-plan", "-q", "--no-header"]
+        session += ["--orchestrate-plan", ",".join(map(str, counts)), "-q", "--no-header"]
+        if args.plot:
+            session += ["--orchestrate-plot", args.plot]
+        return session
     stack_file = args.stack or _pyproject_setting("stack")
     if stack_file:
         _check_stack(stack_file)
@@ -429,6 +447,101 @@ def _pyproject_setting(key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise UsageError(f"pyproject.toml: [tool.orchestrate] {key} must be a string")
     return value
+
+
+# --- the HTML report, `plan --agents LIST`, `report` and `bench` (issue 13) ---
+
+
+def _add_html_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--html",
+        metavar="PATH",
+        help="write a self-contained HTML report (outcomes, timeline per agent, predicted against actual)",
+    )
+
+
+def _agent_counts(text: str) -> tuple[int, ...]:
+    """An argparse type: one agent count, a list (1,2,4,8) or a range (1-16)."""
+    from orchestrator.whatif import parse_agent_counts
+
+    try:
+        return parse_agent_counts(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser(
+        "report",
+        help="make the HTML report of a results file",
+        description="Write the HTML report of a run from its results file (`--results`), e.g. from a CI artifact.",
+    )
+    report.add_argument("results_file", metavar="RESULTS", help="a results file written with --results")
+    report.add_argument("--html", metavar="PATH", required=True, help="where to write the page")
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark this suite: orchestrate on N agents against serial pytest and pytest-xdist",
+        description="Run the suite with each method and agent count as subprocesses, repetitions interleaved "
+        "(each repetition runs every method once, in rotated order), and print the median wall-clock "
+        "(min-max) beside the predicted makespan and the lower bound. PYTHONDONTWRITEBYTECODE is unset for "
+        "every method alike (with it, every pytest process redoes assertion rewriting). Methods: "
+        "`orchestrate run ... --results`, `pytest` (serial), `pytest -n N --dist worksteal` (xdist). "
+        "orchestrate runs plan from a fresh copy of the duration store each time, which they do not change.",
+    )
+    _add_selection_options(bench)
+    _add_split_option(bench)
+    bench.add_argument(
+        "--agents", type=_agent_counts, default=(2, 4), metavar="LIST", help="agent counts (default: 2,4)"
+    )
+    bench.add_argument(
+        "--against",
+        default="serial,xdist",
+        metavar="METHODS",
+        help="what orchestrate is compared with: serial, xdist, or both (default: serial,xdist); none: ''",
+    )
+    bench.add_argument(
+        "--repetitions", type=_positive_int, default=3, metavar="R", help="runs of each method (default: 3)"
+    )
+    bench.add_argument(
+        "--backend", choices=["ray", "local"], default="local", help="orchestrate's backend (default: local)"
+    )
+    bench.add_argument("--stack", metavar="FILE", help="stack file for orchestrate's agents")
+    bench.add_argument("--timeout", type=_positive_float, default=1800, metavar="SECONDS",
+                       help="give up on one run after this long (default: 1800)")  # fmt: skip
+    bench.add_argument("--results", metavar="PATH", help="write the measurements as JSON")
+    _add_html_option(bench)
+
+
+def _bench_config(args: argparse.Namespace, pytest_args: list[str]) -> BenchConfig:
+    from orchestrator.bench import METHODS, BenchConfig
+
+    against = tuple(m.strip() for m in args.against.split(",") if m.strip())
+    unknown = [m for m in against if m not in METHODS]
+    if unknown:
+        raise UsageError(
+            f"unknown method(s) for --against: {', '.join(unknown)} (choose from {', '.join(METHODS)})"
+        )
+    from orchestrator.bench import BenchSuite
+
+    return BenchConfig(
+        run=BenchSuite(
+            paths=tuple(args.paths),
+            pytest_args=tuple(pytest_args),
+            durations_path=args.durations,
+            group_by=GroupBy(args.group_by),
+            stack_file=args.stack or _pyproject_setting("stack"),
+            split=args.split,
+            backend=args.backend,
+            cwd=os.getcwd(),
+        ),
+        agent_counts=args.agents,
+        against=against,
+        repetitions=args.repetitions,
+        timeout=args.timeout,
+        results=args.results,
+        html=args.html,
+    )
 
 
 __all__ = ["build_parser", "main"]

@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from orchestrator import warm
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import EXIT_OK, ArtifactError
+from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
+
+if TYPE_CHECKING:
+    from orchestrator.bench import BenchConfig
 
 
 def _load_store(path: str) -> DurationStore:
@@ -78,3 +82,44 @@ def clean(all_owners: bool) -> int:
     containers, networks = sweep(all_owners=all_owners)
     print(f"removed {containers} container(s) and {networks} network(s)")
     return EXIT_OK
+
+
+# --- the HTML report, `plan --agents LIST`, `report` and `bench` (issue 13) ---
+
+
+def report(results_path: str, html: str) -> int:
+    """`orchestrate report RESULTS --html PATH`: the HTML page of a results file, made later."""
+    from orchestrator.report.html import write_html
+    from orchestrator.report.results import read_document
+
+    document = read_document(results_path)
+    try:
+        write_html(document, html)
+    except OSError as exc:
+        raise ArtifactError(f"could not write {html}: {exc.strerror or exc}") from exc
+    print(f"orchestrate: wrote {html} ({len(document.get('tests') or [])} tests)")
+    return EXIT_OK
+
+
+def bench(config: BenchConfig) -> int:
+    """`orchestrate bench`: measure this suite with orchestrate, serial pytest and xdist."""
+    import json
+
+    from orchestrator.bench import NOTE_BYTECODE, run_bench
+    from orchestrator.report.html import write_html
+    from orchestrator.report.tables import render_bench, stdout_console
+
+    console = stdout_console()
+    console.print(f"orchestrate bench: {NOTE_BYTECODE}", markup=False)
+    result = run_bench(config, lambda line: console.print(f"orchestrate bench: {line}", markup=False))
+    render_bench(result, console)
+    document = result.to_json()
+    try:
+        if config.results:
+            with open(config.results, "w", encoding="utf-8") as stream:
+                json.dump(document, stream, indent=1)
+        if config.html:
+            write_html({}, config.html, bench=document)
+    except OSError as exc:
+        raise ArtifactError(f"could not write the benchmark's results: {exc.strerror or exc}") from exc
+    return EXIT_TESTS_FAILED if result.failed else EXIT_OK

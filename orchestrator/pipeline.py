@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
+from orchestrator.errors import UsageError
 from orchestrator.model import GroupBy, Plan, TestUnit
 from orchestrator.scheduling import plan_lpt
 from orchestrator.scheduling.split import split_oversized
@@ -91,3 +92,28 @@ def shard_of(
         units = split_oversized(estimate_units(units, store), runners)
     whole = plan_lpt(estimate_units(units, store), runners)
     return whole, tuple(e.unit for e in whole.shards[index - 1].units)
+
+
+def collect_units(args: Sequence[str], group_by: GroupBy) -> tuple[TestUnit, ...]:
+    """Collect in this process with pytest's own collection and return the units (quietly).
+
+    For callers that are not a pytest session themselves (`orchestrate bench`). Raises
+    UsageError with pytest's exit code when the collection fails.
+    """
+    import contextlib
+    import io
+
+    found: list[pytest.Item] = []
+
+    class _Keep:
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            found.extend(session.items)
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        code = pytest.main([*args, "--collect-only", "-qq", "-p", "no:cacheprovider"], plugins=[_Keep()])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise UsageError(
+            f"collection failed (pytest exit code {int(code)}): {output.getvalue().strip()[-500:]}"
+        )
+    return units_of(found, group_by)

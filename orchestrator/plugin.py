@@ -30,7 +30,7 @@ import pytest
 from orchestrator import protocol as p
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import USER_ERRORS
-from orchestrator.model import GroupBy, JunitSettings, RunReport
+from orchestrator.model import GroupBy, JunitSettings, RunReport, TestUnit
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
@@ -88,7 +88,8 @@ class Options:
     backend: str
     address: str | None
     shard: tuple[int, int] | None
-    plan_only: bool
+    plan_counts: tuple[int, ...]
+    plot: str | None
     merge: tuple[str, ...]
     html: str | None
 
@@ -117,7 +118,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--orchestrate-backend", choices=["local", "ray"], default=None)
     add("--orchestrate-address", metavar="ADDR", default=None, help="a Ray cluster to run agents on")
     add("--orchestrate-shard", metavar="I/N", default=None, help="run CI runner I of N's part only")
-    add("--orchestrate-plan", action="store_true", default=False, help="print the plan, run nothing")
+    add(
+        "--orchestrate-plan",
+        metavar="N,...",
+        default=None,
+        help="print the plan for these agent counts, run nothing",
+    )
+    add(
+        "--orchestrate-plot",
+        metavar="PATH",
+        default=None,
+        help="with --orchestrate-plan: draw makespan against N (SVG)",
+    )
     add(
         "--orchestrate-merge",
         metavar="FILES",
@@ -148,10 +160,22 @@ def _options(config: pytest.Config) -> Options:
         or _default_backend(config.getoption("orchestrate_address")),
         address=config.getoption("orchestrate_address"),
         shard=shard,
-        plan_only=bool(config.getoption("orchestrate_plan")),
+        plan_counts=_plan_counts(config.getoption("orchestrate_plan")),
+        plot=config.getoption("orchestrate_plot"),
         merge=tuple(merge.split(",")) if merge else (),
         html=config.getoption("orchestrate_html"),
     )
+
+
+def _plan_counts(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    from orchestrator.whatif import parse_agent_counts
+
+    try:
+        return parse_agent_counts(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--orchestrate-plan: {exc}") from exc
 
 
 def _default_backend(address: str | None) -> str:
@@ -196,7 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(MergeReplay(config, options), "orchestrate-merge")
             return
-        if options.agents < 1 and not options.plan_only:
+        if options.agents < 1 and not bool(options.plan_counts):
             raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
         coordinator = Coordinator(config, options)
     except USER_ERRORS as exc:
@@ -231,7 +255,7 @@ class Coordinator:
         self.store = store
         if warning:
             _warn(warning)
-        if options.stack_file and not options.plan_only:
+        if options.stack_file and not bool(options.plan_counts):
             self._stack_text = _load_stack(options.stack_file)
 
     # -- the run loop -----------------------------------------------------------------------
@@ -261,13 +285,11 @@ class Coordinator:
             split = False
         else:
             split = self.options.split
+        if self.options.plan_counts:
+            self._print_plans(units, split)
+            return True
         prepared = prepare(units, self.store, max(1, self.options.agents), split)
         self.prepared = prepared
-        if self.options.plan_only:
-            from orchestrator.report.tables import plan_text
-
-            self._print(plan_text(prepared.plan, len(self.store)))
-            return True
         plan = prepared.plan
         self._print(
             f"orchestrate: {plan.tests} tests in {len(prepared.units)} units on {plan.agents} agents "
@@ -324,6 +346,34 @@ class Coordinator:
         finally:
             if self._stack_text and local:
                 _remove_leftovers(run_id, self._warnings)
+
+    def _print_plans(self, units: Sequence[TestUnit], split: bool) -> None:
+        """`orchestrate plan`: one plan in detail, or the predicted makespan for each agent count."""
+        from orchestrator.report.tables import plan_text, predictions_text
+
+        counts = self.options.plan_counts
+        if len(counts) == 1 and not self.options.plot:
+            self._print(plan_text(prepare(units, self.store, counts[0], split).plan, len(self.store)))
+            return
+        from orchestrator.durations.estimate import estimate_units
+        from orchestrator.whatif import predict
+
+        if split:
+            units = prepare(units, self.store, max(counts), split).units
+        estimates = estimate_units(units, self.store)
+        predictions = predict(estimates, counts)
+        unseen = sum(e.unseen_tests for e in estimates)
+        self._print(predictions_text(predictions, sum(len(u.node_ids) for u in units), len(units), unseen))
+        if self.options.plot:
+            from orchestrator.report.charts import predictions_svg
+
+            try:
+                Path(self.options.plot).write_text(predictions_svg(predictions), encoding="utf-8")
+            except OSError as exc:
+                raise pytest.UsageError(
+                    f"could not write {self.options.plot}: {exc.strerror or exc}"
+                ) from exc
+            self._print(f"orchestrate: wrote {self.options.plot}")
 
     @staticmethod
     def _raise_stop(session: pytest.Session, report: RunReport) -> None:
@@ -420,8 +470,10 @@ _VALUE_OPTIONS = (
     "shard",
     "merge",
     "html",
+    "plan",
+    "plot",
 )
-_FLAG_OPTIONS = ("split", "plan")
+_FLAG_OPTIONS = ("split",)
 
 
 def _load_stack(path: str) -> str:

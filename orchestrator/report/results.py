@@ -37,7 +37,7 @@ from typing import Any
 from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
 
-__all__ = ["FORMAT", "read_results", "report_to_document", "write_results"]
+__all__ = ["FORMAT", "read_document", "read_results", "report_to_document", "write_results"]
 
 FORMAT = 1
 KIND = "orchestrate-results"
@@ -72,13 +72,19 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
 
 
 def report_to_document(report: RunReport, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The whole results document in memory (what `write_results` streams to disk)."""
-    document = _head(report, extra)
-    document["tests"] = [_result_to_json(result) for result in report.results]
+    """The results document of `report` as one dict: what `write_results` writes, read back.
+
+    Called by the CLI for `--html` (orchestrator/report/html.py renders this dict), so the page
+    of a run and the page `orchestrate report` makes later from its results file are the same.
+    """
+    # Through JSON, a part at a time: tuples become lists and odd values their repr, as in the file.
+    document: dict[str, Any] = json.loads(json.dumps(_head(report, extra), default=repr))
+    document["tests"] = [json.loads(json.dumps(_result_to_json(r), default=repr)) for r in report.results]
     return document
 
 
 def _head(report: RunReport, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every key of the document but "tests" (written one test per line after it)."""
     return {
         "format": FORMAT,
         "kind": KIND,
@@ -97,11 +103,12 @@ def _head(report: RunReport, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
-    """Read a file `write_results` wrote: the RunReport and the writer's `extra`.
+def read_document(path: str) -> dict[str, Any]:
+    """The results document in `path` as a dict, its kind and format checked.
 
-    Called by `orchestrate merge` for each shard's file. Raises ArtifactError, with a one-line
-    message naming the file, when it is missing, not JSON, of another format, or incomplete.
+    Called by `read_results` and by `orchestrate report` (the HTML page is made from the dict).
+    Raises ArtifactError, with a one-line message naming the file, when it is missing, not
+    JSON or of another kind or format.
     """
     try:
         with open(path, encoding="utf-8") as stream:
@@ -119,6 +126,16 @@ def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
             f"{path}: results format {document.get('format')!r} is not {FORMAT}; "
             "write and merge with the same orchestrate version"
         )
+    return document
+
+
+def read_results(path: str) -> tuple[RunReport, dict[str, Any]]:
+    """Read a file `write_results` wrote: the RunReport and the writer's `extra`.
+
+    Called by `orchestrate merge` for each shard's file. Raises ArtifactError, with a one-line
+    message naming the file, when it is missing, not JSON, of another format, or incomplete.
+    """
+    document = read_document(path)
     try:
         report = RunReport(
             results=tuple(_result_from_json(item) for item in document["tests"]),

@@ -1,4 +1,4 @@
-"""Tables printed by `orchestrate plan` and `orchestrate durations show` (rich)."""
+"""Tables printed by `orchestrate plan` (one plan, or what-if over agent counts) and `durations show` (rich)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.bench import BenchResult
 from orchestrator.durations.store import UnitDuration
 from orchestrator.model import Plan, RunReport
+from orchestrator.whatif import Prediction
 
 
 def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
@@ -104,3 +106,71 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
         if agent.error:
             console.print(Text(f"agent {agent.agent_id}: {agent.error.splitlines()[0]}"))
     return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
+
+
+def render_predictions(
+    predictions: Sequence[Prediction], tests: int, units: int, unseen_tests: int, console: Console
+) -> None:
+    """The what-if table of `orchestrate plan --agents LIST`: one row per agent count."""
+    table = Table(title="predicted makespan by agent count", title_justify="left")
+    for column in ("agents", "predicted s", "lower bound s", "speed-up", "efficiency"):
+        table.add_column(column, justify="right")
+    for prediction in predictions:
+        table.add_row(
+            str(prediction.agents),
+            f"{prediction.makespan:.2f}",
+            f"{prediction.lower_bound:.2f}",
+            f"{prediction.speedup:.2f}x",
+            f"{prediction.efficiency:.0%}",
+        )
+    console.print(table)
+    if predictions:
+        first = predictions[0]
+        console.print(
+            f"{tests} tests in {units} units; total {first.total_seconds:.2f}s, longest unit "
+            f"{first.longest_unit_seconds:.2f}s; lower bound = max(total/N, longest unit); "
+            "efficiency = total / (N x predicted); start-up and stacks not included",
+            markup=False,
+        )
+        console.print(
+            f"{unseen_tests} of {tests} tests have no recorded duration and are estimated", markup=False
+        )
+
+
+def render_bench(result: BenchResult, console: Console) -> None:
+    """The table of `orchestrate bench`: median (min-max) per method and N, beside the plan."""
+    # Compact: it must fit an 80-column CI log without cutting a number.
+    table = Table(
+        title=f"wall-clock of {result.tests} tests, seconds", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for column in ("method", "N", "median", "min-max", "predicted", "lower bound", "failed"):
+        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    for row in result.rows:
+        table.add_row(
+            row.method,
+            str(row.agents),
+            seconds(row.median),
+            f"{seconds(row.min)}-{seconds(row.max)}",
+            seconds(row.predicted),
+            seconds(row.lower_bound),
+            f"{row.failures} of {row.runs}" if row.failures else "",
+        )
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+
+
+def predictions_text(predictions: Sequence[Prediction], tests: int, units: int, unseen_tests: int) -> str:
+    """`render_predictions`'s output as text (the coordinator writes it through pytest's terminal)."""
+    console = Console(file=io.StringIO(), width=120, highlight=False, color_system=None)
+    render_predictions(predictions, tests, units, unseen_tests, console)
+    return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
+
+
+def stdout_console() -> Console:
+    """The console commands outside a pytest session print their tables on."""
+    return Console(highlight=False, soft_wrap=False)
