@@ -308,12 +308,39 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
 
 
 def _pytest_session(args: list[str]) -> int:
-    """`orchestrate run/plan/shard/merge` is a pytest session with orchestrate's plugin driving it."""
+    """`orchestrate run/plan/shard/merge` is a pytest session with orchestrate's plugin driving it.
+
+    What `pytest.main` does, but a usage error (pytest's, or ours raised inside the session)
+    becomes orchestrate's one line instead of pytest's usage text.
+    """
     import pytest
+    from _pytest.config import _prepareconfig
 
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         args = ["-p", "orchestrator.plugin", *args]
-    return int(pytest.main(args))
+    os.environ["PYTEST_VERSION"] = pytest.__version__
+    try:
+        config = _prepareconfig(args, None)
+    except pytest.UsageError as exc:
+        raise UsageError(_usage_line(exc)) from None
+    except Exception:
+        # A conftest that fails to import, and the like: pytest words it best.
+        return int(pytest.main(args))
+    try:
+        return int(config.hook.pytest_cmdline_main(config=config))
+    except pytest.UsageError as exc:
+        raise UsageError(_usage_line(exc)) from None
+    finally:
+        config._ensure_unconfigure()
+
+
+def _usage_line(exc: Exception) -> str:
+    """The one line of a pytest UsageError that says what is wrong (argparse's "error:" line)."""
+    lines = [line.strip() for arg in exc.args for line in str(arg).splitlines() if line.strip()]
+    for line in lines:
+        if ": error: " in line:
+            return "pytest: " + line.split(": error: ", 1)[1]
+    return lines[0] if lines else "pytest refused its arguments"
 
 
 def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]:
