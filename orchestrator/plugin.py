@@ -266,6 +266,8 @@ class Coordinator:
             raise session.Interrupted(
                 f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} during collection"
             )
+        if not session.items:
+            return True  # pytest says "no tests ran" and exits 5, as it always does
         units = units_of(session.items, self.options.group_by)
         if self.options.shard is not None:
             index, total = self.options.shard

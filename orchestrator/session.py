@@ -108,6 +108,7 @@ class Session:
                 reason = self._sink.stop_requested()
                 if reason and self._stop is None:
                     self._stop = StopRequest("maxfail", reason)
+                    self._messages.append(f"{reason} (-x/--maxfail): stopping every agent")
         except KeyboardInterrupt:
             if self._stop is None:
                 self._stop = StopRequest("interrupt", "KeyboardInterrupt")

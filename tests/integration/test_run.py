@@ -220,8 +220,8 @@ _SUMMARY_WORDS = {
 _SUMMARY_LINE = re.compile(r"^(FAILED|ERROR|XFAIL|XPASS|PASSED) (.+?)(?: - .*)?$")
 
 
-def pytest_outcomes(cwd: Path, args: list[str], junitxml: Path) -> tuple[list[str], dict[str, str], int]:
-    """Plain pytest's node ids, one outcome per node id, and exit code for `args` in `cwd`.
+def pytest_outcomes(cwd: Path, args: list[str], junitxml: Path) -> tuple[list[str], dict[str, str], int, str]:
+    """Plain pytest's node ids, one outcome per node id, exit code and closing counts for `args`.
 
     Node ids come from `--collect-only -q`; outcomes from the `-rA` short summary (SKIPPED lines
     there name a location, not a node id, so a collected test it does not list was skipped).
@@ -247,7 +247,7 @@ def pytest_outcomes(cwd: Path, args: list[str], junitxml: Path) -> tuple[list[st
             found[node_id] = word
     outcomes = {n: _SUMMARY_WORDS[found[n]] if n in found else "skipped" for n in node_ids}
     assert set(found) <= set(node_ids), sorted(set(found) - set(node_ids))
-    return node_ids, outcomes, ran.returncode
+    return node_ids, outcomes, ran.returncode, closing_counts(ran.stdout)
 
 
 def junit_testcases(path: Path) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
@@ -274,15 +274,12 @@ def fixture_setups(counts: Path) -> dict[str, dict[str, int]]:
     return setups
 
 
-def counts_line(outcomes: dict[str, str]) -> str:
-    """pytest's closing counts, one per test: "4 failed, 17 passed, ..., 2 errors"."""
-    parts = []
-    for outcome in ("failed", "passed", "skipped", "xfailed", "xpassed", "error"):
-        count = list(outcomes.values()).count(outcome)
-        if count:
-            word = "errors" if outcome == "error" and count > 1 else outcome
-            parts.append(f"{count} {word}")
-    return ", ".join(parts)
+def closing_counts(stdout: str) -> str:
+    """pytest's closing counts line without its time: "4 failed, 18 passed, ..., 2 errors"."""
+    last = [line for line in stdout.splitlines() if line.strip()][-1]
+    match = re.fullmatch(r"=* ?(.+?) in [\d.]+s(?: \([\d:]+\))? ?=*", last)
+    assert match, last
+    return match.group(1)
 
 
 def assert_clean_stderr(stderr: str) -> None:
@@ -299,7 +296,7 @@ def summary_lines(stdout: str) -> list[str]:
 @pytest.mark.ray
 def test_same_results_and_junit_as_pytest(tmp_path: Path) -> None:
     write_suite(tmp_path, RICH_SUITE)
-    node_ids, expected, pytest_code = pytest_outcomes(tmp_path, [], tmp_path / "pytest.xml")
+    node_ids, expected, pytest_code, pytest_counts = pytest_outcomes(tmp_path, [], tmp_path / "pytest.xml")
     assert len(node_ids) == 29 and pytest_code == 1
     counts = tmp_path / "counts"
     assert fixture_setups(counts)["class"] == {"serial": 1}
@@ -328,8 +325,10 @@ def test_same_results_and_junit_as_pytest(tmp_path: Path) -> None:
 
     # The terminal: pytest's closing counts line, and one row per agent.
     lines = summary_lines(result.stdout)
-    assert re.fullmatch(rf"=+ {re.escape(counts_line(expected))} in [\d.]+s =+", lines[-1]), lines[-1]
-    assert any(re.match(r"=+ agents =+$", line) for line in lines)
+    # pytest's own closing counts line, as plain pytest printed it (a passing test whose
+    # teardown fails counts as passed and as an error there too).
+    assert closing_counts(result.stdout) == pytest_counts
+    assert any(re.match(r"=+ orchestrate: agents =+$", line) for line in lines)
     for agent_id in range(3):
         assert any(re.match(rf"\s+{agent_id}\s+\S+\s+\d+\s", line) for line in lines), result.stdout
 
@@ -338,7 +337,7 @@ def test_same_results_and_junit_as_pytest(tmp_path: Path) -> None:
 def test_selection_with_k_and_m_matches_pytest(tmp_path: Path) -> None:
     write_suite(tmp_path, RICH_SUITE)
     args = ["-k", "odd or Unit or More or special", "-m", "not slowish"]
-    node_ids, expected, pytest_code = pytest_outcomes(tmp_path, args, tmp_path / "pytest.xml")
+    node_ids, expected, pytest_code, _ = pytest_outcomes(tmp_path, args, tmp_path / "pytest.xml")
     assert 0 < len(node_ids) < 29
 
     result = run_orchestrate(
@@ -371,10 +370,11 @@ def test_collection_error_exits_2_with_pytests_output(tmp_path: Path) -> None:
 
     result = run_orchestrate(["run", "--agents", "2"], tmp_path)
 
+    # pytest itself reports it, where and as plain pytest does: the coordinator is its session.
     assert result.returncode == 2
-    assert "ERROR collecting test_broken.py" in result.stderr
-    assert "ImportError: broken at import" in result.stderr
-    assert result.stderr.rstrip().splitlines()[-1].startswith("orchestrate: error: collection failed")
+    assert "ERROR collecting test_broken.py" in result.stdout
+    assert "ImportError: broken at import" in result.stdout
+    assert "Interrupted: 1 error during collection" in result.stdout
     assert_clean_stderr(result.stderr)
 
 
@@ -396,7 +396,7 @@ def test_exit_codes_without_ray(tmp_path: Path) -> None:
 
     nothing = run_orchestrate([*local, "--", "-k", "nomatch"], tmp_path)
     assert nothing.returncode == run_pytest(["-k", "nomatch"], tmp_path).returncode == 5
-    assert nothing.stderr.strip().splitlines() == ["orchestrate: error: no tests collected"]
+    assert "deselected" in summary_lines(nothing.stdout)[-1], nothing.stdout  # pytest's own words
 
     pyargs = run_orchestrate([*local, "--results", "r.json", "mypkg", "--", "--pyargs"], tmp_path)
     assert pyargs.returncode == 0, pyargs.stdout + pyargs.stderr
