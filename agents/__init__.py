@@ -1,1 +1,4 @@
-"""Worker side of orchestrate: the agent, its pytest worker and its container stack."""
+"""Worker side of orchestrate: the agent, its pytest worker and its container stack.
+
+PYTEST_DONT_REWRITE: imported before the coordinator's pytest session starts (see orchestrator).
+"""

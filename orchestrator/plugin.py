@@ -283,6 +283,7 @@ class Coordinator:
             )
             if not units:
                 self._print("orchestrate: nothing to run here (more runners than units)")
+                self.report = RunReport((), (), 0.0, 0, plan_fingerprint=whole.fingerprint())
                 return True
             split = False
         else:
@@ -298,6 +299,9 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
         )
         self.report = self._run(session, prepared)
+        if self.options.shard is not None:
+            # Every runner's artifact names the whole plan, so merge can tell they belong together.
+            self.report = replace(self.report, plan_fingerprint=self._fingerprint)
         self._raise_stop(session, self.report)
         return True
 

@@ -147,6 +147,8 @@ def failure_text(outcome: Outcome, message: str, duration: float) -> str:
         head = CRASH_MESSAGE
     elif outcome is Outcome.TIMEOUT:
         head = f"timed out after {round(duration, 1):g} s"
+    elif outcome is Outcome.NOT_RUN:
+        head = f"not run: {message.splitlines()[0] if message else 'the run ended before this test started'}"
     else:
         head = message.splitlines()[0] if message else outcome.value
     if not message or message == head:

@@ -37,6 +37,8 @@ def write_sections(terminal: Any, report: RunReport) -> None:
         terminal.write_sep("=", "orchestrate: messages")
         for message in report.messages:
             terminal.write_line(message)
+    if not report.agents:
+        return
     terminal.write_sep("=", "orchestrate: agents")
     width = getattr(getattr(terminal, "_tw", None), "fullwidth", 80)
     for line in agents_table_text(report, width).splitlines():

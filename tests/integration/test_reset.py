@@ -6,10 +6,7 @@ Also shows that `x-orchestrate.pytest_args` reach each agent's worker (the suite
 database from `--dburi`) and never the coordinator's collection (the suite's conftest refuses
 `--dburi` outside an agent's worker).
 
-The stack layer (DockerStack.snapshot / reset) is done and tested in test_stack_reset.py; this
-test passes once the agent calls `snapshot()` after `up()` and `reset()` before every unit, and
-appends `StackEndpoints.pytest_args` to its worker's command line. Until then it is expected to
-fail (xfail, not strict).
+The stack layer (DockerStack.snapshot / reset) is tested alone in test_stack_reset.py.
 """
 
 from __future__ import annotations
@@ -124,7 +121,6 @@ def outcomes(path: Path) -> dict[str, str]:
 
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.xfail(reason="agent wiring pending", strict=False)
 def test_a_dozen_classes_pass_with_reset_and_fail_without(tmp_path: Path) -> None:
     write_suite(tmp_path, suite())
     common = ["run", "--agents", "2", "--backend", "local", "--durations", str(tmp_path / "d.msgpack")]

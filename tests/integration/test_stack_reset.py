@@ -25,7 +25,7 @@ import redis
 from agents.stack import NullStack, check_engine, current_owner, load_stack_file
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_RUN, DockerStack
-from orchestrator.errors import InternalError, StackFailed
+from orchestrator.errors import StackFailed
 
 pytestmark = pytest.mark.docker
 
@@ -298,7 +298,7 @@ class TestFailures:
         (tmp_path / "seed.py").write_text(textwrap.dedent(SEED))
         stack = make(spec_of(STACK), cwd=tmp_path)
         stack.up()
-        with pytest.raises(InternalError):
+        with pytest.raises(RuntimeError):
             stack.reset()
 
     def test_null_stack_resets_nothing(self) -> None:
