@@ -239,7 +239,12 @@ def _measure(
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return Measurement(method, agents, repetition, None, None)
-    return Measurement(method, agents, repetition, time.perf_counter() - started, completed.returncode)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        with open(log, encoding="utf-8", errors="replace") as stream:
+            tail = stream.read().strip().splitlines()[-3:]
+        print(f"orchestrate bench: {method} N={agents} exited {completed.returncode}: " + " | ".join(tail))
+    return Measurement(method, agents, repetition, seconds, completed.returncode)
 
 
 def _summarise(

@@ -344,7 +344,11 @@ def _usage_line(exc: Exception) -> str:
 
 
 def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]:
-    """The pytest command line for `run`, `plan` and `shard`: the user's, then orchestrate's options."""
+    """The pytest command line for `run`, `plan` and `shard`: the user's, then orchestrate's options.
+
+    Always `--option=value`: pytest looks for its rootdir among the arguments it does not know yet
+    (plugins' options are not registered then), and a bare path value would count as one.
+    """
     for path in args.paths:
         # A path may also be a node id (file.py::Test) or, with --pyargs, a package name.
         file_part = path.split("::", 1)[0]
@@ -352,19 +356,19 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
             raise UsageError(f"file or directory not found: {path}")
     session = [*args.paths, *pytest_args]
     counts = args.agents if isinstance(args.agents, tuple) else (args.agents or os.cpu_count() or 1,)
-    session += ["--agents", str(counts[0])]
-    session += ["--orchestrate-durations", args.durations, "--orchestrate-group-by", args.group_by]
+    session.append(f"--agents={counts[0]}")
+    session += [f"--orchestrate-durations={args.durations}", f"--orchestrate-group-by={args.group_by}"]
     if args.split:
         session.append("--orchestrate-split")
     if args.command == "plan":
-        session += ["--orchestrate-plan", ",".join(map(str, counts)), "-q", "--no-header"]
+        session += [f"--orchestrate-plan={','.join(map(str, counts))}", "-q", "--no-header"]
         if args.plot:
-            session += ["--orchestrate-plot", args.plot]
+            session.append(f"--orchestrate-plot={args.plot}")
         return session
     stack_file = args.stack or _pyproject_setting("stack")
     if stack_file:
         _check_stack(stack_file)
-        session += ["--orchestrate-stack", stack_file]
+        session.append(f"--orchestrate-stack={stack_file}")
     for flag, value in (
         ("--orchestrate-timeout", args.timeout),
         ("--orchestrate-results", args.results),
@@ -372,22 +376,22 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
         ("--junitxml", args.junitxml),
     ):
         if value is not None:
-            session += [flag, str(value)]
-    session += ["--orchestrate-max-crashes", str(args.max_crashes), "--orchestrate-reruns", str(args.reruns)]
-    session += ["--orchestrate-schedule", args.schedule]
+            session.append(f"{flag}={value}")
+    session += [f"--orchestrate-max-crashes={args.max_crashes}", f"--orchestrate-reruns={args.reruns}"]
+    session.append(f"--orchestrate-schedule={args.schedule}")
     if args.verbose:
         session.append("-v")
     if args.command == "shard":
         index, total = _shard_position(args.index, args.total, os.environ)
-        return [*session, "--orchestrate-shard", f"{index}/{total}", "--orchestrate-backend", "local"]
+        return [*session, f"--orchestrate-shard={index}/{total}", "--orchestrate-backend=local"]
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address:
         from orchestrator.backends import check_reachable
 
         check_reachable(address)
-        session += ["--orchestrate-address", address]
+        session.append(f"--orchestrate-address={address}")
     if args.backend:
-        session += ["--orchestrate-backend", args.backend]
+        session.append(f"--orchestrate-backend={args.backend}")
     return session
 
 
@@ -395,14 +399,14 @@ def _merge_args(args: argparse.Namespace) -> list[str]:
     for path in args.artifacts:
         if "," in path:
             raise UsageError(f"a results file name may not contain a comma: {path}")
-    session = ["--orchestrate-merge", ",".join(args.artifacts), "--orchestrate-durations", args.durations]
+    session = [f"--orchestrate-merge={','.join(args.artifacts)}", f"--orchestrate-durations={args.durations}"]
     for flag, value in (
         ("--orchestrate-results", args.results),
         ("--orchestrate-html", getattr(args, "html", None)),
         ("--junitxml", args.junitxml),
     ):
         if value is not None:
-            session += [flag, str(value)]
+            session.append(f"{flag}={value}")
     if args.verbose:
         session.append("-v")
     return session
