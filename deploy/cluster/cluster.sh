@@ -170,8 +170,7 @@ PY
 
 cmd_copy() {
     # The checkout as git sees it (tracked and untracked, not ignored): no .venv, no .git.
-    docker exec "$HEAD" rm -rf "$SUITE_DIR"
-    docker exec "$HEAD" mkdir -p "$SUITE_DIR"
+    docker exec "$HEAD" find "$SUITE_DIR" -mindepth 1 -delete
     (cd "$root" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) \
         | docker exec -i "$HEAD" tar -xf - -C "$SUITE_DIR"
     log "copied the checkout to $HEAD:$SUITE_DIR"
@@ -179,7 +178,8 @@ cmd_copy() {
 
 cmd_exec() {
     [ $# -gt 0 ] || die "exec needs a command" 4
-    local tty=()
+    # stdin is passed on (a script can be piped in); a terminal only when there is one.
+    local tty=(-i)
     [ -t 0 ] && [ -t 1 ] && tty=(-it)
     docker exec "${tty[@]}" --workdir "$SUITE_DIR" "$HEAD" "$@"
 }
