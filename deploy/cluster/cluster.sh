@@ -81,7 +81,8 @@ cmd_build() {
 start_node() {
     local name="$1" token="$2"
     shift 2
-    docker create --pull never --name "$name" --hostname "$name" --label "$LABEL" --network "$NETWORK" \
+    # The hostname is the role alone (head, worker-1): short enough for the report's host column.
+    docker create --pull never --name "$name" --hostname "${name#"$NAME"-}" --label "$LABEL" --network "$NETWORK" \
         --shm-size=512m --env RAY_AUTH_MODE=token "$@" >/dev/null
     docker cp "$token" "$name:/root/.ray/auth_token" || die "could not copy the token into $name"
     docker start "$name" >/dev/null
@@ -107,7 +108,7 @@ cmd_up() {
     log "starting $NAME: head + $workers worker node(s) from $image"
     docker network create --label "$LABEL" "$NETWORK" >/dev/null
     token="$(mktemp /tmp/orchestrate-cluster-token.XXXXXX)"
-    trap 'rm -f "$token"' RETURN
+    TOKEN_FILE="$token"
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token"
     # Nothing is published: the coordinator runs on the head (cluster.sh exec), as a Ray driver.
     start_node "$HEAD" "$token" "$image" head
@@ -124,6 +125,7 @@ cmd_up() {
     local failed=0
     for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
     [ "$failed" -eq 0 ] || die "loading the stack images into the worker nodes failed (see above; $0 down cleans up)"
+    rm -f "$token"
     wait_nodes $((workers + 1))
     log "up in $(since "$started") s: Ray at $HEAD:6379 on network $NETWORK"
 }
@@ -204,8 +206,7 @@ cmd_demo() {
     local rc=0 t
     t="$(now)"
     cmd_build
-    trap 'cmd_down' EXIT
-    trap 'exit 130' INT TERM
+    DOWN_ON_EXIT=1
     cmd_up --workers 2
     cmd_copy
     log "running the example suite on 4 agents over 2 worker nodes"
@@ -214,6 +215,17 @@ cmd_demo() {
     log "demo finished with exit code $rc ($(since "$t") s in all)"
     return "$rc"
 }
+
+TOKEN_FILE=""
+DOWN_ON_EXIT=0
+on_exit() {
+    local rc=$?
+    [ -z "$TOKEN_FILE" ] || rm -f "$TOKEN_FILE"
+    [ "$DOWN_ON_EXIT" -eq 0 ] || cmd_down
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
 
 sub="${1:-}"
 [ $# -gt 0 ] && shift
