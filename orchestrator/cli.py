@@ -172,7 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address",
         metavar="ADDR",
-        help="an existing Ray cluster (host:port of its head, or 'auto'); default: start a local Ray instance",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="an existing Ray cluster: host:port of its head (GCS), ray://host:10001 (Ray Client), or 'auto'; "
+        "the suite's directory is shipped to its nodes; default: $RAY_ADDRESS, else start a local Ray instance",
+    )
+    run.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="with --address: keep PATTERN (gitignore syntax) out of the code shipped to the cluster; "
+        ".gitignore'd files, .git and .venv are never shipped (repeatable)",
     )
     run.add_argument(
         "--backend",
@@ -318,6 +328,7 @@ def _run_config(args: argparse.Namespace, pytest_args: list[str]) -> RunConfig:
         pytest_args=tuple(pytest_args),
         agents=args.agents or os.cpu_count() or 1,
         address=getattr(args, "address", None),
+        excludes=tuple(getattr(args, "exclude", ())),
         backend=getattr(args, "backend", "local"),
         durations_path=args.durations,
         junitxml=getattr(args, "junitxml", None),

@@ -84,6 +84,9 @@ def _load_stack(config: RunConfig) -> StackSpec | None:
     if not config.stack_file:
         return None
     spec = load_stack_file(config.stack_file)
+    if config.address and config.backend == "ray":
+        # The stacks run on the cluster's nodes, each on its own engine: this machine needs none.
+        return spec
     from agents.stack import check_engine, sweep
 
     check_engine()
@@ -104,7 +107,9 @@ def run(config: RunConfig) -> int:
     pending = start_collection(config.collect_args, group_by=config.group_by, cwd=config.cwd)
     try:
         config = _join_warm_instance(config, console)
-        backend = make_backend(config.backend, config.address, warm=config.warm)
+        backend = make_backend(
+            config.backend, config.address, warm=config.warm, working_dir=config.cwd, excludes=config.excludes
+        )
     except BaseException:
         pending.cancel()
         raise

@@ -19,6 +19,8 @@ class RunConfig:
     pytest_args: tuple[str, ...] = ()
     agents: int = 1
     address: str | None = None
+    # Patterns (gitignore syntax) kept out of the code shipped to a cluster, besides .gitignore's.
+    excludes: tuple[str, ...] = ()
     backend: str = "ray"
     durations_path: str = DEFAULT_DURATIONS_PATH
     junitxml: str | None = None

@@ -6,7 +6,8 @@
     │   └── ArtifactError            `merge` was given artifacts that do not fit together (exit 4)
     ├── EnvironmentProblem           something outside us is missing (exit 4)
     │   ├── DockerUnavailable        no Docker engine answers
-    │   └── ClusterUnreachable       `--address` names a Ray cluster that does not answer
+    │   ├── ClusterUnreachable       `--address` names a Ray cluster that does not answer
+    │   └── VersionMismatch          an agent's Python, orchestrate or pytest differs from ours
     ├── CollectionFailed             pytest could not collect the suite (exit 2, like pytest)
     ├── NoTestsCollected             nothing to run (exit 5, like pytest)
     ├── StackFailed                  an agent's container stack did not come up (per agent)
@@ -55,6 +56,10 @@ class DockerUnavailable(EnvironmentProblem):
 
 
 class ClusterUnreachable(EnvironmentProblem):
+    pass
+
+
+class VersionMismatch(EnvironmentProblem):
     pass
 
 

@@ -4,6 +4,11 @@ Called by the session through the AgentBackend protocol. Each agent is one actor
 plain agents.agent.Agent. Events come back by long polling: one `poll()` call per actor is
 always in flight and the coordinator takes results in completion order with `ray.wait`.
 
+On a cluster (`--address`), the suite's directory travels with Ray: it is the job's runtime_env
+working_dir (minus .gitignore'd files and --exclude patterns), every agent runs pytest in its
+unpacked copy, and agents ask for one `orchestrate_agent` slot when the cluster offers that
+resource (deploy/cluster gives it to worker nodes only, so no agent lands on the head).
+
 Restarts are off on purpose (`max_restarts=0`, `max_task_retries=0`): a restarted actor would
 come back without its worker and its stack, so a lost agent is reported instead (as
 AgentFailed) and the session reschedules its unfinished units on the other agents.
@@ -16,7 +21,10 @@ import logging
 import os
 import queue
 import socket
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +33,16 @@ from ray.exceptions import RayError
 
 from agents.agent import Agent, AgentConfig
 from orchestrator import events as ev
-from orchestrator.errors import ClusterUnreachable
+from orchestrator.errors import ClusterUnreachable, UsageError, VersionMismatch
 from orchestrator.model import TestUnit
 
 # How long one poll may wait inside the actor before returning an empty batch.
 POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5.0
+# How long agents on a cluster may take to start (placement, shipped code, their process).
+AGENT_START_SECONDS = 120.0
+# What must match between the coordinator and every agent.
+VERSIONS_CHECKED = ("python", "orchestrate", "pytest")
 
 
 # Warm agents (`orchestrate up --agents N`) are detached actors found by name in this namespace.
@@ -39,6 +51,31 @@ NAMESPACE = "orchestrate"
 
 def warm_agent_name(agent_id: int) -> str:
     return f"orchestrate-agent-{agent_id}"
+
+
+# The custom resource of nodes that can host agents (a Docker engine for their stacks).
+AGENT_RESOURCE = "orchestrate_agent"
+# Never shipped to the nodes, whatever .gitignore says.
+ALWAYS_EXCLUDED = (".git", ".venv", ".orchestrate")
+
+
+def describe_process() -> dict[str, str]:
+    """This process's versions and node, as an agent reports them at start (and the coordinator
+    computes its own for comparison)."""
+    return {
+        # major.minor, as Ray itself checks: pickles travel between those, not between 3.11 and 3.12.
+        "python": ".".join(map(str, sys.version_info[:2])),
+        "orchestrate": _version("orchestrate"),
+        "pytest": _version("pytest"),
+        "hostname": socket.gethostname(),
+    }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 class _AgentActor:
@@ -55,6 +92,10 @@ class _AgentActor:
             self.begin(config)
 
     def begin(self, config: AgentConfig) -> None:
+        if not os.path.isabs(config.cwd):
+            # Shipped code: the path is relative to the working_dir Ray unpacked and made this
+            # process's cwd, and the worker runs with this node's Python, not the coordinator's.
+            config = replace(config, cwd=os.path.abspath(config.cwd), python=sys.executable)
         if self._agent is not None:
             # A previous run's agent that its coordinator never finished (it was killed).
             self._agent.abort()
@@ -74,6 +115,15 @@ class _AgentActor:
 
     def ping(self) -> str:
         return socket.gethostname()
+
+    def describe(self) -> dict[str, str]:
+        """Versions and node of this agent, asked for once at start by the coordinator."""
+        context = ray.get_runtime_context()
+        return {
+            **describe_process(),
+            "node_id": context.get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(),
+        }
 
     def assign(self, units: list[TestUnit]) -> None:
         self._current().assign(units)
@@ -118,9 +168,21 @@ def _check_reachable(address: str) -> None:
 class RayBackend:
     """Starts (or joins) Ray and runs one agent actor per agent."""
 
-    def __init__(self, address: str | None = None, warm: bool = False) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        warm: bool = False,
+        working_dir: str | None = None,
+        excludes: Sequence[str] = (),
+    ) -> None:
         self._address = address
         self._warm = warm
+        # Only agents on a cluster get the code shipped; local and warm agents share this disk.
+        self._working_dir = working_dir if address and not warm else None
+        self._excludes = [*ALWAYS_EXCLUDED, *excludes]
+        self._agent_options: dict[str, Any] = {}
+        # agent id -> what its agent reported at start: versions, node id, node IP, hostname.
+        self.agent_nodes: dict[int, dict[str, str]] = {}
         self._actors: dict[int, Any] = {}
         # Agents served by warm actors of `orchestrate up`: they outlive this run, never killed.
         self._borrowed: set[int] = set()
@@ -148,24 +210,64 @@ class RayBackend:
                     from ray._raylet import Config  # type: ignore[attr-defined]  # not in the stub
 
                     Config.initialize("")
+            if self._working_dir:
+                options["runtime_env"] = {"working_dir": self._working_dir, "excludes": self._excludes}
             try:
                 ray.init(address=self._address, **options)
-            except (RayError, ConnectionError, RuntimeError, ValueError) as exc:
+            except ValueError as exc:
+                if "Package size" in str(exc):
+                    # Ray's message goes on with advice; its first sentence says it all.
+                    raise UsageError(
+                        f"{self._working_dir} is too large to ship to the cluster: "
+                        f"{str(exc).split('. ', 1)[0]}; add --exclude PATTERN or .gitignore entries"
+                    ) from exc
                 raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
+            except (RayError, ConnectionError, RuntimeError, ImportError) as exc:
+                # ImportError: a ray:// address without ray[client] installed here.
+                raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
+            if ray.cluster_resources().get(AGENT_RESOURCE):
+                self._agent_options = {"resources": {AGENT_RESOURCE: 1}}
         else:
             # "local": always a fresh instance of our own, even where `ray start` left one running.
             ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
+        if self._working_dir:
+            # Relative to the shipped copy: the actor resolves it where Ray unpacked the code.
+            configs = [replace(c, cwd=os.path.relpath(c.cwd, self._working_dir)) for c in configs]
         for config in configs:
             actor = self._warm_actor(config.agent_id) if self._warm else None
             if actor is not None:
                 actor.begin.remote(config)
                 self._borrowed.add(config.agent_id)
             else:
-                actor = _actor_class().remote(config)
+                actor = _actor_class(**self._agent_options).remote(config)
             self._actors[config.agent_id] = actor
-            self._polls[actor.poll.remote(POLL_SECONDS)] = config.agent_id
+        if self._address and not self._warm:
+            self._check_agents()
+        for agent_id, actor in self._actors.items():
+            self._polls[actor.poll.remote(POLL_SECONDS)] = agent_id
+
+    def _check_agents(self) -> None:
+        """Ask every agent for its versions and node; a version unlike the coordinator's is one
+        line naming the node. Called once by `start`, on a cluster only (local agents share this
+        process's installation)."""
+        ids = list(self._actors)
+        try:
+            described = ray.get([self._actors[i].describe.remote() for i in ids], timeout=AGENT_START_SECONDS)
+        except RayError as exc:
+            raise ClusterUnreachable(f"agents did not start on the cluster: {_first_line(exc)}") from exc
+        mine = describe_process()
+        for agent_id, theirs in zip(ids, described, strict=True):
+            self.agent_nodes[agent_id] = theirs
+            differ = [
+                f"{k} {theirs[k]} (coordinator {mine[k]})" for k in VERSIONS_CHECKED if theirs[k] != mine[k]
+            ]
+            if differ:
+                raise VersionMismatch(
+                    f"agent {agent_id} on node {theirs['hostname']} ({theirs['node_ip']}) runs "
+                    + ", ".join(differ)
+                )
 
     def assign(self, agent_id: int, units: Sequence[TestUnit]) -> None:
         self._actors[agent_id].assign.remote(list(units))
