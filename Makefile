@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AGENTS ?= 4
 
-.PHONY: demo test setup browser engine images lint test-fast clean bench
+.PHONY: demo test setup browser engine images lint test-fast clean bench cluster-demo test-cluster
 
 $(BIN)/orchestrate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,12 @@ bench: setup
 
 clean:
 	-$(BIN)/orchestrate clean
+
+# A Ray head and 2 worker nodes as containers (each worker with its own dockerd), the example
+# suite on 4 agents over them, then everything down; exits with the run's exit code.
+cluster-demo: setup images
+	bash deploy/cluster/cluster.sh demo
+
+# The cluster tier alone: brings the containerised cluster up once (about 30 s warm).
+test-cluster: setup images
+	$(BIN)/pytest tests/cluster -m cluster

@@ -27,10 +27,7 @@ item run in order). pytest.exit() and KeyboardInterrupt in a test are told to th
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import os
-import platform
 import queue
 import threading
 import warnings
@@ -40,6 +37,7 @@ from typing import Any
 import pytest
 
 from orchestrator.protocol import wire
+from orchestrator.protocol.versions import runtime_versions
 
 FDS_ENV = "ORCHESTRATE_WORKER_FDS"
 RESET_ENV = "ORCHESTRATE_RESET"
@@ -82,7 +80,7 @@ class WorkerPlugin:
             self._out.send(wire.message(tag, **fields))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.send("collected", node_ids=[item.nodeid for item in session.items], versions=_versions())
+        self.send("collected", node_ids=[item.nodeid for item in session.items], versions=runtime_versions())
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.send("started", node_id=nodeid)
@@ -213,14 +211,6 @@ class WorkerPlugin:
                 self._reset_reply = "the agent went away before the reset was done"
         if self._reset_reply:
             self._failed_resets[unit_id] = self._reset_reply
-
-
-def _versions() -> dict[str, str]:
-    """What this worker runs on, so the coordinator can tell nodes with other versions apart."""
-    versions = {"python": platform.python_version(), "pytest": pytest.__version__}
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        versions["orchestrate"] = importlib.metadata.version("orchestrate")
-    return versions
 
 
 def serialize_warning_message(warning_message: warnings.WarningMessage) -> dict[str, Any]:

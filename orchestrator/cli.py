@@ -178,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Ray cluster to run the agents on (host:port, or ray://host:10001); default: RAY_ADDRESS if set",
     )
     run.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="on a cluster: leave files matching PATTERN (gitignore syntax) out of the code Ray ships "
+        "to the agents; .gitignore is honoured, .git, .venv and .orchestrate never go",
+    )
+    run.add_argument(
         "--backend",
         choices=["ray", "local"],
         default=None,
@@ -392,6 +400,7 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
         session.append(f"--orchestrate-address={address}")
     if args.backend:
         session.append(f"--orchestrate-backend={args.backend}")
+    session += [f"--orchestrate-exclude={pattern}" for pattern in args.exclude]
     return session
 
 

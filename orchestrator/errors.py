@@ -4,7 +4,8 @@
     ├── UsageError                   bad option, missing path, bad pytest flag (exit 4)
     │   └── ArtifactError            `merge` was given artifacts that do not fit together (exit 4)
     ├── EnvironmentProblem           something outside us is missing (exit 4)
-    │   └── ClusterUnreachable       `--address` names a Ray cluster that does not answer
+    │   ├── ClusterUnreachable       `--address` names a Ray cluster that does not answer
+    │   └── VersionMismatch          an agent's Python, orchestrate or pytest differs from ours
     └── InternalError                a broken invariant: a bug in orchestrate (exit 3)
 
     StackError (agents/stack/errors.py, re-exported here; agents/ cannot import this module)
@@ -38,6 +39,7 @@ __all__ = [
     "StackFailed",
     "StackFileError",
     "UsageError",
+    "VersionMismatch",
 ]
 
 # pytest's exit codes, which orchestrate reuses so CI scripts need no change.
@@ -68,6 +70,10 @@ class EnvironmentProblem(OrchestrateError):
 
 
 class ClusterUnreachable(EnvironmentProblem):
+    pass
+
+
+class VersionMismatch(EnvironmentProblem):
     pass
 
 

@@ -32,6 +32,7 @@ from orchestrator.durations.store import DurationStore
 from orchestrator.errors import USER_ERRORS
 from orchestrator.model import GroupBy, JunitSettings, RunReport, TestUnit
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
+from orchestrator.protocol.versions import runtime_versions
 
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
 DEFAULT_MAX_CRASHES = 2
@@ -92,6 +93,7 @@ class Options:
     plot: str | None
     merge: tuple[str, ...]
     html: str | None
+    excludes: tuple[str, ...]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -137,6 +139,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="merge these results files (comma-separated)",
     )
     add("--orchestrate-html", metavar="PATH", default=None, help="write the HTML report")
+    add(
+        "--orchestrate-exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="on a cluster: leave files matching PATTERN out of the code shipped to the agents (.gitignore is honoured)",
+    )
 
 
 def _options(config: pytest.Config) -> Options:
@@ -164,6 +173,7 @@ def _options(config: pytest.Config) -> Options:
         plot=config.getoption("orchestrate_plot"),
         merge=tuple(merge.split(",")) if merge else (),
         html=config.getoption("orchestrate_html"),
+        excludes=tuple(config.getoption("orchestrate_exclude") or ()),
     )
 
 
@@ -337,7 +347,12 @@ class Coordinator:
                 self._print(
                     f"orchestrate: joining the warm Ray instance at {instance.address} (orchestrate down stops it)"
                 )
-        self._backend = make_backend(self.options.backend, self.options.address)
+        self._backend = make_backend(
+            self.options.backend,
+            self.options.address,
+            working_dir=str(self.config.invocation_params.dir),
+            excludes=self.options.excludes,
+        )
         session_loop = Session(
             prepared.units,
             make_scheduler(self.options.schedule, prepared.plan),
@@ -346,9 +361,13 @@ class Coordinator:
             PytestReplay(session),
             reruns=self.options.reruns,
             max_crashes=self.options.max_crashes,
+            versions=runtime_versions(),
         )
         try:
-            return session_loop.run()
+            report = session_loop.run()
+            if session_loop.fatal is not None:
+                raise pytest.UsageError(str(session_loop.fatal))
+            return report
         finally:
             if self._stack_text and local:
                 _remove_leftovers(run_id, self._warnings)
@@ -478,6 +497,7 @@ _VALUE_OPTIONS = (
     "html",
     "plan",
     "plot",
+    "exclude",
 )
 _FLAG_OPTIONS = ("split",)
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from orchestrator import protocol as p
 from orchestrator.agent_record import AgentRecord
 from orchestrator.backends.protocol import AgentBackend
-from orchestrator.errors import InternalError
+from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
 from orchestrator.model import (
     Attempt,
@@ -71,8 +71,12 @@ class Session:
         reruns: int = 0,
         max_crashes: int = 2,
         clock: Callable[[], float] = time.monotonic,
+        versions: Mapping[str, str] | None = None,
     ) -> None:
         self._scheduler = scheduler
+        # The coordinator's python, pytest and orchestrate: every agent must run the same.
+        self._versions = dict(versions or {})
+        self.fatal: VersionMismatch | None = None
         self._backend = backend
         self._configs = tuple(configs)
         self._sink = sink
@@ -114,11 +118,11 @@ class Session:
                 self._stop = StopRequest("interrupt", "KeyboardInterrupt")
             self._messages.append("interrupted (Ctrl-C): stopping agents, taking stacks down")
         finally:
-            self._stop_agents(abort=self._stop is not None)
+            self._stop_agents(abort=self._stop is not None or self.fatal is not None)
         return self._report()
 
     def _done(self) -> bool:
-        if self._stop is not None or len(self._final) == len(self._node_ids):
+        if self.fatal is not None or self._stop is not None or len(self._final) == len(self._node_ids):
             return True
         # Nobody left to run the rest: every agent failed or stopped.
         return all(a.stopped or a.failed for a in self._agents.values())
@@ -185,6 +189,12 @@ class Session:
         record.node = event.node
         record.stack_up = event.stack_up_seconds
         record.worker_start = event.worker_start_seconds
+        differ = version_differences(self._versions, event.versions)
+        if differ and self.fatal is None:
+            where = (
+                f"{event.node.hostname} ({event.node.address})" if event.node.address else event.node.hostname
+            )
+            self.fatal = VersionMismatch(f"agent {event.agent_id} on node {where} runs {', '.join(differ)}")
         self._sink.agent_state(event.agent_id, "ready")
         if self._stop is not None:
             self._backend.send(event.agent_id, p.Abort())
@@ -449,3 +459,17 @@ class Session:
                 "longest_unit_seconds": plan.longest_unit_seconds,
             },
         )
+
+
+def version_differences(ours: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
+    """What an agent runs differently from the coordinator: Python by major.minor (as Ray
+    requires), pytest and orchestrate exactly. Keys either side lacks are not compared."""
+
+    def comparable(name: str, version: str) -> str:
+        return ".".join(version.split(".")[:2]) if name == "python" else version
+
+    return [
+        f"{name} {theirs[name]} (coordinator {ours[name]})"
+        for name in ("python", "pytest", "orchestrate")
+        if name in ours and name in theirs and comparable(name, ours[name]) != comparable(name, theirs[name])
+    ]

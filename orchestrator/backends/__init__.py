@@ -9,6 +9,7 @@ ray    Ray actors: on a cluster (`--address`, RAY_ADDRESS), or on the warm local
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import ClusterUnreachable, UsageError
@@ -18,8 +19,14 @@ __all__ = ["AgentBackend", "check_reachable", "make_backend"]
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def make_backend(kind: str, address: str | None = None) -> AgentBackend:
-    """The backend `kind`; "ray" without an address joins the warm instance, else starts Ray here."""
+def make_backend(
+    kind: str, address: str | None = None, working_dir: str | None = None, excludes: Sequence[str] = ()
+) -> AgentBackend:
+    """The backend `kind`; "ray" without an address joins the warm instance, else starts Ray here.
+
+    On a cluster (`address`), `working_dir` less `excludes` (and what .gitignore names) is shipped
+    to the agents by Ray.
+    """
     if kind == "ray":
         # Imported here: runs without Ray never pay for importing it.
         from orchestrator import warm
@@ -28,7 +35,7 @@ def make_backend(kind: str, address: str | None = None) -> AgentBackend:
         instance = None if address else warm.current()
         if instance is not None:
             return RayBackend(instance.address, warm=True)
-        return RayBackend(address)
+        return RayBackend(address, working_dir=working_dir, excludes=excludes)
     if kind == "local":
         if address:
             raise UsageError("--address needs the ray backend")

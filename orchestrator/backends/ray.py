@@ -6,6 +6,11 @@ orchestrator.protocol's encoding. Events come back by long polling: one `poll()`
 is always in flight, each returns a batch (so a busy run does not pay one Ray round trip per
 event), and the coordinator takes results in completion order with `ray.wait`.
 
+On a cluster (`--address`), the suite's directory travels with Ray: it is the job's runtime_env
+working_dir (minus .gitignore'd files and --exclude patterns), every agent runs pytest in its
+unpacked copy, and agents ask for one `orchestrate_agent` slot when the cluster offers that
+resource (deploy/cluster gives it to worker nodes only, so no agent lands on the head).
+
 Restarts are off on purpose (`max_restarts=0`, `max_task_retries=0`): a restarted actor would
 come back without its worker and its stack, so a lost agent is reported instead (as
 AgentFailed) and the session reschedules its unfinished units on the other agents.
@@ -18,8 +23,10 @@ import logging
 import os
 import queue
 import socket
+import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,8 @@ import ray
 from ray.exceptions import RayError
 
 from agents.runtime import AgentRuntime
-from orchestrator.errors import ClusterUnreachable
+from orchestrator.backends import check_reachable
+from orchestrator.errors import ClusterUnreachable, UsageError
 from orchestrator.protocol.messages import (
     Abort,
     AgentConfig,
@@ -49,15 +57,18 @@ POLL_SECONDS = 1.0
 BATCH_QUIET_SECONDS = 0.01
 BATCH_SECONDS = 0.05
 BATCH_EVENTS = 500
-CONNECT_TIMEOUT_SECONDS = 5.0
-
-
 # Warm agents (`orchestrate up --agents N`) are detached actors found by name in this namespace.
 NAMESPACE = "orchestrate"
 
 
 def warm_agent_name(agent_id: int) -> str:
     return f"orchestrate-agent-{agent_id}"
+
+
+# The custom resource of nodes that can host agents (a Docker engine for their stacks).
+AGENT_RESOURCE = "orchestrate_agent"
+# Never shipped to the nodes, whatever .gitignore says.
+ALWAYS_EXCLUDED = (".git", ".venv", ".orchestrate")
 
 
 class _AgentActor:
@@ -74,6 +85,11 @@ class _AgentActor:
             self.begin(config)
 
     def begin(self, config: bytes) -> None:
+        agent_config = decode_config(config)
+        if not os.path.isabs(agent_config.cwd):
+            # Shipped code: the path is relative to the working_dir Ray unpacked and made this
+            # process's cwd, and the worker runs with this node's Python, not the coordinator's.
+            agent_config = replace(agent_config, cwd=os.path.abspath(agent_config.cwd), python=sys.executable)
         if self._agent is not None:
             # A previous run's agent that its coordinator never finished (it was killed).
             self._agent.command(Abort())
@@ -83,7 +99,7 @@ class _AgentActor:
         self._events.put(None)
         events: queue.Queue[Event | None] = queue.Queue()
         self._events = events
-        self._agent = AgentRuntime(decode_config(config), emit=events.put, node=_node_info())
+        self._agent = AgentRuntime(agent_config, emit=events.put, node=_node_info())
         self._agent.start()
 
     def ping(self) -> str:
@@ -126,26 +142,22 @@ def _node_info() -> NodeInfo:
     )
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast, with one line, when nothing answers at a cluster address (Ray itself waits long)."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), CONNECT_TIMEOUT_SECONDS):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ClusterUnreachable(
-            f"no Ray cluster answers at {address} ({exc.__class__.__name__}: {exc})"
-        ) from exc
-
-
 class RayBackend:
     """Starts (or joins) Ray and runs one agent actor per agent."""
 
-    def __init__(self, address: str | None = None, warm: bool = False) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        warm: bool = False,
+        working_dir: str | None = None,
+        excludes: Sequence[str] = (),
+    ) -> None:
         self._address = address
         self._warm = warm
+        # Only agents on a cluster get the code shipped; local and warm agents share this disk.
+        self._working_dir = working_dir if address and not warm else None
+        self._excludes = [*ALWAYS_EXCLUDED, *excludes]
+        self._agent_options: dict[str, Any] = {}
         self._actors: dict[int, Any] = {}
         # Agents served by warm actors of `orchestrate up`: they outlive this run, never killed.
         self._borrowed: set[int] = set()
@@ -162,7 +174,7 @@ class RayBackend:
             "namespace": NAMESPACE,
         }
         if self._address:
-            _check_reachable(self._address)
+            check_reachable(self._address)
             # `ray start --head` turns token authentication on; a client only sends its token
             # when told to, so do that whenever this machine has one.
             if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
@@ -173,15 +185,31 @@ class RayBackend:
                     from ray._raylet import Config  # type: ignore[attr-defined]  # not in the stub
 
                     Config.initialize("")
+            if self._working_dir:
+                options["runtime_env"] = {"working_dir": self._working_dir, "excludes": self._excludes}
             try:
                 ray.init(address=self._address, **options)
-            except (RayError, ConnectionError, RuntimeError, ValueError) as exc:
+            except ValueError as exc:
+                if "Package size" in str(exc):
+                    # Ray's message goes on with advice; its first sentence says it all.
+                    raise UsageError(
+                        f"{self._working_dir} is too large to ship to the cluster: "
+                        f"{str(exc).split('. ', 1)[0]}; add --exclude PATTERN or .gitignore entries"
+                    ) from exc
                 raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
+            except (RayError, ConnectionError, RuntimeError, ImportError) as exc:
+                # ImportError: a ray:// address without ray[client] installed here.
+                raise ClusterUnreachable(f"could not join the Ray cluster at {self._address}: {exc}") from exc
+            if ray.cluster_resources().get(AGENT_RESOURCE):
+                self._agent_options = {"resources": {AGENT_RESOURCE: 1}}
         else:
             # "local": always a fresh instance of our own, even where `ray start` left one running.
             ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
+        if self._working_dir:
+            # Relative to the shipped copy: the actor resolves it where Ray unpacked the code.
+            configs = [replace(c, cwd=os.path.relpath(c.cwd, self._working_dir)) for c in configs]
         for config in configs:
             actor = self._warm_actor(config.agent_id) if self._warm else None
             data = encode_config(config)
@@ -189,9 +217,10 @@ class RayBackend:
                 actor.begin.remote(data)
                 self._borrowed.add(config.agent_id)
             else:
-                actor = _actor_class().remote(data)
+                actor = _actor_class(**self._agent_options).remote(data)
             self._actors[config.agent_id] = actor
-            self._polls[actor.poll.remote(POLL_SECONDS)] = config.agent_id
+        for agent_id, actor in self._actors.items():
+            self._polls[actor.poll.remote(POLL_SECONDS)] = agent_id
 
     def send(self, agent_id: int, command: Command) -> None:
         if agent_id in self._stopped:

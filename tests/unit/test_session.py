@@ -297,3 +297,28 @@ def test_the_invariant_check_fails_on_a_corrupted_record() -> None:
         check_results(
             [TestResult("a", Outcome.FAILED, (passed,)), good[1]], ["a", "b"], Counter({"a": 1, "b": 1})
         )
+
+
+def test_an_agent_with_other_versions_stops_the_run_with_a_named_node() -> None:
+    class OtherPytest(ScriptedBackend):
+        def start(self, configs: Sequence[p.AgentConfig]) -> None:
+            for config in configs:
+                node = p.NodeInfo(hostname=f"node-{config.agent_id}", address="10.0.0.9")
+                versions = {"python": "3.11.2", "pytest": "8.0.0"}
+                self.pending.append(p.AgentReady(config.agent_id, node=node, versions=versions))
+
+    plan = plan_lpt([UnitEstimate(u, 1.0) for u in UNITS], 2)
+    configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(2)]
+    session = Session(
+        UNITS,
+        make_scheduler("dynamic", plan),
+        OtherPytest(),
+        configs,
+        ListSink(),
+        versions={"python": "3.11.7", "pytest": "9.2.0"},
+    )
+    session.run()
+
+    assert session.fatal is not None
+    assert "on node node-0 (10.0.0.9) runs pytest 8.0.0 (coordinator 9.2.0)" in str(session.fatal)
+    assert "python" not in str(session.fatal), "Python is compared by major.minor, as Ray does"
