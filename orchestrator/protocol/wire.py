@@ -54,7 +54,8 @@ class FrameWriter:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: Any) -> None:
+        """Write one object: a tagged message, or the bytes of an encoded batch."""
         data = pack(msg)
         view = memoryview(data)
         while view:
@@ -72,7 +73,7 @@ class FrameReader:
         self._fd = fd
         self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         while True:
             yield from self._unpacker
             chunk = os.read(self._fd, 1 << 16)

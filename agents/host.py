@@ -1,0 +1,59 @@
+"""An agent in a process of its own: `python -m agents.host`, spoken to over two private pipes.
+
+Started by orchestrator/backends/local.py, one process per agent on this machine (the Ray
+backend wraps the same AgentRuntime in an actor instead). The first frame in is the agent's
+config, every later one a batch of commands; every frame out is a batch of events, all as the
+bytes of orchestrator.protocol's encoding. The process is its own session, so a Ctrl-C at the
+terminal reaches only the coordinator, which tells the agent to abort; if the coordinator goes
+away (end of file on the command pipe) the agent aborts by itself, taking its stack down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from agents.runtime import AgentRuntime
+from orchestrator.protocol import wire
+from orchestrator.protocol.messages import Abort, Command, Event, decode, decode_config, encode
+
+FDS_ENV = "ORCHESTRATE_AGENT_FDS"
+# After an abort, how long the stack may take to come down before the process gives up.
+STOP_SECONDS = 120.0
+
+
+def main() -> int:
+    command_fd, event_fd = (int(fd) for fd in os.environ.pop(FDS_ENV).split(","))
+    frames = iter(wire.FrameReader(command_fd))
+    writer = wire.FrameWriter(event_fd)
+    lock = threading.Lock()
+
+    def emit(event: Event) -> None:
+        with lock:
+            try:
+                writer.send(encode([event]))
+            except OSError:
+                pass  # the coordinator is gone; the command reader sees it and aborts
+
+    config = decode_config(next(frames))
+    runtime = AgentRuntime(config, emit=emit)
+    runtime.start()
+
+    def read_commands() -> None:
+        try:
+            for data in frames:
+                for command in decode(data):
+                    if isinstance(command, Command):
+                        runtime.command(command)
+        except (OSError, wire.WireError):
+            pass
+        runtime.command(Abort())
+
+    threading.Thread(target=read_commands, name="orchestrate-agent-commands", daemon=True).start()
+    runtime.wait_stopped(None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
