@@ -44,6 +44,12 @@ from orchestrator.scheduling.protocol import Scheduler
 STOP_GRACE_SECONDS = 120.0
 WAIT_SLICE_SECONDS = 0.5
 _LIFECYCLE_EVENTS = frozenset({p.AgentFailed.name, p.AgentStopped.name, p.StackReset.name})
+# Why the tests a stop left unrun did not run, in the words of the results file and the summary.
+_NOT_RUN_BECAUSE = {
+    "interrupt": lambda stop: "interrupted",
+    "maxfail": lambda stop: f"{stop.message} (-x/--maxfail)",
+    "exit": lambda stop: f"pytest.exit: {stop.message}",
+}
 _WORST_FIRST = (
     Outcome.CRASHED,
     Outcome.TIMEOUT,
@@ -97,6 +103,9 @@ class Session:
         self._stop: StopRequest | None = None
         self._messages: list[str] = []
         self._retry_serial = 0
+        # node id -> the unit that carries its pending retry (a crash retry or a rerun): only that
+        # unit may bring it back, whatever else is requeued with it in its name.
+        self._retry_unit_of_node: dict[str, str] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -365,6 +374,7 @@ class Session:
         if node_id not in self._attempts or node_id in self._final:
             return
         self._reports.pop(node_id, None)
+        self._retry_unit_of_node.pop(node_id, None)
         record = self._agents[agent_id]
         crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
         attempt = Attempt(
@@ -383,6 +393,7 @@ class Session:
 
     def _record(self, node_id: str, attempt: Attempt, rerunnable: bool) -> None:
         """Add an attempt: final, unless it failed and --reruns allows another try."""
+        self._retry_unit_of_node.pop(node_id, None)
         if rerunnable and attempt.outcome in (Outcome.FAILED, Outcome.ERROR) and self._stop is None:
             failed_tries = sum(1 for a in self._attempts[node_id] if a.outcome.is_failure) + 1
             if failed_tries <= self._reruns:
@@ -402,13 +413,18 @@ class Session:
         self._agents[attempt.agent_id].busy += attempt.duration
         self._sink.attempt_retried(node_id, attempt)
         self._retry_serial += 1
-        unit_id = self._unit_of_node.get(node_id, node_id)
-        self._scheduler.requeue([TestUnit(f"{unit_id} ({why} {self._retry_serial})", (node_id,))])
+        unit_id = f"{self._unit_of_node.get(node_id, node_id)} ({why} {self._retry_serial})"
+        self._retry_unit_of_node[node_id] = unit_id
+        self._scheduler.requeue([TestUnit(unit_id, (node_id,))])
 
     def _requeue_unended(self, units: Iterable[TestUnit]) -> None:
         trimmed = []
         for unit in units:
-            left = tuple(n for n in unit.node_ids if n not in self._final)
+            left = tuple(
+                n
+                for n in unit.node_ids
+                if n not in self._final and self._retry_unit_of_node.get(n, unit.unit_id) == unit.unit_id
+            )
             for node_id in left:
                 self._reports.pop(node_id, None)
             if left:
@@ -419,10 +435,7 @@ class Session:
     # -- the report ----------------------------------------------------------------------
 
     def _report(self) -> RunReport:
-        if self._stop is not None:
-            reason = f"the run stopped: {self._stop.message}"
-        else:
-            reason = "no agent was left to run it"
+        reason = _NOT_RUN_BECAUSE[self._stop.kind](self._stop) if self._stop else "no agent was left to run it"
         # Tests pytest would not have listed (after -x, pytest.exit, Ctrl-C) are only in our
         # results; those lost because no agent was left are replayed, so the run fails.
         replay_not_run = self._stop is None

@@ -31,8 +31,7 @@ def write_sections(terminal: Any, report: RunReport) -> None:
         terminal.write_sep("=", "orchestrate: tests run more than once", yellow=True)
         for result in flaky:
             tries = ", ".join(f"{a.outcome.value} (agent {a.agent_id})" for a in result.attempts)
-            word = "FLAKY" if result.flaky else result.outcome.value.upper()
-            terminal.write_line(f"{word} {result.node_id}: {tries}")
+            terminal.write_line(("FLAKY " if result.flaky else "") + f"{result.node_id}: {tries}")
     if report.messages:
         terminal.write_sep("=", "orchestrate: messages")
         for message in report.messages:
@@ -54,4 +53,6 @@ def _first_line(result: TestResult) -> str:
     final = result.final
     if final is None:
         return ""
+    if result.outcome is Outcome.NOT_RUN:
+        return final.message.splitlines()[0] if final.message else ""
     return failure_text(result.outcome, final.message, final.duration).splitlines()[0]

@@ -322,3 +322,14 @@ def test_an_agent_with_other_versions_stops_the_run_with_a_named_node() -> None:
     assert session.fatal is not None
     assert "on node node-0 (10.0.0.9) runs pytest 8.0.0 (coordinator 9.2.0)" in str(session.fatal)
     assert "python" not in str(session.fatal), "Python is compared by major.minor, as Ray does"
+
+
+def test_a_crash_retry_is_never_requeued_twice_when_its_agent_fails_later() -> None:
+    # Agent 0 crashes on test_0 (retried), then dies on test_1: the unit's remainder is requeued
+    # without test_0, whose retry already waits in its own unit.
+    backend = ScriptedBackend({"t.py::T0::test_0": ["crash", "pass"], "t.py::T0::test_1": ["die"]})
+    report, _ = _run(backend)
+
+    runs = Counter(n for _, n in backend.ran)
+    assert runs["t.py::T0::test_0"] == 2
+    assert {r.node_id: r.outcome for r in report.results}["t.py::T0::test_0"] is Outcome.PASSED
