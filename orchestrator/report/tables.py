@@ -76,7 +76,8 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
     (set-up commands included) and teardown; reset = resets between units (x-orchestrate reset),
     shown when any happened; runner = the CI runner, after `orchestrate merge`.
     """
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
+    # One space between columns (the box's blank separator, no padding): 12 columns fit 80.
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
     merged = any(agent.runner is not None for agent in report.agents)
     if merged:
         table.add_column("runner", justify="right")

@@ -129,7 +129,7 @@ def _recorded_report() -> RunReport:
     passed = Outcome.PASSED
     agents = (
         AgentStatistics(
-            0, tests=2, busy_seconds=6.0, stack_up_seconds=1.5, stack_down_seconds=0.5,
+            0, tests=2, busy_seconds=6.0, stack_up_seconds=1.5, stack_down_seconds=0.5, resets=2, reset_seconds=0.25,
             worker_start_seconds=1.0, ready_at=2.5, finished_at=9.0, stopped_at=10.0,
             units=(UnitSpan("t.py::TestA", 2.5, 5.0, 2.0, 1, passed), UnitSpan("t.py::TestB", 5.5, 9.0, 3.0, 1, Outcome.FAILED)),
         ),
@@ -163,6 +163,9 @@ def test_a_recorded_run_draws_every_phase_of_each_lane() -> None:
     assert len(idle) == 3  # agent 0: between its units and before teardown; agent 1: before teardown
     assert idle[-1] / long == pytest.approx(5.2 / 0.8, rel=0.05)
     assert "lower bound 5.0 s" in page and "predicted 6.0 s" in page
+    assert "<th>reset s</th>" in page.replace(' class="n"', "") and '<td class="n">0.25</td>' in page
+    assert "2 agents; predicted makespan 6.00 s" in page
+    assert "reset s" not in render_html(make_document())  # no resets, no column
 
 
 def test_a_merged_report_records_each_agents_runner(tmp_path: Path) -> None:
