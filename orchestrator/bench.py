@@ -22,12 +22,14 @@ for that N (whatif.py), which leave out start-up, hence measured minus predicted
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,7 +40,7 @@ from orchestrator.model import GroupBy
 from orchestrator.pipeline import collect_units
 from orchestrator.whatif import Prediction, predict
 
-__all__ = ["METHODS", "BenchConfig", "BenchResult", "BenchRow", "Measurement", "run_bench"]
+__all__ = ["METHODS", "BenchConfig", "BenchResult", "BenchRow", "Measurement", "failure_reason", "run_bench"]
 
 ORCHESTRATE = "orchestrate"
 SERIAL = "serial"
@@ -91,6 +93,8 @@ class Measurement:
     repetition: int
     seconds: float | None  # None: timed out
     exit_code: int | None
+    # Why a run failed, from its output: the error most of its tests gave, and pytest's counts.
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +163,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None]) -> BenchResu
             shift = repetition % len(jobs)
             for method, agents in jobs[shift:] + jobs[:shift]:
                 command = _command(method, agents, run, scratch)
+                stackless = bool(run.stack_file) and method != ORCHESTRATE
                 measurement = _measure(
-                    method, agents, repetition, command, env, run.cwd, config.timeout, scratch
+                    method, agents, repetition, command, env, run.cwd, config.timeout, scratch, stackless
                 )
                 measurements.append(measurement)
                 seconds = "timed out" if measurement.seconds is None else f"{measurement.seconds:.2f} s"
@@ -178,6 +183,14 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None]) -> BenchResu
     if run.stack_file and set(config.against):
         notes.append(
             "only orchestrate's agents get the stack: serial and xdist runs of a suite that needs it fail"
+        )
+    for method in dict.fromkeys(row.method for row in rows if row.failures):
+        failed = [row for row in rows if row.method == method and row.failures]
+        reason = next((m.reason for m in measurements if m.method == method and m.reason), "")
+        notes.append(
+            f"{method}: {sum(r.failures for r in failed)} of {sum(r.runs for r in failed)} run(s) on "
+            f"N={','.join(str(r.agents) for r in failed)} failed, so those times are of failing runs, "
+            f"not comparable; the first failure: {reason or 'timed out'}"
         )
     return BenchResult(
         rows, tuple(measurements), predictions, sum(len(u.node_ids) for u in units), tuple(notes)
@@ -227,8 +240,13 @@ def _measure(
     cwd: str,
     timeout: float,
     scratch: str,
+    stackless: bool = False,
 ) -> Measurement:
-    """Run `command` once, its output to a log in `scratch`; its wall-clock and exit code."""
+    """Run `command` once, its output to a log in `scratch`; its wall-clock and exit code.
+
+    A failed run prints, and records, why (`failure_reason`); `stackless`: a method that ran
+    without the stack file the orchestrate runs got, which the reason then says first.
+    """
     log = os.path.join(scratch, f"{method}-{agents}-{repetition}.log")
     with open(log, "wb") as output:
         started = time.perf_counter()
@@ -240,11 +258,44 @@ def _measure(
         except subprocess.TimeoutExpired:
             return Measurement(method, agents, repetition, None, None)
     seconds = time.perf_counter() - started
+    reason = ""
     if completed.returncode != 0:
         with open(log, encoding="utf-8", errors="replace") as stream:
-            tail = stream.read().strip().splitlines()[-3:]
-        print(f"orchestrate bench: {method} N={agents} exited {completed.returncode}: " + " | ".join(tail))
-    return Measurement(method, agents, repetition, seconds, completed.returncode)
+            reason = failure_reason(stream.read())
+        if stackless:
+            reason = f"run without the stack (only orchestrate's agents get --stack): {reason}"
+        print(f"orchestrate bench: {method} N={agents} exited {completed.returncode}: {reason}")
+    return Measurement(method, agents, repetition, seconds, completed.returncode, reason)
+
+
+_SECTION = re.compile(r"^_{3,} .+ _{3,}$|^_+ (ERROR|FAILED|test)\b")
+_COUNTS = re.compile(r"^=+ (.*\d+ (passed|failed|errors?|skipped|deselected).*) =+$")
+
+
+def failure_reason(output: str) -> str:
+    """One line on why a pytest or orchestrate run failed, from its output.
+
+    The first message of each failure or error section (pytest's `E   ` line, else the first line
+    of the section, which is where `pytest.fail(..., pytrace=False)` and setup errors put it),
+    the most common one with how many tests gave it, and pytest's counts line; else the last lines.
+    """
+    lines = output.strip().splitlines()
+    messages: list[str] = []
+    section: list[str] | None = None
+    for line in [*lines, "_____ end _____"]:
+        if _SECTION.match(line) or line.startswith("====="):
+            if section:
+                errors = [entry[1:].strip() for entry in section if entry.startswith("E ")]
+                plain = [entry for entry in section if entry.strip() and not entry.startswith("[gw")]
+                messages.append((errors or plain)[0].strip())
+            section = [] if _SECTION.match(line) else None
+        elif section is not None:
+            section.append(line)
+    counts = next((m.group(1) for line in reversed(lines) if (m := _COUNTS.match(line))), "")
+    if not messages:
+        return " | ".join([line for line in lines if line.strip()][-3:])
+    message, times = Counter(messages).most_common(1)[0]
+    return f"{counts + '; ' if counts else ''}most common error ({times} test{'s' if times != 1 else ''}): {message[:300]}"
 
 
 def _summarise(

@@ -251,6 +251,8 @@ class AgentStatistics:
     finished_at: float | None = None
     stopped_at: float | None = None
     units: tuple[UnitSpan, ...] = ()
+    # The CI runner (1-based `--index`) whose artifact this agent came from; None unless merged.
+    runner: int | None = None
 
     @property
     def idle_seconds(self) -> float:

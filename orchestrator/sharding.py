@@ -121,7 +121,8 @@ def merge_shards(artifacts: Sequence[ShardArtifact]) -> MergedShards:
     or the runner never reported it) ends as not-run, which makes the exit code 1.
 
     Results come in plan order (runner 1's tests first). Agents are renumbered so that they
-    are unique across runners (runner 1's agents first), and so are the attempts' agent ids.
+    are unique across runners (runner 1's agents first), and so are the attempts' agent ids;
+    each agent records its runner (`AgentStatistics.runner`), which the report pages group by.
     """
     if not artifacts:
         raise ArtifactError("no artifacts to merge")
@@ -147,8 +148,7 @@ def merge_shards(artifacts: Sequence[ShardArtifact]) -> MergedShards:
         }
         agent_offset += len(artifact.report.agents)
         agents.extend(
-            replace(a, agent_id=renumbered[a.agent_id], host=f"runner {index}: {a.host}")
-            for a in artifact.report.agents
+            replace(a, agent_id=renumbered[a.agent_id], runner=index) for a in artifact.report.agents
         )
         messages.extend(f"runner {index}: {message}" for message in artifact.report.messages)
         for result in artifact.report.results:

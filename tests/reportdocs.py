@@ -1,8 +1,9 @@
 """Results documents for the HTML report's tests, with the keys the coordinator fills in.
 
 Used by tests/unit/test_html.py and the browser test: `make_document` builds a document of the
-shape orchestrator/report/results.py writes, plus "plan", per-agent "timeline" and "units" and
-the attempts' "started"/"finished", so the renderer can be tested without running anything.
+shape orchestrator/report/results.py writes ("plan", per-agent "timeline" and "units", the
+attempts' "started"/"finished", "runner" after a merge), so the renderer can be tested without
+running anything. test_html.py also renders a document made from a RunReport by results.py.
 """
 
 from __future__ import annotations
@@ -125,13 +126,17 @@ def make_document(
                 "worker_restarts": 0, "error": "",
                 "node": {"node_id": f"ab{agent_id:02d}", "address": f"10.0.0.{agent_id}", "hostname": f"node{agent_id}"},
                 "timeline": {"started": 0.0, "stack_ready": stack_ready, "worker_ready": worker_ready,
-                             "finished": clock, "stopped": clock + 0.4},
+                             "ready": worker_ready, "finished": clock, "stopped": None},
                 "units": units,
             }  # fmt: skip
             if runner is not None:
                 row["runner"] = runner
             agent_rows.append(row)
-    wall = max(a["timeline"]["stopped"] for a in agent_rows)
+    # As in a real run, every agent stops at the end of the run: its stack's teardown is the last
+    # `stack_down_seconds` before "stopped"; an agent that ran out of work first idles until then.
+    wall = max(a["timeline"]["finished"] for a in agent_rows) + 0.5
+    for row in agent_rows:
+        row["timeline"]["stopped"] = wall
     counts: dict[str, int] = {}
     for test in tests:
         counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1

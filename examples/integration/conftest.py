@@ -6,8 +6,14 @@ errors naming the missing variable) rather than skip: a skipped integration suit
 and a misconfigured CI job must not.
 
 The tests deliberately use fixed table names, sequences, FLUSHDB and counters, as real suites do,
-so they break when two processes share one stack. The session-wide claim below turns that
-sharing into a deterministic failure.
+so they break when two processes share one stack. The claim below turns that sharing into a
+deterministic failure.
+
+Every class (a unit) starts from the state migrate.py left: stack.yml's `x-orchestrate.reset`
+restores both stores before every unit, so no class cleans up after another. The reset drops and
+recreates the database, terminating open connections, so the Postgres connection is held per
+class, never per session (orchestrate's rule for suites that reset). Redis connections survive a
+reset. Without a reset (plain pytest), `fresh_state` does the same per class, less thoroughly.
 """
 
 from __future__ import annotations
@@ -55,8 +61,9 @@ def agent_identity(orchestrate_agent: str | None) -> str:
     return f"xdist:{worker}" if worker else "pytest:serial"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="class")
 def db_connection(database_url: str) -> Iterator[psycopg.Connection]:
+    """Per class, not per session: the reset before each unit terminates open connections."""
     with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as connection:
         yield connection
 
@@ -89,14 +96,15 @@ def claim_redis(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="class", autouse=True)
 def stack_claim(agent_identity: str, db_connection: psycopg.Connection, claim_redis: redis.Redis) -> str:
-    """Claim this stack for this process, before its first test; fail if another one holds it.
+    """Claim this stack for this process, before each class; fail if another one holds it.
 
+    Per class, because the reset before each unit takes the stack back to before any claim.
     Under orchestrate every agent has its own stack, so the claim always succeeds (a restarted
     worker of the same agent finds its own claim). When two processes share one stack (plain
-    `pytest -n 2` against one DATABASE_URL), whichever claims second fails on every test, however
-    the tests were interleaved.
+    `pytest -n 2` against one DATABASE_URL, where nothing resets), whichever claims second fails
+    on every test, however the tests were interleaved.
     """
     db_connection.execute(
         "INSERT INTO claims (slot, agent) VALUES (1, %s) ON CONFLICT (slot) DO NOTHING", (agent_identity,)
@@ -112,3 +120,19 @@ def stack_claim(agent_identity: str, db_connection: psycopg.Connection, claim_re
             pytrace=False,
         )
     return agent_identity
+
+
+@pytest.fixture(scope="class", autouse=True)
+def fresh_state(stack_claim: str, db_connection: psycopg.Connection, redis_session: redis.Redis) -> None:
+    """Start the class from the state migrate.py left, when orchestrate did not already do it.
+
+    An agent whose stack resets (ORCHESTRATE_RESET=1) restored its snapshot before this unit, and
+    that is exact: every table, sequence and key as after setup. Anywhere else (plain pytest, or a
+    stack file without `reset`) this empties the tables and Redis database 0 instead. After the
+    claim, so a process that does not own the stack changes nothing in it.
+    """
+    if os.environ.get("ORCHESTRATE_RESET") == "1":
+        return
+    db_connection.execute("TRUNCATE accounts, orders, products, audit_log RESTART IDENTITY CASCADE")
+    db_connection.execute("ALTER SEQUENCE order_number_seq RESTART")
+    redis_session.flushdb()

@@ -209,7 +209,7 @@ def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) ->
     plan = as_map(document.get("plan"))
     if plan:
         facts.append(
-            f"{esc(plan.get('agents', '?'))} agents; predicted makespan {seconds_text(number(plan, 'predicted_makespan'))} s, "
+            f"{esc(_count_text(plan.get('agents', '?')))} agents; predicted makespan {seconds_text(number(plan, 'predicted_makespan'))} s, "
             f"lower bound max(total/N, longest unit) {seconds_text(number(plan, 'lower_bound'))} s"
         )
     extra = as_map(document.get("extra"))
@@ -223,6 +223,11 @@ def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) ->
     return f'<div class="counts">{badges or "no tests"}</div><div class="muted">{"; ".join(facts)}</div>' + (
         f"<ul>{messages}</ul>" if messages else ""
     )
+
+
+def _count_text(value: Any) -> Any:
+    """A count the plan stores as a float (4.0) as people write it (4)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _timeline_section(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]]) -> str:
@@ -250,6 +255,7 @@ def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
     if not agents:
         return ""
     merged = any(a.get("runner") is not None for a in agents)
+    resets = any(number(a, "resets") for a in agents)
     rows = []
     for _, members in group_by_runner(agents):
         for agent in members:
@@ -267,6 +273,11 @@ def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
                     seconds_text(number(agent, "wall_seconds")),
                     seconds_text(number(agent, "stack_up_seconds")),
                     seconds_text(number(agent, "stack_down_seconds")),
+                    *(
+                        [esc(agent.get("resets", "")), seconds_text(number(agent, "reset_seconds"))]
+                        if resets
+                        else []
+                    ),
                     esc(agent.get("worker_restarts", "")),
                     f'<span class="warn">{esc(agent.get("error", ""))}</span>',
                 ]
@@ -274,11 +285,11 @@ def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
     headers = [
         *(["runner"] if merged else []),
         "agent", "host", "tests", "predicted s", "busy s", "actual/predicted", "idle s", "wall s", "up s",
-        "down s", "restarts", "error",
+        "down s", *(["resets", "reset s"] if resets else []), "restarts", "error",
     ]  # fmt: skip
     first = 1 if merged else 0
     return "<h2>Agents: predicted against actual</h2>" + _table(
-        headers, rows, numeric=[first, first + 2, *range(first + 3, first + 11)]
+        headers, rows, numeric=[first, first + 2, *range(first + 3, len(headers) - 1)]
     )
 
 

@@ -13,17 +13,30 @@ format: people and other tools read this file. The schema (format 1):
       "agents": [{"agent_id": 0, "host": "...", "tests": 7, "busy_seconds": 4.1,
                   "idle_seconds": 0.3,                   # derived; ignored when read back
                   "predicted_seconds": 4.0, "wall_seconds": 4.4, "stack_up_seconds": 1.2,
-                  "stack_down_seconds": 0.4, "worker_restarts": 0, "error": ""}],
+                  "stack_down_seconds": 0.4, "worker_restarts": 0, "error": "",
+                  "runner": null,                        # CI runner index, after `merge`
+                  "node": {"node_id": "", "address": "", "hostname": "..."},
+                  "resets": 0, "reset_seconds": 0.0,     # stack resets between units
+                  "worker_start_seconds": 0.9,
+                  "timeline": {"started": 0.0, "stack_ready": 1.2, "worker_ready": 2.1,
+                               "ready": 2.1, "finished": 9.0, "stopped": 9.6},
+                  "units": [{"unit_id": "...", "started": 2.1, "finished": 3.0,
+                             "predicted_seconds": 0.8, "tests": 4, "outcome": "passed"}]}],
+      "plan": {"agents": 4, "predicted_makespan": 3.1, "lower_bound": 3.0,
+               "total_seconds": 12.0, "longest_unit_seconds": 2.5},
       "tests": [{"node_id": "tests/test_a.py::test_x", "outcome": "passed", "duration": 0.01,
                  "agent": 0, "flaky": false,             # agent/duration of the final attempt
                  "attempts": [{"agent": 0, "outcome": "passed", "duration": 0.01,
+                               "started": 2.1, "finished": 2.11,
                                "message": "", "reports": [<pytest's serialised reports>]}]}],
       "extra": {"shard": {"index": 1, "total": 4, ...}}  # whatever the writer adds (sharding.py)
     }
 
-Outcomes are Outcome values ("passed" ... "not-run"); `reports` are pytest's own
-`pytest_report_to_serializable` dicts, unchanged but for JSON turning tuples into lists. A value
-JSON cannot hold (an odd `record_property` value) is written as its repr.
+Times in "timeline", "units" and the attempts are seconds since the run's start (the
+coordinator's clock); "stopped" is when the agent's stack was down, so its teardown is the last
+`stack_down_seconds` before it. Outcomes are Outcome values ("passed" ... "not-run"); `reports`
+are pytest's own `pytest_report_to_serializable` dicts, unchanged but for JSON turning tuples
+into lists. A value JSON cannot hold (an odd `record_property` value) is written as its repr.
 """
 
 from __future__ import annotations
@@ -171,14 +184,16 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
         "worker_restarts": agent.worker_restarts,
         "error": agent.error,
         "node": {"node_id": agent.node_id, "address": agent.address, "hostname": agent.host},
+        "runner": agent.runner,
         "resets": agent.resets,
         "reset_seconds": agent.reset_seconds,
         "worker_start_seconds": agent.worker_start_seconds,
         "timeline": {
-            "ready": agent.ready_at,
-            "stack_ready": None
+            "started": None
             if agent.ready_at is None
-            else max(0.0, agent.ready_at - agent.worker_start_seconds),
+            else max(0.0, _stack_ready(agent) - agent.stack_up_seconds),
+            "ready": agent.ready_at,
+            "stack_ready": None if agent.ready_at is None else _stack_ready(agent),
             "worker_ready": agent.ready_at,
             "finished": agent.finished_at,
             "stopped": agent.stopped_at,
@@ -197,8 +212,15 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
     }
 
 
+def _stack_ready(agent: AgentStatistics) -> float:
+    """When the agent's stack was up (its worker started then): the timeline has no other record."""
+    return max(0.0, (agent.ready_at or 0.0) - agent.worker_start_seconds)
+
+
 def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
+    runner = item.get("runner")
     return AgentStatistics(
+        runner=int(runner) if runner is not None else None,
         agent_id=int(item["agent_id"]),
         tests=int(item.get("tests", 0)),
         busy_seconds=float(item.get("busy_seconds", 0.0)),

@@ -73,9 +73,14 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
 
     Short headings, so the table fits 80 columns (CI logs): busy = time in tests; idle = from
     ready to the run's last test, not busy; plan = predicted; up/down = its stack's start-up
-    (set-up commands included) and teardown; reset = resets between units (x-orchestrate reset).
+    (set-up commands included) and teardown; reset = resets between units (x-orchestrate reset),
+    shown when any happened; runner = the CI runner, after `orchestrate merge`.
     """
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, show_edge=False)
+    # One space between columns (the box's blank separator, no padding): 12 columns fit 80.
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    merged = any(agent.runner is not None for agent in report.agents)
+    if merged:
+        table.add_column("runner", justify="right")
     table.add_column("agent", justify="right")
     table.add_column("host")
     resets = any(agent.resets for agent in report.agents)
@@ -88,6 +93,7 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
     for agent in sorted(report.agents, key=lambda a: a.agent_id):
         where = agent.host + (f" {agent.address}" if agent.address else "")
         table.add_row(
+            *((str(agent.runner or ""),) if merged else ()),
             str(agent.agent_id),
             Text(where),
             str(agent.tests),

@@ -139,9 +139,14 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Callable[[float], fl
             + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
         )
         bar(unit_start, unit_end, colour_of(unit.get("outcome")), tip, "unit")
-    if cursor is not None and finished is not None and finished - cursor > 0.01:
-        bar(cursor, finished, "#f1f1f1", f"{label}: idle {finished - cursor:.2f} s", "idle")
-    bar(finished, stopped, "#cfcfcf", f"{label}: stack teardown, {_span(finished, stopped)}", "teardown")
+    # Agents stop together at the end of the run, so an agent that ran out of work first waits
+    # (idle) from its last test until its teardown starts: the teardown is only the last
+    # `stack_down_seconds` before `stopped`, not everything after its last test.
+    down = number(agent, "stack_down_seconds")
+    teardown = finished if down is None or stopped is None else max(stopped - down, cursor or 0.0)
+    if cursor is not None and teardown is not None and teardown - cursor > 0.01:
+        bar(cursor, teardown, "#f1f1f1", f"{label}: idle {teardown - cursor:.2f} s", "idle")
+    bar(teardown, stopped, "#cfcfcf", f"{label}: stack teardown, {_span(teardown, stopped)}", "teardown")
     if not timeline and not units:
         parts.append(f'<text x="{x(0) + 4:.1f}" y="{y + height - 6}" fill="#999">no timeline recorded</text>')
     if agent.get("error"):

@@ -1,17 +1,21 @@
-"""The HTML report renderer against results documents built by hand (tests/reportdocs.py)."""
+"""The HTML report renderer against results documents built by hand (tests/reportdocs.py) and
+made by results.py from recorded RunReports."""
 
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from reportdocs import ODD_NODE_ID, make_document
 
-from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
+from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
 from orchestrator.report.charts import Series, line_chart_svg, nice_ticks
 from orchestrator.report.html import render_html, write_html
-from orchestrator.report.results import read_document, report_to_document, write_results
+from orchestrator.report.results import read_document, read_results, report_to_document, write_results
+from orchestrator.report.tables import agents_table_text
 
 
 def _lanes(page: str) -> list[str]:
@@ -109,6 +113,85 @@ def test_a_report_becomes_a_document_equal_to_its_results_file(tmp_path: Path) -
     )
     write_results(report, str(tmp_path / "r.json"), extra={"k": (1, 2)})
     assert report_to_document(report, {"k": (1, 2)}) == read_document(str(tmp_path / "r.json"))
+
+
+def _bars(page: str, css: str) -> list[tuple[float, float]]:
+    """The (x, width) of every bar of class `css` on the timeline."""
+    return [
+        (float(x), float(w))
+        for x, w in re.findall(rf'<rect class="{css}" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', page)
+    ]
+
+
+def _recorded_report() -> RunReport:
+    """What the session records for two agents (seconds since the run's start): agent 0 busy to
+    the end, agent 1 out of work early; both stop together when the run ends at 10 s."""
+    passed = Outcome.PASSED
+    agents = (
+        AgentStatistics(
+            0, tests=2, busy_seconds=6.0, stack_up_seconds=1.5, stack_down_seconds=0.5, resets=2, reset_seconds=0.25,
+            worker_start_seconds=1.0, ready_at=2.5, finished_at=9.0, stopped_at=10.0,
+            units=(UnitSpan("t.py::TestA", 2.5, 5.0, 2.0, 1, passed), UnitSpan("t.py::TestB", 5.5, 9.0, 3.0, 1, Outcome.FAILED)),
+        ),
+        AgentStatistics(
+            1, tests=1, busy_seconds=1.0, stack_up_seconds=2.0, stack_down_seconds=0.8,
+            worker_start_seconds=1.0, ready_at=3.0, finished_at=4.0, stopped_at=10.0,
+            units=(UnitSpan("t.py::TestC", 3.0, 4.0, 1.0, 1, passed),),
+        ),
+    )  # fmt: skip
+    results = tuple(
+        TestResult(f"t.py::Test{u}::test", passed, (Attempt(0, passed, 1.0, started=1.0, finished=2.0),))
+        for u in "ABC"
+    )
+    plan = {"agents": 2.0, "predicted_makespan": 6.0, "lower_bound": 5.0, "total_seconds": 6.0}
+    return RunReport(results, agents, wall_seconds=10.0, exit_code=1, plan=plan)
+
+
+def test_a_recorded_run_draws_every_phase_of_each_lane() -> None:
+    document = report_to_document(_recorded_report())
+    timeline = document["agents"][1]["timeline"]
+    # The stack started when it was up less its start-up; the worker started when the stack was up.
+    assert (timeline["started"], timeline["stack_ready"], timeline["worker_ready"]) == (0.0, 2.0, 3.0)
+    page = render_html(document)
+    assert len(_bars(page, "stack")) == 2 and len(_bars(page, "worker")) == 2
+    assert len(_bars(page, "unit")) == 3 and len(_bars(page, "teardown")) == 2
+    # Teardown is the last stack_down_seconds before "stopped", not everything after the last test:
+    # agent 1's lane idles from 4 s until 9.2 s, then tears down for 0.8 s.
+    (_, short), (_, long) = sorted(_bars(page, "teardown"), key=lambda bar: bar[1])
+    assert long / short == pytest.approx(0.8 / 0.5, rel=0.05)
+    idle = sorted(width for _, width in _bars(page, "idle"))
+    assert len(idle) == 3  # agent 0: between its units and before teardown; agent 1: before teardown
+    assert idle[-1] / long == pytest.approx(5.2 / 0.8, rel=0.05)
+    assert "lower bound 5.0 s" in page and "predicted 6.0 s" in page
+    assert "<th>reset s</th>" in page.replace(' class="n"', "") and '<td class="n">0.25</td>' in page
+    assert "2 agents; predicted makespan 6.00 s" in page
+    assert "reset s" not in render_html(make_document())  # no resets, no column
+
+
+def test_a_merged_report_records_each_agents_runner(tmp_path: Path) -> None:
+    report = _recorded_report()
+    merged = RunReport(
+        report.results,
+        tuple(replace(a, runner=a.agent_id + 1) for a in report.agents),
+        wall_seconds=10.0,
+        exit_code=1,
+    )
+    path = tmp_path / "merged.json"
+    write_results(merged, str(path))
+    assert [a["runner"] for a in read_document(str(path))["agents"]] == [1, 2]
+    assert [a.runner for a in read_results(str(path))[0].agents] == [1, 2]
+    assert [a.runner for a in read_results(str(_written(report, tmp_path)))[0].agents] == [None, None]
+    page = render_html(read_document(str(path)))
+    assert re.findall(r">runner (\d)</text>", page) == ["1", "2"]
+    table = agents_table_text(merged)
+    assert table.splitlines()[0].split()[:3] == ["runner", "agent", "host"]
+    assert "runner" not in agents_table_text(report)
+
+
+def _written(report: RunReport, directory: Path) -> Path:
+    path = directory / "single.json"
+    write_results(report, str(path))
+    return path
 
 
 def test_bench_section_has_the_table_and_a_chart() -> None:

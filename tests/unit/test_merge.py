@@ -142,12 +142,13 @@ def test_complete_artifacts_merge_into_one_report_in_plan_order() -> None:
     assert merged.junit == JUNIT
     assert (merged.total, merged.missing_runners) == (3, ())
     # Agents are numbered across runners (runner 1 had one, the others two), attempts follow.
-    assert [(a.agent_id, a.host) for a in merged.report.agents] == [
-        (0, "runner 1: ci"),
-        (1, "runner 2: ci"),
-        (2, "runner 2: ci"),
-        (3, "runner 3: ci"),
-        (4, "runner 3: ci"),
+    # Each records its runner (the report groups lanes by it); the host stays the host.
+    assert [(a.agent_id, a.runner, a.host) for a in merged.report.agents] == [
+        (0, 1, "ci"),
+        (1, 2, "ci"),
+        (2, 2, "ci"),
+        (3, 3, "ci"),
+        (4, 3, "ci"),
     ]
     agent_by_node_id = {r.node_id: r.agent_id for r in merged.report.results}
     assert [agent_by_node_id[n] for n in plan.shards[2].node_ids] == [3, 4, 3, 4, 3, 4, 3]
