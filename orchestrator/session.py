@@ -435,7 +435,9 @@ class Session:
     # -- the report ----------------------------------------------------------------------
 
     def _report(self) -> RunReport:
-        reason = _NOT_RUN_BECAUSE[self._stop.kind](self._stop) if self._stop else "no agent was left to run it"
+        reason = (
+            _NOT_RUN_BECAUSE[self._stop.kind](self._stop) if self._stop else "no agent was left to run it"
+        )
         # Tests pytest would not have listed (after -x, pytest.exit, Ctrl-C) are only in our
         # results; those lost because no agent was left are replayed, so the run fails.
         replay_not_run = self._stop is None

@@ -45,7 +45,17 @@ SUITE = {
 def test_when_every_agent_dies_the_rest_is_not_run_and_listed(tmp_path):
     root = write_suite(tmp_path, SUITE)
     # --max-crashes 3: the killer test is owed a third try after both agents died for it.
-    args = ["run", "--agents", "2", "--max-crashes", "3", "--durations", "d.msgpack", "--results", "results.json"]
+    args = [
+        "run",
+        "--agents",
+        "2",
+        "--max-crashes",
+        "3",
+        "--durations",
+        "d.msgpack",
+        "--results",
+        "results.json",
+    ]
     proc = run_orchestrate([*args, "--junitxml", "junit.xml", "test_doomed.py"], root, timeout=180)
     collected = [
         *(f"test_doomed.py::TestKiller::{n}" for n in ("test_before", "test_kill_agent", "test_after")),

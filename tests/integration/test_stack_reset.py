@@ -127,16 +127,32 @@ def pg_state(url: str) -> dict[str, object]:
     return {"databases": databases, "tables": tables, "items": items, "ticket": ticket, "settings": settings}
 
 
-def redis_state(url: str) -> dict[tuple[int, bytes], tuple[bytes, bool]]:
-    """(db, key) -> (DUMP payload, has a TTL) for every key of the databases the test uses."""
-    state: dict[tuple[int, bytes], tuple[bytes, bool]] = {}
+def redis_state(url: str) -> dict[tuple[int, bytes], tuple[object, bool]]:
+    """(db, key) -> (its value, has a TTL) for every key of the databases the test uses.
+
+    Values, not DUMP payloads: a set's serialised order may differ after a RESTORE.
+    """
+    state: dict[tuple[int, bytes], tuple[object, bool]] = {}
     base = url.rsplit("/", 1)[0]
     for number in (0, 3, 5):
         client = redis.Redis.from_url(f"{base}/{number}")
         for key in client.scan_iter():
-            state[(number, key)] = (client.dump(key), client.pttl(key) > 0)
+            state[(number, key)] = (_value(client, key), client.pttl(key) > 0)
         client.close()
     return state
+
+
+def _value(client: redis.Redis, key: bytes) -> object:
+    kind = client.type(key)
+    if kind == b"set":
+        return frozenset(client.smembers(key))
+    if kind == b"hash":
+        return tuple(sorted(client.hgetall(key).items()))
+    if kind == b"list":
+        return tuple(client.lrange(key, 0, -1))
+    if kind == b"zset":
+        return tuple(client.zrange(key, 0, -1, withscores=True))
+    return client.dump(key)
 
 
 class TestResetRestoresExactly:
