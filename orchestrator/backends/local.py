@@ -66,9 +66,9 @@ class _AgentProcess:
         threading.Thread(target=self._read_events, args=(event_read, events), daemon=True).start()
 
     def send_bytes(self, data: bytes) -> None:
-        with self._lock:
-            with contextlib.suppress(OSError):  # the agent is gone: its loss is reported anyway
-                self._writer.send(data)
+        # The agent may be gone: its loss is reported by the event reader anyway.
+        with self._lock, contextlib.suppress(OSError):
+            self._writer.send(data)
 
     def _keep_stderr(self) -> None:
         assert self._proc.stderr is not None
