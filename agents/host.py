@@ -10,6 +10,7 @@ away (end of file on the command pipe) the agent aborts by itself, taking its st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -30,11 +31,9 @@ def main() -> int:
     lock = threading.Lock()
 
     def emit(event: Event) -> None:
-        with lock:
-            try:
-                writer.send(encode([event]))
-            except OSError:
-                pass  # the coordinator is gone; the command reader sees it and aborts
+        # The coordinator may be gone: the command reader sees that and aborts.
+        with lock, contextlib.suppress(OSError):
+            writer.send(encode([event]))
 
     config = decode_config(next(frames))
     runtime = AgentRuntime(config, emit=emit)

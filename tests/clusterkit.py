@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = REPO / "deploy" / "cluster" / "cluster.sh"
 
 

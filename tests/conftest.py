@@ -81,19 +81,20 @@ def nothing_of_ours_left_behind() -> Iterator[None]:
         client.ping()
     except Exception:
         return
-    from agents.stack.docker import LABEL_OWNER, _owner_is_dead
+    from agents.stack.docker import LABEL_OWNER
+    from agents.stack.probes import owner_is_dead
 
     # Only what dead coordinators left: live ones belong to runs still going (another checkout's
     # tests on the same engine), which are not ours to judge or remove.
     containers = [
         c
         for c in client.containers.list(all=True, filters={"label": "orchestrate.run"})
-        if _owner_is_dead(c.labels.get(LABEL_OWNER, ""))
+        if owner_is_dead(c.labels.get(LABEL_OWNER, ""))
     ]
     networks = [
         n
         for n in client.networks.list(filters={"label": "orchestrate.run"})
-        if _owner_is_dead((n.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
+        if owner_is_dead((n.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
     ]
     names = [c.name for c in containers] + [n.name for n in networks]
     for container in containers:

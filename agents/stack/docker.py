@@ -17,13 +17,11 @@ also for the reset strategies (agents/stack/reset/), which reach containers thro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +31,10 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from agents.stack import stack_env_json
+from agents.stack.commands import run_commands
 from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
 from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.probes import owner_is_dead, port_answers, published_ports
 from agents.stack.protocol import StackEndpoints
 from agents.stack.reset import ExecResult, ResetStrategy, ServiceHandle, make_reset
 
@@ -48,8 +47,6 @@ LOG_TAIL_LINES = 20
 ENGINE_CHECK_TIMEOUT = 3.0
 _API_TIMEOUT = 60
 _POLL_SECONDS = 0.05
-_PROBE_TIMEOUT = 0.2
-_SETUP_OUTPUT_CHARS = 4000
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -343,11 +340,11 @@ class DockerStack:
             return False, f"health: {health_status}{detail}"
         if status != "running":
             return False, f"status: {status}"
-        published = _published_ports(attributes)
+        published = published_ports(attributes)
         if any(port not in published for port in item.service.ports):
             return False, "ports not published yet"
         for host_port in published.values():
-            if not _port_answers(host_port):
+            if not port_answers(host_port):
                 return False, f"port {host_port} not answering yet"
         return True, "running"
 
@@ -359,7 +356,7 @@ class DockerStack:
 
     def _endpoint(self, client: docker.DockerClient, item: _Started) -> dict[str, object]:
         attributes = client.api.inspect_container(item.container.id)
-        published = _published_ports(attributes)
+        published = published_ports(attributes)
         ports = {spec.split("/")[0]: published[spec] for spec in item.service.ports if spec in published}
         first = ports[item.service.ports[0].split("/")[0]] if item.service.ports else None
         return {"host": PUBLISH_HOST, "port": first, "ports": ports}
@@ -394,62 +391,37 @@ class DockerStack:
         return ExecResult(exit_code=exit_code if exit_code is not None else -1, output=text)
 
     def _run_commands(self, commands: tuple[str, ...], kind: str) -> float:
-        """Run setup or reset commands in `cwd` with the stack's env, in order; returns seconds.
-
-        `kind` ("setup command", "reset command") names the command in errors.
-        """
-        if not commands:
-            return 0.0
+        """Run setup or reset commands here with the stack's env, in order; returns seconds."""
         assert self._endpoints is not None, "commands run only after up() found the endpoints"
-        started_at = self._clock()
-        endpoints = StackEndpoints(env=self._endpoints.env, services=self._endpoints.services)
-        process_env = {**os.environ, **endpoints.env, "ORCHESTRATE_STACK": stack_env_json(endpoints)}
-        # `python` in a setup command means the interpreter running orchestrate (the one with the
-        # suite's dependencies), as in an activated virtualenv, even when it is not on PATH.
-        interpreter_dir = os.path.dirname(sys.executable)
-        if interpreter_dir:
-            process_env["PATH"] = os.pathsep.join([interpreter_dir, process_env.get("PATH", os.defpath)])
-        for command in commands:
-            try:
-                result = subprocess.run(
-                    command,
-                    shell=True,
-                    cwd=self.cwd,
-                    env=process_env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    errors="replace",
-                    check=False,
-                )
-            except OSError as exc:
-                message = f"{kind} {command!r} could not be started in {self.cwd}: {exc}"
-                raise StackFailed(message) from exc
-            if result.returncode != 0:
-                output = result.stdout[-_SETUP_OUTPUT_CHARS:].rstrip()
-                shown = f"; output:\n{output}" if output else " (no output)"
-                raise StackFailed(
-                    f"{kind} {command!r} failed with exit code {result.returncode}{shown}", logs=output
-                )
-        return self._clock() - started_at
+        return run_commands(commands, kind, self.cwd, self._endpoints, self._clock)
 
 
 # -- engine-wide operations ------------------------------------------------------------------
 
 
-def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
-    """Return the engine's version, or raise DockerUnavailable; called by the coordinator first."""
+@contextlib.contextmanager
+def _engine(timeout: float = _API_TIMEOUT) -> Iterator[docker.DockerClient]:
+    """A client of this machine's engine; any engine error in the block becomes DockerUnavailable.
+
+    The one translation of the engine-wide operations below (check_engine, sweep, remove_run).
+    """
     try:
         client = docker.from_env(timeout=max(1, round(timeout)))
     except docker.errors.DockerException as exc:
         raise DockerUnavailable(_engine_message(exc)) from exc
     try:
-        client.ping()
-        return str(client.version().get("Version", "unknown"))
+        yield client
     except (docker.errors.DockerException, OSError) as exc:
         raise DockerUnavailable(_engine_message(exc)) from exc
     finally:
         client.close()
+
+
+def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
+    """Return the engine's version, or raise DockerUnavailable; called by the coordinator first."""
+    with _engine(timeout) as client:
+        client.ping()
+        return str(client.version().get("Version", "unknown"))
 
 
 def sweep(all_owners: bool = False) -> tuple[int, int]:
@@ -459,33 +431,21 @@ def sweep(all_owners: bool = False) -> tuple[int, int]:
     this host and a pid that no longer runs; other hosts' owners are left alone. With
     `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
     """
-    try:
-        client = docker.from_env(timeout=_API_TIMEOUT)
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
-    try:
+    problems: list[str] = []
+    with _engine() as client:
         containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
-        doomed = [
-            container
-            for container in containers
-            if all_owners or _owner_is_dead(container.labels.get(LABEL_OWNER, ""))
-        ]
-        problems: list[str] = []
+        doomed = [c for c in containers if all_owners or owner_is_dead(c.labels.get(LABEL_OWNER, ""))]
         removed_containers = sum(_remove_containers(doomed, problems))
         networks = client.networks.list(filters={"label": LABEL_OWNER})
         doomed_networks = [
-            network
-            for network in networks
-            if all_owners or _owner_is_dead((network.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
+            n
+            for n in networks
+            if all_owners or owner_is_dead((n.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
         ]
         removed_networks = sum(_remove_networks(doomed_networks, problems))
-        if problems:
-            raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
-        return removed_containers, removed_networks
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
-    finally:
-        client.close()
+    if problems:
+        raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
+    return removed_containers, removed_networks
 
 
 def remove_run(run_id: str) -> int:
@@ -494,18 +454,9 @@ def remove_run(run_id: str) -> int:
     Called by the coordinator once its run is over, as a backstop for agents that died without
     taking their stack down (a killed actor). Raises StackFailed if something stays.
     """
-    try:
-        client = docker.from_env(timeout=_API_TIMEOUT)
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
-    try:
-        filters = {"label": [f"{LABEL_RUN}={run_id}"]}
-        count = len(client.containers.list(all=True, filters=filters))
+    with _engine() as client:
+        count = len(client.containers.list(all=True, filters={"label": [f"{LABEL_RUN}={run_id}"]}))
         problems = _remove_labelled(client, {LABEL_RUN: run_id})
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
-    finally:
-        client.close()
     if problems:
         raise StackFailed(f"could not remove what run {run_id} left: {'; '.join(problems)}")
     return count
@@ -562,20 +513,6 @@ def _remove_networks(networks: list[Any], problems: list[str]) -> list[int]:
     return removed
 
 
-def _owner_is_dead(owner: str) -> bool:
-    """True when `owner` (`<hostname>:<pid>`) is a process on this host that no longer runs."""
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _docker_healthcheck(service: ServiceSpec) -> dict[str, Any]:
     check = service.healthcheck
     assert check is not None
@@ -587,36 +524,6 @@ def _docker_healthcheck(service: ServiceSpec) -> dict[str, Any]:
     if check.retries is not None:
         result["retries"] = check.retries
     return result
-
-
-def _published_ports(attributes: Mapping[str, Any]) -> dict[str, int]:
-    """'5432/tcp' -> host port published on 127.0.0.1, from `inspect_container` output."""
-    bindings = (attributes.get("NetworkSettings") or {}).get("Ports") or {}
-    published: dict[str, int] = {}
-    for container_port, hosts in bindings.items():
-        for binding in hosts or []:
-            if binding.get("HostIp") == PUBLISH_HOST and binding.get("HostPort"):
-                published[container_port] = int(binding["HostPort"])
-                break
-    return published
-
-
-def _port_answers(port: int) -> bool:
-    """True when something in the container listens behind the published `port`.
-
-    docker-proxy accepts on the host side even when nothing listens in the container, and then
-    closes at once; so EOF means "not yet", while data (a banner) or silence (a server waiting
-    for the client to speak) means a real listener.
-    """
-    try:
-        with socket.create_connection((PUBLISH_HOST, port), timeout=_PROBE_TIMEOUT) as connection:
-            connection.settimeout(_PROBE_TIMEOUT)
-            try:
-                return connection.recv(1) != b""
-            except TimeoutError:
-                return True
-    except OSError:
-        return False
 
 
 def _container_logs(client: docker.DockerClient, container: str) -> str:
