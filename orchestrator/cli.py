@@ -130,7 +130,7 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
     if args.split:
         session.append("--orchestrate-split")
     if args.command == "plan":
-        session += [f"--orchestrate-plan={','.join(map(str, counts))}", "-q", "--no-header"]
+        session += [f"--orchestrate-plan={','.join(map(str, counts))}", "-qq", "--no-header"]
         if args.plot:
             session.append(f"--orchestrate-plot={args.plot}")
         return session
