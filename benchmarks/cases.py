@@ -34,6 +34,7 @@ class Case:
     drift: float = 0.5
     tests: int = 0  # trivial and startup suites
     test_level_bound: bool = False  # classes may be cut: the bound is max(total/N, longest test)
+    serial_once: bool = False  # serial pytest in the first repetition only (a long suite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ REAL = Case(
     (2, 4),
     ("serial", "xdist-worksteal", "orchestrate-first", "orchestrate-second"),
     "a real CPU-bound suite (--real CHECKOUT): first run (empty store) and second run (its store)",
+    serial_once=True,
 )
 
 

@@ -128,7 +128,7 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             suite_dir=checkout,
             timeout=3600.0,
             paths=tuple(args.real_paths),
-            pytest_args=tuple(args.pytest_args),
+            pytest_args=(*_own_config(checkout), *args.pytest_args),
             history_store=scratch / "history.msgpack",
             **common,
         )
@@ -164,18 +164,33 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
     return Prepared(context, bound, description, suite)
 
 
+def _own_config(checkout: Path) -> list[str]:
+    """pytest options that keep a checkout's tests on its own configuration and rootdir.
+
+    A checkout without a pytest section (networkx has none) would otherwise pick up the
+    configuration of a directory above it, such as this project's when it lies in benchmarks/out.
+    """
+    found = [
+        name
+        for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+        if (checkout / name).is_file()
+    ]
+    return [f"--rootdir={checkout}"] + ([f"--config-file={found[0]}"] if found else [])
+
+
 def run_all(
     agents_list: Sequence[int],
     methods: Sequence[str],
     repetitions: int,
     context: Context,
     progress: Callable[[Measurement], None],
+    serial_once: bool = False,
 ) -> list[Measurement]:
-    """Every repetition: serial once, then each (N, method), the method order rotated."""
+    """Every repetition: serial once (or only in the first), then each (N, method), the order rotated."""
     parallel = [m for m in methods if m != SERIAL]
     measurements = []
     for repetition in range(repetitions):
-        if SERIAL in methods:
+        if SERIAL in methods and not (serial_once and repetition):
             measurements.append(measure(SERIAL, 1, repetition, context))
             progress(measurements[-1])
         shift = repetition % len(parallel) if parallel else 0
@@ -261,7 +276,8 @@ def run_case(
     print(f"\n== {case.name}: {case.what}", flush=True)
     prepared = prepare(case, out, args)
     print(
-        f"   {prepared.description}; N = {' '.join(map(str, agents))}; {args.repetitions} repetition(s)",
+        f"   {prepared.description}; N = {' '.join(map(str, agents))}; {args.repetitions} repetition(s)"
+        + (f" ({args.real_repetitions} for the real suite)" if args.real_repetitions else ""),
         flush=True,
     )
 
@@ -271,7 +287,8 @@ def run_case(
         print(f"  rep {m.repetition + 1} N={m.agents:<2} {m.method:<20}{took}{first}", flush=True)
 
     started = time.perf_counter()
-    measurements = run_all(agents, methods, args.repetitions, prepared.context, progress)
+    repetitions = args.real_repetitions if case.kind == "real" and args.real_repetitions else args.repetitions
+    measurements = run_all(agents, methods, repetitions, prepared.context, progress, case.serial_once)
     summary = summarise(measurements, agents, methods, prepared.lower_bound)
     serial = _spread([m.seconds for m in measurements if m.method == SERIAL and m.seconds is not None])[
         "median"
@@ -389,7 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agents", type=_parse_agents, help="N values, e.g. 2,4,8 (default: 2,4,8 or the case's)"
     )
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions per case")
+    parser.add_argument(
+        "--real-repetitions",
+        type=int,
+        metavar="K",
+        help="repetitions of the real case (default: --repetitions)",
+    )
     parser.add_argument(
         "--drift", type=float, default=0.5, help="recorded durations off by up to this factor"
     )
@@ -437,6 +460,8 @@ def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv:
     rows = evaluate(
         {r["case"]: r["summary"] for r in results}, {r["case"]: r["lower_bound"] for r in results}
     )
+    if len(cases) == 1:  # one case: only its own goals
+        rows = [row for row in rows if row["case"] == cases[0].name]
     goals = format_goals(rows)
     print(f"\nissue 11's goals ({args.repetitions} interleaved repetition(s) per case, medians):\n")
     print(goals)
