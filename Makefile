@@ -49,8 +49,10 @@ test: setup images lint
 test-fast: setup
 	$(BIN)/pytest tests/unit
 
+# Every goal of issue 11 in one run (benchmarks/README.md); REAL=CHECKOUT adds the real suite,
+# prepared first with `bash benchmarks/real_suite.sh CHECKOUT`.
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --all $(if $(REAL),--real $(REAL))
 
 clean:
 	-$(BIN)/orchestrate clean

@@ -1,6 +1,9 @@
 """Wall-clock of orchestrate against serial pytest, pytest-xdist and pytest-split, side by side.
 
-    python benchmarks/run.py                       # 60 s suite, N = 2 4 8, 3 repetitions
+    python benchmarks/run.py --all [--real CHECKOUT]   # every goal of issue 11, one combined table
+    python benchmarks/run.py --case trivial            # one case of --all (see benchmarks/cases.py)
+    python benchmarks/run.py --case real --real CHECKOUT [--real-paths networkx] [-- PYTEST ARGS]
+    python benchmarks/run.py                       # 60 s suite, every method, N = 2 4 8, 3 repetitions
     python benchmarks/run.py --quick               # ~10 s suite, N = 2 4, 1 repetition (smoke test)
     python benchmarks/run.py --agents 8 --repetitions 1 --methods serial,xdist-load,orchestrate
     python benchmarks/run.py --planning            # planning time and merge memory at 100,000 tests
@@ -15,8 +18,9 @@ bound max(true total / N, longest class), which no schedule can beat.
 PYTHONDONTWRITEBYTECODE is removed from every benchmark subprocess's environment (all methods
 alike): with it set, every pytest process redoes assertion rewriting of every test module.
 
-Writes benchmarks/out/results.json and benchmarks/out/wallclock.png (copied to
-benchmarks/wallclock.png for the README).
+A single generated suite writes benchmarks/out/results.json and benchmarks/out/wallclock.png
+(copied to benchmarks/wallclock.png for the README); --all writes benchmarks/out/results-all.json
+with every case and the goals table, --case NAME benchmarks/out/results-NAME.json.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.cases import Case, all_cases, evaluate, format_goals  # noqa: E402
 from benchmarks.generate import (  # noqa: E402
     ORCHESTRATE_DURATIONS,
     SPLIT_DURATIONS,
@@ -47,249 +52,216 @@ from benchmarks.generate import (  # noqa: E402
     recorded_durations,
     write_durations,
     write_suite,
+    write_trivial_suite,
+)
+from benchmarks.methods import (  # noqa: E402
+    BIN,
+    EXTRA_METHODS,
+    METHODS,
+    SERIAL,
+    Context,
+    Measurement,
+    benchmark_env,
+    measure,
+    pytest_command,
 )
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-BIN = Path(sys.executable).parent
-
-SERIAL = "serial"
-METHODS = (
-    SERIAL,
-    "xdist-load",
-    "xdist-loadscope",
-    "xdist-worksteal",
-    "pytest-split",
-    "orchestrate",
-    "orchestrate-warm",
-)
-# Not run unless asked for: they explain orchestrate's figures rather than compete.
-EXTRA_METHODS = ("orchestrate-static", "orchestrate-local")
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One timed command: which method, on how many agents, which repetition, how it went."""
-
-    method: str
-    agents: int  # 1 for serial
-    repetition: int
-    seconds: float | None  # None: not available or failed
-    exit_code: int | None
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    suite_dir: Path
-    scratch: Path
-    logs: Path
-    env: dict[str, str]
-    timeout: float
-    warm_available: bool
-
-
-# -- the commands --------------------------------------------------------------------------
-
-
-def _pytest(*args: str) -> list[str]:
-    return [str(BIN / "python"), "-m", "pytest", "-q", *args]
-
-
-def _orchestrate(context: _Context, agents: int, *extra: str) -> list[str]:
-    # Each run plans from the same stale history: orchestrate updates its store after a run.
-    store = context.scratch / "durations.msgpack"
-    shutil.copyfile(context.suite_dir / ORCHESTRATE_DURATIONS, store)
-    return [str(BIN / "orchestrate"), "run", ".", "--agents", str(agents), "--durations", str(store), *extra]
-
-
-def _commands(method: str, agents: int, context: _Context) -> list[list[str]] | None:
-    """The command(s) a method runs concurrently for `agents`, or None if it is unavailable."""
-    split_durations = str(context.suite_dir / SPLIT_DURATIONS)
-    if method == SERIAL:
-        return [_pytest()]
-    if method.startswith("xdist-"):
-        return [_pytest("-n", str(agents), "--dist", method.removeprefix("xdist-"))]
-    if method == "pytest-split":
-        return [
-            _pytest(
-                "--splits",
-                str(agents),
-                "--group",
-                str(group),
-                "--splitting-algorithm",
-                "least_duration",
-                "--durations-path",
-                split_durations,
-            )
-            for group in range(1, agents + 1)
-        ]
-    if method == "orchestrate":
-        return [_orchestrate(context, agents)]
-    if method == "orchestrate-static":
-        return [_orchestrate(context, agents, "--schedule", "static")]
-    if method == "orchestrate-local":
-        return [_orchestrate(context, agents, "--backend", "local")]
-    if method == "orchestrate-warm":
-        if not context.warm_available:
-            return None
-        # The Ray instance and agent actors kept up by `orchestrate up --agents N`, which `run`
-        # joins by itself; only the run is timed (pytest workers and stacks start per run).
-        return [_orchestrate(context, agents)]
-    raise ValueError(f"unknown method {method!r}")
-
-
-def _warm_available() -> bool:
-    """Whether this orchestrate has `orchestrate up` (a Ray instance kept between runs)."""
-    done = subprocess.run([str(BIN / "orchestrate"), "up", "--help"], capture_output=True)
-    return done.returncode == 0
-
-
-def _time_commands(commands: list[list[str]], context: _Context, log: Path) -> tuple[float, int]:
-    """Start every command at once; the wall-clock until the last one ends, and the worst exit code."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", encoding="utf-8") as stream:
-        start = time.perf_counter()
-        processes = [
-            subprocess.Popen(
-                command,
-                cwd=context.suite_dir,
-                env=context.env,
-                stdin=subprocess.DEVNULL,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-            )
-            for command in commands
-        ]
-        deadline = start + context.timeout
-        codes = []
-        for process in processes:
-            try:
-                codes.append(process.wait(timeout=max(0.0, deadline - time.perf_counter())))
-            except subprocess.TimeoutExpired:
-                for other in processes:
-                    other.kill()
-                    other.wait()
-                raise
-        seconds = time.perf_counter() - start
-    return seconds, max(codes, key=abs)
-
-
-def _measure(method: str, agents: int, repetition: int, context: _Context) -> Measurement:
-    commands = _commands(method, agents, context)
-    if commands is None:
-        return Measurement(method, agents, repetition, None, None, "n/a: no `orchestrate up`")
-    warm = method == "orchestrate-warm"
-    if warm:
-        subprocess.run(
-            [str(BIN / "orchestrate"), "up", "--agents", str(agents)],
-            cwd=context.suite_dir,
-            env=context.env,
-            check=True,
-            capture_output=True,
-        )
-    log = context.logs / f"{method}-n{agents}-r{repetition}.log"
-    try:
-        seconds, code = _time_commands(commands, context, log)
-    except subprocess.TimeoutExpired:
-        return Measurement(method, agents, repetition, None, None, f"timed out after {context.timeout:.0f}s")
-    finally:
-        if warm:
-            subprocess.run([str(BIN / "orchestrate"), "down"], cwd=context.suite_dir, env=context.env)
-    if code != 0:
-        return Measurement(method, agents, repetition, None, code, f"exit code {code}, see {log}")
-    return Measurement(method, agents, repetition, seconds, code)
-
-
-def _benchmark_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Set in this environment; with it every pytest process (every xdist worker, every split
-    # group, every orchestrate worker) would redo assertion rewriting of every test module.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTEST_XDIST_AUTO_NUM_WORKERS", None)
-    return env
-
 
 # -- the run -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A case's suite written and ready: where its commands run, and its lower bound per N."""
+
+    context: Context
+    lower_bound: dict[str, float]  # empty when unknown (trivial and real suites)
+    description: str
+    suite: Suite | None = None
+
+
+def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
+    """Write (or point at) the case's suite, warm its __pycache__, and make its Context."""
+    root = out / "cases" / case.name
+    scratch = root / "scratch"
+    shutil.rmtree(root, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    env = benchmark_env()
+    common: dict[str, Any] = {"scratch": scratch, "logs": out / "logs" / case.name, "env": env}
+    suite: Suite | None = None
+    bound: dict[str, float] = {}
+    if case.kind == "generated":
+        suite = make_suite(
+            case.classes, case.total_seconds, seed=args.seed, sigma=case.sigma, setup_share=case.setup_share
+        )
+        suite_dir = write_suite(suite, root / "suite")
+        write_durations(recorded_durations(suite, case.drift), suite_dir)
+        measure_bound = suite.test_lower_bound if case.test_level_bound else suite.lower_bound
+        bound = {str(n): measure_bound(n) for n in case.agents}
+        context = Context(
+            suite_dir=suite_dir,
+            timeout=max(300.0, 5 * case.total_seconds + 120),
+            stale_store=suite_dir / ORCHESTRATE_DURATIONS,
+            split_durations=suite_dir / SPLIT_DURATIONS,
+            **common,
+        )
+        description = (
+            f"{suite.tests} tests in {len(suite.classes)} classes, {suite.total_seconds:.0f}s serial, longest class "
+            f"{suite.longest_unit_seconds:.1f}s, recorded durations off by up to {case.drift:.0%}"
+            + ("; no class fixtures: classes can be cut" if case.setup_share == 0 else "")
+        )
+    elif case.kind in ("trivial", "startup"):
+        suite_dir = root / "suite"
+        write_trivial_suite(
+            suite_dir,
+            case.tests,
+            modules=min(50, case.tests // 50 or 1),
+            record_starts=case.kind == "startup",
+        )
+        context = Context(suite_dir=suite_dir, timeout=600.0, record_starts=case.kind == "startup", **common)
+        description = f"{case.tests} trivial tests"
+    else:  # real
+        checkout = args.real.resolve()
+        context = Context(
+            suite_dir=checkout,
+            timeout=3600.0,
+            paths=tuple(args.real_paths),
+            pytest_args=(*_own_config(checkout), *args.pytest_args),
+            history_store=scratch / "history.msgpack",
+            **common,
+        )
+        description = f"{checkout} {' '.join(args.real_paths)} {' '.join(args.pytest_args)}".strip()
+    # Unmeasured: compile the suite's modules (and rewritten asserts) into __pycache__ once,
+    # so the first measured method does not pay for what later ones reuse.
+    subprocess.run(
+        pytest_command(context, "--collect-only"), cwd=context.suite_dir, env=env, capture_output=True
+    )
+    if context.history_store is not None:
+        # Unmeasured: the "previous run" whose store every orchestrate-second run starts from.
+        history = subprocess.run(
+            [
+                str(BIN / "orchestrate"),
+                "run",
+                *context.paths,
+                "--agents",
+                str(max(case.agents)),
+                "--durations",
+                str(context.history_store),
+                *(["--", *context.pytest_args] if context.pytest_args else []),
+            ],
+            cwd=context.suite_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        (scratch / "history-run.log").write_text(history.stdout + history.stderr)
+        if not context.history_store.exists():
+            raise SystemExit(
+                f"the history run of {case.name} wrote no store; see {scratch / 'history-run.log'}"
+            )
+    return Prepared(context, bound, description, suite)
+
+
+def _own_config(checkout: Path) -> list[str]:
+    """pytest options that keep a checkout's tests on its own configuration and rootdir.
+
+    A checkout without a pytest section (networkx has none) would otherwise pick up the
+    configuration of a directory above it, such as this project's when it lies in benchmarks/out.
+    """
+    found = [
+        name
+        for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+        if (checkout / name).is_file()
+    ]
+    return [f"--rootdir={checkout}"] + ([f"--config-file={found[0]}"] if found else [])
+
+
 def run_all(
-    suite: Suite,
     agents_list: Sequence[int],
     methods: Sequence[str],
     repetitions: int,
-    context: _Context,
+    context: Context,
     progress: Callable[[Measurement], None],
+    serial_once: bool = False,
 ) -> list[Measurement]:
-    """Every repetition: serial once, then each (N, method), the method order rotated."""
+    """Every repetition: serial once (or only in the first), then each (N, method), the order rotated."""
     parallel = [m for m in methods if m != SERIAL]
     measurements = []
     for repetition in range(repetitions):
-        if SERIAL in methods:
-            measurements.append(_measure(SERIAL, 1, repetition, context))
+        if SERIAL in methods and not (serial_once and repetition):
+            measurements.append(measure(SERIAL, 1, repetition, context))
             progress(measurements[-1])
         shift = repetition % len(parallel) if parallel else 0
         order = parallel[shift:] + parallel[:shift]
         for agents in agents_list:
             for method in order:
-                measurements.append(_measure(method, agents, repetition, context))
+                measurements.append(measure(method, agents, repetition, context))
                 progress(measurements[-1])
     return measurements
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
+def _spread(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def summarise(
-    suite: Suite, measurements: Sequence[Measurement], agents_list: Sequence[int], methods: Sequence[str]
-) -> dict[str, dict[str, dict[str, float | None | str]]]:
-    """{method: {N: {"median": s, "ratio": s / lower bound, "runs": k}}}."""
-    summary: dict[str, dict[str, dict[str, float | None | str]]] = {}
+    measurements: Sequence[Measurement],
+    agents_list: Sequence[int],
+    methods: Sequence[str],
+    lower_bound: dict[str, float],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """{method: {N: {"median", "min", "max", "ratio" (to the bound), "runs", "note", "first_test"}}}."""
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
     for method in methods:
         summary[method] = {}
         for agents in agents_list:
             on = 1 if method == SERIAL else agents
             runs = [m for m in measurements if m.method == method and m.agents == on]
-            median = _median([m.seconds for m in runs if m.seconds is not None])
-            notes = sorted({m.note for m in runs if m.note})
-            summary[method][str(agents)] = {
-                "median": median,
-                "ratio": None if median is None else median / suite.lower_bound(agents),
-                "runs": len([m for m in runs if m.seconds is not None]),
-                "note": "; ".join(notes),
-            }
+            cell: dict[str, Any] = _spread([m.seconds for m in runs if m.seconds is not None])
+            bound = lower_bound.get(str(agents))
+            cell["ratio"] = None if cell["median"] is None or not bound else cell["median"] / bound
+            cell["runs"] = len([m for m in runs if m.seconds is not None])
+            cell["note"] = "; ".join(sorted({m.note for m in runs if m.note}))
+            firsts = [m.first_test_seconds for m in runs if m.first_test_seconds is not None]
+            if firsts:
+                cell["first_test"] = _spread(firsts)
+            summary[method][str(agents)] = cell
     return summary
 
 
 def format_table(
-    suite: Suite,
-    summary: dict[str, dict[str, dict[str, float | None | str]]],
+    summary: dict[str, dict[str, dict[str, Any]]],
     agents_list: Sequence[int],
+    lower_bound: dict[str, float],
     serial_median: float | None,
 ) -> str:
-    """The table run.py prints and the README shows: median seconds (x lower bound) per N."""
+    """One case's table: median seconds (min-max, x lower bound) per method and N."""
     header = ["method"] + [f"N={n}" for n in agents_list]
-    rows = [["lower bound max(total/N, longest)"] + [f"{suite.lower_bound(n):.1f}s" for n in agents_list]]
+    rows = []
+    if lower_bound:
+        rows.append(["lower bound"] + [f"{lower_bound[str(n)]:.1f}s" for n in agents_list])
     if serial_median is not None:
-        rows.append(
-            ["serial measured / N"]
-            + [
-                f"{serial_median / n:.1f}s ({serial_median / n / suite.lower_bound(n):.2f}x)"
-                for n in agents_list
-            ]
-        )
+        rows.append(["serial measured / N"] + [f"{serial_median / n:.1f}s" for n in agents_list])
     for method, by_agents in summary.items():
-        cells = []
+        cells, firsts = [], []
         for n in agents_list:
             cell = by_agents[str(n)]
-            median, ratio = cell["median"], cell["ratio"]
-            if isinstance(median, float) and isinstance(ratio, float):
-                cells.append(f"{median:.1f}s ({ratio:.2f}x)")
+            if cell["median"] is None:
+                cells.append("n/a" if "n/a" in cell["note"] else "failed")
             else:
-                cells.append("n/a" if "n/a" in str(cell["note"]) else "failed")
+                ratio = f", {cell['ratio']:.2f}x" if cell["ratio"] is not None else ""
+                cells.append(f"{cell['median']:.2f}s ({cell['min']:.2f}-{cell['max']:.2f}{ratio})")
+            first = cell.get("first_test")
+            firsts.append(
+                "" if not first else f"{first['median']:.2f}s ({first['min']:.2f}-{first['max']:.2f})"
+            )
         rows.append([method] + cells)
+        if any(firsts):
+            rows.append([f"{method}: to first test"] + firsts)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -297,9 +269,51 @@ def format_table(
     return "\n".join(lines)
 
 
+def run_case(
+    case: Case, agents: Sequence[int], methods: Sequence[str], out: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Prepare, measure and summarise one case; print its table; return its JSON part."""
+    print(f"\n== {case.name}: {case.what}", flush=True)
+    prepared = prepare(case, out, args)
+    print(
+        f"   {prepared.description}; N = {' '.join(map(str, agents))}; {args.repetitions} repetition(s)"
+        + (f" ({args.real_repetitions} for the real suite)" if args.real_repetitions else ""),
+        flush=True,
+    )
+
+    def progress(m: Measurement) -> None:
+        took = f"{m.seconds:7.2f}s" if m.seconds is not None else f"   {m.note}"
+        first = f"  first test {m.first_test_seconds:.2f}s" if m.first_test_seconds is not None else ""
+        print(f"  rep {m.repetition + 1} N={m.agents:<2} {m.method:<20}{took}{first}", flush=True)
+
+    started = time.perf_counter()
+    repetitions = args.real_repetitions if case.kind == "real" and args.real_repetitions else args.repetitions
+    measurements = run_all(agents, methods, repetitions, prepared.context, progress, case.serial_once)
+    summary = summarise(measurements, agents, methods, prepared.lower_bound)
+    serial = _spread([m.seconds for m in measurements if m.method == SERIAL and m.seconds is not None])[
+        "median"
+    ]
+    table = format_table(summary, agents, prepared.lower_bound, serial)
+    print(table, flush=True)
+    return {
+        "case": case.name,
+        "what": case.what,
+        "suite": prepared.description,
+        "agents": list(agents),
+        "methods": list(methods),
+        "lower_bound": prepared.lower_bound,
+        "serial_median": serial,
+        "summary": summary,
+        "measurements": [asdict(m) for m in measurements],
+        "table": table,
+        "seconds": time.perf_counter() - started,
+        "_suite": prepared.suite,
+    }
+
+
 def plot(
     suite: Suite,
-    summary: dict[str, dict[str, dict[str, float | None | str]]],
+    summary: dict[str, dict[str, dict[str, Any]]],
     agents_list: Sequence[int],
     path: Path,
     title: str,
@@ -367,14 +381,38 @@ def _parse_methods(text: str) -> list[str]:
     return methods
 
 
+CASES = {case.name: case for case in all_cases(real=True)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Benchmark orchestrate against serial pytest, pytest-xdist and pytest-split."
+        description="Benchmark orchestrate against serial pytest, pytest-xdist and pytest-split.",
+        epilog="Arguments after `--` go to pytest in every method (with --real or --case real).",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="every case of issue 11's goals, one combined table"
+    )
+    parser.add_argument("--case", choices=sorted(CASES), help="only this case of --all")
+    parser.add_argument("--real", type=Path, metavar="CHECKOUT", help="a real suite's checkout (see README)")
+    parser.add_argument(
+        "--real-paths",
+        nargs="*",
+        default=["networkx"],
+        metavar="PATH",
+        help="test paths in CHECKOUT (networkx)",
     )
     parser.add_argument("--total-seconds", type=float, default=60.0, help="true serial time of the suite")
     parser.add_argument("--classes", type=int, default=60, help="test classes (orchestrate's units)")
-    parser.add_argument("--agents", type=_parse_agents, default=[2, 4, 8], help="N values, e.g. 2,4,8")
-    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument(
+        "--agents", type=_parse_agents, help="N values, e.g. 2,4,8 (default: 2,4,8 or the case's)"
+    )
+    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions per case")
+    parser.add_argument(
+        "--real-repetitions",
+        type=int,
+        metavar="K",
+        help="repetitions of the real case (default: --repetitions)",
+    )
     parser.add_argument(
         "--drift", type=float, default=0.5, help="recorded durations off by up to this factor"
     )
@@ -382,8 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         type=_parse_methods,
-        default=list(METHODS),
-        help=f"comma-separated, from {', '.join(METHODS + EXTRA_METHODS)} (default: {','.join(METHODS)})",
+        help=f"comma-separated, from {', '.join(METHODS + EXTRA_METHODS)} (default: {','.join(METHODS)}, or the case's)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: ~10 s suite, 1 repetition, N=2,4")
     parser.add_argument("--planning", action="store_true", help="only the planning/merge micro-benchmark")
@@ -391,8 +428,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("orchestrate", "pytest", "pytest-xdist", "pytest-split", "ray"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    found["commit"] = commit.stdout.strip() or "unknown"
+    return found
+
+
+def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv: Sequence[str]) -> int:
+    """Run `cases` one after the other, print and write the combined table of issue 11's goals."""
+    machine = {**_machine(), **_versions()}
+    print(
+        f"{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, orchestrate "
+        f"{machine['orchestrate']} ({machine['commit']}), {machine['date']}; {args.repetitions} repetition(s)"
+    )
+    print("note: PYTHONDONTWRITEBYTECODE is unset in every benchmark subprocess (all methods alike)")
+    shutil.rmtree(out / "logs", ignore_errors=True)
+    results = []
+    started = time.perf_counter()
+    for case in cases:
+        agents = args.agents or list(case.agents)
+        methods = args.methods or list(case.methods)
+        results.append(run_case(case, agents, methods, out, args))
+    rows = evaluate(
+        {r["case"]: r["summary"] for r in results}, {r["case"]: r["lower_bound"] for r in results}
+    )
+    if len(cases) == 1:  # one case: only its own goals
+        rows = [row for row in rows if row["case"] == cases[0].name]
+    goals = format_goals(rows)
+    print(f"\nissue 11's goals ({args.repetitions} interleaved repetition(s) per case, medians):\n")
+    print(goals)
+    seconds = time.perf_counter() - started
+    print(f"\nall cases took {seconds / 60:.1f} min")
+    document = {
+        "command": "python benchmarks/run.py " + " ".join(argv),
+        "machine": machine,
+        "repetitions": args.repetitions,
+        "seconds": seconds,
+        "goals": rows,
+        "goals_table": goals,
+        "cases": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+        "notes": ["PYTHONDONTWRITEBYTECODE unset in every benchmark subprocess"],
+    }
+    name = "results-all.json" if len(cases) > 1 else f"results-{cases[0].name}.json"
+    (out / name).write_text(json.dumps(document, indent=1) + "\n")
+    print(f"written: {out / name}")
+    return 0 if all(m["seconds"] is not None for r in results for m in r["measurements"]) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = pytest_args
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.planning:
@@ -403,80 +498,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "planning.json").write_text(json.dumps({**figures, "machine": _machine()}, indent=1) + "\n")
         print(f"written: {out / 'planning.json'}")
         return 0
+    if args.real is not None and not (args.real / args.real_paths[0]).exists():
+        print(
+            f"run.py: {args.real / args.real_paths[0]} does not exist; see benchmarks/README.md",
+            file=sys.stderr,
+        )
+        return 4
     if args.quick:
-        args.total_seconds, args.repetitions, args.agents = 10.0, 1, [2, 4]
-    suite = make_suite(args.classes, args.total_seconds, seed=args.seed)
-    suite_dir = out / "suite"
-    shutil.rmtree(suite_dir, ignore_errors=True)
-    write_suite(suite, suite_dir)
-    write_durations(recorded_durations(suite, args.drift), suite_dir)
-    scratch = out / "scratch"
-    scratch.mkdir(exist_ok=True)
+        args.repetitions = 1
+    if args.all:
+        return _run_cases(all_cases(real=args.real is not None), args, out, argv)
+    if args.case or args.real is not None:
+        name = args.case or "real"
+        if name == "real" and args.real is None:
+            print("run.py: the real case needs --real CHECKOUT", file=sys.stderr)
+            return 4
+        return _run_cases([CASES[name]], args, out, argv)
+    # The single generated suite, every method (the original benchmark; plotted).
+    if args.quick:
+        args.total_seconds, args.agents = 10.0, args.agents or [2, 4]
+    case = Case(
+        "generated",
+        "generated",
+        tuple(args.agents or [2, 4, 8]),
+        tuple(args.methods or METHODS),
+        "generated suite, every method",
+        total_seconds=args.total_seconds,
+        classes=args.classes,
+        drift=args.drift,
+    )
     shutil.rmtree(out / "logs", ignore_errors=True)
-    context = _Context(
-        suite_dir=suite_dir,
-        scratch=scratch,
-        logs=out / "logs",
-        env=_benchmark_env(),
-        timeout=max(300.0, 5 * args.total_seconds + 120),
-        warm_available=_warm_available(),
-    )
     machine = _machine()
-    print(
-        f"suite: {suite.tests} tests in {len(suite.classes)} classes, {suite.total_seconds:.1f}s serial "
-        f"(longest class {suite.longest_unit_seconds:.1f}s), recorded durations off by up to {args.drift:.0%}; "
-        f"N = {' '.join(map(str, args.agents))}, {args.repetitions} repetition(s); "
-        f"{machine['cpus']} CPUs, {machine['date']}"
-    )
-    print("note: PYTHONDONTWRITEBYTECODE is unset in every benchmark subprocess (all methods alike)")
-    if "orchestrate-warm" in args.methods and not context.warm_available:
-        print("note: orchestrate-warm is n/a: this orchestrate has no `orchestrate up`")
-    # Unmeasured: compile the suite's modules (and their rewritten asserts) into __pycache__
-    # once, so the first measured method does not pay for what later ones reuse.
-    subprocess.run(_pytest("--collect-only"), cwd=suite_dir, env=context.env, capture_output=True, check=True)
-
-    def progress(m: Measurement) -> None:
-        took = f"{m.seconds:7.2f}s" if m.seconds is not None else f"   {m.note}"
-        print(f"  rep {m.repetition + 1} N={m.agents:<2} {m.method:<20}{took}", flush=True)
-
-    measurements = run_all(suite, args.agents, args.methods, args.repetitions, context, progress)
-    summary = summarise(suite, measurements, args.agents, args.methods)
-    serial_median = _median([m.seconds for m in measurements if m.method == SERIAL and m.seconds is not None])
-    table = format_table(suite, summary, args.agents, serial_median)
-    print()
-    print(table)
-
-    command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    document = {
-        "command": command.strip(),
-        "machine": machine,
-        "suite": {
-            "tests": suite.tests,
-            "classes": len(suite.classes),
-            "total_seconds": suite.total_seconds,
-            "longest_unit_seconds": suite.longest_unit_seconds,
-            "drift": args.drift,
-            "seed": args.seed,
-        },
-        "agents": args.agents,
-        "repetitions": args.repetitions,
-        "lower_bound": {str(n): suite.lower_bound(n) for n in args.agents},
-        "serial_median": serial_median,
-        "summary": summary,
-        "measurements": [asdict(m) for m in measurements],
-        "table": table,
-        "notes": ["PYTHONDONTWRITEBYTECODE unset in every benchmark subprocess"],
-    }
+    result = run_case(case, case.agents, case.methods, out, args)
+    suite = result.pop("_suite")
+    document = {"command": "python benchmarks/run.py " + " ".join(argv), "machine": machine, **result}
     (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
     title = (
         f"{suite.tests} tests, {len(suite.classes)} classes, {suite.total_seconds:.0f}s serial, drift "
         f"{args.drift:.0%}; {machine['cpus']} CPUs, {args.repetitions} rep(s), {machine['date']}"
     )
-    plot(suite, summary, args.agents, out / "wallclock.png", title)
+    plot(suite, result["summary"], case.agents, out / "wallclock.png", title)
     if out == HERE / "out":
         shutil.copyfile(out / "wallclock.png", HERE / "wallclock.png")
     print(f"\nwritten: {out / 'results.json'}, {out / 'wallclock.png'}")
-    return 0 if all(m.seconds is not None or m.note.startswith("n/a") for m in measurements) else 1
+    return (
+        0
+        if all(m["seconds"] is not None or m["note"].startswith("n/a") for m in result["measurements"])
+        else 1
+    )
 
 
 if __name__ == "__main__":

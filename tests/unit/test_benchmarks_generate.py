@@ -96,3 +96,35 @@ def test_bad_parameters_are_refused() -> None:
         generate.make_suite(5, 0.0)
     with pytest.raises(ValueError):
         generate.recorded_durations(generate.make_suite(5, 1.0), 1.0)
+
+
+def test_without_class_fixtures_classes_can_be_cut(tmp_path: Path) -> None:
+    suite = generate.make_suite(6, 3.0, seed=1, setup_share=0.0, classes_per_module=3)
+    assert all(c.setup_seconds == 0 for c in suite.classes)
+    generate.write_suite(suite, tmp_path)
+    assert not any('scope="class"' in m.read_text() for m in tmp_path.glob("test_bench_*.py"))
+    longest_test = max(suite.test_seconds().values())
+    assert suite.test_lower_bound(8) == max(suite.total_seconds / 8, longest_test)
+    assert suite.test_lower_bound(8) <= suite.lower_bound(8)
+
+
+def test_trivial_suite(tmp_path: Path) -> None:
+    assert generate.write_trivial_suite(tmp_path, 103, modules=5, classes_per_module=2) == 103
+    modules = sorted(tmp_path.glob("test_trivial_*.py"))
+    assert len(modules) == 5
+    sources = [m.read_text() for m in modules]
+    for source, module in zip(sources, modules, strict=True):
+        compile(source, str(module), "exec")
+    assert sum(s.count("def test_") for s in sources) == 103
+    assert "class TestTrivial1:" in sources[0] and "def test_0000():\n    pass" in sources[0]
+    assert not (tmp_path / "conftest.py").exists()
+
+
+def test_trivial_suite_records_when_tests_start(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate.write_trivial_suite(pytester.path, 6, modules=2, record_starts=True)
+    starts = tmp_path / "starts.txt"
+    monkeypatch.setenv(generate.STARTS_ENV, str(starts))
+    pytester.runpytest_subprocess().assert_outcomes(passed=6)
+    assert len(starts.read_text().split()) == 6

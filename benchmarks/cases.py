@@ -1,0 +1,200 @@
+"""The cases of `run.py --all` and the goals of issue 11 they are checked against.
+
+Called by benchmarks/run.py: `all_cases()` lists what one `--all` run measures, each case a
+suite, its N values and the methods compared on it; `CHECKS` says, per goal, which median must
+be below which (or below a factor of it), and `evaluate()` turns the cases' summaries into the
+combined table's rows: measured medians with min-max, the target, met or missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CHECKS", "Case", "Check", "all_cases", "evaluate", "format_goals"]
+
+# {case: {method: {N: {"median": s, "min": s, "max": s, "first_test": {...}, ...}}}}
+Summaries = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One suite measured with several methods at several N, repetitions interleaved."""
+
+    name: str
+    kind: str  # "generated", "trivial", "startup" or "real"
+    agents: tuple[int, ...]
+    methods: tuple[str, ...]
+    what: str  # one line for the README and the output
+    total_seconds: float = 60.0
+    classes: int = 60
+    sigma: float = 1.0
+    setup_share: float = 0.15
+    drift: float = 0.5
+    tests: int = 0  # trivial and startup suites
+    test_level_bound: bool = False  # classes may be cut: the bound is max(total/N, longest test)
+    serial_once: bool = False  # serial pytest in the first repetition only (a long suite)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One target: `method`'s median on `case` at N is below `factor` x `against`'s (or the bound)."""
+
+    goal: str
+    case: str
+    agents: int
+    method: str
+    against: str  # a method, or "lower bound"
+    factor: float = 1.0
+    strict: bool = True  # "faster than" (<) rather than "not slower than" (<=)
+    metric: str = "median"  # "median" of the whole command, or "first_test" (to the first test)
+
+    def target(self) -> str:
+        relation = "<" if self.strict else "<="
+        factor = "" if self.factor == 1.0 else f"{self.factor:g}x "
+        metric = "first test at" if self.metric == "first_test" else "wall"
+        return f"{metric} {relation} {factor}{self.against}"
+
+
+TRIVIAL = Case(
+    "trivial",
+    "trivial",
+    (4,),
+    ("xdist-worksteal", "orchestrate", "orchestrate-ray"),
+    "5,000 tests that do nothing (50 modules of 100, half in classes): per-test overhead",
+    tests=5000,
+)
+BALANCE = Case(
+    "balance-60s",
+    "generated",
+    (2, 4, 8),
+    ("xdist-worksteal", "xdist-loadscope", "orchestrate"),
+    "generated 60 s suite, 60 classes, durations 50% stale: balance",
+)
+BALANCE_300 = Case(
+    "balance-300s",
+    "generated",
+    (8,),
+    ("xdist-worksteal", "xdist-loadscope", "orchestrate"),
+    "generated 300 s suite, 60 classes, durations 50% stale: balance on long runs",
+    total_seconds=300.0,
+)
+SPLIT = Case(
+    "split",
+    "generated",
+    (8,),
+    ("pytest-split", "orchestrate", "orchestrate-split"),
+    "generated 60 s suite, 20 classes (sigma 1.5) without class fixtures, so the big ones can be "
+    "cut; durations 50% stale",
+    classes=20,
+    sigma=1.5,
+    setup_share=0.0,
+    test_level_bound=True,
+)
+STARTUP = Case(
+    "startup",
+    "startup",
+    (2, 4),
+    ("xdist-worksteal", "orchestrate"),
+    "200 trivial tests whose conftest records when each starts: command start to the first test",
+    tests=200,
+)
+REAL = Case(
+    "real",
+    "real",
+    (2, 4),
+    ("serial", "xdist-worksteal", "orchestrate-first", "orchestrate-second"),
+    "a real CPU-bound suite (--real CHECKOUT): first run (empty store) and second run (its store)",
+    serial_once=True,
+)
+
+
+def all_cases(real: bool) -> list[Case]:
+    """The cases of `--all`, cheapest first; the real suite only when a checkout is given."""
+    cases = [STARTUP, TRIVIAL, SPLIT, BALANCE, BALANCE_300]
+    return cases + [REAL] if real else cases
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("1 per-test overhead", "trivial", 4, "orchestrate", "xdist-worksteal", strict=False),
+    *(
+        Check("2 balance", "balance-60s", n, "orchestrate", against)
+        for n in (2, 4, 8)
+        for against in ("xdist-worksteal", "xdist-loadscope")
+    ),
+    Check("2 balance", "balance-300s", 8, "orchestrate", "xdist-worksteal"),
+    Check("2 balance", "balance-300s", 8, "orchestrate", "xdist-loadscope"),
+    Check("2 balance", "balance-300s", 8, "orchestrate", "lower bound", factor=1.05, strict=False),
+    Check("2 balance (--split)", "split", 8, "orchestrate-split", "pytest-split"),
+    *(
+        Check("3 real suite", "real", n, method, "xdist-worksteal")
+        for n in (2, 4)
+        for method in ("orchestrate-first", "orchestrate-second")
+    ),
+    *(
+        Check("4 start-up", "startup", n, "orchestrate", "xdist-worksteal", strict=False, metric="first_test")
+        for n in (2, 4)
+    ),
+    Check("5 Ray where used", "trivial", 4, "orchestrate-ray", "orchestrate", factor=1.3, strict=False),
+)
+
+
+def _cell(figures: Mapping[str, Any] | None, metric: str) -> tuple[float | None, str]:
+    """(median, 'median (min-max)') of one method at one N, or (None, why not)."""
+    if not figures:
+        return None, "not run"
+    values = figures.get(metric) if metric != "median" else figures
+    if not isinstance(values, Mapping) or not isinstance(values.get("median"), float):
+        return None, str(figures.get("note") or "failed")
+    median, low, high = values["median"], values["min"], values["max"]
+    return median, f"{median:.2f}s ({low:.2f}-{high:.2f})"
+
+
+def evaluate(summaries: Summaries, lower_bounds: Mapping[str, Mapping[str, float]]) -> list[dict[str, str]]:
+    """One row per check: goal, case, N, measured, compared with, target, and met/missed/not run."""
+    rows = []
+    for check in CHECKS:
+        by_method = summaries.get(check.case, {})
+        n = str(check.agents)
+        ours, ours_text = _cell(by_method.get(check.method, {}).get(n), check.metric)
+        if check.against == "lower bound":
+            bound = lower_bounds.get(check.case, {}).get(n)
+            theirs, theirs_text = bound, "not run" if bound is None else f"{bound:.2f}s (bound)"
+        else:
+            theirs, theirs_text = _cell(by_method.get(check.against, {}).get(n), check.metric)
+        if check.case not in summaries:
+            verdict = "not run"
+        elif ours is None or theirs is None:
+            verdict = "no figure"
+        else:
+            limit = check.factor * theirs
+            met = ours < limit if check.strict else ours <= limit
+            verdict = f"{'met' if met else 'MISSED'} ({ours / theirs:.2f}x)"
+        rows.append(
+            {
+                "goal": check.goal,
+                "case": check.case,
+                "N": n,
+                "method": f"{check.method} {ours_text}",
+                "against": f"{check.against} {theirs_text}"
+                if check.against != "lower bound"
+                else theirs_text,
+                "target": check.target(),
+                "result": verdict,
+            }
+        )
+    return rows
+
+
+def format_goals(rows: Sequence[Mapping[str, str]]) -> str:
+    """The combined table, as Markdown: one line per check."""
+    header = ["goal", "case", "N", "measured (median, min-max)", "compared with", "target", "result"]
+    keys = ["goal", "case", "N", "method", "against", "target", "result"]
+    table = [header] + [[row[k] for k in keys] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in table
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""The goals table of `benchmarks/run.py --all`: which median is compared with which, met or missed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def _load_cases():
+    # benchmarks/ is not an installed package; load the module from its file.
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cases.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_cases", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+cases = _load_cases()
+
+
+def _cell(median: float, first: float | None = None) -> dict[str, object]:
+    cell: dict[str, object] = {"median": median, "min": median - 0.1, "max": median + 0.1, "note": ""}
+    if first is not None:
+        cell["first_test"] = {"median": first, "min": first, "max": first}
+    return cell
+
+
+def test_every_goal_has_a_check_and_every_check_a_case() -> None:
+    assert {c.goal[0] for c in cases.CHECKS} == {"1", "2", "3", "4", "5"}
+    names = {case.name for case in cases.all_cases(real=True)}
+    for check in cases.CHECKS:
+        case = next(c for c in cases.all_cases(real=True) if c.name == check.case)
+        assert check.case in names and check.agents in case.agents
+        assert check.method in case.methods
+        assert check.against == "lower bound" or check.against in case.methods
+    assert "real" not in {case.name for case in cases.all_cases(real=False)}
+
+
+def test_met_missed_and_not_run() -> None:
+    summaries = {
+        "trivial": {
+            "xdist-worksteal": {"4": _cell(5.0)},
+            "orchestrate": {"4": _cell(5.0)},
+            "orchestrate-ray": {"4": _cell(6.6)},
+        },
+        "balance-300s": {
+            "xdist-worksteal": {"8": _cell(45.0)},
+            "xdist-loadscope": {"8": _cell(40.0)},
+            "orchestrate": {"8": _cell(40.0)},
+        },
+        "startup": {
+            "xdist-worksteal": {"2": _cell(3.0, first=1.0), "4": _cell(3.0, first=1.0)},
+            "orchestrate": {"2": _cell(3.0, first=0.5), "4": {"median": None, "note": "exit code 1"}},
+        },
+    }
+    rows = cases.evaluate(summaries, {"balance-300s": {"8": 37.5}})
+    by = {(r["case"], r["N"], r["method"].split()[0], r["against"].split()[0]): r["result"] for r in rows}
+    assert by[("trivial", "4", "orchestrate", "xdist-worksteal")].startswith("met")  # not slower: ties count
+    assert by[("trivial", "4", "orchestrate-ray", "orchestrate")].startswith("MISSED")  # 1.32x > 1.3x
+    assert by[("balance-300s", "8", "orchestrate", "xdist-worksteal")].startswith("met")
+    assert by[("balance-300s", "8", "orchestrate", "xdist-loadscope")].startswith(
+        "MISSED"
+    )  # a tie is not faster
+    assert by[("balance-300s", "8", "orchestrate", "37.50s")].startswith("MISSED")  # 40 / 37.5 > 1.05
+    assert by[("startup", "2", "orchestrate", "xdist-worksteal")] == "met (0.50x)"  # first test, not wall
+    assert by[("startup", "4", "orchestrate", "xdist-worksteal")] == "no figure"
+    assert by[("balance-60s", "2", "orchestrate", "xdist-worksteal")] == "not run"
+    table = cases.format_goals(rows)
+    assert table.splitlines()[0].startswith("| goal") and len(table.splitlines()) == len(rows) + 2
