@@ -8,7 +8,6 @@ own, exactly as after `orchestrate run`, and the same outputs follow (report/out
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -59,22 +58,11 @@ class MergeReplay:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from orchestrator.report.outputs import finish_outputs
-
-        def warn(message: str) -> None:
-            print(f"orchestrate: warning: {message}", file=sys.stderr)
+        from orchestrator.report.outputs import finish_outputs, warn
 
         store, warning = DurationStore.load(self.options.durations)
         if warning:
             warn(warning)
         self.report = replace(self.report, exit_code=int(exitstatus))
-        finish_outputs(
-            self.report,
-            results=self.options.results,
-            html=self.options.html,
-            junitxml=session.config.option.xmlpath,
-            durations=self.options.durations,
-            store=store,
-            extra={"merged": list(self.options.merge), "runners": self.runners},
-            warn=warn,
-        )
+        extra = {"merged": list(self.options.merge), "runners": self.runners}
+        finish_outputs(self.report, self.options, session.config.option.xmlpath, store, extra)

@@ -33,6 +33,7 @@ from orchestrator.model import JunitSettings, RunReport, TestUnit
 from orchestrator.options import Options, add_options, read_options, worker_args
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 from orchestrator.protocol.versions import runtime_versions
+from orchestrator.report.outputs import warn as _warn
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -260,16 +261,7 @@ class Coordinator:
         if self.report is None:
             return
         self.report = replace(self.report, exit_code=int(exitstatus))
-        finish_outputs(
-            self.report,
-            results=self.options.results,
-            html=self.options.html,
-            junitxml=self.config.option.xmlpath,
-            durations=self.options.durations,
-            store=self.store,
-            extra=self.extra,
-            warn=_warn,
-        )
+        finish_outputs(self.report, self.options, self.config.option.xmlpath, self.store, self.extra)
 
     def pytest_unconfigure(self) -> None:
         if self._backend is not None:
@@ -317,7 +309,3 @@ def _current_owner() -> str:
     from agents.stack import current_owner
 
     return current_owner()
-
-
-def _warn(message: str) -> None:
-    print(f"orchestrate: warning: {message}", file=sys.stderr)

@@ -8,16 +8,18 @@ did is an internal error, not a silent artifact.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import InternalError
 from orchestrator.model import Outcome, RunReport, TestResult
+from orchestrator.options import Options
 from orchestrator.report.junit import add_rerun_elements
 from orchestrator.report.results import read_results, write_results
 
-__all__ = ["finish_outputs", "update_store"]
+__all__ = ["finish_outputs", "update_store", "warn"]
 
 # Durations of these outcomes are what the test costs (a skip costs almost nothing, and that is
 # worth knowing); a crash, a timeout or a test that never ran says nothing about it.
@@ -28,15 +30,13 @@ _TIMED_OUTCOMES = frozenset(
 
 def finish_outputs(
     report: RunReport,
-    *,
-    results: str | None,
-    html: str | None,
+    options: Options,
     junitxml: str | None,
-    durations: str | None,
     store: DurationStore | None,
     extra: Mapping[str, Any],
-    warn: Callable[[str], None],
 ) -> None:
+    """Write every output `options` asks for; a duration store that cannot be written warns."""
+    results, html, durations = options.results, options.html, options.durations
     if results:
         write_results(report, results, extra=extra)
         _check_written(report, results)
@@ -49,6 +49,11 @@ def finish_outputs(
         add_rerun_elements(junitxml, report.results)
     if durations and store is not None:
         update_store(store, report.results, durations, warn)
+
+
+def warn(message: str) -> None:
+    """A side effect that failed without changing the run's result: one line on stderr."""
+    print(f"orchestrate: warning: {message}", file=sys.stderr)
 
 
 def _check_written(report: RunReport, path: str) -> None:
