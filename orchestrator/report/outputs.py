@@ -36,7 +36,10 @@ def finish_outputs(
     store: DurationStore | None,
     extra: Mapping[str, Any],
     warn: Callable[[str], None],
+    startup: tuple[str, int] | None = None,
 ) -> None:
+    """Write every output the options ask for; `startup` (history key, capacity) records the
+    agents' fixed costs in the store too (a run's own agents; not after `merge`)."""
     if results:
         write_results(report, results, extra=extra)
         _check_written(report, results)
@@ -48,7 +51,11 @@ def finish_outputs(
     if junitxml:
         add_rerun_elements(junitxml, report.results)
     if durations and store is not None:
-        update_store(store, report.results, durations, warn)
+        learned = None
+        if startup is not None:
+            key, capacity = startup
+            learned = store.startup.observe(key, report.agents, capacity)
+        update_store(store, report.results, durations, warn, changed=learned is not None)
 
 
 def _check_written(report: RunReport, path: str) -> None:
@@ -60,10 +67,15 @@ def _check_written(report: RunReport, path: str) -> None:
 
 
 def update_store(
-    store: DurationStore, results: Sequence[TestResult], path: str, warn: Callable[[str], None]
+    store: DurationStore,
+    results: Sequence[TestResult],
+    path: str,
+    warn: Callable[[str], None],
+    changed: bool = False,
 ) -> None:
+    """Fold the results' durations into `store` and save it (also when only `changed` otherwise)."""
     observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
-    if not observations:
+    if not observations and not changed:
         return
     store.update(observations)
     try:
