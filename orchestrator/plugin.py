@@ -35,6 +35,7 @@ from orchestrator.model import JunitSettings, RunReport, TestUnit
 from orchestrator.options import Options, add_options, read_options, worker_args
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 from orchestrator.protocol.versions import runtime_versions
+from orchestrator.report.spool import ResultSpool
 from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agents
 
 
@@ -91,6 +92,7 @@ class Coordinator:
         self._backend: Any = None
         self._stack_text = ""
         self._warnings: list[str] = []
+        self._spool: ResultSpool | None = None
         store, warning = DurationStore.load(options.durations)
         self.store = store
         if warning:
@@ -211,6 +213,10 @@ class Coordinator:
             working_dir=str(self.config.invocation_params.dir),
             excludes=self.options.excludes,
         )
+        if self.options.results or self.options.html:
+            from orchestrator.report.spool import ResultSpool
+
+            self._spool = ResultSpool()
         session_loop = Session(
             prepared.units,
             make_scheduler(self.options.schedule, prepared.plan),
@@ -220,6 +226,8 @@ class Coordinator:
             reruns=self.options.reruns,
             max_crashes=self.options.max_crashes,
             versions=runtime_versions(),
+            spool=self._spool,
+            keep_passed_reports=False,
         )
         try:
             report = session_loop.run()
@@ -322,7 +330,11 @@ class Coordinator:
             extra=self.extra,
             warn=_warn,
             startup=(self.startup_key, self.capacity.agents),
+            spool=self._spool,
         )
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def pytest_unconfigure(self) -> None:
         if self._backend is not None:
