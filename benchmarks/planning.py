@@ -1,24 +1,26 @@
-"""The coordinator's fixed costs at scale: planning 100,000 tests, merging 100,000 results.
+"""The coordinator's fixed costs at scale: planning 100,000 tests, running 100,000 results.
 
-Called by `python benchmarks/run.py --planning`. Two measurements, no pytest run and no Ray:
+Called by `python benchmarks/run.py --planning` (or `python benchmarks/planning.py`). Two
+measurements, no Ray and no test actually run:
 
 - planning time: `estimate_units` then `plan_lpt` for 100,000 tests in 20,000 units, from a
   duration store that knows 90% of them (the rest exercise the per-module guess), plus the
   store's own save and load;
-- merge memory: in a fresh subprocess (so the interpreter's baseline is known and nothing
-  else inflates the peak), build a RunReport of 100,000 TestResults whose attempts carry
-  pytest's serialised setup/call/teardown reports, then write the results JSON. Peak RSS comes
-  from `resource.getrusage`; in a second subprocess, the Python-level peak of each step from
-  `tracemalloc` (which inflates RSS, hence not the same process).
-
-The JUnit XML is no longer orchestrate's to write: pytest's own LogXML writes it from the
-reports the coordinator replays, so its memory is part of the coordinator's whole-run memory
-at 100,000 tests, measured by the memory benchmark (issue 11, goal 6), not here.
+- the coordinator's peak memory: in a fresh subprocess (so nothing else inflates the peak),
+  the real coordinator, a pytest session with orchestrate's plugin, on a generated suite of
+  100,000 trivial tests (100 files of 200 classes of 5), with `--agents 2`. Only the agents
+  are fake: a backend that answers every assigned unit with the events a real agent sends
+  (pytest's serialised setup/call/teardown reports, 1% failures with a traceback, 5% with
+  captured output), through the real wire encoding. Everything else is the current path:
+  pytest's collection, planning, the Session, the replay through pytest's hooks (terminal,
+  and LogXML in the run with `--junitxml`), the results file, the duration store. Peak RSS
+  comes from `resource.getrusage`; once without and once with `--junitxml`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import statistics
@@ -26,21 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
-from orchestrator.model import (
-    AgentStatistics,
-    Attempt,
-    Outcome,
-    RunReport,
-    TestResult,
-    TestUnit,
-)
-from orchestrator.report.results import write_results
+from orchestrator.model import TestUnit
 from orchestrator.scheduling import plan_lpt
 
 __all__ = ["measure_planning"]
@@ -129,23 +122,79 @@ def _report_dict(
     }
 
 
-def _build_report(units: tuple[TestUnit, ...]) -> RunReport:
-    rng = random.Random(11)
-    results = []
-    for unit in units:
-        for node_id in unit.node_ids:
-            outcome = Outcome.FAILED if rng.random() < 0.01 else Outcome.PASSED
-            duration = rng.lognormvariate(-3, 1)
-            reports = tuple(
-                _report_dict(
-                    node_id, when, "failed" if when == "call" and outcome.is_failure else "passed", d, rng
-                )
-                for when, d in (("setup", duration / 10), ("call", duration), ("teardown", duration / 20))
-            )
-            attempt = Attempt(rng.randrange(AGENTS), outcome, duration * 1.15, reports)
-            results.append(TestResult(node_id, outcome, (attempt,)))
-    agents = tuple(AgentStatistics(a, tests=TESTS // AGENTS) for a in range(AGENTS))
-    return RunReport(tuple(results), agents, wall_seconds=100.0, exit_code=1)
+class _FakeBackend:
+    """An AgentBackend whose agents run nothing: each test of an assigned unit is answered with the
+    events a real agent sends (TestStarted, setup/call/teardown TestReported, UnitFinished,
+    WorkWanted), through the real wire encoding, a batch of tests per `wait_events`."""
+
+    def __init__(self, tests_per_wait: int = 500) -> None:
+        self._rng = random.Random(11)
+        self._events: list[bytes] = []
+        self._queues: dict[int, list[Any]] = {}
+        self._tests_per_wait = tests_per_wait
+
+    def start(self, configs: Any) -> None:
+        from orchestrator import protocol as p
+
+        for config in configs:
+            self._queues[config.agent_id] = []
+            self._events.append(p.encode([p.AgentReady(config.agent_id, worker_start_seconds=0.5)]))
+
+    def send(self, agent_id: int, command: Any) -> None:
+        from orchestrator import protocol as p
+
+        if isinstance(command, p.Assign):
+            self._queues[agent_id].extend(command.units)
+        elif isinstance(command, p.Finish | p.Abort):
+            self._queues[agent_id] = []
+            self._events.append(p.encode([p.AgentStopped(agent_id)]))
+
+    def wait_events(self, timeout: float) -> list[Any]:
+        from orchestrator import protocol as p
+
+        budget = self._tests_per_wait
+        for agent_id, queue in self._queues.items():
+            while queue and budget > 0:
+                unit = queue.pop(0)
+                batch: list[Any] = []
+                for node_id in unit.node_ids:
+                    batch += self._test_events(agent_id, node_id)
+                batch.append(p.UnitFinished(agent_id, unit_id=unit.unit_id))
+                if not queue:
+                    batch.append(p.WorkWanted(agent_id))
+                self._events.append(p.encode(batch))
+                budget -= len(unit.node_ids)
+        events = [event for data in self._events for event in p.decode(data)]
+        self._events = []
+        return events
+
+    def _test_events(self, agent_id: int, node_id: str) -> list[Any]:
+        from orchestrator import protocol as p
+
+        failed = self._rng.random() < 0.01
+        duration = self._rng.lognormvariate(-3, 1)
+        events: list[Any] = [p.TestStarted(agent_id, node_id=node_id)]
+        for when, seconds in (("setup", duration / 10), ("call", duration), ("teardown", duration / 20)):
+            outcome = "failed" if when == "call" and failed else "passed"
+            report = _report_dict(node_id, when, outcome, seconds, self._rng)
+            events.append(p.TestReported(agent_id, node_id=node_id, report=report))
+        return events
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _write_suite(root: Path, tests: int = TESTS, modules: int = 100, per_class: int = 5) -> None:
+    """`tests` trivial tests: `modules` files of classes of `per_class` methods (a unit each)."""
+    classes = tests // modules // per_class
+    root.mkdir(parents=True, exist_ok=True)
+    body = "\n".join(
+        f"class TestC{c:04d}:\n"
+        + "\n".join(f"    def test_{t}(self):\n        pass" for t in range(per_class))
+        for c in range(classes)
+    )
+    for m in range(modules):
+        (root / f"test_m{m:03d}.py").write_text(body + "\n", encoding="utf-8")
 
 
 def _max_rss_bytes() -> int:
@@ -153,53 +202,71 @@ def _max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _memory_child(mode: str) -> dict[str, float]:
-    """Runs in a subprocess: build the report, write it, report peak memory and times.
+def _memory_child(mode: str) -> dict[str, Any]:
+    """Runs in a subprocess: the real coordinator (a pytest session with orchestrate's plugin:
+    collection, planning, Session, PytestReplay, terminal, results file, duration store; with
+    `--junitxml` in mode "junit") on 100,000 trivial tests, its agents answered by _FakeBackend.
+    Reports its peak RSS and phases' times."""
+    import contextlib
+    import io
 
-    "rss" mode measures the process's peak RSS after each step; "trace" mode measures each
-    step's Python-level peak with tracemalloc (which itself costs memory, hence two runs).
-    """
-    units = _units()
-    if mode == "trace":
-        tracemalloc.start()
-        report = _build_report(units)
-        report_bytes, build_peak = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        with tempfile.TemporaryDirectory() as scratch:
-            write_results(report, str(Path(scratch) / "results.json"))
-            _, results_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return {
-            "report_bytes": report_bytes,
-            "build_peak_bytes": build_peak,
-            "write_results_peak_bytes": results_peak,
-        }
-    baseline = _max_rss_bytes()
-    start = time.perf_counter()
-    report = _build_report(units)
-    build_seconds = time.perf_counter() - start
-    after_build = _max_rss_bytes()
+    import pytest
+
+    import orchestrator.backends
+
+    figures: dict[str, Any] = {"baseline_rss_bytes": _max_rss_bytes()}
+    marks: dict[str, float] = {}
+
+    class _Probe:
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            marks["collected"] = time.perf_counter()
+            figures["peak_rss_after_collection_bytes"] = _max_rss_bytes()
+            figures["tests"] = len(session.items)
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_sessionfinish(self) -> None:
+            marks["ran"] = time.perf_counter()
+            figures["peak_rss_after_run_bytes"] = _max_rss_bytes()
+
+    orchestrator.backends.make_backend = lambda *args, **kwargs: _FakeBackend()  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as scratch:
+        suite = Path(scratch) / "suite"
+        _write_suite(suite)
+        args = [
+            str(suite),
+            "--agents=2",
+            "--orchestrate-backend=local",
+            f"--orchestrate-results={scratch}/results.json",
+            f"--orchestrate-durations={scratch}/durations.msgpack",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={scratch}",
+        ]
+        if mode == "junit":
+            args.append(f"--junitxml={scratch}/junit.xml")
+        os.chdir(scratch)
         start = time.perf_counter()
-        write_results(report, str(Path(scratch) / "results.json"))
-        results_seconds = time.perf_counter() - start
-        after_results = _max_rss_bytes()
-        results_bytes = (Path(scratch) / "results.json").stat().st_size
-    return {
-        "tests": len(report.results),
-        "baseline_rss_bytes": baseline,
-        "peak_rss_after_build_bytes": after_build,
-        "peak_rss_after_results_bytes": after_results,
-        "peak_rss_bytes": _max_rss_bytes(),
-        "build_report_seconds": build_seconds,
-        "write_results_seconds": results_seconds,
-        "results_bytes": results_bytes,
-    }
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = pytest.main(args, plugins=[_Probe()])
+        end = time.perf_counter()
+        figures["results_bytes"] = (Path(scratch) / "results.json").stat().st_size
+    figures.update(
+        exit_code=int(code),
+        peak_rss_bytes=_max_rss_bytes(),
+        collect_seconds=marks["collected"] - start,
+        run_seconds=marks["ran"] - marks["collected"],
+        finish_seconds=end - marks["ran"],
+        total_seconds=end - start,
+    )
+    return figures
 
 
 def _child(mode: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--memory-child", mode],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         capture_output=True,
         text=True,
         check=True,
@@ -211,34 +278,32 @@ def _child(mode: str) -> dict[str, Any]:
 def measure_planning() -> dict[str, Any]:
     """Both measurements, as one JSON-ready dict. Called by run.py --planning."""
     planning = _planning_times()
-    merge = {**_child("rss"), "python_peaks": _child("trace")}
-    return {"tests": TESTS, "units": UNITS, "agents": AGENTS, **planning, "merge": merge}
+    coordinator = {"plain": _child("plain"), "junit": _child("junit")}
+    return {"tests": TESTS, "units": UNITS, "agents": AGENTS, **planning, "coordinator": coordinator}
 
 
 def format_planning(figures: dict[str, Any]) -> str:
     """The human summary run.py prints."""
     mib = 1024 * 1024
-    merge = figures["merge"]
-    peaks = merge["python_peaks"]
-    return "\n".join(
-        [
-            f"planning {figures['tests']:,} tests in {figures['units']:,} units for {figures['agents']} agents:",
-            f"  estimate_units {figures['estimate_units_seconds'] * 1000:.0f} ms, "
-            f"plan_lpt {figures['plan_lpt_seconds'] * 1000:.0f} ms "
-            f"(total {figures['plan_total_seconds'] * 1000:.0f} ms)",
-            f"  duration store: {figures['store_bytes'] / mib:.1f} MiB, save {figures['store_save_seconds'] * 1000:.0f} ms, "
-            f"load {figures['store_load_seconds'] * 1000:.0f} ms",
-            f"merging {merge['tests']:,} results (3 pytest reports each):",
-            f"  peak RSS {merge['peak_rss_bytes'] / mib:.0f} MiB (interpreter + imports {merge['baseline_rss_bytes'] / mib:.0f} MiB; "
-            f"after building the report {merge['peak_rss_after_build_bytes'] / mib:.0f} MiB, "
-            f"after results JSON {merge['peak_rss_after_results_bytes'] / mib:.0f} MiB)",
-            f"  Python heap (tracemalloc): report {peaks['report_bytes'] / mib:.0f} MiB; extra peak while writing "
-            f"results JSON {peaks['write_results_peak_bytes'] / mib:.0f} MiB",
-            f"  time: build {merge['build_report_seconds']:.1f} s, results JSON {merge['write_results_seconds']:.1f} s "
-            f"({merge['results_bytes'] / mib:.0f} MiB)",
-            "  JUnit XML: written by pytest's LogXML from the replayed reports; measured by the memory benchmark",
+    lines = [
+        f"planning {figures['tests']:,} tests in {figures['units']:,} units for {figures['agents']} agents:",
+        f"  estimate_units {figures['estimate_units_seconds'] * 1000:.0f} ms, "
+        f"plan_lpt {figures['plan_lpt_seconds'] * 1000:.0f} ms "
+        f"(total {figures['plan_total_seconds'] * 1000:.0f} ms)",
+        f"  duration store: {figures['store_bytes'] / mib:.1f} MiB, save {figures['store_save_seconds'] * 1000:.0f} ms, "
+        f"load {figures['store_load_seconds'] * 1000:.0f} ms",
+    ]
+    for mode, run in figures["coordinator"].items():
+        lines += [
+            f"the coordinator on {run['tests']:,} tests, 2 fake agents ({'with --junitxml' if mode == 'junit' else 'no --junitxml'}):",
+            f"  peak RSS {run['peak_rss_bytes'] / mib:.0f} MiB (interpreter + imports {run['baseline_rss_bytes'] / mib:.0f} MiB; "
+            f"after collection {run['peak_rss_after_collection_bytes'] / mib:.0f} MiB, "
+            f"after the run {run['peak_rss_after_run_bytes'] / mib:.0f} MiB)",
+            f"  time: collection {run['collect_seconds']:.1f} s, run {run['run_seconds']:.1f} s, "
+            f"outputs {run['finish_seconds']:.1f} s (results file {run['results_bytes'] / mib:.0f} MiB); "
+            f"total {run['total_seconds']:.1f} s",
         ]
-    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -124,17 +124,21 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
         if "--pyargs" not in pytest_args and not os.path.exists(file_part):
             raise UsageError(f"file or directory not found: {path}")
     session = [*args.paths, *pytest_args]
-    counts = args.agents if isinstance(args.agents, tuple) else (args.agents or os.cpu_count() or 1,)
+    # An int, "auto", or (plan) a tuple of counts.
+    counts = args.agents if isinstance(args.agents, tuple) else (args.agents,)
     session.append(f"--agents={counts[0]}")
     session += [f"--orchestrate-durations={args.durations}", f"--orchestrate-group-by={args.group_by}"]
     if args.split:
         session.append("--orchestrate-split")
+    stack_file = getattr(args, "stack", None) or _pyproject_setting("stack")
     if args.command == "plan":
         session += [f"--orchestrate-plan={','.join(map(str, counts))}", "-qq", "--no-header"]
         if args.plot:
             session.append(f"--orchestrate-plot={args.plot}")
+        if stack_file:
+            # Not checked: `plan` starts nothing; the file only names its start-up history.
+            session.append(f"--orchestrate-stack={stack_file}")
         return session
-    stack_file = args.stack or _pyproject_setting("stack")
     if stack_file:
         _check_stack(stack_file)
         session.append(f"--orchestrate-stack={stack_file}")

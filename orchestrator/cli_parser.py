@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from orchestrator.errors import UsageError
 from orchestrator.model import GroupBy
-from orchestrator.options import DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
+from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
 
 PROG = "orchestrate"
 
@@ -81,13 +81,20 @@ def _add_split_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | None) -> None:
+def _agents_or_auto(text: str) -> int | str:
+    """An argparse type: a positive number of agents, or "auto"."""
+    return AUTO if text.strip().lower() == AUTO else _positive_int(text)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str) -> None:
     parser.add_argument(
         "--agents",
-        type=_positive_int,
+        type=_agents_or_auto,
         default=default_agents,
-        metavar="N",
-        help=f"number of agents, each with its own pytest worker and stack (default: {default_agents or 'CPU count'})",
+        metavar="N|auto",
+        help="number of agents, each with its own pytest worker and stack; auto: the number with the "
+        "shortest predicted wall-clock, start-up included, up to the CPU count "
+        f"(default: {default_agents})",
     )
     parser.add_argument("--junitxml", metavar="PATH", help="write one JUnit XML report for the whole run")
     parser.add_argument("--results", metavar="PATH", help="write the machine-readable results (JSON)")
@@ -150,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Everything after `--` is handed to pytest in every agent (-k, -m, -x, --maxfail, -p, --pyargs, ...).",
     )
     _add_selection_options(run)
-    _add_run_options(run, default_agents=None)
+    _add_run_options(run, default_agents=AUTO)
     run.add_argument(
         "--address",
         metavar="ADDR",
@@ -177,11 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_option(plan)
     plan.add_argument(
         "--agents",
-        type=_agent_counts,
-        default=None,
-        metavar="N|LIST",
-        help="number of agents (default: CPU count); a list (1,2,4,8) or a range (1-16) prints the predicted "
-        "makespan, lower bound and efficiency for each",
+        type=_agent_counts_or_auto,
+        default=AUTO,
+        metavar="N|LIST|auto",
+        help="number of agents (default: auto, as `run` chooses it); a list (1,2,4,8) or a range (1-16) "
+        "prints the predicted makespan, lower bound, efficiency and, with start-up history, the "
+        "wall-clock for each",
+    )
+    plan.add_argument(
+        "--stack",
+        metavar="FILE",
+        help="the stack file runs use: its start-up history predicts the wall-clock "
+        "(default: [tool.orchestrate] stack in pyproject.toml)",
     )
     plan.add_argument(
         "--plot", metavar="PATH", help="also draw the predicted makespan against N as an SVG picture"
@@ -260,6 +274,11 @@ def _add_html_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write a self-contained HTML report (outcomes, timeline per agent, predicted against actual)",
     )
+
+
+def _agent_counts_or_auto(text: str) -> tuple[int, ...] | str:
+    """An argparse type: "auto", or what `_agent_counts` takes."""
+    return AUTO if text.strip().lower() == AUTO else _agent_counts(text)
 
 
 def _agent_counts(text: str) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ but `--agents` carries the `orchestrate-` prefix, so none can clash with another
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 
 from orchestrator.model import GroupBy
 
+AUTO = "auto"
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
 DEFAULT_MAX_CRASHES = 2
 
@@ -58,7 +60,7 @@ _COORDINATOR_ONLY_OPTIONS = (
 class Options:
     """orchestrate's options of one session, read once from pytest's config."""
 
-    agents: int
+    agents: int | None  # None: --agents auto (orchestrator/sizing.py chooses)
     stack_file: str | None
     timeout: float | None
     max_crashes: int
@@ -71,6 +73,7 @@ class Options:
     backend: str
     address: str | None
     shard: tuple[int, int] | None
+    planning: bool  # `orchestrate plan`: print the plan (for plan_counts, or auto if empty), run nothing
     plan_counts: tuple[int, ...]
     plot: str | None
     merge: tuple[str, ...]
@@ -83,10 +86,11 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("orchestrate", "orchestrate: run on N agents, each with its own stack")
     group.addoption(
         "--agents",
-        type=int,
+        type=agents_value,
         default=None,
-        metavar="N",
-        help="run the suite on N orchestrate agents (each: one pytest worker, one container stack)",
+        metavar="N|auto",
+        help="run the suite on N orchestrate agents (each: one pytest worker, one container stack); "
+        "auto: the N with the shortest predicted wall-clock, start-up included",
     )
     add = group.addoption
     add("--orchestrate-stack", metavar="FILE", help="stack file: every agent brings up its own copy")
@@ -105,9 +109,9 @@ def add_options(parser: pytest.Parser) -> None:
     add("--orchestrate-shard", metavar="I/N", default=None, help="run CI runner I of N's part only")
     add(
         "--orchestrate-plan",
-        metavar="N,...",
+        metavar="N,...|auto",
         default=None,
-        help="print the plan for these agent counts, run nothing",
+        help="print the plan for these agent counts (auto: for the count --agents auto chooses), run nothing",
     )
     add(
         "--orchestrate-plot",
@@ -138,8 +142,10 @@ def read_options(config: pytest.Config) -> Options:
         index, _, total = str(config.getoption("orchestrate_shard")).partition("/")
         shard = (int(index), int(total))
     merge = config.getoption("orchestrate_merge")
+    agents = config.getoption("agents")
+    plan = config.getoption("orchestrate_plan")
     return Options(
-        agents=int(config.getoption("agents") or 0),
+        agents=None if agents == AUTO else int(agents or 0),
         stack_file=config.getoption("orchestrate_stack") or _pyproject_stack(config),
         timeout=config.getoption("orchestrate_timeout"),
         max_crashes=config.getoption("orchestrate_max_crashes"),
@@ -153,12 +159,23 @@ def read_options(config: pytest.Config) -> Options:
         or _default_backend(config.getoption("orchestrate_address")),
         address=config.getoption("orchestrate_address"),
         shard=shard,
-        plan_counts=_plan_counts(config.getoption("orchestrate_plan")),
+        planning=bool(plan),
+        plan_counts=() if plan == AUTO else _plan_counts(plan),
         plot=config.getoption("orchestrate_plot"),
         merge=tuple(merge.split(",")) if merge else (),
         html=config.getoption("orchestrate_html"),
         excludes=tuple(config.getoption("orchestrate_exclude") or ()),
     )
+
+
+def agents_value(text: str) -> int | str:
+    """An option type: a whole number of agents, or "auto". Used by pytest's and the CLI's parsers."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or 'auto': {text!r}") from None
 
 
 def _plan_counts(text: str | None) -> tuple[int, ...]:

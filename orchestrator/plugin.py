@@ -16,6 +16,7 @@ same session with another ending; `orchestrate merge` replays artifacts instead 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from orchestrator import protocol as p
+from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import USER_ERRORS
 from orchestrator.model import JunitSettings, RunReport, TestUnit
@@ -34,6 +36,8 @@ from orchestrator.options import Options, add_options, read_options, worker_args
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 from orchestrator.protocol.versions import runtime_versions
 from orchestrator.report.outputs import warn as _warn
+from orchestrator.report.spool import ResultSpool
+from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agents
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(MergeReplay(config, options), "orchestrate-merge")
             return
-        if options.agents < 1 and not bool(options.plan_counts):
+        if options.agents is not None and options.agents < 1 and not options.planning:
             raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
         coordinator = Coordinator(config, options)
     except USER_ERRORS as exc:
@@ -89,12 +93,23 @@ class Coordinator:
         self._backend: Any = None
         self._stack_text = ""
         self._warnings: list[str] = []
+        self._spool: ResultSpool | None = None
         store, warning = DurationStore.load(options.durations)
         self.store = store
         if warning:
             _warn(warning)
-        if options.stack_file and not bool(options.plan_counts):
+        if options.stack_file and not options.planning:
             self._stack_text = _load_stack(options.stack_file)
+        elif options.stack_file:
+            # `plan` starts nothing, but the stack's start-up history is kept under its text.
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                self._stack_text = Path(options.stack_file).read_text(encoding="utf-8")
+        from orchestrator.backends import agent_capacity
+        from orchestrator.durations.startup import startup_key
+
+        capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
+        self.capacity = Capacity(capacity, why)
+        self.startup_key = startup_key(_backend_label(options), self._stack_text)
 
     # -- the run loop -----------------------------------------------------------------------
 
@@ -126,17 +141,35 @@ class Coordinator:
             split = False
         else:
             split = self.options.split
-        if self.options.plan_counts:
+        if self.options.planning:
             self._print_plans(units, split)
             return True
-        prepared = prepare(units, self.store, max(1, self.options.agents), split)
+        choice = self._choose_agents(units)
+        prepared = prepare(units, self.store, choice.agents, split)
         self.prepared = prepared
         plan = prepared.plan
+        fixed = self._fixed_costs(plan.agents)
+        with_fixed = (
+            f"; with start-up and teardown {fixed.startup_seconds + plan.makespan + fixed.teardown_seconds:.1f}s"
+            if fixed
+            else ""
+        )
         self._print(
             f"orchestrate: {plan.tests} tests in {len(prepared.units)} units on {plan.agents} agents "
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
+            + with_fixed
         )
         self.report = self._run(session, prepared)
+        if fixed:
+            self.report = replace(
+                self.report,
+                plan={
+                    **self.report.plan,
+                    "predicted_startup_seconds": fixed.startup_seconds,
+                    "predicted_teardown_seconds": fixed.teardown_seconds,
+                    "predicted_wall_seconds": fixed.startup_seconds + plan.makespan + fixed.teardown_seconds,
+                },
+            )
         if self.options.shard is not None:
             # Every runner's artifact names the whole plan, so merge can tell they belong together.
             self.report = replace(self.report, plan_fingerprint=self._fingerprint)
@@ -181,6 +214,10 @@ class Coordinator:
             working_dir=str(self.config.invocation_params.dir),
             excludes=self.options.excludes,
         )
+        if self.options.results or self.options.html:
+            from orchestrator.report.spool import ResultSpool
+
+            self._spool = ResultSpool()
         session_loop = Session(
             prepared.units,
             make_scheduler(self.options.schedule, prepared.plan),
@@ -190,6 +227,8 @@ class Coordinator:
             reruns=self.options.reruns,
             max_crashes=self.options.max_crashes,
             versions=runtime_versions(),
+            spool=self._spool,
+            keep_passed_reports=False,
         )
         try:
             report = session_loop.run()
@@ -205,8 +244,11 @@ class Coordinator:
         from orchestrator.report.tables import plan_text, predictions_text
 
         counts = self.options.plan_counts
+        if not counts:
+            counts = (self._choose_agents(units).agents,)
         if len(counts) == 1 and not self.options.plot:
-            self._print(plan_text(prepare(units, self.store, counts[0], split).plan, len(self.store)))
+            plan = prepare(units, self.store, counts[0], split).plan
+            self._print(plan_text(plan, len(self.store), self._fixed_costs(plan.agents)))
             return
         from orchestrator.durations.estimate import estimate_units
         from orchestrator.whatif import predict
@@ -214,7 +256,7 @@ class Coordinator:
         if split:
             units = prepare(units, self.store, max(counts), split).units
         estimates = estimate_units(units, self.store)
-        predictions = predict(estimates, counts)
+        predictions = predict(estimates, counts, self._fixed_costs)
         unseen = sum(e.unseen_tests for e in estimates)
         self._print(predictions_text(predictions, sum(len(u.node_ids) for u in units), len(units), unseen))
         if self.options.plot:
@@ -227,6 +269,24 @@ class Coordinator:
                     f"could not write {self.options.plot}: {exc.strerror or exc}"
                 ) from exc
             self._print(f"orchestrate: wrote {self.options.plot}")
+
+    def _choose_agents(self, units: Sequence[TestUnit]) -> AgentChoice:
+        """How many agents: auto's choice, or the number asked for less those that would start too late."""
+        from orchestrator.durations.estimate import estimate_units
+
+        estimates = estimate_units(units, self.store)
+        if self.options.agents is None:
+            choice = choose_agents(estimates, self.capacity, self._fixed_costs)
+            self._print(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
+            return choice
+        choice = trim_agents(estimates, self.options.agents, self._fixed_costs)
+        if choice.reason:
+            self._print(f"orchestrate: {choice.reason}")
+        return choice
+
+    def _fixed_costs(self, agents: int) -> StartupPrediction | None:
+        """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
+        return self.store.startup.predict(self.startup_key, agents, self.capacity.agents)
 
     @staticmethod
     def _raise_stop(session: pytest.Session, report: RunReport) -> None:
@@ -261,7 +321,18 @@ class Coordinator:
         if self.report is None:
             return
         self.report = replace(self.report, exit_code=int(exitstatus))
-        finish_outputs(self.report, self.options, self.config.option.xmlpath, self.store, self.extra)
+        finish_outputs(
+            self.report,
+            self.options,
+            self.config.option.xmlpath,
+            self.store,
+            self.extra,
+            startup=(self.startup_key, self.capacity.agents),
+            spool=self._spool,
+        )
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def pytest_unconfigure(self) -> None:
         if self._backend is not None:
@@ -275,6 +346,17 @@ class Coordinator:
             terminal.write_line(text)
         else:
             print(text)
+
+
+def _backend_label(options: Options) -> str:
+    """The backend as its start-up costs differ: local threads, a fresh Ray, a warm one, a cluster."""
+    if options.backend != "ray":
+        return options.backend
+    if options.address:
+        return "ray-cluster"
+    from orchestrator import warm
+
+    return "ray-warm" if warm.current() is not None else "ray"
 
 
 def _load_stack(path: str) -> str:

@@ -38,6 +38,7 @@ from orchestrator.model import (
 )
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
+from orchestrator.report.spool import ResultSpool, lighten
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -78,6 +79,8 @@ class Session:
         max_crashes: int = 2,
         clock: Callable[[], float] = time.monotonic,
         versions: Mapping[str, str] | None = None,
+        spool: ResultSpool | None = None,
+        keep_passed_reports: bool = True,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -86,6 +89,10 @@ class Session:
         self._backend = backend
         self._configs = tuple(configs)
         self._sink = sink
+        # Where each final result goes once replayed, with all its reports (report/spool.py);
+        # then the session keeps it light, unless asked to keep passed tests' reports.
+        self._spool = spool
+        self._keep_passed_reports = keep_passed_reports
         self._reruns = reruns
         self._max_crashes = max_crashes
         self._clock = clock
@@ -406,7 +413,17 @@ class Session:
             record.tests += 1
             record.finished_at = self._now()
         self._final[node_id] = attempt.outcome
-        self._sink.test_finished(TestResult(node_id, attempt.outcome, tuple(self._attempts[node_id])), True)
+        self._finished(TestResult(node_id, attempt.outcome, tuple(self._attempts[node_id])), True)
+
+    def _finished(self, result: TestResult, replay: bool) -> TestResult:
+        """Hand a final result to the sink and the spool; keep what is still needed of it."""
+        self._sink.test_finished(result, replay)
+        if self._spool is not None:
+            self._spool.add(result)
+        if not self._keep_passed_reports:
+            result = lighten(result)
+            self._attempts[result.node_id] = list(result.attempts)
+        return result
 
     def _retry(self, node_id: str, attempt: Attempt, why: str) -> None:
         self._attempts[node_id].append(attempt)
@@ -449,7 +466,7 @@ class Session:
                 self._attempts[node_id].append(not_run)
                 self._endings[node_id] += 1
                 result = TestResult(node_id, Outcome.NOT_RUN, tuple(self._attempts[node_id]))
-                self._sink.test_finished(result, replay_not_run)
+                result = self._finished(result, replay_not_run)
             else:
                 result = TestResult(node_id, outcome, tuple(self._attempts[node_id]))
             results.append(result)

@@ -4,13 +4,18 @@ Called by `orchestrate plan --agents 1,2,4,8` (report/tables.py prints the table
 report/charts.py draws it for --plot) and by `orchestrate bench` (the prediction beside each
 measurement). Pure: it takes the unit estimates (collect -> estimate_units) and plans them with
 the same `plan_lpt` a run uses, once per agent count; no I/O.
+
+With a start-up history (durations/startup.py) each prediction also carries the fixed costs
+for that count, so the predicted wall-clock is startup(N) + LPT makespan(N) + teardown(N);
+the makespan alone stays the test time, as the agents table's `plan s` shows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from orchestrator.durations.startup import StartupPrediction
 from orchestrator.model import UnitEstimate
 from orchestrator.scheduling import plan_lpt
 
@@ -29,6 +34,21 @@ class Prediction:
     lower_bound: float
     total_seconds: float
     longest_unit_seconds: float
+    # Fixed costs for this count; None when there is no start-up history for the run's key.
+    fixed: StartupPrediction | None = None
+
+    @property
+    def startup_seconds(self) -> float:
+        return self.fixed.startup_seconds if self.fixed else 0.0
+
+    @property
+    def teardown_seconds(self) -> float:
+        return self.fixed.teardown_seconds if self.fixed else 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        """The predicted wall-clock: start-up, then the plan's makespan, then teardown."""
+        return self.startup_seconds + self.makespan + self.teardown_seconds
 
     @property
     def efficiency(self) -> float:
@@ -64,16 +84,29 @@ def parse_agent_counts(text: str) -> tuple[int, ...]:
     return tuple(sorted(counts))
 
 
-def predict(estimates: Sequence[UnitEstimate], agent_counts: Sequence[int]) -> tuple[Prediction, ...]:
+def predict(
+    estimates: Sequence[UnitEstimate],
+    agent_counts: Sequence[int],
+    fixed_costs: Callable[[int], StartupPrediction | None] = lambda agents: None,
+) -> tuple[Prediction, ...]:
     """Plan `estimates` for each count with `plan_lpt`; one Prediction per count, in order.
 
     Agents beyond the number of units stay idle in the plan (a run would not start them), so
     past that point the makespan is the longest unit's and only the efficiency keeps falling.
+    `fixed_costs(N)` gives the start-up and teardown of N agents (a StartupHistory's
+    `predict` for the run's key and capacity), or None when they are not known.
     """
     predictions = []
     for agents in agent_counts:
         plan = plan_lpt(estimates, agents)
         predictions.append(
-            Prediction(agents, plan.makespan, plan.lower_bound, plan.total_seconds, plan.longest_unit_seconds)
+            Prediction(
+                agents,
+                plan.makespan,
+                plan.lower_bound,
+                plan.total_seconds,
+                plan.longest_unit_seconds,
+                fixed_costs(agents),
+            )
         )
     return tuple(predictions)

@@ -8,15 +8,19 @@ ray    Ray actors: on a cluster (`--address`, RAY_ADDRESS), or on the warm local
 
 from __future__ import annotations
 
+import importlib
+import os
 import socket
 from collections.abc import Sequence
 
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import ClusterUnreachable, UsageError
 
-__all__ = ["AgentBackend", "check_reachable", "make_backend"]
+__all__ = ["AgentBackend", "agent_capacity", "check_reachable", "make_backend"]
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+# Docker's default address pools give about 30 user-defined networks per engine, one per stack.
+STACKS_PER_ENGINE = 30
 
 
 def make_backend(
@@ -61,3 +65,33 @@ def check_reachable(address: str) -> None:
         raise ClusterUnreachable(
             f"no Ray cluster answers at {address} ({exc.__class__.__name__}: {exc})"
         ) from exc
+
+
+def agent_capacity(kind: str, address: str | None, with_stack: bool) -> tuple[int, str]:
+    """At most how many agents run side by side here, and why: the bound of `--agents auto`.
+
+    Local agents and a local Ray: this machine's CPUs (agents on one core each; the start-up
+    model in durations/startup.py scales with agents per core), and with a stack no more than
+    one engine's networks. A Ray cluster: its CPUs, when orchestrator/backends/ray.py offers
+    `cluster_cpus(address) -> int | None` (it alone imports ray; the cluster code is the place
+    to ask the cluster); until then, or if it cannot tell, this machine's CPU count.
+    """
+    cpus = os.cpu_count() or 1
+    count, why = cpus, f"{cpus} CPUs here"
+    if kind == "ray" and address:
+        cluster = _cluster_cpus(address)
+        if cluster:
+            count, why = cluster, f"{cluster} CPUs in the cluster"
+        else:
+            why = f"{cpus} CPUs here; the cluster's size is not known"
+        return count, why  # each node has its own engine: no network bound
+    if with_stack and count > STACKS_PER_ENGINE:
+        count, why = STACKS_PER_ENGINE, f"{STACKS_PER_ENGINE} stacks per Docker engine (its networks)"
+    return count, why
+
+
+def _cluster_cpus(address: str) -> int | None:
+    """The hook for the Ray backend: its `cluster_cpus(address)`, if it has one."""
+    module = importlib.import_module("orchestrator.backends.ray")
+    function = getattr(module, "cluster_cpus", None)
+    return int(function(address)) if callable(function) else None

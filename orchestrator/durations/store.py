@@ -8,11 +8,18 @@ On disk it is one wire message (see orchestrator/protocol/wire.py, the only msgp
 
     {"$t": "durations", "$v": 1, "alpha": 0.5,
      "tests": {node_id: [seconds, count], ...},
-     "junit": [[classname, name, seconds, count], ...]}
+     "junit": [[classname, name, seconds, count], ...],
+     "startup": {"format": 1, "costs": {key: [ready, stack_up, worker_start, teardown, runs]}}}
 
 "junit" holds durations imported from JUnit XML, where the exact node id is lost: they are
 keyed by pytest's (classname, name) and matched to collected node ids through
 `junit_key`, which mangles a node id exactly as pytest does when it writes the XML.
+
+"startup" holds the agents' fixed costs per backend and stack (durations/startup.py, which
+says what they are and how they predict a run's start-up). It has a format of its own, so it
+can change without touching the tests' history: a store without it (written before it
+existed) has no start-up history, and one of a format this code does not know is read without
+it (its test durations still count). Older orchestrate versions ignore the key.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 
 from _pytest.junitxml import mangle_test_address
 
+from orchestrator.durations.startup import StartupCosts, StartupHistory
 from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
 from orchestrator.protocol import wire
@@ -43,6 +51,7 @@ DEFAULT_PATH = Path(".orchestrate") / "durations.msgpack"
 ALPHA = 0.5
 
 _TAG = "durations"
+STARTUP_FORMAT = 1
 
 JunitKey = tuple[str, str]
 
@@ -95,9 +104,12 @@ class DurationStore:
         self,
         tests: Mapping[str, TestHistory] | None = None,
         junit: Mapping[JunitKey, TestHistory] | None = None,
+        startup: StartupHistory | None = None,
     ) -> None:
         self._tests: dict[str, TestHistory] = dict(tests or {})
         self._junit: dict[JunitKey, TestHistory] = dict(junit or {})
+        # The agents' fixed costs, per backend and stack: read by the planner, fed after a run.
+        self.startup = startup if startup is not None else StartupHistory()
 
     # -- reading and writing the file ------------------------------------------------------
 
@@ -154,6 +166,10 @@ class DurationStore:
             alpha=ALPHA,
             tests={node_id: [h.seconds, h.count] for node_id, h in self._tests.items()},
             junit=[[cls, name, h.seconds, h.count] for (cls, name), h in self._junit.items()],
+            startup={
+                "format": STARTUP_FORMAT,
+                "costs": {key: costs.as_list() for key, costs in self.startup.items()},
+            },
         )
 
     @classmethod
@@ -178,6 +194,7 @@ class DurationStore:
             ):
                 raise ValueError(f"malformed JUnit entry {entry!r:.100}")
             store._junit[entry[0], entry[1]] = _history(*entry[2:])
+        store.startup = _startup_from_wire(fields.get("startup"))
         return store
 
     # -- queries ---------------------------------------------------------------------------
@@ -263,6 +280,7 @@ class DurationStore:
             self._tests[node_id] = _merged(self._tests.get(node_id), history)
         for key, history in other._junit.items():
             self._junit[key] = _merged(self._junit.get(key), history)
+        self.startup.merge(other.startup)
 
     def import_pytest_split(self, path: str | os.PathLike[str]) -> int:
         """Fold in pytest-split's `.test_durations` file; return how many tests it held.
@@ -327,6 +345,21 @@ class DurationStore:
             else:
                 self._junit[key] = _observed(self._junit.get(key), seconds)
         return len(observations)
+
+
+def _startup_from_wire(part: Any) -> StartupHistory:
+    """The "startup" part; empty when absent (an older file) or of a format this code does not know."""
+    if part is None or (isinstance(part, dict) and part.get("format") != STARTUP_FORMAT):
+        return StartupHistory()
+    costs = part.get("costs") if isinstance(part, dict) else None
+    if not isinstance(costs, dict):
+        raise ValueError("malformed start-up history")
+    history = {}
+    for key, entry in costs.items():
+        if not isinstance(key, str) or not isinstance(entry, list):
+            raise ValueError(f"malformed start-up entry for {key!r:.100}")
+        history[key] = StartupCosts.from_list(entry)
+    return StartupHistory(history)
 
 
 def _history(seconds: Any, count: Any) -> TestHistory:

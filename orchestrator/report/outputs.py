@@ -17,7 +17,8 @@ from orchestrator.errors import InternalError
 from orchestrator.model import Outcome, RunReport, TestResult
 from orchestrator.options import Options
 from orchestrator.report.junit import add_rerun_elements
-from orchestrator.report.results import read_results, write_results
+from orchestrator.report.results import iter_written_tests, write_results
+from orchestrator.report.spool import ResultSpool
 
 __all__ = ["finish_outputs", "update_store", "warn"]
 
@@ -34,21 +35,29 @@ def finish_outputs(
     junitxml: str | None,
     store: DurationStore | None,
     extra: Mapping[str, Any],
+    startup: tuple[str, int] | None = None,
+    spool: ResultSpool | None = None,
 ) -> None:
-    """Write every output `options` asks for; a duration store that cannot be written warns."""
+    """Write every output `options` asks for; `startup` (history key, capacity) records the
+    agents' fixed costs in the store too (a run's own agents; not after `merge`); the tests
+    `spool` holds are written from it (report/spool.py), with every report they had."""
     results, html, durations = options.results, options.html, options.durations
     if results:
-        write_results(report, results, extra=extra)
+        write_results(report, results, extra=extra, spool=spool)
         _check_written(report, results)
     if html:
         from orchestrator.report.html import write_html
         from orchestrator.report.results import report_to_document
 
-        write_html(report_to_document(report, extra), html)
+        write_html(report_to_document(report, extra, spool), html)
     if junitxml:
         add_rerun_elements(junitxml, report.results)
     if durations and store is not None:
-        update_store(store, report.results, durations, warn)
+        learned = None
+        if startup is not None:
+            key, capacity = startup
+            learned = store.startup.observe(key, report.agents, capacity)
+        update_store(store, report.results, durations, warn, changed=learned is not None)
 
 
 def warn(message: str) -> None:
@@ -57,18 +66,38 @@ def warn(message: str) -> None:
 
 
 def _check_written(report: RunReport, path: str) -> None:
-    read, _ = read_results(path)
-    written = {r.node_id: r.outcome for r in read.results}
-    expected = {r.node_id: r.outcome for r in report.results}
-    if written != expected or len(read.results) != len(report.results):
+    """Read the file back, a test at a time, and compare it with the report: every test once,
+    its outcome and its attempts' outcomes as the session recorded them."""
+    expected = {r.node_id: r for r in report.results}
+    seen = 0
+    try:
+        for test in iter_written_tests(path):
+            result = expected.get(test["node_id"])
+            if (
+                result is None
+                or Outcome(test["outcome"]) is not result.outcome
+                or [Outcome(a["outcome"]) for a in test["attempts"]] != [a.outcome for a in result.attempts]
+            ):
+                raise ValueError(f"{test['node_id']} differs")
+            seen += 1
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InternalError(
+            f"{path} does not hold the run's results as the session recorded them: {exc}"
+        ) from exc
+    if seen != len(expected) or len(expected) != len(report.results):
         raise InternalError(f"{path} does not hold the run's results as the session recorded them")
 
 
 def update_store(
-    store: DurationStore, results: Sequence[TestResult], path: str, warn: Callable[[str], None]
+    store: DurationStore,
+    results: Sequence[TestResult],
+    path: str,
+    warn: Callable[[str], None],
+    changed: bool = False,
 ) -> None:
+    """Fold the results' durations into `store` and save it (also when only `changed` otherwise)."""
     observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
-    if not observations:
+    if not observations and not changed:
         return
     store.update(observations)
     try:

@@ -44,23 +44,40 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
 
-__all__ = ["FORMAT", "read_document", "read_results", "report_to_document", "write_results"]
+if TYPE_CHECKING:
+    from orchestrator.report.spool import ResultSpool
+
+__all__ = [
+    "FORMAT",
+    "iter_written_tests",
+    "read_document",
+    "read_results",
+    "report_to_document",
+    "result_line",
+    "write_results",
+]
 
 FORMAT = 1
 KIND = "orchestrate-results"
 
 
-def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None = None) -> None:
+def write_results(
+    report: RunReport,
+    path: str,
+    extra: Mapping[str, Any] | None = None,
+    spool: ResultSpool | None = None,
+) -> None:
     """Write `report` (and `extra`, e.g. the shard index and count) to `path` as JSON.
 
     Written to a temporary file beside `path` and moved into place, so a reader (or a CI
-    artifact upload) never sees half a file.
+    artifact upload) never sees half a file. A test the `spool` holds is written as spooled
+    (with every report its attempts had), not from `report`, whose results may be light.
     """
     head = _head(report, extra)
     directory = os.path.dirname(os.path.abspath(path))
@@ -75,7 +92,8 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
             for index, result in enumerate(report.results):
                 if index:
                     stream.write(",\n")
-                stream.write(json.dumps(_result_to_json(result), ensure_ascii=False, default=repr))
+                line = spool.line(result.node_id) if spool is not None else None
+                stream.write(line if line is not None else result_line(result))
             stream.write("\n]}\n")
         os.replace(scratch, path)
     except BaseException:
@@ -84,7 +102,36 @@ def write_results(report: RunReport, path: str, extra: Mapping[str, Any] | None 
         raise
 
 
-def report_to_document(report: RunReport, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def result_line(result: TestResult) -> str:
+    """One test of the "tests" list as the file holds it: one line of JSON."""
+    return json.dumps(_result_to_json(result), ensure_ascii=False, default=repr)
+
+
+def iter_written_tests(path: str) -> Iterator[dict[str, Any]]:
+    """The "tests" of a file `write_results` wrote, one at a time (it writes one test per line).
+
+    For the check after writing (report/outputs.py), which must not hold a 100,000-test
+    document; any other reader uses `read_document`. Raises ValueError if the file does not
+    have write_results' layout.
+    """
+    with open(path, encoding="utf-8") as stream:
+        head = stream.readline()
+        if not head.rstrip().endswith(","):
+            raise ValueError(f"{path}: not laid out as write_results writes")
+        json.loads(head.rstrip()[:-1] + "}")
+        if stream.readline().strip() != '"tests": [':
+            raise ValueError(f"{path}: no tests list where write_results puts it")
+        for line in stream:
+            text = line.strip()
+            if text == "]}":
+                return
+            yield json.loads(text.removesuffix(","))
+    raise ValueError(f"{path}: the tests list does not end")
+
+
+def report_to_document(
+    report: RunReport, extra: Mapping[str, Any] | None = None, spool: ResultSpool | None = None
+) -> dict[str, Any]:
     """The results document of `report` as one dict: what `write_results` writes, read back.
 
     Called by the CLI for `--html` (orchestrator/report/html.py renders this dict), so the page
@@ -92,7 +139,10 @@ def report_to_document(report: RunReport, extra: Mapping[str, Any] | None = None
     """
     # Through JSON, a part at a time: tuples become lists and odd values their repr, as in the file.
     document: dict[str, Any] = json.loads(json.dumps(_head(report, extra), default=repr))
-    document["tests"] = [json.loads(json.dumps(_result_to_json(r), default=repr)) for r in report.results]
+    document["tests"] = [
+        json.loads((spool.line(r.node_id) if spool is not None else None) or result_line(r))
+        for r in report.results
+    ]
     return document
 
 

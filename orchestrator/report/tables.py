@@ -11,13 +11,20 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.bench import BenchResult
+from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import UnitDuration
 from orchestrator.model import Plan, RunReport
 from orchestrator.whatif import Prediction
 
 
-def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
-    """The plan: per agent its units, tests and predicted seconds; then makespan and bound."""
+def render_plan(
+    plan: Plan, known_tests: int, console: Console, fixed: StartupPrediction | None = None
+) -> None:
+    """The plan: per agent its units, tests and predicted seconds; then makespan and bound.
+
+    With `fixed` (the start-up history's prediction for this many agents) also the predicted
+    wall-clock: start-up, then the makespan, then teardown.
+    """
     table = Table(title="plan", title_justify="left")
     for column in ("agent", "units", "tests", "predicted s", "longest unit"):
         table.add_column(column, justify="right" if column != "longest unit" else "left")
@@ -39,6 +46,15 @@ def render_plan(plan: Plan, known_tests: int, console: Console) -> None:
         f"lower bound max(total/N, longest unit) {plan.lower_bound:.2f}s",
         markup=False,
     )
+    if fixed is not None:
+        console.print(
+            f"predicted wall-clock {fixed.startup_seconds + plan.makespan + fixed.teardown_seconds:.2f}s "
+            f"= start-up {fixed.startup_seconds:.2f}s + makespan {plan.makespan:.2f}s "
+            f"+ teardown {fixed.teardown_seconds:.2f}s (from the start-up history of this backend and stack)",
+            markup=False,
+        )
+    else:
+        console.print("start-up and teardown not included: no start-up history for this backend and stack")
     console.print(
         f"{estimated} of {plan.tests} tests ({share:.0%}) have no recorded duration and are estimated "
         f"({known_tests} tests in the duration store); plan fingerprint {plan.fingerprint()}",
@@ -61,10 +77,10 @@ def slowest_text(units: Sequence[UnitDuration], known_tests: int) -> str:
     return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
 
 
-def plan_text(plan: Plan, known_tests: int) -> str:
+def plan_text(plan: Plan, known_tests: int, fixed: StartupPrediction | None = None) -> str:
     """`render_plan`'s output as text (the coordinator writes it through pytest's terminal)."""
     console = Console(file=io.StringIO(), width=120, highlight=False, color_system=None)
-    render_plan(plan, known_tests, console)
+    render_plan(plan, known_tests, console, fixed)
     return console.file.getvalue().rstrip()  # type: ignore[attr-defined]
 
 
@@ -119,8 +135,13 @@ def render_predictions(
 ) -> None:
     """The what-if table of `orchestrate plan --agents LIST`: one row per agent count."""
     table = Table(title="predicted makespan by agent count", title_justify="left")
-    for column in ("agents", "predicted s", "lower bound s", "speed-up", "efficiency"):
+    fixed = any(p.fixed is not None for p in predictions)
+    columns = ("agents", "predicted s", "lower bound s", "speed-up", "efficiency") + (
+        ("start-up s", "teardown s", "wall-clock s") if fixed else ()
+    )
+    for column in columns:
         table.add_column(column, justify="right")
+    best = min(predictions, key=lambda p: p.wall_seconds) if fixed and predictions else None
     for prediction in predictions:
         table.add_row(
             str(prediction.agents),
@@ -128,6 +149,15 @@ def render_predictions(
             f"{prediction.lower_bound:.2f}",
             f"{prediction.speedup:.2f}x",
             f"{prediction.efficiency:.0%}",
+            *(
+                (
+                    f"{prediction.startup_seconds:.2f}",
+                    f"{prediction.teardown_seconds:.2f}",
+                    f"{prediction.wall_seconds:.2f}" + (" *" if prediction is best else ""),
+                )
+                if fixed
+                else ()
+            ),
         )
     console.print(table)
     if predictions:
@@ -135,7 +165,12 @@ def render_predictions(
         console.print(
             f"{tests} tests in {units} units; total {first.total_seconds:.2f}s, longest unit "
             f"{first.longest_unit_seconds:.2f}s; lower bound = max(total/N, longest unit); "
-            "efficiency = total / (N x predicted); start-up and stacks not included",
+            "efficiency = total / (N x predicted); "
+            + (
+                "wall-clock = start-up + predicted + teardown, from the start-up history (* the shortest)"
+                if fixed
+                else "start-up and stacks not included (no start-up history for this backend and stack)"
+            ),
             markup=False,
         )
         console.print(

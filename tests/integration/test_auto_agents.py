@@ -1,0 +1,71 @@
+"""`orchestrate run --agents auto` on a small suite, local agents: the chosen N and why.
+
+The first run has no start-up history: one agent per core (at most one per unit). It records
+its agents' start-up in the duration store; the second run chooses from that history and says
+so, and `plan` shows the predicted wall-clock with start-up beside the test time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from pathlib import Path
+
+from conftest import run_orchestrate
+
+from orchestrator.durations.store import DurationStore
+
+SUITE = {
+    f"test_m{i}.py": textwrap.dedent(
+        f"""
+        import time
+
+        class TestC{i}:
+            def test_a(self):
+                time.sleep(0.05)
+
+            def test_b(self):
+                pass
+        """
+    )
+    for i in range(3)
+}
+
+
+def test_auto_chooses_n_says_why_and_learns_start_up(tmp_path: Path) -> None:
+    for name, text in SUITE.items():
+        (tmp_path / name).write_text(text)
+    cores = os.cpu_count() or 1
+
+    first = run_orchestrate(
+        ["run", "--agents", "auto", "--backend", "local", "--results", "r.json"], tmp_path
+    )
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    expected = min(cores, 3)
+    assert f"orchestrate: --agents auto: {expected} agent" in first.stdout
+    assert "no start-up history for this backend and stack yet: one agent per core" in first.stdout
+    store, warning = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
+    assert warning is None
+    costs = store.startup.get("local/no stack")
+    assert costs is not None and costs.ready > 0 and costs.runs == 1
+
+    second = run_orchestrate(
+        ["run", "--backend", "local", "--results", "r.json"], tmp_path
+    )  # auto: the default
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    chosen = re.search(r"orchestrate: --agents auto: (\d+) agents?; predicted ([\d.]+)s with", second.stdout)
+    assert chosen is not None, second.stdout
+    # 3 units of 0.05 s against a start-up of a pytest worker: one agent is enough.
+    assert chosen.group(1) == "1", second.stdout
+    assert "s start-up + " in second.stdout
+    plan = json.loads((tmp_path / "r.json").read_text())["plan"]
+    assert plan["agents"] == 1 and plan["predicted_wall_seconds"] > plan["predicted_makespan"]
+
+    planned = run_orchestrate(["plan", "--agents", "1,2"], tmp_path)
+
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "wall-clock s" in planned.stdout and "start-up s" in planned.stdout
