@@ -72,7 +72,8 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if args.command == "down":
         return commands.down()
     if args.command == "clean":
-        return commands.clean(all_owners=args.all)
+        address = args.address or os.environ.get("RAY_ADDRESS") or None
+        return commands.clean(all_owners=args.all, address=address, stale_after=args.stale_after)
     raise UsageError(f"unknown command {args.command!r}")
 
 
