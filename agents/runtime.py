@@ -89,7 +89,9 @@ class AgentRuntime:
         self.config = config
         self._emit_to_backend = emit
         self._clock = clock
-        node = node or pm.NodeInfo(hostname=socket.gethostname())
+        node = node or pm.NodeInfo(
+            hostname=socket.gethostname(), resources={"CPU": float(os.cpu_count() or 1)}
+        )
         self._machine = AgentMachine(config.agent_id, timeout=config.timeout, node=node)
         self._inputs: queue.Queue[Input | _ThreadFailed] = queue.Queue()
         self._thread: threading.Thread | None = None

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from agents.fixtures import RESOURCES_MARKER_LINE
 from orchestrator import protocol as p
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import USER_ERRORS
@@ -41,6 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Also here: with plugin autoload off, agents.fixtures (which registers it too) is not loaded.
+    config.addinivalue_line("markers", RESOURCES_MARKER_LINE)
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
         return  # one of our agents' workers, or an xdist worker: never a coordinator
     wants = (

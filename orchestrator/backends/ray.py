@@ -133,12 +133,15 @@ class _AgentActor:
 
 
 def _node_info() -> NodeInfo:
-    """Where this actor runs: Ray's node id and address, and the host name."""
-    context = ray.get_runtime_context()
+    """Where this actor runs: Ray's node id and address, the host name, the node's resources."""
+    node_id = ray.get_runtime_context().get_node_id()
+    resources = next((n.get("Resources") or {} for n in ray.nodes() if n.get("NodeID") == node_id), {})
     return NodeInfo(
-        node_id=context.get_node_id(),
+        node_id=node_id,
         address=ray.util.get_node_ip_address(),
         hostname=socket.gethostname(),
+        # Ray's own bookkeeping (memory, node:<ip>) is no capability a test asks for.
+        resources={k: float(v) for k, v in resources.items() if not k.startswith("node:")},
     )
 
 
