@@ -96,7 +96,7 @@ class Coordinator:
         if warning:
             _warn(warning)
         if options.stack_file and not bool(options.plan_counts):
-            self._stack_text = _load_stack(options.stack_file)
+            self._stack_text = _load_stack(options.stack_file, local=not options.address)
 
     # -- the run loop -----------------------------------------------------------------------
 
@@ -288,11 +288,14 @@ class Coordinator:
             print(text)
 
 
-def _load_stack(path: str) -> str:
-    """Validate the stack file and the Docker engine before anything starts; the file's text."""
+def _load_stack(path: str, local: bool) -> str:
+    """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
+    anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
     from agents.stack import check_engine, load_stack_file, sweep
 
     load_stack_file(path)
+    if not local:
+        return Path(path).read_text(encoding="utf-8")
     check_engine()
     removed = sweep(all_owners=False)
     if any(removed):
