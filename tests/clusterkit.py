@@ -79,7 +79,13 @@ class Cluster:
         found: list[str] = []
         for kind in (["ps", "-a"], ["network", "ls"]):
             result = self.on_node(
-                worker, "docker", *kind, "--filter", "label=orchestrate.run", "--format", "{{.Name}}"
+                worker,
+                "docker",
+                *kind,
+                "--filter",
+                "label=orchestrate.run",
+                "--format",
+                "{{.Names}}" if kind[0] == "ps" else "{{.Name}}",
             )
             assert result.returncode == 0, result.stderr
             found += [f"{kind[0]} {line}" for line in result.stdout.split()]
@@ -142,3 +148,60 @@ def cluster_script(
         timeout=timeout,
         stdin=None if stdin is not None else subprocess.DEVNULL,
     )
+
+
+# -- a slow generated suite with a stack, for faults mid-run ------------------------------------
+
+RUN_TIMEOUT = 300
+# Touched by every test when it starts, on the node that runs it: how a test knows a node is busy.
+RUNNING_MARK = "/tmp/orchestrate-cluster-test-running"
+STACK = """
+    services:
+      cache:
+        image: orchestrate/redis:7
+        ports: ["6379"]
+        tmpfs: ["/data"]
+        healthcheck: {disable: true}
+"""
+# 8 units of 4 one-second tests: about 8 s per agent on 4 agents, long enough to act mid-run.
+SLOW_SUITE = {
+    "pytest.ini": "[pytest]\naddopts = --strict-markers -p no:cacheprovider\n",
+    "stack.yml": STACK,
+    "test_slow.py": "import pathlib, time\n"
+    + "".join(
+        f"\nclass TestSlow{u}:\n"
+        + "".join(
+            f"    def test_{t}(self):\n"
+            f"        pathlib.Path({RUNNING_MARK!r}).touch()\n"
+            "        time.sleep(1)\n"
+            for t in range(4)
+        )
+        for u in range(8)
+    ),
+}
+TESTS = 32
+
+
+def start_run(cluster: Cluster, suite: str, *extra: str) -> subprocess.Popen[str]:
+    """`orchestrate run` in the head, in the background; its pid in the head is in /tmp/coordinator.pid."""
+    command = (
+        f"echo $$ > /tmp/coordinator.pid && exec orchestrate run --agents 4 --address {cluster.address()} "
+        f"--stack stack.yml --results r.json {' '.join(extra)}"
+    )
+    return subprocess.Popen(
+        ["docker", "exec", "--workdir", suite, cluster.head, "sh", "-c", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_running(cluster: Cluster, workers: tuple[str, ...], process: subprocess.Popen[str]) -> None:
+    """Wait until a test has started on each of `workers` (their stacks are up by then)."""
+    deadline = time.monotonic() + 180
+    waiting = set(workers)
+    while waiting:
+        assert process.poll() is None, f"the run ended early:\n{process.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"no test started on {waiting}"
+        waiting = {w for w in waiting if cluster.on_node(w, "test", "-e", RUNNING_MARK).returncode != 0}
+        time.sleep(0.2)

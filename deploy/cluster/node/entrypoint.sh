@@ -34,8 +34,9 @@ case "$role" in
         else
             umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
         fi
-        # A node restarted after a kill finds its old pid file; no dockerd of its own runs yet.
-        rm -f /var/run/docker.pid
+        # A node restarted after a kill finds its dockerd's and containerd's old pid files and
+        # sockets (runtime state only; images and containers are in /var/lib/docker): none runs yet.
+        rm -rf /var/run/docker.pid /var/run/docker
         dockerd --host=unix:///var/run/docker.sock --storage-driver=overlay2 >/var/log/dockerd.log 2>&1 &
         for _ in $(seq 1 120); do
             docker info >/dev/null 2>&1 && break
