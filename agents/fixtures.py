@@ -16,6 +16,17 @@ import pytest
 AGENT_ENV = "ORCHESTRATE_AGENT"
 RUN_ENV = "ORCHESTRATE_RUN_ID"
 STACK_ENV = "ORCHESTRATE_STACK"
+# Registered here, in every pytest process (coordinator, agents' workers, plain pytest), so
+# --strict-markers accepts it everywhere; read by the coordinator (orchestrator/pipeline.py).
+RESOURCES_MARKER = "orchestrate"
+RESOURCES_MARKER_LINE = (
+    "orchestrate(resources={name: amount}): run only on an agent whose cluster node has these Ray "
+    "resources (e.g. resources={'GPU': 1}); a unit needs the most any of its tests asks for"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", RESOURCES_MARKER_LINE)
 
 
 @dataclass(frozen=True, slots=True)

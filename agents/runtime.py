@@ -17,6 +17,7 @@ exception ends the agent with AgentFailed (with the traceback) and AgentStopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -54,9 +55,10 @@ from agents.agent import (
 )
 from agents.fixtures import AGENT_ENV, RUN_ENV, STACK_ENV
 from agents.plugin import RESET_ENV
-from agents.stack import Stack, make_stack, stack_env_json
+from agents.stack import Stack, make_stack, stack_env_json, sweep
 from agents.stack.compose import parse_stack
-from agents.stack.errors import StackFailed
+from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.lease import Lease
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
 
@@ -87,11 +89,14 @@ class AgentRuntime:
         self.config = config
         self._emit_to_backend = emit
         self._clock = clock
-        node = node or pm.NodeInfo(hostname=socket.gethostname())
+        node = node or pm.NodeInfo(
+            hostname=socket.gethostname(), resources={"CPU": float(os.cpu_count() or 1)}
+        )
         self._machine = AgentMachine(config.agent_id, timeout=config.timeout, node=node)
         self._inputs: queue.Queue[Input | _ThreadFailed] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stack: Stack | None = None
+        self._lease: Lease | None = None
         self._watching = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._worker: WorkerProcess | None = None
@@ -197,6 +202,8 @@ class AgentRuntime:
         config = self.config
         try:
             spec = parse_stack(config.stack_text, Path(config.stack_path)) if config.stack_text else None
+            if spec is not None:
+                self._take_lease_and_sweep()
             self._stack = make_stack(spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd)
             endpoints = self._stack.up()
             seconds = endpoints.up_seconds + endpoints.setup_seconds
@@ -234,6 +241,24 @@ class AgentRuntime:
             self._watchdog.start()
         self._inputs.put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
 
+    def _take_lease_and_sweep(self) -> None:
+        """Hold this stack's lease on the node, then clear what dead runs left on its engine.
+
+        The lease comes first, so a sweep by another agent on this node never takes this stack
+        for a dead one while it starts. What this sweep finds is the next run's clean-up of a
+        killed coordinator's stacks (agents/stack/lease.py). A sweep that fails changes nothing
+        for this run: the stack's own `up` says clearly what is wrong with the engine.
+        """
+        config = self.config
+        self._lease = Lease(
+            config.run_id,
+            str(config.agent_id),
+            on_error=lambda exc: self._inputs.put(_ThreadFailed(exc, "renewing the stack's lease")),
+        )
+        self._lease.take()
+        with contextlib.suppress(StackFailed, DockerUnavailable):
+            sweep()
+
     def _reset(self, unit_id: str) -> ResetDone:
         assert self._stack is not None
         try:
@@ -246,14 +271,19 @@ class AgentRuntime:
 
     def _take_stack_down(self) -> StackDown:
         self._stop_watching()
-        if self._stack is None:
-            return StackDown()
+        down = StackDown()
         try:
-            return StackDown(seconds=self._stack.down())
+            if self._stack is not None:
+                down = StackDown(seconds=self._stack.down())
         except Exception as exc:
-            return StackDown(error=str(exc) if isinstance(exc, StackFailed) else repr(exc))
+            down = StackDown(error=str(exc) if isinstance(exc, StackFailed) else repr(exc))
         finally:
             self._stack = None
+            if self._lease is not None:
+                # A stack that could not be removed keeps its lease, to go stale for a later sweep.
+                self._lease.release(keep=bool(down.error))
+                self._lease = None
+        return down
 
     def _stop_watching(self) -> None:
         self._watching.set()

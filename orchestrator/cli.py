@@ -72,7 +72,8 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if args.command == "down":
         return commands.down()
     if args.command == "clean":
-        return commands.clean(all_owners=args.all)
+        address = args.address or os.environ.get("RAY_ADDRESS") or None
+        return commands.clean(all_owners=args.all, address=address, stale_after=args.stale_after)
     raise UsageError(f"unknown command {args.command!r}")
 
 
@@ -140,7 +141,10 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
             session.append(f"--orchestrate-stack={stack_file}")
         return session
     if stack_file:
-        _check_stack(stack_file)
+        # On a cluster the stacks start on the agents' nodes: this machine needs no engine.
+        _check_stack(
+            stack_file, engine=not (args.command == "run" and (args.address or os.environ.get("RAY_ADDRESS")))
+        )
         session.append(f"--orchestrate-stack={stack_file}")
     for flag, value in (
         ("--orchestrate-timeout", args.timeout),
@@ -186,12 +190,14 @@ def _merge_args(args: argparse.Namespace) -> list[str]:
     return session
 
 
-def _check_stack(path: str) -> None:
-    """Refuse a bad stack file or a missing Docker engine here, as one line, before pytest starts."""
+def _check_stack(path: str, engine: bool) -> None:
+    """Refuse a bad stack file or (with `engine`) a missing Docker engine here, as one line,
+    before pytest starts."""
     from agents.stack import check_engine, load_stack_file
 
     load_stack_file(path)
-    check_engine()
+    if engine:
+        check_engine()
 
 
 # Each CI's parallel-job variables: (index variable, its base, total variable).

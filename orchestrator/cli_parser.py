@@ -263,8 +263,26 @@ An explicit flag wins over the variables.""",
     )
     sub.add_parser("down", help="stop the warm Ray instance started by `orchestrate up`")
 
-    clean = sub.add_parser("clean", help="remove containers and networks left by dead runs")
+    clean = sub.add_parser(
+        "clean",
+        help="remove containers and networks left by dead runs",
+        description="Remove the stacks of dead runs: here, those of coordinators of this machine that "
+        "no longer run; with --address, on every node of a Ray cluster, those whose agent's lease on "
+        "the node was not renewed for --stale-after seconds (their coordinator was killed).",
+    )
     clean.add_argument("--all", action="store_true", help="also those of runs that are still alive")
+    clean.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="sweep every alive node of this Ray cluster (default: RAY_ADDRESS if set, else only here)",
+    )
+    clean.add_argument(
+        "--stale-after",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="a lease not renewed for this long is a dead run's (default 30)",
+    )
     return parser
 
 

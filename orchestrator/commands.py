@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator import warm
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
+from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, EXIT_USAGE_ERROR, ArtifactError
 
 if TYPE_CHECKING:
     from orchestrator.bench import BenchConfig
@@ -75,11 +75,30 @@ def down() -> int:
     return EXIT_OK
 
 
-def clean(all_owners: bool) -> int:
+def clean(all_owners: bool, address: str | None = None, stale_after: float | None = None) -> int:
+    """`orchestrate clean`: remove what dead runs left, on this machine's engine or, with
+    `address`, on the engine of every node of that Ray cluster (one sweep task per node)."""
+    from agents.stack.lease import STALE_SECONDS
+
+    stale = STALE_SECONDS if stale_after is None else stale_after
+    if address:
+        from orchestrator.backends.ray import sweep_nodes
+
+        failed = False
+        for node in sweep_nodes(address, all_owners, stale):
+            where = f"{node.hostname} ({node.address})" if node.address != node.hostname else node.hostname
+            if node.no_engine:
+                print(f"{where}: no Docker engine, nothing to remove")
+            elif node.problem:
+                failed = True
+                print(f"{where}: {node.problem}", file=sys.stderr)
+            else:
+                print(f"{where}: removed {node.containers} container(s) and {node.networks} network(s)")
+        return EXIT_USAGE_ERROR if failed else EXIT_OK
     from agents.stack import check_engine, sweep
 
     check_engine()
-    containers, networks = sweep(all_owners=all_owners)
+    containers, networks = sweep(all_owners=all_owners, stale_after=stale)
     print(f"removed {containers} container(s) and {networks} network(s)")
     return EXIT_OK
 

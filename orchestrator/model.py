@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +55,23 @@ class TestUnit:
     # Whether the unit may be cut into chunks that run on different agents (no class or
     # module scoped fixtures across the cut); decided at collection time.
     splittable: bool = False
+    # What a node must have to run the unit: (resource, amount) pairs, sorted, from its tests'
+    # `@pytest.mark.orchestrate(resources={...})` markers (the largest amount of each resource).
+    resources: tuple[tuple[str, float], ...] = ()
 
     def subset(self, node_ids: tuple[str, ...]) -> TestUnit:
         """The same unit restricted to `node_ids` (used to reschedule what is left of it)."""
         keep = set(node_ids)
-        return TestUnit(self.unit_id, tuple(n for n in self.node_ids if n in keep), self.splittable)
+        kept = tuple(n for n in self.node_ids if n in keep)
+        return TestUnit(self.unit_id, kept, self.splittable, self.resources)
+
+    def needs_text(self) -> str:
+        """The unit's requirement in words, e.g. 'GPU=1, special=2' (empty when it has none)."""
+        return ", ".join(f"{name}={amount:g}" for name, amount in self.resources)
+
+    def fits(self, node_resources: Mapping[str, float]) -> bool:
+        """True when a node with `node_resources` (Ray's totals of that node) can run the unit."""
+        return all(node_resources.get(name, 0.0) >= amount for name, amount in self.resources)
 
 
 @dataclass(frozen=True, slots=True)

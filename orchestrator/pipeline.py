@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from agents.fixtures import RESOURCES_MARKER
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import UsageError
@@ -59,11 +60,36 @@ def units_of(items: Sequence[pytest.Item], group_by: GroupBy) -> tuple[TestUnit,
     """Group items into units, in collection order (a unit's tests keep pytest's order)."""
     node_ids: dict[str, list[str]] = {}
     splittable: dict[str, bool] = {}
+    needs: dict[str, dict[str, float]] = {}
     for item in items:
         unit_id = unit_of(item, group_by)
         node_ids.setdefault(unit_id, []).append(item.nodeid)
         splittable[unit_id] = splittable.get(unit_id, True) and _splittable(item)
-    return tuple(TestUnit(uid, tuple(ids), splittable[uid]) for uid, ids in node_ids.items())
+        need = needs.setdefault(unit_id, {})
+        for name, amount in resources_of(item).items():
+            need[name] = max(need.get(name, 0.0), amount)
+    return tuple(
+        TestUnit(uid, tuple(ids), splittable[uid], tuple(sorted(needs[uid].items())))
+        for uid, ids in node_ids.items()
+    )
+
+
+def resources_of(item: pytest.Item) -> dict[str, float]:
+    """What the item's `@pytest.mark.orchestrate(resources={...})` markers ask of a node."""
+    need: dict[str, float] = {}
+    for marker in item.iter_markers(RESOURCES_MARKER):
+        asked = marker.kwargs.get("resources", {})
+        if not isinstance(asked, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+            for k, v in asked.items()
+        ):
+            raise UsageError(
+                f"{item.nodeid}: @pytest.mark.orchestrate(resources=...) takes a dict of resource "
+                f"name to a positive amount, got {asked!r}"
+            )
+        for name, amount in asked.items():
+            need[name] = max(need.get(name, 0.0), float(amount))
+    return need
 
 
 def prepare(units: Sequence[TestUnit], store: DurationStore, agents: int, split: bool) -> Prepared:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from agents.fixtures import RESOURCES_MARKER_LINE
 from orchestrator import protocol as p
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
@@ -46,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Also here: with plugin autoload off, agents.fixtures (which registers it too) is not loaded.
+    config.addinivalue_line("markers", RESOURCES_MARKER_LINE)
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
         return  # one of our agents' workers, or an xdist worker: never a coordinator
     wants = (
@@ -99,7 +102,7 @@ class Coordinator:
         if warning:
             _warn(warning)
         if options.stack_file and not options.planning:
-            self._stack_text = _load_stack(options.stack_file)
+            self._stack_text = _load_stack(options.stack_file, local=not options.address)
         elif options.stack_file:
             # `plan` starts nothing, but the stack's start-up history is kept under its text.
             with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -359,11 +362,14 @@ def _backend_label(options: Options) -> str:
     return "ray-warm" if warm.current() is not None else "ray"
 
 
-def _load_stack(path: str) -> str:
-    """Validate the stack file and the Docker engine before anything starts; the file's text."""
+def _load_stack(path: str, local: bool) -> str:
+    """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
+    anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
     from agents.stack import check_engine, load_stack_file, sweep
 
     load_stack_file(path)
+    if not local:
+        return Path(path).read_text(encoding="utf-8")
     check_engine()
     removed = sweep(all_owners=False)
     if any(removed):

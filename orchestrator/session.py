@@ -101,6 +101,7 @@ class Session:
         self._agents = {c.agent_id: AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
         self._node_ids = tuple(n for unit in units for n in unit.node_ids)
         self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
+        self._resources_of_node = {n: unit.resources for unit in units for n in unit.node_ids}
         self._predicted_by_unit = {e.unit.unit_id: e.seconds for s in scheduler.plan.shards for e in s.units}
         self._attempts: dict[str, list[Attempt]] = {n: [] for n in self._node_ids}
         self._reports: dict[str, list[dict]] = {}
@@ -122,6 +123,7 @@ class Session:
         self._backend.start(self._configs)
         try:
             while not self._done():
+                self._give_up_unrunnable()
                 self._dispatch()
                 for event in self._backend.wait_events(WAIT_SLICE_SECONDS):
                     self._handle(event)
@@ -158,6 +160,27 @@ class Session:
             if record.live and not record.flushed and self._scheduler.wants_work(record.agent_id):
                 record.flushed = True
                 self._backend.send(record.agent_id, p.Flush())
+
+    def _give_up_unrunnable(self) -> None:
+        """End as not run the tests of units no live agent's node can run (they need resources).
+
+        Only once no agent is still starting: one that is may turn out to be on such a node.
+        An agent lost later can make a unit unrunnable again; it is given up the same way.
+        """
+        agents = self._agents.values()
+        if self._stop is not None or not any(a.live for a in agents):
+            return
+        if not all(a.live or a.failed or a.stopped for a in agents):
+            return
+        for unit in self._scheduler.take_unrunnable():
+            reason = f"needs {unit.needs_text()}, which no live agent's node has"
+            left = [n for n in unit.node_ids if n not in self._final]
+            if not left:
+                continue
+            self._messages.append(f"{len(left)} test(s) of {unit.unit_id} not run: {reason}")
+            for node_id in left:
+                self._endings[node_id] += 1
+                self._record(node_id, Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason), rerunnable=False)
 
     def _stop_agents(self, abort: bool) -> None:
         """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
@@ -215,7 +238,7 @@ class Session:
         if self._stop is not None:
             self._backend.send(event.agent_id, p.Abort())
             return
-        self._scheduler.add_agent(event.agent_id)
+        self._scheduler.add_agent(event.agent_id, event.node.resources)
 
     def on_work_wanted(self, event: p.WorkWanted) -> None:
         if self._agents[event.agent_id].live:
@@ -432,7 +455,8 @@ class Session:
         self._retry_serial += 1
         unit_id = f"{self._unit_of_node.get(node_id, node_id)} ({why} {self._retry_serial})"
         self._retry_unit_of_node[node_id] = unit_id
-        self._scheduler.requeue([TestUnit(unit_id, (node_id,))])
+        resources = self._resources_of_node.get(node_id, ())
+        self._scheduler.requeue([TestUnit(unit_id, (node_id,), resources=resources)])
 
     def _requeue_unended(self, units: Iterable[TestUnit]) -> None:
         trimmed = []

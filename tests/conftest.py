@@ -113,6 +113,8 @@ def nothing_of_ours_left_behind() -> Iterator[None]:
 # `from conftest import ...`.)
 
 WORKERS = 2
+# A custom Ray resource only worker 1 has: what @pytest.mark.orchestrate(resources=...) selects.
+SPECIAL_RESOURCE = "orchestrate_test_special"
 # A cold build (node image, saved stack images) plus `up`; warm, `up` alone is under a minute.
 UP_TIMEOUT_SECONDS = 600
 DOWN_TIMEOUT_SECONDS = 120
@@ -131,7 +133,15 @@ def cluster() -> Iterator[Cluster]:
     name = f"orchestrate-cluster-test-{os.getpid()}"
     started = time.monotonic()
     try:
-        up = cluster_script(name, "up", "--workers", str(WORKERS), timeout=UP_TIMEOUT_SECONDS)
+        up = cluster_script(
+            name,
+            "up",
+            "--workers",
+            str(WORKERS),
+            "--worker1-resources",
+            json.dumps({SPECIAL_RESOURCE: 1}),
+            timeout=UP_TIMEOUT_SECONDS,
+        )
     except subprocess.TimeoutExpired:
         cluster_script(name, "down", timeout=DOWN_TIMEOUT_SECONDS)
         pytest.fail(f"the cluster did not come up within {UP_TIMEOUT_SECONDS} s", pytrace=False)

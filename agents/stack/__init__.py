@@ -112,8 +112,12 @@ def remove_run(run_id: str) -> int:
     return remove(run_id)
 
 
-def sweep(all_owners: bool = False) -> tuple[int, int]:
-    """Remove leftovers of dead coordinators (or of everyone); returns (containers, networks) removed."""
+def sweep(all_owners: bool = False, stale_after: float | None = None) -> tuple[int, int]:
+    """Remove leftovers of dead runs (or of everyone) on this machine's engine; returns
+    (containers, networks) removed. `stale_after`: seconds after which a lease is stale."""
     from agents.stack.docker import sweep as sweep_leftovers
+    from agents.stack.lease import STALE_SECONDS
 
-    return sweep_leftovers(all_owners=all_owners)
+    return sweep_leftovers(
+        all_owners=all_owners, stale_after=STALE_SECONDS if stale_after is None else stale_after
+    )

@@ -34,6 +34,7 @@ from docker.models.containers import Container
 from agents.stack.commands import run_commands
 from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
 from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
 from agents.stack.probes import owner_is_dead, port_answers, published_ports
 from agents.stack.protocol import StackEndpoints
 from agents.stack.reset import ExecResult, ResetStrategy, ServiceHandle, make_reset
@@ -424,27 +425,37 @@ def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
         return str(client.version().get("Version", "unknown"))
 
 
-def sweep(all_owners: bool = False) -> tuple[int, int]:
-    """Remove containers and networks of dead coordinators; returns (containers, networks) removed.
+def sweep(all_owners: bool = False, stale_after: float = STALE_SECONDS) -> tuple[int, int]:
+    """Remove containers and networks of dead runs; returns (containers, networks) removed.
 
-    Called by `orchestrate clean` and at coordinator start. An owner is dead when its label names
-    this host and a pid that no longer runs; other hosts' owners are left alone. With
+    Called by `orchestrate clean` (here, or on every node with --address), at coordinator start
+    and by every agent before its stack comes up. A run is dead here when its owner label names
+    this host and a pid that no longer runs (a local run), or when its agent's lease on this
+    node was not renewed for `stale_after` seconds (a run whose coordinator was elsewhere; see
+    agents/stack/lease.py). Other hosts' owners without a stale lease are left alone. With
     `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
     """
     problems: list[str] = []
+    stale = stale_leases(stale_after=stale_after)
+
+    def dead(labels: Mapping[str, str]) -> bool:
+        return (
+            all_owners
+            or owner_is_dead(labels.get(LABEL_OWNER, ""))
+            or (labels.get(LABEL_RUN, ""), labels.get(LABEL_AGENT, "")) in stale
+        )
+
     with _engine() as client:
         containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
-        doomed = [c for c in containers if all_owners or owner_is_dead(c.labels.get(LABEL_OWNER, ""))]
+        doomed = [c for c in containers if dead(c.labels)]
         removed_containers = sum(_remove_containers(doomed, problems))
         networks = client.networks.list(filters={"label": LABEL_OWNER})
-        doomed_networks = [
-            n
-            for n in networks
-            if all_owners or owner_is_dead((n.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
-        ]
+        doomed_networks = [n for n in networks if dead(n.attrs.get("Labels") or {})]
         removed_networks = sum(_remove_networks(doomed_networks, problems))
     if problems:
         raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
+    for run_id, agent_id in stale:  # their stacks are gone: the leases have served
+        drop_lease(run_id, agent_id)
     return removed_containers, removed_networks
 
 

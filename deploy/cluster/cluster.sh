@@ -6,7 +6,9 @@
 # through Ray's runtime_env working_dir.
 #
 #   usage: deploy/cluster/cluster.sh build               build the node image, save the stack images
-#          deploy/cluster/cluster.sh up [--workers N]    start the cluster (default 2 workers), wait until ready
+#          deploy/cluster/cluster.sh up [--workers N] [--worker1-resources JSON]
+#                                                        start the cluster (default 2 workers), wait until ready;
+#                                                        worker 1 also gets the Ray resources in JSON ('{"gpu_sim": 1}')
 #          deploy/cluster/cluster.sh exec CMD...         run CMD in the head container (e.g. orchestrate run ...)
 #          deploy/cluster/cluster.sh copy                copy this checkout to /srv/suite in the head
 #          deploy/cluster/cluster.sh demo                build, up, run the example suite on 4 agents, down
@@ -89,10 +91,11 @@ start_node() {
 }
 
 cmd_up() {
-    local workers=2
+    local workers=2 worker1_resources=""
     while [ $# -gt 0 ]; do
         case "$1" in
             --workers) workers="${2:?--workers needs a number}"; shift 2 ;;
+            --worker1-resources) worker1_resources="${2:?--worker1-resources needs a JSON object}"; shift 2 ;;
             *) die "up: unknown argument '$1'" 4 ;;
         esac
     done
@@ -114,7 +117,10 @@ cmd_up() {
     start_node "$HEAD" "$token" "$image" head
     for w in $(seq 1 "$workers"); do
         docker volume create --label "$LABEL" "$NAME-worker-$w-docker" >/dev/null
-        start_node "$NAME-worker-$w" "$token" "${DIND_OPTIONS[@]}" \
+        local extra=()
+        # Custom resources only one node has: what @pytest.mark.orchestrate(resources=...) selects.
+        [ "$w" -eq 1 ] && [ -n "$worker1_resources" ] && extra=(--env "ORCHESTRATE_EXTRA_RESOURCES=$worker1_resources")
+        start_node "$NAME-worker-$w" "$token" "${DIND_OPTIONS[@]}" "${extra[@]}" \
             --volume "$NAME-worker-$w-docker:/var/lib/docker" "$image" worker "$HEAD:6379"
     done
     # Each worker's dockerd gets the stack images, all workers at once.
@@ -237,6 +243,6 @@ case "$sub" in
     exec) cmd_exec "$@" ;;
     status) cmd_status ;;
     demo) cmd_demo ;;
-    -h|--help|help) sed -n '2,19p' "$0" ;;
+    -h|--help|help) sed -n '2,21p' "$0" ;;
     *) die "unknown command '$sub' (try --help)" 4 ;;
 esac

@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,15 @@ class _AgentActor:
 
 
 def _node_info() -> NodeInfo:
-    """Where this actor runs: Ray's node id and address, and the host name."""
-    context = ray.get_runtime_context()
+    """Where this actor runs: Ray's node id and address, the host name, the node's resources."""
+    node_id = ray.get_runtime_context().get_node_id()
+    resources = next((n.get("Resources") or {} for n in ray.nodes() if n.get("NodeID") == node_id), {})
     return NodeInfo(
-        node_id=context.get_node_id(),
+        node_id=node_id,
         address=ray.util.get_node_ip_address(),
         hostname=socket.gethostname(),
+        # Ray's own bookkeeping (memory, node:<ip>) is no capability a test asks for.
+        resources={k: float(v) for k, v in resources.items() if not k.startswith("node:")},
     )
 
 
@@ -303,6 +306,66 @@ def start_warm_agents(address: str, count: int) -> int:
     finally:
         backend.shutdown()
     return len(created)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSweep:
+    """What one node's sweep removed, or why it could not run (no engine on that node)."""
+
+    hostname: str
+    address: str
+    containers: int = 0
+    networks: int = 0
+    problem: str = ""
+    # True when the node has no Docker engine: nothing of ours can be there.
+    no_engine: bool = False
+
+
+def _sweep_here(all_owners: bool, stale_after: float) -> NodeSweep:
+    """One node's sweep, run as a Ray task pinned to that node (see `sweep_nodes`)."""
+    from agents.stack import sweep
+    from agents.stack.errors import DockerUnavailable, StackFailed
+
+    where = {"hostname": socket.gethostname(), "address": ray.util.get_node_ip_address()}
+    try:
+        containers, networks = sweep(all_owners=all_owners, stale_after=stale_after)
+    except DockerUnavailable as exc:
+        return NodeSweep(**where, problem=str(exc), no_engine=True)
+    except StackFailed as exc:
+        return NodeSweep(**where, problem=str(exc))
+    return NodeSweep(**where, containers=containers, networks=networks)
+
+
+def sweep_nodes(address: str, all_owners: bool, stale_after: float) -> list[NodeSweep]:
+    """Run one sweep on every alive node of the cluster at `address`; one result per node.
+
+    Called by `orchestrate clean --address`: the clean-up after a coordinator that was killed,
+    whose agents' stacks stay on their nodes until their leases go stale (agents/stack/lease.py).
+    Each task is pinned to its node (NodeAffinitySchedulingStrategy, not soft) and asks for no
+    CPU, so it runs on the head and on busy nodes alike.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    backend = RayBackend(address)  # connects (token, address check); it starts no agents
+    try:
+        task = ray.remote(num_cpus=0, max_retries=0)(_sweep_here)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = [
+            task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                all_owners, stale_after
+            )
+            for n in nodes
+        ]
+        results: list[NodeSweep] = []
+        for node, ref in zip(nodes, refs, strict=True):
+            try:
+                results.append(ray.get(ref, timeout=300))
+            except RayError as exc:
+                address_of = str(node.get("NodeManagerAddress", ""))
+                results.append(NodeSweep(hostname=address_of, address=address_of, problem=_first_line(exc)))
+        return results
+    finally:
+        backend.shutdown()
 
 
 def _first_line(exc: BaseException) -> str:

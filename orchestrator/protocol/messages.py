@@ -35,11 +35,14 @@ _T = typing.TypeVar("_T")
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """Where an agent runs: the cluster node (Ray's node id and address) and the host name."""
+    """Where an agent runs: the cluster node (Ray's node id and address), the host name, and
+    what the node has (Ray's resource totals of that node; a local agent: this machine's CPUs),
+    which the schedulers match against units' `@pytest.mark.orchestrate(resources=...)`."""
 
     node_id: str = ""
     address: str = ""
     hostname: str = ""
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from orchestrator.errors import InternalError
+from orchestrator.model import TestUnit
 
 
 class AgentBook:
-    """Live agents and the order in which they asked for work.
+    """Live agents, what their nodes have, and the order in which they asked for work.
 
     Owned by one scheduler (lpt.StaticScheduler, dynamic.DynamicScheduler); it decides nothing.
     What an agent holds is not here: the session is the one owner of outstanding work.
@@ -15,13 +18,23 @@ class AgentBook:
     def __init__(self) -> None:
         self.live: set[int] = set()
         self._wanting: dict[int, None] = {}  # a dict keeps the order of the requests
+        self._resources_by_agent: dict[int, Mapping[str, float]] = {}
 
-    def add(self, agent_id: int) -> None:
-        """A ready agent, wanting work at once."""
+    def add(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
+        """A ready agent, wanting work at once; `resources` are its node's (none: no custom ones)."""
         if agent_id in self.live:
             raise InternalError(f"agent {agent_id} was added twice")
         self.live.add(agent_id)
         self._wanting[agent_id] = None
+        self._resources_by_agent[agent_id] = dict(resources or {})
+
+    def can_run(self, agent_id: int, unit: TestUnit) -> bool:
+        """True when the agent's node has every resource the unit needs."""
+        return unit.fits(self._resources_by_agent.get(agent_id, {}))
+
+    def runnable_anywhere(self, unit: TestUnit) -> bool:
+        """True when some live agent can run the unit."""
+        return any(self.can_run(agent_id, unit) for agent_id in self.live)
 
     def request(self, agent_id: int) -> None:
         if agent_id in self.live:

@@ -15,13 +15,18 @@ The rules, in the order an agent that wants work is served:
    idle now and the largest piece evens the loads out most, as LPT does; the victim keeps
    its smaller units. Queues of agents that never came up or were removed are robbed the
    same way, which is how their planned work gets done.
+
+Each rule only considers units the agent's node can run (TestUnit.resources against the
+resources it reported): the rest waits for an agent that can, or, once none is left, is
+taken back by the session through `take_unrunnable`.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from orchestrator.model import Assignment, Plan, TestUnit
 from orchestrator.scheduling._agents import AgentBook
@@ -52,9 +57,9 @@ class DynamicScheduler:
         self._stolen_units = 0
         self._handed_out = 0
 
-    def add_agent(self, agent_id: int) -> None:
+    def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
         """An agent is ready and wants its first unit. Called by the session on AgentReady."""
-        self._agents.add(agent_id)
+        self._agents.add(agent_id, resources)
 
     def request_work(self, agent_id: int) -> None:
         """The agent is running dry and wants its next unit."""
@@ -64,9 +69,11 @@ class DynamicScheduler:
         """One unit for each agent that wants work, in the order they asked."""
         assignments: list[Assignment] = []
         for agent_id in self._agents.wanting():
+            if not self.has_queued_work():
+                break  # nothing is queued anywhere, so nobody else can be served either
             unit = self._next_unit(agent_id)
             if unit is None:
-                break  # nothing is queued anywhere, so nobody else can be served either
+                continue  # nothing queued that its node can run; another agent's may
             self._agents.served(agent_id)
             self._handed_out += 1
             assignments.append(Assignment(agent_id, unit))
@@ -85,11 +92,27 @@ class DynamicScheduler:
                 )
                 self._arrivals += 1
 
+    def take_unrunnable(self) -> list[TestUnit]:
+        """Remove and return the queued units no live agent can run (the session ends them)."""
+        taken = [entry[-1] for entry in self._shared_queue if not self._agents.runnable_anywhere(entry[-1])]
+        if taken:
+            self._shared_queue = [e for e in self._shared_queue if self._agents.runnable_anywhere(e[-1])]
+            heapq.heapify(self._shared_queue)
+        for agent_id, queue in self._queued_units_by_agent.items():
+            for unit in [u for u in queue if not self._agents.runnable_anywhere(u)]:
+                self._remove_queued(agent_id, unit)
+                taken.append(unit)
+        return taken
+
     def has_queued_work(self) -> bool:
         return bool(self._shared_queue or self._queued_units)
 
     def wants_work(self, agent_id: int) -> bool:
-        return self._agents.wants(agent_id) and not (self._shared_queue or self._queued_units)
+        """It asked, and nothing queued anywhere is for its node: it may run dry (Flush)."""
+        if not self._agents.wants(agent_id):
+            return False
+        queued = itertools.chain((e[-1] for e in self._shared_queue), *self._queued_units_by_agent.values())
+        return not any(self._agents.can_run(agent_id, unit) for unit in queued)
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
@@ -100,19 +123,34 @@ class DynamicScheduler:
         )
 
     def _next_unit(self, agent_id: int) -> TestUnit | None:
-        if self._shared_queue:
-            return heapq.heappop(self._shared_queue)[-1]
-        if self._queued_units_by_agent.get(agent_id):
-            return self._pop_queued(agent_id)
-        victims = [a for a, queue in self._queued_units_by_agent.items() if queue]
+        """The rules of the module docstring, among the units the agent's node can run."""
+        for entry in sorted(self._shared_queue):
+            if self._agents.can_run(agent_id, entry[-1]):
+                self._shared_queue.remove(entry)
+                heapq.heapify(self._shared_queue)
+                return entry[-1]
+        own = self._first_runnable(agent_id, agent_id)
+        if own is not None:
+            self._remove_queued(agent_id, own)
+            return own
+        victims = [a for a in self._queued_units_by_agent if self._first_runnable(agent_id, a) is not None]
         if not victims:
             return None
         victim = max(victims, key=lambda a: (self._queued_seconds_by_agent[a], -a))
+        unit = self._first_runnable(agent_id, victim)
+        assert unit is not None
         self._stolen_units += 1
-        return self._pop_queued(victim)
+        self._remove_queued(victim, unit)
+        return unit
 
-    def _pop_queued(self, agent_id: int) -> TestUnit:
-        unit = self._queued_units_by_agent[agent_id].popleft()
+    def _first_runnable(self, agent_id: int, queue_of: int) -> TestUnit | None:
+        """The largest unit queued for `queue_of` that `agent_id` can run (queues are longest first)."""
+        return next(
+            (u for u in self._queued_units_by_agent.get(queue_of, ()) if self._agents.can_run(agent_id, u)),
+            None,
+        )
+
+    def _remove_queued(self, agent_id: int, unit: TestUnit) -> None:
+        self._queued_units_by_agent[agent_id].remove(unit)
         self._queued_units -= 1
         self._queued_seconds_by_agent[agent_id] -= self._seconds.of(unit)
-        return unit

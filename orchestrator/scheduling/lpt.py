@@ -10,7 +10,7 @@ so the plan is only as good as the durations it was made from.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from orchestrator.errors import InternalError, UsageError
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
@@ -69,7 +69,9 @@ class StaticScheduler:
     Owned by the session. Requeued units (from an agent that died, crash retries, reruns) go
     to the live agent that was given the least predicted work so far, longest unit first. The
     shard of an agent that never comes up, or is removed before it got it, is requeued the same
-    way, so no unit is lost.
+    way, so no unit is lost. A unit that needs resources goes only to an agent whose node has
+    them: a planned one its agent's node lacks is requeued; a requeued one no live agent can
+    run waits (for a later agent, or for the session's `take_unrunnable`).
     """
 
     def __init__(self, plan: Plan) -> None:
@@ -82,9 +84,9 @@ class StaticScheduler:
         self._handed_out = 0
         self._agents = AgentBook()
 
-    def add_agent(self, agent_id: int) -> None:
+    def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
         """An agent is ready; it wants its shard. Called by the session on AgentReady."""
-        self._agents.add(agent_id)
+        self._agents.add(agent_id, resources)
         self._given_seconds_by_agent.setdefault(agent_id, 0.0)
 
     def request_work(self, agent_id: int) -> None:
@@ -96,13 +98,21 @@ class StaticScheduler:
         assignments: list[Assignment] = []
         for agent_id in self._agents.wanting():
             for unit in self._planned_units_by_agent.pop(agent_id, ()):
-                assignments.append(self._give(agent_id, unit))
+                if self._agents.can_run(agent_id, unit):
+                    assignments.append(self._give(agent_id, unit))
+                else:
+                    self._requeued_units.append(unit)
         if self._requeued_units and self._agents.live:
             self._requeued_units.sort(key=lambda u: (-self._seconds.of(u), u.unit_id))
+            waiting = []
             for unit in self._requeued_units:
-                agent_id = min(self._agents.live, key=lambda a: (self._given_seconds_by_agent[a], a))
+                able = [a for a in self._agents.live if self._agents.can_run(a, unit)]
+                if not able:
+                    waiting.append(unit)
+                    continue
+                agent_id = min(able, key=lambda a: (self._given_seconds_by_agent[a], a))
                 assignments.append(self._give(agent_id, unit))
-            self._requeued_units.clear()
+            self._requeued_units = waiting
         return assignments
 
     def remove_agent(self, agent_id: int) -> None:
@@ -114,6 +124,19 @@ class StaticScheduler:
         """Queue units again (empty ones are dropped); the next `schedule` places them."""
         self._requeued_units.extend(u for u in units if u.node_ids)
 
+    def take_unrunnable(self) -> list[TestUnit]:
+        """Remove and return the queued units no live agent can run (the session ends them)."""
+        taken = [u for u in self._requeued_units if not self._agents.runnable_anywhere(u)]
+        self._requeued_units = [u for u in self._requeued_units if self._agents.runnable_anywhere(u)]
+        for agent_id, units in list(self._planned_units_by_agent.items()):
+            taken += [u for u in units if not self._agents.runnable_anywhere(u)]
+            kept = [u for u in units if self._agents.runnable_anywhere(u)]
+            if kept:
+                self._planned_units_by_agent[agent_id] = kept
+            else:
+                del self._planned_units_by_agent[agent_id]
+        return taken
+
     def has_queued_work(self) -> bool:
         return bool(self._requeued_units or self._planned_units_by_agent)
 
@@ -121,7 +144,7 @@ class StaticScheduler:
         return (
             self._agents.wants(agent_id)
             and agent_id not in self._planned_units_by_agent
-            and not self._requeued_units
+            and not any(self._agents.can_run(agent_id, u) for u in self._requeued_units)
         )
 
     def statistics(self) -> SchedulerStatistics:

@@ -4,7 +4,9 @@ Called by the session (orchestrator/session.py), the only owner of a scheduler a
 owner of outstanding work (what each agent holds and has not finished). A scheduler owns only
 the queue it plans:
 
-- `add_agent(id)` when an agent reports ready; a new agent wants work at once.
+- `add_agent(id, resources)` when an agent reports ready, with its node's resources; a new
+  agent wants work at once. A unit that needs resources (TestUnit.resources) is only ever
+  given to an agent whose node has them.
 - `request_work(id)` when an agent's worker is about to run dry.
 - `schedule()` after every batch of events: returns new assignments, which the session sends.
   An agent that wanted work stops wanting it once it gets an assignment.
@@ -12,6 +14,8 @@ the queue it plans:
   is the session's to requeue; what the scheduler had planned for it stays queued.
 - `requeue(units)` puts units back (an agent's unfinished work, a crash retry, a rerun), to
   be handed out like any other queued work.
+- `take_unrunnable()` removes and returns the queued units no live agent can run; the session
+  calls it once no agent is still starting, and ends their tests as not run.
 
 Implementations are pure (no I/O, no clock, no Ray, no pytest), one per module, picked by
 `scheduling.make_scheduler`.
@@ -19,7 +23,7 @@ Implementations are pure (no I/O, no clock, no Ray, no pytest), one per module, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +43,7 @@ class SchedulerStatistics:
 class Scheduler(Protocol):
     plan: Plan
 
-    def add_agent(self, agent_id: int) -> None: ...
+    def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None: ...
 
     def request_work(self, agent_id: int) -> None: ...
 
@@ -48,6 +52,10 @@ class Scheduler(Protocol):
     def remove_agent(self, agent_id: int) -> None: ...
 
     def requeue(self, units: Sequence[TestUnit]) -> None: ...
+
+    def take_unrunnable(self) -> list[TestUnit]:
+        """Remove and return the queued units that no live agent's node can run."""
+        ...
 
     def has_queued_work(self) -> bool:
         """True while some unit is still waiting to be handed out."""

@@ -31,7 +31,7 @@ def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[Tes
         size = math.ceil(len(unit.node_ids) / chunks)
         parts = [unit.node_ids[i : i + size] for i in range(0, len(unit.node_ids), size)]
         units.extend(
-            TestUnit(f"{unit.unit_id} [part {n}/{len(parts)}]", part, splittable=True)
+            TestUnit(f"{unit.unit_id} [part {n}/{len(parts)}]", part, True, unit.resources)
             for n, part in enumerate(parts, start=1)
         )
     return tuple(units)

@@ -462,3 +462,86 @@ def test_make_scheduler() -> None:
     assert isinstance(make_scheduler("dynamic", plan), DynamicScheduler)
     with pytest.raises(UsageError, match="static, dynamic"):
         make_scheduler("random", plan)
+
+
+# -- units that need resources (@pytest.mark.orchestrate(resources=...)) ---------------------
+
+GPU = (("GPU", 1.0),)
+
+
+def _needing(plan: Plan, unit_ids: set[str], resources: tuple[tuple[str, float], ...] = GPU) -> Plan:
+    """The plan with the units named in `unit_ids` needing `resources`."""
+    return Plan(
+        tuple(
+            Shard(
+                s.agent_id,
+                tuple(
+                    UnitEstimate(TestUnit(e.unit.unit_id, e.unit.node_ids, resources=resources), e.seconds)
+                    if e.unit.unit_id in unit_ids
+                    else e
+                    for e in s.units
+                ),
+            )
+            for s in plan.shards
+        )
+    )
+
+
+def test_a_unit_fits_a_node_with_at_least_what_it_needs() -> None:
+    unit = TestUnit("u", ("u.py::t",), resources=(("GPU", 1.0), ("special", 2.0)))
+    assert unit.fits({"GPU": 2.0, "special": 2.0, "CPU": 8.0})
+    assert not unit.fits({"GPU": 1.0, "special": 1.0})
+    assert not unit.fits({})
+    assert TestUnit("plain", ("p.py::t",)).fits({})
+    assert unit.needs_text() == "GPU=1, special=2"
+    assert unit.subset(("u.py::t",)).resources == unit.resources
+
+
+@pytest.mark.parametrize("kind", SCHEDULER_KINDS)
+def test_a_unit_needing_a_resource_goes_only_to_an_agent_whose_node_has_it(kind: str) -> None:
+    # Planned on agent 0, whose node has no GPU: it must go to agent 1.
+    scheduler = make_scheduler(kind, _needing(_plan([[3, 1], [2]]), {"a0u0"}))
+    scheduler.add_agent(0, {"CPU": 4.0})
+    scheduler.add_agent(1, {"CPU": 4.0, "GPU": 1.0})
+    given: list[tuple[int, str]] = []
+    for _ in range(4):
+        given += _ids(scheduler.schedule())
+        scheduler.request_work(0)
+        scheduler.request_work(1)
+    assert sorted(given) == [(0, "a0u1"), (1, "a0u0"), (1, "a1u0")]
+    assert not scheduler.has_queued_work()
+    assert scheduler.take_unrunnable() == []
+
+
+@pytest.mark.parametrize("kind", SCHEDULER_KINDS)
+def test_a_unit_no_live_agent_can_run_waits_and_is_given_up_on_request(kind: str) -> None:
+    scheduler = make_scheduler(kind, _needing(_plan([[3, 1], [2]]), {"a0u0"}))
+    scheduler.add_agent(0, {"CPU": 4.0})
+    given = []
+    for _ in range(3):
+        given += _ids(scheduler.schedule())
+        scheduler.request_work(0)
+    # Agent 1 never comes up: the session removes it (static requeues its shard, dynamic lets
+    # agent 0 steal it). Agent 0 runs everything but the GPU unit.
+    scheduler.remove_agent(1)
+    given += _ids(scheduler.schedule())
+    scheduler.request_work(0)
+    given += _ids(scheduler.schedule())
+    assert sorted(given) == [(0, "a0u1"), (0, "a1u0")]
+    # Nothing queued is for agent 0's node: it may run dry; the GPU unit is the session's to end.
+    assert scheduler.wants_work(0)
+    assert [u.unit_id for u in scheduler.take_unrunnable()] == ["a0u0"]
+    assert not scheduler.has_queued_work()
+
+
+@pytest.mark.parametrize("kind", SCHEDULER_KINDS)
+def test_a_requeued_unit_keeps_waiting_for_a_capable_agent(kind: str) -> None:
+    scheduler = make_scheduler(kind, _plan([[1]]))
+    scheduler.add_agent(0, {"CPU": 1.0})
+    scheduler.schedule()
+    scheduler.requeue([TestUnit("gpu (crash retry 1)", ("g.py::t",), resources=GPU)])
+    scheduler.request_work(0)
+    assert scheduler.schedule() == []
+    assert scheduler.has_queued_work()
+    scheduler.add_agent(1, {"GPU": 4.0})
+    assert _ids(scheduler.schedule()) == [(1, "gpu (crash retry 1)")]

@@ -333,3 +333,78 @@ def test_a_crash_retry_is_never_requeued_twice_when_its_agent_fails_later() -> N
     runs = Counter(n for _, n in backend.ran)
     assert runs["t.py::T0::test_0"] == 2
     assert {r.node_id: r.outcome for r in report.results}["t.py::T0::test_0"] is Outcome.PASSED
+
+
+class NodesBackend(ScriptedBackend):
+    """Scripted agents whose nodes have the resources given per agent id."""
+
+    def __init__(self, resources: dict[int, dict[str, float]], script: dict[str, list[str]] | None = None):
+        super().__init__(script)
+        self.resources = resources
+
+    def start(self, configs: Sequence[p.AgentConfig]) -> None:
+        for config in configs:
+            node = p.NodeInfo(hostname=f"node-{config.agent_id}", resources=self.resources[config.agent_id])
+            self.pending.append(p.AgentReady(config.agent_id, node=node))
+
+
+GPU_UNITS = (
+    TestUnit("g.py::TestGpu", ("g.py::TestGpu::test_0", "g.py::TestGpu::test_1"), resources=(("GPU", 1.0),)),
+    *UNITS,
+)
+
+
+def _run_on_nodes(backend: NodesBackend, agents: int = 2):
+    plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in GPU_UNITS], agents)
+    configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(agents)]
+    sink = ListSink()
+    report = Session(GPU_UNITS, make_scheduler("dynamic", plan), backend, configs, sink, max_crashes=2).run()
+    return report, sink
+
+
+def test_units_needing_a_resource_run_only_on_agents_whose_node_has_it() -> None:
+    backend = NodesBackend({0: {"CPU": 2.0}, 1: {"CPU": 2.0, "GPU": 1.0}})
+    report, _ = _run_on_nodes(backend)
+    assert set(_outcomes(report).values()) == {Outcome.PASSED}
+    assert {agent for agent, node_id in backend.ran if node_id.startswith("g.py")} == {1}
+
+
+def test_a_crash_retry_of_a_unit_needing_a_resource_needs_it_too() -> None:
+    backend = NodesBackend(
+        {0: {"CPU": 2.0, "GPU": 1.0}, 1: {"CPU": 2.0}, 2: {"GPU": 2.0}},
+        {"g.py::TestGpu::test_0": ["crash", "pass"]},
+    )
+    report, sink = _run_on_nodes(backend, agents=3)
+    assert set(_outcomes(report).values()) == {Outcome.PASSED}
+    assert sink.retried == [("g.py::TestGpu::test_0", Outcome.CRASHED)]
+    assert {agent for agent, node_id in backend.ran if node_id.startswith("g.py")} <= {0, 2}
+
+
+def test_tests_no_live_agent_can_run_end_not_run_saying_what_they_need() -> None:
+    backend = NodesBackend({0: {"CPU": 2.0}, 1: {"CPU": 2.0}})
+    report, sink = _run_on_nodes(backend)
+    outcomes = _outcomes(report)
+    assert [n for n, o in outcomes.items() if o is Outcome.NOT_RUN] == list(GPU_UNITS[0].node_ids)
+    assert {o for n, o in outcomes.items() if not n.startswith("g.py")} == {Outcome.PASSED}
+    assert not [node_id for _, node_id in backend.ran if node_id.startswith("g.py")]
+    not_run = next(r for r in report.results if r.node_id == "g.py::TestGpu::test_0")
+    assert not_run.attempts[-1].message == "needs GPU=1, which no live agent's node has"
+    assert (
+        "2 test(s) of g.py::TestGpu not run: needs GPU=1, which no live agent's node has" in report.messages
+    )
+    # Replayed through pytest like any test that did not run: the run fails, as it should.
+    assert [replay for result, replay in sink.finished if result.outcome is Outcome.NOT_RUN] == [True, True]
+
+
+def test_the_last_capable_agent_lost_leaves_its_unit_not_run_with_the_reason() -> None:
+    backend = NodesBackend({0: {"CPU": 2.0}, 1: {"GPU": 1.0}}, {"g.py::TestGpu::test_1": ["die"]})
+    report, _ = _run_on_nodes(backend)
+    outcomes = _outcomes(report)
+    # test_0 passed on agent 1; test_1 took agent 1 down (a crash attempt) and, with no GPU left,
+    # is not retried anywhere: not run, saying why.
+    assert outcomes["g.py::TestGpu::test_0"] is Outcome.PASSED
+    assert outcomes["g.py::TestGpu::test_1"] is Outcome.NOT_RUN
+    lost = next(r for r in report.results if r.node_id == "g.py::TestGpu::test_1")
+    assert [a.outcome for a in lost.attempts] == [Outcome.CRASHED, Outcome.NOT_RUN]
+    assert "needs GPU=1" in lost.attempts[-1].message
+    assert {o for n, o in outcomes.items() if not n.startswith("g.py")} == {Outcome.PASSED}

@@ -34,14 +34,21 @@ case "$role" in
         else
             umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
         fi
+        # A node restarted after a kill finds its dockerd's and containerd's old pid files and
+        # sockets (runtime state only; images and containers are in /var/lib/docker): none runs yet.
+        rm -rf /var/run/docker.pid /var/run/docker
         dockerd --host=unix:///var/run/docker.sock --storage-driver=overlay2 >/var/log/dockerd.log 2>&1 &
         for _ in $(seq 1 120); do
             docker info >/dev/null 2>&1 && break
             sleep 0.5
         done
         docker info >/dev/null 2>&1 || { echo "orchestrate-node: dockerd did not start:" >&2; tail -n 20 /var/log/dockerd.log >&2; exit 1; }
+        # ORCHESTRATE_EXTRA_RESOURCES: custom Ray resources of this node only (a JSON object).
+        resources="$(python3 -c 'import json, os, sys
+extra = json.loads(os.environ.get("ORCHESTRATE_EXTRA_RESOURCES") or "{}")
+print(json.dumps({"orchestrate_agent": int(sys.argv[1]), **extra}))' "$AGENT_SLOTS")"
         exec ray start --address="$head" --block --disable-usage-stats \
-            --num-cpus="$(nproc)" --resources="{\"orchestrate_agent\": $AGENT_SLOTS}" \
+            --num-cpus="$(nproc)" --resources="$resources" \
             --object-store-memory="$OBJECT_STORE_BYTES"
         ;;
     *)
