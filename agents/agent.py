@@ -346,6 +346,8 @@ class AgentMachine:
                 pm.AgentReady(
                     node=self.node,
                     collected=len(fields.get("node_ids", ())),
+                    lazy_collection=bool(fields.get("lazy", False)),
+                    collection_fallback=str(fields.get("fallback", "")),
                     stack_up_seconds=self._stack_seconds,
                     worker_start_seconds=max(0.0, now - self._worker_started_at),
                     versions=dict(fields.get("versions", {})),

@@ -1,13 +1,15 @@
 """pytest plugin of the long-lived worker process: runs the node ids its agent sends, streams reports.
 
 Loaded with `-p agents.plugin` into the pytest process that agents/worker.py starts. pytest
-collects as usual; then this plugin's `pytest_runtestloop` replaces pytest's own loop: it reads
-commands from its agent on one pipe and writes messages on another (msgpack frames, see
+collects (lazily: test files are only collected when a `run` names them, see
+agents/collection.py); then this plugin's `pytest_runtestloop` replaces pytest's own loop: it
+reads commands from its agent on one pipe and writes messages on another (msgpack frames, see
 orchestrator/protocol/wire.py), so nothing a test prints can corrupt the stream.
 
 Commands (agent -> worker):  run {units: [[unit_id, [node_id, ...]], ...]}, flush, finish,
                              reset_done {error}
-Messages (worker -> agent):  collected {node_ids, versions}, started {node_id}, report {node_id, report},
+Messages (worker -> agent):  collected {node_ids, versions, lazy, fallback}, started {node_id},
+                             report {node_id, report},
                              need_work, not_collected {node_ids, similar}, stopping {reason},
                              warning {warning}, exit {node_id, message, returncode},
                              interrupted {node_id, message}, reset_wanted {unit_id}
@@ -36,6 +38,7 @@ from typing import Any
 
 import pytest
 
+from agents.collection import WorkerCollection, collect_mode
 from orchestrator.protocol import wire
 from orchestrator.protocol.versions import runtime_versions
 
@@ -46,12 +49,20 @@ RESET_ENV = "ORCHESTRATE_RESET"
 class WorkerPlugin:
     """The worker's end of the agent <-> worker protocol."""
 
-    def __init__(self, config: pytest.Config, command_fd: int, message_fd: int, resets: bool = False) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        command_fd: int,
+        message_fd: int,
+        collection: WorkerCollection,
+        resets: bool = False,
+    ) -> None:
         self.config = config
         self._out = wire.FrameWriter(message_fd)
         self._commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._items: dict[str, pytest.Item] = {}
+        self._collection = collection
+        self._session: pytest.Session | None = None
         # (unit id, item, whether it is the first item of its unit here), in run order
         self._held: deque[tuple[str, pytest.Item, bool]] = deque()
         self._resets = resets
@@ -80,7 +91,14 @@ class WorkerPlugin:
             self._out.send(wire.message(tag, **fields))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.send("collected", node_ids=[item.nodeid for item in session.items], versions=runtime_versions())
+        # A lazy worker is ready with no node ids (or only those of files named on its command line).
+        self.send(
+            "collected",
+            node_ids=[item.nodeid for item in session.items],
+            versions=runtime_versions(),
+            lazy=self._collection.lazy,
+            fallback=self._collection.fallback,
+        )
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.send("started", node_id=nodeid)
@@ -119,7 +137,7 @@ class WorkerPlugin:
             raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
         if session.config.option.collectonly:
             return True
-        self._items = {item.nodeid: item for item in session.items}
+        self._session = session
         while True:
             while self._take_command(block=False):
                 pass
@@ -160,18 +178,22 @@ class WorkerPlugin:
         tag, msg = wire.check(command)
         if tag == "run":
             units: list[tuple[str, list[str]]] = [(str(u), list(ids)) for u, ids in msg["units"]]
-            unknown = [n for _, ids in units for n in ids if n not in self._items]
+            assert self._session is not None
+            self._collection.collect(self._session, (n for _, ids in units for n in ids))
+            items = self._collection.items
+            unknown = [n for _, ids in units for n in ids if n not in items]
             if unknown:
                 # What this worker collected instead, where the names match: the coordinator shows
-                # the difference (e.g. a parametrization that depends on the process).
+                # the difference (e.g. a parametrization that depends on the process). Lazily,
+                # the files of `unknown` were collected just above, so their tests are there.
                 bases = {node_id.split("[", 1)[0] for node_id in unknown}
-                similar = [n for n in self._items if n.split("[", 1)[0] in bases]
+                similar = [n for n in items if n.split("[", 1)[0] in bases]
                 self.send("not_collected", node_ids=unknown, similar=similar)
             for unit_id, node_ids in units:
-                known = [n for n in node_ids if n in self._items]
+                known = [n for n in node_ids if n in items]
                 for index, node_id in enumerate(known):
                     self._unit_of[node_id] = unit_id
-                    self._held.append((unit_id, self._items[node_id], index == 0))
+                    self._held.append((unit_id, items[node_id], index == 0))
             self._asked_for_work = False
             # The last held item has a successor again: no flush until the agent asks anew.
             self._flush_wanted = False
@@ -238,4 +260,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Only this process speaks on these pipes: no child process (a test's subprocess) inherits them.
     os.environ.pop(FDS_ENV, None)
     resets = os.environ.get(RESET_ENV) == "1"
-    config.pluginmanager.register(WorkerPlugin(config, command_fd, message_fd, resets), "orchestrate-worker")
+    collection = WorkerCollection(config, collect_mode())
+    config.pluginmanager.register(collection, "orchestrate-collection")
+    config.pluginmanager.register(
+        WorkerPlugin(config, command_fd, message_fd, collection, resets), "orchestrate-worker"
+    )

@@ -65,4 +65,4 @@ class MergeReplay:
             warn(warning)
         self.report = replace(self.report, exit_code=int(exitstatus))
         extra = {"merged": list(self.options.merge), "runners": self.runners}
-        finish_outputs(self.report, self.options, session.config.option.xmlpath, store, extra)
+        finish_outputs(self.report, self.options.outputs, session.config.option.xmlpath, store, extra)

@@ -57,6 +57,15 @@ _COORDINATOR_ONLY_OPTIONS = (
 
 
 @dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Where a session's own outputs go (none: not written)."""
+
+    results: str | None = None
+    html: str | None = None
+    durations: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Options:
     """orchestrate's options of one session, read once from pytest's config."""
 
@@ -79,6 +88,10 @@ class Options:
     merge: tuple[str, ...]
     html: str | None
     excludes: tuple[str, ...]
+
+    @property
+    def outputs(self) -> OutputPaths:
+        return OutputPaths(self.results, self.html, self.durations)
 
 
 def add_options(parser: pytest.Parser) -> None:

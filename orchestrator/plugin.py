@@ -326,7 +326,7 @@ class Coordinator:
         self.report = replace(self.report, exit_code=int(exitstatus))
         finish_outputs(
             self.report,
-            self.options,
+            self.options.outputs,
             self.config.option.xmlpath,
             self.store,
             self.extra,

@@ -44,6 +44,8 @@ from orchestrator.scheduling.protocol import Scheduler
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
 STOP_GRACE_SECONDS = 120.0
 WAIT_SLICE_SECONDS = 0.5
+# How the message starts that tells why workers collected the whole suite (agents/collection.py).
+_FULL_COLLECTION = "workers collected the whole suite at start-up"
 _LIFECYCLE_EVENTS = frozenset({p.AgentFailed.name, p.AgentStopped.name, p.StackReset.name})
 # Why the tests a stop left unrun did not run, in the words of the results file and the summary.
 _NOT_RUN_BECAUSE = {
@@ -234,6 +236,13 @@ class Session:
                 f"{event.node.hostname} ({event.node.address})" if event.node.address else event.node.hostname
             )
             self.fatal = VersionMismatch(f"agent {event.agent_id} on node {where} runs {', '.join(differ)}")
+        fallback = event.collection_fallback
+        if fallback and not any(m.startswith(_FULL_COLLECTION) for m in self._messages):
+            # Said once: every agent's worker decides alike.
+            self._messages.append(
+                f"{_FULL_COLLECTION} because {fallback} "
+                f"(ORCHESTRATE_COLLECT=lazy collects only each unit's files anyway)"
+            )
         self._sink.agent_state(event.agent_id, "ready")
         if self._stop is not None:
             self._backend.send(event.agent_id, p.Abort())

@@ -132,7 +132,11 @@ class AgentReady(Event):
 
     name: ClassVar[str] = "agent_ready"
     node: NodeInfo = field(default_factory=NodeInfo)
+    # Tests the worker collected at start-up: none when it collects test files as units arrive
+    # (`lazy_collection`); `collection_fallback` says why it collected everything instead.
     collected: int = 0
+    lazy_collection: bool = False
+    collection_fallback: str = ""
     # Seconds from the agent's start: stack up (set-up commands included), then the worker's
     # start and collection.
     stack_up_seconds: float = 0.0

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import InternalError
 from orchestrator.model import Outcome, RunReport, TestResult
-from orchestrator.options import Options
+from orchestrator.options import OutputPaths
 from orchestrator.report.junit import add_rerun_elements
 from orchestrator.report.results import iter_written_tests, write_results
 from orchestrator.report.spool import ResultSpool
@@ -31,17 +31,17 @@ _TIMED_OUTCOMES = frozenset(
 
 def finish_outputs(
     report: RunReport,
-    options: Options,
+    outputs: OutputPaths,
     junitxml: str | None,
     store: DurationStore | None,
     extra: Mapping[str, Any],
     startup: tuple[str, int] | None = None,
     spool: ResultSpool | None = None,
 ) -> None:
-    """Write every output `options` asks for; `startup` (history key, capacity) records the
+    """Write every output `outputs` names; `startup` (history key, capacity) records the
     agents' fixed costs in the store too (a run's own agents; not after `merge`); the tests
     `spool` holds are written from it (report/spool.py), with every report they had."""
-    results, html, durations = options.results, options.html, options.durations
+    results, html, durations = outputs.results, outputs.html, outputs.durations
     if results:
         write_results(report, results, extra=extra, spool=spool)
         _check_written(report, results)

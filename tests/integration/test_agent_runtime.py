@@ -98,7 +98,9 @@ def test_two_units_run_and_finish(tmp_path: Path) -> None:
         pm.Assign(units=(_unit("TestOne", "TestOne::test_a", "TestOne::test_b"), _unit("c", "test_c")))
     )
     ready = collector.wait_for(pm.AgentReady)
-    assert isinstance(ready, pm.AgentReady) and ready.collected == 8 and ready.agent_id == 3
+    # Ready before collecting a test: the worker collects each unit's file when the unit arrives.
+    assert isinstance(ready, pm.AgentReady) and ready.collected == 0 and ready.agent_id == 3
+    assert ready.lazy_collection and ready.collection_fallback == ""
     assert ready.versions["pytest"] == pytest.__version__
     runtime.command(pm.Finish())
     events = collector.rest(runtime)

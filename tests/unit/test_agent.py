@@ -120,6 +120,42 @@ def test_normal_flow_holds_the_last_test_until_flush() -> None:
     ]
 
 
+def test_a_lazy_worker_is_ready_with_no_node_ids_and_gets_the_work_at_once() -> None:
+    agent = Agent()
+    agent(_units(u1=[A]))
+    agent.up()
+    out = agent.say("collected", 11.5, node_ids=[], lazy=True, fallback="")
+    assert out == [
+        Emit(
+            pm.AgentReady(
+                agent_id=7,
+                node=pm.NodeInfo(hostname="h"),
+                collected=0,
+                lazy_collection=True,
+                stack_up_seconds=2.5,
+                worker_start_seconds=1.5,
+            )
+        ),
+        SendToWorker("run", {"units": [["u1", [A]]]}),
+    ]
+    # Whether its file had A is the worker's to say, per `run`.
+    assert _names(agent.say("not_collected", node_ids=[A], similar=[])) == ["not_collected", "unit_finished"]
+
+
+def test_a_worker_that_fell_back_to_collecting_everything_says_why() -> None:
+    agent = Agent()
+    agent.up()
+    [ready] = _events(
+        agent.say("collected", node_ids=[A, B], lazy=False, fallback="conftest.py implements x")
+    )
+    assert isinstance(ready, pm.AgentReady)
+    assert (ready.collected, ready.lazy_collection, ready.collection_fallback) == (
+        2,
+        False,
+        "conftest.py implements x",
+    )
+
+
 def test_a_flush_asked_before_the_worker_is_up_follows_the_work() -> None:
     agent = Agent()
     agent.up()

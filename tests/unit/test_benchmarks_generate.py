@@ -128,3 +128,22 @@ def test_trivial_suite_records_when_tests_start(
     monkeypatch.setenv(generate.STARTS_ENV, str(starts))
     pytester.runpytest_subprocess().assert_outcomes(passed=6)
     assert len(starts.read_text().split()) == 6
+
+
+def test_collection_suite_has_its_modules_helpers_and_logs(tmp_path: Path) -> None:
+    root = generate.write_collection_suite(
+        tmp_path, 5, helpers=2, tests_per_module=2, modules_per_directory=3
+    )
+    modules = sorted(p.relative_to(root).as_posix() for p in root.glob("tests/*/test_mod_*.py"))
+    assert modules == [
+        "tests/group_00/test_mod_0000.py",
+        "tests/group_00/test_mod_0001.py",
+        "tests/group_00/test_mod_0002.py",
+        "tests/group_01/test_mod_0003.py",
+        "tests/group_01/test_mod_0004.py",
+    ]
+    source = (root / "tests/group_01/test_mod_0003.py").read_text()
+    assert "from helpers import h_001" in source and "class TestMod0003:" in source
+    for path in [*root.glob("tests/*/*.py"), *root.glob("helpers/*.py")]:
+        compile(path.read_text(), str(path), "exec")
+    assert json.loads((root / "suite.json").read_text())["tests"] == 10

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.errors import InternalError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
+from orchestrator.options import OutputPaths
 from orchestrator.report.outputs import finish_outputs
 from orchestrator.report.results import iter_written_tests, report_to_document, write_results
 from orchestrator.report.spool import ResultSpool, lighten
@@ -74,13 +75,10 @@ def test_a_results_file_that_differs_from_the_run_is_an_internal_error(tmp_path:
     with pytest.raises(InternalError, match="does not hold the run's results"):
         finish_outputs(
             _run_report(RESULTS),
-            results=str(tmp_path / "r.json"),
-            html=None,
+            OutputPaths(results=str(tmp_path / "r.json")),
             junitxml=None,
-            durations=None,
             store=None,
             extra={},
-            warn=print,
             spool=spool,
         )
     assert json.loads((tmp_path / "r.json").read_text())["tests"][0]["outcome"] == "failed"

@@ -1,0 +1,176 @@
+"""The worker's collection: only the test files of the units it is handed, as they arrive.
+
+Registered by agents/plugin.py in every pytest worker. pytest still runs its own collection at
+start-up over the user's arguments (directories walked, conftest.py files loaded, ignore rules
+and `python_files` applied: all of it cheap), but every test *file* it finds is deferred: its
+collector is kept and reported as collected with nothing in it, so no test module is imported
+and the worker is ready at once. When a `run` arrives, `collect(node_ids)` collects the files
+of the node ids not seen before, each once, with `Session.genitems` on the very collector pytest
+built at start-up: every item of a file hangs off one Module (and Class) node under one
+Dir/Package chain, so pytest's SetupState and fixture registry see one consistent tree, and
+module- and class-scoped fixtures are set up once however many `run`s bring a file's tests. The
+new items then go through `pytest_collection_modifyitems` (`-k`, `-m`, `--deselect`), as at
+start-up. A file is never collected twice: re-collecting would make new Module/Class nodes, and
+fixtures would be torn down and set up again.
+
+When lazy is not safe, the worker collects the whole suite at start-up, as before. The mode
+comes from ORCHESTRATE_COLLECT (`auto`, the default; `lazy`; `full`), which local agents'
+workers inherit from the coordinator's environment:
+
+- `full`: today's behaviour.
+- `auto`: full collection when any plugin that is neither pytest's own nor orchestrate's (a
+  conftest.py, an installed plugin, `-p`) implements a hook that sees the collection as a whole
+  or takes part in making it (`WHOLE_COLLECTION_HOOKS`): a `pytest_collection_modifyitems` that
+  picks tests by what else was collected would pick differently from a few files. Decided after
+  the start-up walk, when every conftest.py is loaded, and before any such hook runs, so those
+  hooks only ever see the whole suite.
+- `lazy`: lazy even then; such hooks see each `run`'s new items instead of the whole suite.
+
+Either lazy mode still collects everything at start-up when an argument names tests inside a
+file (`path.py::name`): pytest resolves such an argument by collecting the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterable, Mapping
+
+import pytest
+
+__all__ = ["MODES", "MODE_ENV", "WorkerCollection", "collect_mode", "file_node_id", "user_collection_hooks"]
+
+MODE_ENV = "ORCHESTRATE_COLLECT"
+MODES = ("auto", "lazy", "full")
+# Hooks that see the collection as a whole, or make it: a plugin of the user's implementing one
+# of them makes `auto` collect everything.
+WHOLE_COLLECTION_HOOKS = (
+    "pytest_collection",
+    "pytest_collection_modifyitems",
+    "pytest_collection_finish",
+    "pytest_make_collect_report",
+    "pytest_itemcollected",
+    "pytest_deselected",
+)
+# Modules whose hook implementations are known to be per item, or ours.
+_OWN_MODULE_PREFIXES = ("_pytest.", "agents.", "orchestrator.")
+
+
+def collect_mode(environ: Mapping[str, str] = os.environ) -> str:
+    """The mode asked for in ORCHESTRATE_COLLECT (`auto` when unset); a bad value raises UsageError."""
+    mode = environ.get(MODE_ENV, "").strip().lower() or "auto"
+    if mode not in MODES:
+        raise pytest.UsageError(f"{MODE_ENV}={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def user_collection_hooks(pluginmanager: pytest.PytestPluginManager) -> list[str]:
+    """'where implements hook' for every non-builtin implementation of a whole-collection hook."""
+    found: list[str] = []
+    for name in WHOLE_COLLECTION_HOOKS:
+        for impl in getattr(pluginmanager.hook, name).get_hookimpls():
+            module = getattr(impl.function, "__module__", None) or ""
+            if module == "pytest" or module.startswith(_OWN_MODULE_PREFIXES):
+                continue
+            found.append(f"{_describe_plugin(pluginmanager, impl.plugin, module)} implements {name}")
+    return found
+
+
+def _describe_plugin(pluginmanager: pytest.PytestPluginManager, plugin: object, module: str) -> str:
+    path = getattr(plugin, "__file__", None)
+    if path:
+        try:
+            return os.path.relpath(path)
+        except ValueError:  # another drive (Windows)
+            return str(path)
+    return f"plugin {pluginmanager.get_name(plugin) or module}"
+
+
+class WorkerCollection:
+    """What this worker collected, and the test files it has not collected yet.
+
+    Registered as a pytest plugin before the session starts; the worker's plugin asks it for
+    the items of every `run` (`collect`) and tells the agent the mode (`lazy`, `fallback`).
+    """
+
+    def __init__(self, config: pytest.Config, mode: str) -> None:
+        self.config = config
+        self.mode = mode
+        # Whether files are collected as units arrive; why not, when lazy was asked for.
+        self.lazy = mode != "full"
+        self.fallback = ""
+        self._deferring = False
+        # Test files found at start-up and not collected yet: file node id -> its collectors
+        # (two for one path with --doctest-modules), in pytest's order.
+        self._deferred: dict[str, list[pytest.Collector]] = {}
+        self.items: dict[str, pytest.Item] = {}
+
+    # -- start-up: pytest's own collection, test files deferred --------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """Before pytest's collection: defer test files unless an argument names tests in one."""
+        if not self.lazy:
+            return
+        named = [arg for arg in self.config.args if "::" in arg]
+        if named:
+            self._fall_back(f"an argument names tests inside a file ({named[0]})")
+            return
+        self._deferring = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> pytest.CollectReport | None:
+        """A test file found while deferring: kept, reported as collected, not imported."""
+        if not (self._deferring and isinstance(collector, pytest.File)):
+            return None
+        self._deferred.setdefault(collector.nodeid, []).append(collector)
+        return pytest.CollectReport(collector.nodeid, "passed", None, [])
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        """The start-up walk is over, every conftest.py loaded: stay lazy, or collect everything.
+
+        Outermost wrapper, so the user's hooks (wrappers too) only see the suite once decided.
+        """
+        if self._deferring:
+            self._deferring = False
+            found = user_collection_hooks(config.pluginmanager) if self.mode == "auto" else []
+            if found:
+                self._fall_back("; ".join(found))
+                deferred, self._deferred = self._deferred, {}
+                items.extend(self._genitems(session, (c for cs in deferred.values() for c in cs)))
+        result = yield
+        self.items.update((item.nodeid, item) for item in items)
+        return result
+
+    def _fall_back(self, reason: str) -> None:
+        self.lazy = False
+        self.fallback = reason
+
+    # -- as units arrive -----------------------------------------------------------------------
+
+    def collect(self, session: pytest.Session, node_ids: Iterable[str]) -> None:
+        """Collect the files of `node_ids` not collected yet; their items join `items`.
+
+        Called by the worker's plugin, on pytest's main thread, for every `run` command.
+        """
+        files = dict.fromkeys(file_node_id(n) for n in node_ids)
+        collectors = [c for f in files for c in self._deferred.pop(f, ())]
+        if not collectors:
+            return
+        new_items = list(self._genitems(session, collectors))
+        # -k, -m, --deselect apply as at start-up; the wrapper above records what is left.
+        self.config.hook.pytest_collection_modifyitems(session=session, config=self.config, items=new_items)
+        session.items.extend(new_items)
+        session.testscollected += len(new_items)
+
+    @staticmethod
+    def _genitems(session: pytest.Session, collectors: Iterable[pytest.Collector]) -> Iterable[pytest.Item]:
+        for collector in collectors:
+            yield from session.genitems(collector)
+
+
+def file_node_id(node_id: str) -> str:
+    """The node id of the file a test's node id belongs to: its path part."""
+    return node_id.split("::", 1)[0]
