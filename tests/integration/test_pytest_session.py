@@ -354,6 +354,25 @@ def test_rA_durations_and_verbose_lines_as_plain_pytest(tmp_path: Path) -> None:
     assert closing_counts(result.stdout) == closing_counts(plain.stdout)
 
 
+def test_warnings_as_errors_suite_passes_as_under_plain_pytest(tmp_path: Path) -> None:
+    """`filterwarnings = error` (pluggy's own suite) also covers the coordinator's process: a pipe
+    of ours left to the garbage collector was an unraisable ResourceWarning, exit 1 after "passed"."""
+    write_suite(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\nfilterwarnings =\n    error\n",
+            "test_a.py": "def test_one():\n    pass\n",
+            "test_b.py": "def test_two():\n    pass\n",
+        },
+    )
+
+    result = run_orchestrate(["run", "--agents", "2"], tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert closing_counts(result.stdout) == "2 passed"
+    assert_clean_stderr(result.stderr)
+
+
 # -- 4-5. reporting plugins and the user's own hooks ----------------------------------------------
 
 
