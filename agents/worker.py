@@ -109,8 +109,11 @@ class WorkerProcess:
 
     def _keep_output(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        # Closed at end of file: left to the garbage collector, it is a ResourceWarning in the
+        # coordinator's session, an error in a suite with `filterwarnings = error`.
+        with self._proc.stdout as output:
+            for raw in output:
+                self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def output_tail(self, lines: int = 40) -> str:
         return "\n".join(list(self._output)[-lines:])

@@ -23,8 +23,10 @@ class AgentRecord:
         self.node = p.NodeInfo()
         self.running: str | None = None
         self.running_since = 0.0
-        # unit id -> the unit as assigned; its tests are outstanding until they end.
+        # unit id -> the unit as assigned; its tests are outstanding until they end. Changed only
+        # through hold/drop/drop_all, which keep the index by node id in step.
         self.units: dict[str, TestUnit] = {}
+        self._unit_of_node: dict[str, str] = {}
         self.unit_started: dict[str, float] = {}
         self.spans: list[UnitSpan] = []
         self.tests = 0
@@ -38,6 +40,31 @@ class AgentRecord:
         self.ready_at: float | None = None
         self.finished_at: float | None = None
         self.stopped_at: float | None = None
+
+    def hold(self, unit: TestUnit) -> None:
+        """The agent was given `unit`."""
+        self.units[unit.unit_id] = unit
+        self._unit_of_node.update(dict.fromkeys(unit.node_ids, unit.unit_id))
+
+    def drop(self, unit_id: str) -> TestUnit | None:
+        """The agent finished `unit_id`: the unit as it was held, if it was."""
+        unit = self.units.pop(unit_id, None)
+        if unit is not None:
+            for node_id in unit.node_ids:
+                if self._unit_of_node.get(node_id) == unit_id:
+                    del self._unit_of_node[node_id]
+        return unit
+
+    def drop_all(self) -> list[TestUnit]:
+        """The agent takes no more work: every unit it held."""
+        units = list(self.units.values())
+        self.units = {}
+        self._unit_of_node = {}
+        return units
+
+    def unit_holding(self, node_id: str) -> str | None:
+        """The id of the held unit `node_id` belongs to (a dict lookup: units can hold 50,000 tests)."""
+        return self._unit_of_node.get(node_id)
 
     def statistics(self, run_end: float | None) -> AgentStatistics:
         wall = 0.0

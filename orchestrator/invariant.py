@@ -24,9 +24,10 @@ def check_results(results: Sequence[TestResult], collected: Sequence[str], endin
     attempts, and its outcome must be its last attempt's.
     """
     seen = Counter(r.node_id for r in results)
+    collected_ids = set(collected)
     twice = [n for n, count in seen.items() if count > 1]
     missing = [n for n in collected if n not in seen]
-    extra = [n for n in seen if n not in set(collected)]
+    extra = [n for n in seen if n not in collected_ids]
     problems = []
     if twice:
         problems.append(f"tests reported more than once: {twice[:5]}")

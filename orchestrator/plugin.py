@@ -45,6 +45,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Before pytest_configure, after xdist's own (tryfirst): xdist must not take the coordinator's run."""
+    if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
+        return
+    wants = (
+        config.getoption("agents")
+        or config.getoption("orchestrate_merge")
+        or config.getoption("orchestrate_plan")
+    )
+    if wants and not config.getoption("collectonly"):
+        from orchestrator._xdist import keep_xdist_out
+
+        keep_xdist_out(config)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     # Also here: with plugin autoload off, agents.fixtures (which registers it too) is not loaded.

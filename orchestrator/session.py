@@ -155,7 +155,7 @@ class Session:
         for agent_id, units in by_agent.items():
             record = self._agents[agent_id]
             for unit in units:
-                record.units[unit.unit_id] = unit
+                record.hold(unit)
             record.flushed = False
             self._backend.send(agent_id, p.Assign(tuple(p.UnitWork(u.unit_id, u.node_ids) for u in units)))
         for record in self._agents.values():
@@ -257,7 +257,7 @@ class Session:
         record = self._agents[event.agent_id]
         record.running = event.node_id
         record.running_since = self._now()
-        unit_id = self._unit_held(record, event.node_id)
+        unit_id = record.unit_holding(event.node_id)
         if unit_id is not None:
             record.unit_started.setdefault(unit_id, record.running_since)
         self._sink.test_started(event.agent_id, event.node_id)
@@ -355,7 +355,7 @@ class Session:
 
     def on_unit_finished(self, event: p.UnitFinished) -> None:
         record = self._agents[event.agent_id]
-        unit = record.units.pop(event.unit_id, None)
+        unit = record.drop(event.unit_id)
         if unit is None:
             return
         now = self._now()
@@ -398,15 +398,9 @@ class Session:
     def _release(self, record: AgentRecord) -> None:
         """The agent takes no more work: requeue the tests of its units that have not ended."""
         self._scheduler.remove_agent(record.agent_id)
-        units, record.units = list(record.units.values()), {}
+        units = record.drop_all()
         if self._stop is None:
             self._requeue_unended(units)
-
-    def _unit_held(self, record: AgentRecord, node_id: str) -> str | None:
-        for unit_id, unit in record.units.items():
-            if node_id in unit.node_ids:
-                return unit_id
-        return None
 
     def _crashed(self, agent_id: int, node_id: str, message: str) -> None:
         """Record a crash attempt; it is retried (anywhere) until --max-crashes crashes in all."""

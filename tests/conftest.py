@@ -88,7 +88,9 @@ def nothing_of_ours_left_behind() -> Iterator[None]:
     # tests on the same engine), which are not ours to judge or remove.
     containers = [
         c
-        for c in client.containers.list(all=True, filters={"label": "orchestrate.run"})
+        # Other checkouts' runs remove their containers meanwhile: one gone between the listing
+        # and its inspection is not ours to report.
+        for c in client.containers.list(all=True, filters={"label": "orchestrate.run"}, ignore_removed=True)
         if owner_is_dead(c.labels.get(LABEL_OWNER, ""))
     ]
     networks = [
