@@ -7,20 +7,8 @@ take down the stack, emit an event to the session, stop). It never reads a clock
 a thread and never touches a process: agents/runtime.py does all of that and feeds the results
 back in as inputs, and tests/unit/test_agent.py drives it with plain values.
 
-Like h11's `_state.py`, every state lists the inputs it accepts and the states they may lead
-to (`TRANSITIONS`); any other input raises `InvalidInput`.
-
-    STARTING_STACK ──StackUp──► STARTING_WORKER ──collected──► RUNNING ──Finish──► FINISHING
-         │                         ▲   │                         │  │                 │
-         │ StackUpFailed           │   │ exit before collecting  │  │ timeout         │ worker exits,
-         │ (or Abort, then up)     │   ▼                         │  ▼                 │ nothing pending
-         │                         │ STOPPING_STACK ◄──┐         │ REPLACING_WORKER   │
-         │                         └─ crash, timeout: ─┼─────────┴──┘ (killed; exits) │
-         ▼                            a new worker     │                              │
-    STOPPING_STACK ◄── worker exited ── STOPPING_WORKER ◄── Abort, StackDied, `stopping`,
-         │ StackDown                                     `exit`/`interrupted` from the worker
-         ▼
-      STOPPED   (AgentStopped emitted: always the last event, exactly once)
+Every state lists the inputs it accepts and the states they may lead to (`TRANSITIONS`, in
+agents/_states.py, with the diagram); any other input raises `InvalidInput`.
 
 What the agent decides, and what it does not: it reports a test that crashed or hung its worker
 (TestCrashed, TestTimedOut) and goes on with a new worker for the rest; it never runs a test
@@ -30,8 +18,6 @@ again. Whether a crashed test is retried, where, is the session's decision (a ne
 from __future__ import annotations
 
 import dataclasses
-import enum
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +41,8 @@ from agents._io import (
     WorkerExited,
     WorkerMessage,
 )
+from agents._pending import PendingWork
+from agents._states import TRANSITIONS, State
 from orchestrator.protocol import messages as pm
 
 __all__ = [
@@ -82,90 +70,13 @@ __all__ = [
     "WorkerMessage",
 ]
 
+S = State
 # A worker that dies this many times in a row without ending a test is not started again.
 MAX_FRUITLESS_RESTARTS = 3
 
 
 class InvalidInput(RuntimeError):
     """An input the machine's current state does not accept (a bug in the caller, or the session)."""
-
-
-# -- states and transitions ---------------------------------------------------------------------
-
-
-class State(enum.Enum):
-    STARTING_STACK = "starting stack"
-    STARTING_WORKER = "starting worker"  # started, not yet collected
-    RUNNING = "running"  # collected, taking work
-    FINISHING = "finishing"  # `finish` sent: the worker exits when its work is done
-    REPLACING_WORKER = "replacing worker"  # killed for a timeout: a new one follows its exit
-    STOPPING_WORKER = "stopping worker"  # killed (abort, stack died) or stopping by itself
-    STOPPING_STACK = "stopping stack"
-    STOPPED = "stopped"
-
-
-S = State
-_WORKER_GONE = frozenset({S.STARTING_WORKER, S.STOPPING_STACK})
-# state -> input type -> the states that input may lead to. Anything else is InvalidInput.
-TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
-    S.STARTING_STACK: {
-        StackUp: frozenset({S.STARTING_WORKER, S.STOPPING_STACK}),  # the latter after an Abort
-        StackUpFailed: frozenset({S.STOPPING_STACK}),
-        CommandIn: frozenset({S.STARTING_STACK}),
-        Tick: frozenset({S.STARTING_STACK}),
-    },
-    S.STARTING_WORKER: {
-        WorkerMessage: frozenset({S.STARTING_WORKER, S.RUNNING, S.FINISHING}),
-        WorkerExited: _WORKER_GONE,  # a replacement is retried; the first worker fails the agent
-        CommandIn: frozenset({S.STARTING_WORKER, S.STOPPING_WORKER}),
-        StackDied: frozenset({S.STOPPING_WORKER}),
-        Tick: frozenset({S.STARTING_WORKER}),
-    },
-    S.RUNNING: {
-        WorkerMessage: frozenset({S.RUNNING, S.STOPPING_WORKER}),
-        WorkerExited: _WORKER_GONE,
-        ResetDone: frozenset({S.RUNNING}),
-        CommandIn: frozenset({S.RUNNING, S.FINISHING, S.STOPPING_WORKER}),
-        StackDied: frozenset({S.STOPPING_WORKER}),
-        Tick: frozenset({S.RUNNING, S.REPLACING_WORKER}),
-    },
-    S.FINISHING: {
-        WorkerMessage: frozenset({S.FINISHING, S.STOPPING_WORKER}),
-        WorkerExited: _WORKER_GONE,
-        ResetDone: frozenset({S.FINISHING}),
-        CommandIn: frozenset({S.FINISHING, S.STOPPING_WORKER}),
-        StackDied: frozenset({S.STOPPING_WORKER}),
-        Tick: frozenset({S.FINISHING, S.REPLACING_WORKER}),
-    },
-    S.REPLACING_WORKER: {
-        # What the killed worker had written before it died is still relayed.
-        WorkerMessage: frozenset({S.REPLACING_WORKER}),
-        WorkerExited: _WORKER_GONE,
-        ResetDone: frozenset({S.REPLACING_WORKER}),
-        CommandIn: frozenset({S.REPLACING_WORKER, S.STOPPING_WORKER}),
-        StackDied: frozenset({S.STOPPING_WORKER}),
-        Tick: frozenset({S.REPLACING_WORKER}),
-    },
-    S.STOPPING_WORKER: {
-        WorkerMessage: frozenset({S.STOPPING_WORKER}),
-        WorkerExited: frozenset({S.STOPPING_STACK}),
-        ResetDone: frozenset({S.STOPPING_WORKER}),
-        CommandIn: frozenset({S.STOPPING_WORKER}),
-        StackDied: frozenset({S.STOPPING_WORKER}),
-        Tick: frozenset({S.STOPPING_WORKER}),
-    },
-    S.STOPPING_STACK: {
-        StackDown: frozenset({S.STOPPED}),
-        CommandIn: frozenset({S.STOPPING_STACK}),
-        # The stack watchdog may have seen the stack go before it was told to stop watching.
-        StackDied: frozenset({S.STOPPING_STACK}),
-        Tick: frozenset({S.STOPPING_STACK}),
-    },
-    S.STOPPED: {
-        # Commands the session sent before it saw AgentStopped are dropped.
-        CommandIn: frozenset({S.STOPPED}),
-    },
-}
 
 
 def describe_exit(code: int) -> str:
@@ -186,11 +97,8 @@ class AgentMachine:
         self.timeout = timeout or None
         self.node = node or pm.NodeInfo()
         self.state = State.STARTING_STACK
-        # The one record of assigned work not yet ended here: node id -> unit id, in run order.
-        self._pending: dict[str, str] = {}
-        # Derived from _pending (kept by _add/_end only): node ids still pending per unit.
-        self._pending_per_unit: Counter[str] = Counter()
-        self._started_units: set[str] = set()
+        # The one record of assigned work not yet ended here.
+        self._pending = PendingWork()
         self._running: str | None = None
         self._running_since = 0.0
         self._timed_out: str | None = None
@@ -228,7 +136,7 @@ class AgentMachine:
     @property
     def pending(self) -> list[tuple[str, str]]:
         """(unit id, node id) of the work assigned and not yet ended here, in run order."""
-        return [(unit_id, node_id) for node_id, unit_id in self._pending.items()]
+        return self._pending.items()
 
     @property
     def worker_restarts(self) -> int:
@@ -319,8 +227,7 @@ class AgentMachine:
             for node_id in unit.node_ids:
                 if node_id in self._pending:
                     raise InvalidInput(f"agent {self.agent_id}: {node_id} assigned twice")
-                self._pending[node_id] = unit.unit_id
-                self._pending_per_unit[unit.unit_id] += 1
+                self._pending.add(unit.unit_id, node_id)
         # The last held test has a successor again: no flush until the session asks anew.
         self._flush_wanted = False
         if self.state is S.RUNNING:
@@ -354,7 +261,7 @@ class AgentMachine:
                 )
             )
         # Everything still pending, in its order, written once; then what was asked since.
-        units = _group_by_unit(self.pending)
+        units = self._pending.by_unit()
         if units:
             self._do(SendToWorker("run", {"units": units}))
         if self._finish_wanted:
@@ -370,9 +277,7 @@ class AgentMachine:
         self._running = node_id
         self._running_since = now
         self._stack_dirty = True
-        unit_id = self._pending.get(node_id)
-        if unit_id is not None:
-            self._started_units.add(unit_id)
+        self._pending.mark_started(node_id)
         self._emit(pm.TestStarted(node_id=node_id))
 
     def _worker_report(self, fields: dict[str, Any], now: float) -> None:
@@ -428,7 +333,7 @@ class AgentMachine:
         unit_id = fields["unit_id"]
         if (
             self._stack_dirty
-            and unit_id not in self._started_units
+            and not self._pending.is_started(unit_id)
             and self.state in (S.RUNNING, S.FINISHING)
         ):
             self._do(ResetStack(unit_id))
@@ -500,14 +405,12 @@ class AgentMachine:
 
     def _end(self, node_id: str) -> None:
         """`node_id` has its end here (reported, crashed, timed out, not collected, exited)."""
-        unit_id = self._pending.pop(node_id, None)
-        if unit_id is None:
+        ended = self._pending.end(node_id)
+        if ended is None:
             return
         self._ended_by_this_worker += 1
-        self._pending_per_unit[unit_id] -= 1
-        if self._pending_per_unit[unit_id] == 0:
-            del self._pending_per_unit[unit_id]
-            self._started_units.discard(unit_id)
+        unit_id, unit_ended = ended
+        if unit_ended:
             self._emit(pm.UnitFinished(unit_id=unit_id))
 
     def _emit(self, event: pm.Event) -> None:
@@ -515,14 +418,3 @@ class AgentMachine:
 
     def _do(self, action: Action) -> None:
         self._out.append(action)
-
-
-def _group_by_unit(pending: list[tuple[str, str]]) -> list[list[Any]]:
-    """[[unit_id, [node_ids...]], ...]: consecutive node ids of the same unit together."""
-    units: list[list[Any]] = []
-    for unit_id, node_id in pending:
-        if units and units[-1][0] == unit_id:
-            units[-1][1].append(node_id)
-        else:
-            units.append([unit_id, [node_id]])
-    return units

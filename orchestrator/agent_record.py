@@ -1,13 +1,27 @@
 """The session's record of one agent: its state, the units it holds, its counters and timeline.
 
-Owned by orchestrator/session.py (one record per agent); `statistics()` is the frozen snapshot
-that goes into the RunReport, the agents table and the results file.
+Owned by orchestrator/session.py (one record per agent), whose event handlers update it through
+the methods below; `statistics()` is the frozen snapshot that goes into the RunReport, the agents
+table and the results file.
 """
 
 from __future__ import annotations
 
 from orchestrator import protocol as p
-from orchestrator.model import AgentStatistics, TestUnit, UnitSpan
+from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
+
+# A unit's span in the timeline takes the worst outcome of its tests.
+_WORST_FIRST = (
+    Outcome.CRASHED,
+    Outcome.TIMEOUT,
+    Outcome.ERROR,
+    Outcome.FAILED,
+    Outcome.NOT_RUN,
+    Outcome.XPASSED,
+    Outcome.XFAILED,
+    Outcome.SKIPPED,
+    Outcome.PASSED,
+)
 
 
 class AgentRecord:
@@ -65,6 +79,39 @@ class AgentRecord:
     def unit_holding(self, node_id: str) -> str | None:
         """The id of the held unit `node_id` belongs to (a dict lookup: units can hold 50,000 tests)."""
         return self._unit_of_node.get(node_id)
+
+    def mark_ready(self, event: p.AgentReady, now: float) -> None:
+        """The agent's stack is up and its worker has collected: it can take work."""
+        self.live = True
+        self.ready_at = now
+        self.node = event.node
+        self.stack_up = event.stack_up_seconds
+        self.worker_start = event.worker_start_seconds
+
+    def mark_stopped(self, event: p.AgentStopped, now: float) -> None:
+        """The agent has stopped, its stack down."""
+        self.stopped = True
+        self.live = False
+        self.stopped_at = now
+        self.stack_down = event.stack_down_seconds
+        self.restarts = event.worker_restarts
+
+    def count_reset(self, seconds: float) -> None:
+        self.resets += 1
+        self.reset_seconds += seconds
+
+    def count_final(self, duration: float, now: float) -> None:
+        """A test's final attempt ran here."""
+        self.busy += duration
+        self.tests += 1
+        self.finished_at = now
+
+    def add_span(self, unit: TestUnit, outcomes: list[Outcome], now: float, predicted: float) -> None:
+        """The agent finished `unit` (its tests ended with `outcomes`): a span of the timeline."""
+        self.finished_at = now
+        worst = min(outcomes, key=_WORST_FIRST.index) if outcomes else Outcome.PASSED
+        started = self.unit_started.pop(unit.unit_id, now)
+        self.spans.append(UnitSpan(unit.unit_id, started, now, predicted, len(unit.node_ids), worst))
 
     def statistics(self, run_end: float | None) -> AgentStatistics:
         wall = 0.0

@@ -11,34 +11,29 @@ and planning. The session is the one owner of a run's mutable state:
 
 Every final attempt goes to the `ReportSink` as it happens (the plugin replays it through
 pytest's hooks); each event from an agent is dispatched to its `on_<event>` handler, and an
-event without one is an error. At the end, `_check` compares the results with independent
-evidence (the ending events actually received), so a bookkeeping bug is an InternalError
-(exit 3), never a silently wrong report.
+event without one is an error. The record of attempts and finals (crash retries, reruns, the
+results) is the session's `AttemptLedger` (orchestrator/attempts.py). At the end, the results are
+checked against independent evidence (the ending events actually received, orchestrator/
+invariant.py), so a bookkeeping bug is an InternalError (exit 3), never a silently wrong report.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from orchestrator import protocol as p
 from orchestrator.agent_record import AgentRecord
+from orchestrator.attempts import AttemptLedger
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
-from orchestrator.model import (
-    Attempt,
-    Outcome,
-    RunReport,
-    StopRequest,
-    TestResult,
-    TestUnit,
-    UnitSpan,
-)
+from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
+from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
-from orchestrator.report.spool import ResultSpool, lighten
+from orchestrator.report.spool import ResultSpool
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -53,17 +48,6 @@ _NOT_RUN_BECAUSE = {
     "maxfail": lambda stop: f"{stop.message} (-x/--maxfail)",
     "exit": lambda stop: f"pytest.exit: {stop.message}",
 }
-_WORST_FIRST = (
-    Outcome.CRASHED,
-    Outcome.TIMEOUT,
-    Outcome.ERROR,
-    Outcome.FAILED,
-    Outcome.NOT_RUN,
-    Outcome.XPASSED,
-    Outcome.XFAILED,
-    Outcome.SKIPPED,
-    Outcome.PASSED,
-)
 
 
 class Session:
@@ -91,31 +75,23 @@ class Session:
         self._backend = backend
         self._configs = tuple(configs)
         self._sink = sink
-        # Where each final result goes once replayed, with all its reports (report/spool.py);
-        # then the session keeps it light, unless asked to keep passed tests' reports.
-        self._spool = spool
-        self._keep_passed_reports = keep_passed_reports
-        self._reruns = reruns
-        self._max_crashes = max_crashes
         self._clock = clock
         self._started = 0.0
         predicted = {s.agent_id: s.seconds for s in scheduler.plan.shards}
         self._agents = {c.agent_id: AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
-        self._node_ids = tuple(n for unit in units for n in unit.node_ids)
-        self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
-        self._resources_of_node = {n: unit.resources for unit in units for n in unit.node_ids}
         self._predicted_by_unit = {e.unit.unit_id: e.seconds for s in scheduler.plan.shards for e in s.units}
-        self._attempts: dict[str, list[Attempt]] = {n: [] for n in self._node_ids}
-        self._reports: dict[str, list[dict]] = {}
-        self._final: dict[str, Outcome] = {}
+        self._ledger = AttemptLedger(
+            units,
+            sink,
+            reruns=reruns,
+            max_crashes=max_crashes,
+            spool=spool,
+            keep_passed_reports=keep_passed_reports,
+        )
         # Independent evidence for the end-of-run check: every event that ended an attempt.
         self._endings: Counter[str] = Counter()
         self._stop: StopRequest | None = None
         self._messages: list[str] = []
-        self._retry_serial = 0
-        # node id -> the unit that carries its pending retry (a crash retry or a rerun): only that
-        # unit may bring it back, whatever else is requeued with it in its name.
-        self._retry_unit_of_node: dict[str, str] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -142,7 +118,7 @@ class Session:
         return self._report()
 
     def _done(self) -> bool:
-        if self.fatal is not None or self._stop is not None or len(self._final) == len(self._node_ids):
+        if self.fatal is not None or self._stop is not None or self._ledger.all_final():
             return True
         # Nobody left to run the rest: every agent failed or stopped.
         return all(a.stopped or a.failed for a in self._agents.values())
@@ -176,7 +152,7 @@ class Session:
             return
         for unit in self._scheduler.take_unrunnable():
             reason = f"needs {unit.needs_text()}, which no live agent's node has"
-            left = [n for n in unit.node_ids if n not in self._final]
+            left = [n for n in unit.node_ids if not self._ledger.is_final(n)]
             if not left:
                 continue
             self._messages.append(f"{len(left)} test(s) of {unit.unit_id} not run: {reason}")
@@ -224,12 +200,7 @@ class Session:
         handler(event)
 
     def on_agent_ready(self, event: p.AgentReady) -> None:
-        record = self._agents[event.agent_id]
-        record.live = True
-        record.ready_at = self._now()
-        record.node = event.node
-        record.stack_up = event.stack_up_seconds
-        record.worker_start = event.worker_start_seconds
+        self._agents[event.agent_id].mark_ready(event, self._now())
         differ = version_differences(self._versions, event.versions)
         if differ and self.fatal is None:
             where = (
@@ -263,13 +234,11 @@ class Session:
         self._sink.test_started(event.agent_id, event.node_id)
 
     def on_test_reported(self, event: p.TestReported) -> None:
-        if event.node_id in self._final or event.node_id not in self._attempts:
+        if not self._ledger.is_open(event.node_id):
             return
-        reports = self._reports.setdefault(event.node_id, [])
-        reports.append(event.report)
-        if event.report.get("when") != "teardown":
+        reports = self._ledger.add_report(event.node_id, event.report)
+        if reports is None:
             return
-        del self._reports[event.node_id]
         record = self._agents[event.agent_id]
         record.running = None
         self._endings[event.node_id] += 1
@@ -294,7 +263,7 @@ class Session:
     def on_test_timed_out(self, event: p.TestTimedOut) -> None:
         record = self._agents[event.agent_id]
         record.running = None
-        self._reports.pop(event.node_id, None)
+        self._ledger.drop_reports(event.node_id)
         self._endings[event.node_id] += 1
         # The first line ("timed out after N s") comes from report.outcomes.failure_text.
         message = f"agent {event.agent_id}: the worker was killed and replaced"
@@ -314,7 +283,7 @@ class Session:
     def on_test_exited(self, event: p.TestExited) -> None:
         """A test called pytest.exit() or raised KeyboardInterrupt: the whole run stops, as in pytest."""
         self._agents[event.agent_id].running = None
-        self._reports.pop(event.node_id, None)
+        self._ledger.drop_reports(event.node_id)
         if self._stop is None:
             if event.interrupted:
                 self._stop = StopRequest("interrupt", event.message or "KeyboardInterrupt")
@@ -326,7 +295,7 @@ class Session:
 
     def on_not_collected(self, event: p.NotCollected) -> None:
         # A diff: "-" what only the coordinator collected, "+" what only this agent's worker did.
-        agent_only = [n for n in event.similar if n not in self._attempts]
+        agent_only = [n for n in event.similar if not self._ledger.is_collected(n)]
         lines = [f"- {n}" for n in event.node_ids] + [f"+ {n}" for n in agent_only]
         self._messages.append(
             f"{len(event.node_ids)} test(s) were not collected by agent {event.agent_id}'s pytest worker "
@@ -338,16 +307,14 @@ class Session:
             "(does a parametrization depend on the process: env vars, time, randomness?)"
         )
         for node_id in event.node_ids:
-            if node_id in self._attempts and node_id not in self._final:
+            if self._ledger.is_open(node_id):
                 self._endings[node_id] += 1
                 self._record(
                     node_id, Attempt(event.agent_id, Outcome.ERROR, 0.0, (), message), rerunnable=False
                 )
 
     def on_stack_reset(self, event: p.StackReset) -> None:
-        record = self._agents[event.agent_id]
-        record.resets += 1
-        record.reset_seconds += event.seconds
+        self._agents[event.agent_id].count_reset(event.seconds)
         if event.error:
             self._messages.append(
                 f"agent {event.agent_id}: stack reset before {event.unit_id} failed: {event.error}"
@@ -358,13 +325,8 @@ class Session:
         unit = record.drop(event.unit_id)
         if unit is None:
             return
-        now = self._now()
-        record.finished_at = now
-        outcomes = [self._final.get(n, Outcome.NOT_RUN) for n in unit.node_ids]
-        worst = min(outcomes, key=_WORST_FIRST.index) if outcomes else Outcome.PASSED
-        started = record.unit_started.pop(event.unit_id, now)
-        predicted = self._predicted_by_unit.get(event.unit_id, 0.0)
-        record.spans.append(UnitSpan(event.unit_id, started, now, predicted, len(unit.node_ids), worst))
+        outcomes = [self._ledger.outcome(n) for n in unit.node_ids]
+        record.add_span(unit, outcomes, self._now(), self._predicted_by_unit.get(event.unit_id, 0.0))
 
     def on_agent_failed(self, event: p.AgentFailed) -> None:
         record = self._agents[event.agent_id]
@@ -377,7 +339,7 @@ class Session:
         record.failed = event.message
         record.live = False
         self._sink.agent_state(event.agent_id, "failed")
-        if record.running is not None and record.running not in self._final:
+        if record.running is not None and not self._ledger.is_final(record.running):
             # The agent died in the middle of this test: it may be the cause.
             node_id, record.running = record.running, None
             self._endings[node_id] += 1
@@ -386,11 +348,7 @@ class Session:
 
     def on_agent_stopped(self, event: p.AgentStopped) -> None:
         record = self._agents[event.agent_id]
-        record.stopped = True
-        record.live = False
-        record.stopped_at = self._now()
-        record.stack_down = event.stack_down_seconds
-        record.restarts = event.worker_restarts
+        record.mark_stopped(event, self._now())
         self._release(record)
 
     # -- outcomes ------------------------------------------------------------------------
@@ -400,16 +358,15 @@ class Session:
         self._scheduler.remove_agent(record.agent_id)
         units = record.drop_all()
         if self._stop is None:
-            self._requeue_unended(units)
+            unended = self._ledger.unended(units)
+            if unended:
+                self._scheduler.requeue(unended)
 
     def _crashed(self, agent_id: int, node_id: str, message: str) -> None:
-        """Record a crash attempt; it is retried (anywhere) until --max-crashes crashes in all."""
-        if node_id not in self._attempts or node_id in self._final:
+        """Record a crash attempt; the ledger retries it (anywhere) until --max-crashes in all."""
+        if not self._ledger.is_open(node_id):
             return
-        self._reports.pop(node_id, None)
-        self._retry_unit_of_node.pop(node_id, None)
         record = self._agents[agent_id]
-        crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
         attempt = Attempt(
             agent_id,
             Outcome.CRASHED,
@@ -419,62 +376,21 @@ class Session:
             started=record.running_since,
             finished=self._now(),
         )
-        if crashes < self._max_crashes and self._stop is None:
-            self._retry(node_id, attempt, "crash retry")
-        else:
-            self._record(node_id, attempt, rerunnable=False)
+        retry = self._ledger.crashed(node_id, attempt, retry_allowed=self._stop is None)
+        self._account(attempt, retry)
 
     def _record(self, node_id: str, attempt: Attempt, rerunnable: bool) -> None:
         """Add an attempt: final, unless it failed and --reruns allows another try."""
-        self._retry_unit_of_node.pop(node_id, None)
-        if rerunnable and attempt.outcome in (Outcome.FAILED, Outcome.ERROR) and self._stop is None:
-            failed_tries = sum(1 for a in self._attempts[node_id] if a.outcome.is_failure) + 1
-            if failed_tries <= self._reruns:
-                self._retry(node_id, attempt, "rerun")
-                return
-        self._attempts[node_id].append(attempt)
-        record = self._agents.get(attempt.agent_id)
-        if record is not None:
-            record.busy += attempt.duration
-            record.tests += 1
-            record.finished_at = self._now()
-        self._final[node_id] = attempt.outcome
-        self._finished(TestResult(node_id, attempt.outcome, tuple(self._attempts[node_id])), True)
+        retry = self._ledger.record(node_id, attempt, rerunnable=rerunnable, retry_allowed=self._stop is None)
+        self._account(attempt, retry)
 
-    def _finished(self, result: TestResult, replay: bool) -> TestResult:
-        """Hand a final result to the sink and the spool; keep what is still needed of it."""
-        self._sink.test_finished(result, replay)
-        if self._spool is not None:
-            self._spool.add(result)
-        if not self._keep_passed_reports:
-            result = lighten(result)
-            self._attempts[result.node_id] = list(result.attempts)
-        return result
-
-    def _retry(self, node_id: str, attempt: Attempt, why: str) -> None:
-        self._attempts[node_id].append(attempt)
-        self._agents[attempt.agent_id].busy += attempt.duration
-        self._sink.attempt_retried(node_id, attempt)
-        self._retry_serial += 1
-        unit_id = f"{self._unit_of_node.get(node_id, node_id)} ({why} {self._retry_serial})"
-        self._retry_unit_of_node[node_id] = unit_id
-        resources = self._resources_of_node.get(node_id, ())
-        self._scheduler.requeue([TestUnit(unit_id, (node_id,), resources=resources)])
-
-    def _requeue_unended(self, units: Iterable[TestUnit]) -> None:
-        trimmed = []
-        for unit in units:
-            left = tuple(
-                n
-                for n in unit.node_ids
-                if n not in self._final and self._retry_unit_of_node.get(n, unit.unit_id) == unit.unit_id
-            )
-            for node_id in left:
-                self._reports.pop(node_id, None)
-            if left:
-                trimmed.append(unit.subset(left))
-        if trimmed:
-            self._scheduler.requeue(trimmed)
+    def _account(self, attempt: Attempt, retry: TestUnit | None) -> None:
+        """Count an attempt in its agent's record; requeue the unit carrying its retry, if any."""
+        if retry is not None:
+            self._agents[attempt.agent_id].busy += attempt.duration
+            self._scheduler.requeue([retry])
+        elif (record := self._agents.get(attempt.agent_id)) is not None:
+            record.count_final(attempt.duration, self._now())
 
     # -- the report ----------------------------------------------------------------------
 
@@ -485,19 +401,11 @@ class Session:
         # Tests pytest would not have listed (after -x, pytest.exit, Ctrl-C) are only in our
         # results; those lost because no agent was left are replayed, so the run fails.
         replay_not_run = self._stop is None
-        results = []
-        for node_id in self._node_ids:
-            outcome = self._final.get(node_id)
-            if outcome is None:
-                not_run = Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason)
-                self._attempts[node_id].append(not_run)
-                self._endings[node_id] += 1
-                result = TestResult(node_id, Outcome.NOT_RUN, tuple(self._attempts[node_id]))
-                result = self._finished(result, replay_not_run)
-            else:
-                result = TestResult(node_id, outcome, tuple(self._attempts[node_id]))
-            results.append(result)
-        check_results(results, self._node_ids, self._endings)
+        for node_id in self._ledger.unfinished():
+            self._endings[node_id] += 1
+            self._ledger.end_not_run(node_id, reason, replay=replay_not_run)
+        results = self._ledger.results()
+        check_results(results, self._ledger.node_ids, self._endings)
         ends = [a.finished_at for a in self._agents.values() if a.finished_at is not None]
         run_end = max(ends) if ends else None
         plan = self._scheduler.plan
@@ -518,17 +426,3 @@ class Session:
                 "longest_unit_seconds": plan.longest_unit_seconds,
             },
         )
-
-
-def version_differences(ours: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
-    """What an agent runs differently from the coordinator: Python by major.minor (as Ray
-    requires), pytest and orchestrate exactly. Keys either side lacks are not compared."""
-
-    def comparable(name: str, version: str) -> str:
-        return ".".join(version.split(".")[:2]) if name == "python" else version
-
-    return [
-        f"{name} {theirs[name]} (coordinator {ours[name]})"
-        for name in ("python", "pytest", "orchestrate")
-        if name in ours and name in theirs and comparable(name, ours[name]) != comparable(name, theirs[name])
-    ]

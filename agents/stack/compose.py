@@ -2,7 +2,8 @@
 
 Called once by the coordinator (through `agents.stack.load_stack_file`) before any agent
 starts, so a typo fails the run at once with `StackFileError` instead of in every agent.
-Pure: reads one file, imports no docker.
+Pure: reads one file, imports no docker. The `x-orchestrate` extension is validated and its
+templates rendered by agents/stack/_extension.py, on the checks shared in agents/stack/_checks.py.
 
 The subset, with orchestrate's one extension (`x-orchestrate`):
 
@@ -42,11 +43,9 @@ suggestion), except keys starting with `x-`, which Compose reserves for extensio
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +53,21 @@ from typing import Any
 
 import yaml
 
+from agents.stack._checks import YamlChecker
+from agents.stack._extension import DEFAULT_READY_TIMEOUT, RESET_STRATEGIES, ExtensionChecker, render
 from agents.stack.errors import StackFileError
 
-DEFAULT_READY_TIMEOUT = 60.0
+__all__ = [
+    "DEFAULT_READY_TIMEOUT",
+    "PUBLISH_HOST",
+    "RESET_STRATEGIES",
+    "HealthcheckSpec",
+    "ServiceSpec",
+    "StackSpec",
+    "load_stack_file",
+    "parse_stack",
+]
+
 PUBLISH_HOST = "127.0.0.1"
 
 _SERVICE_KEYS = ("image", "environment", "command", "entrypoint", "ports", "healthcheck", "tmpfs")
@@ -80,18 +91,11 @@ _UNSUPPORTED_TOP_KEYS = {
     "configs": "not part of the supported subset",
     "secrets": "not part of the supported subset",
 }
-_EXTENSION_KEYS = ("env", "setup", "ready_timeout", "reset", "reset_commands", "pytest_args")
-# The built-in reset strategies (agents/stack/reset/ has one module per name).
-RESET_STRATEGIES = ("postgres", "redis")
-# Strategies that reach their service through a published port rather than `docker exec`.
-_STRATEGIES_NEEDING_A_PORT = ("redis",)
 
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PORT = re.compile(r"(?P<port>\d{1,5})(?:/(?P<proto>[a-z]+))?\Z")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_TEMPLATE_FIELD = re.compile(r"(?P<service>[^.\[\]]+)\.(?:(?P<attr>host|port)|ports\[(?P<port>\d+)\])\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +147,7 @@ class StackSpec:
         `services` is the StackEndpoints form: name -> {"host", "port", "ports": {"5432": N}}.
         The templates were checked when the file was loaded, so only a broken stack can fail here.
         """
-        return {name: _render(template, services) for name, template in self.env.items()}
+        return {name: render(template, services) for name, template in self.env.items()}
 
     def render_pytest_args(self, services: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
         """The `pytest_args` templates filled in like `render_env`; called by a stack after `up`.
@@ -151,7 +155,7 @@ class StackSpec:
         The agent appends them to its own worker's command line, never to the coordinator's
         collection (which runs before any stack exists).
         """
-        return tuple(_render(template, services) for template in self.pytest_arg_templates)
+        return tuple(render(template, services) for template in self.pytest_arg_templates)
 
 
 def load_stack_file(path: str | os.PathLike[str]) -> StackSpec:
@@ -195,14 +199,8 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-class _Validator:
+class _Validator(YamlChecker):
     """Turns the loaded YAML document into a StackSpec, naming the place of the first problem."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, place: str, message: str) -> StackFileError:
-        return StackFileError(f"{self.where}: {place}: {message}" if place else f"{self.where}: {message}")
 
     def stack(self, document: object, path: Path) -> StackSpec:
         if document is None:
@@ -220,20 +218,16 @@ class _Validator:
             if not isinstance(name, str) or not _SERVICE_NAME.match(name):
                 raise self.fail(place, "invalid service name (use letters, digits, '_' and '-')")
             services[name] = self.service(name, raw, place)
-        extension = self.mapping(top.get("x-orchestrate") or {}, "x-orchestrate")
-        self.check_keys(extension, "x-orchestrate", _EXTENSION_KEYS)
-        env = self.env_templates(extension.get("env"), services)
-        setup = self.commands(extension.get("setup"), "x-orchestrate.setup")
-        ready_timeout = self.ready_timeout(extension.get("ready_timeout"))
+        extension = ExtensionChecker(self.where).extension(top.get("x-orchestrate") or {}, services)
         return StackSpec(
             path=path,
             services=services,
-            env=env,
-            setup=setup,
-            ready_timeout=ready_timeout,
-            reset=self.reset(extension.get("reset"), services),
-            reset_commands=self.commands(extension.get("reset_commands"), "x-orchestrate.reset_commands"),
-            pytest_arg_templates=self.pytest_args(extension.get("pytest_args"), services),
+            env=extension.env,
+            setup=extension.setup,
+            ready_timeout=extension.ready_timeout,
+            reset=extension.reset,
+            reset_commands=extension.reset_commands,
+            pytest_arg_templates=extension.pytest_arg_templates,
         )
 
     # -- services ------------------------------------------------------------------------------
@@ -399,165 +393,6 @@ class _Validator:
             mount, _, options = item.partition(":")
             mounts[mount] = options
         return mounts
-
-    # -- x-orchestrate ---------------------------------------------------------------------------
-
-    def env_templates(self, raw: object, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
-        if raw is None:
-            return {}
-        body = self.mapping(raw, "x-orchestrate.env")
-        env: dict[str, str] = {}
-        for name, value in body.items():
-            place = f"x-orchestrate.env.{name}"
-            if not isinstance(name, str) or not _ENV_NAME.match(name):
-                raise self.fail(place, "invalid variable name (letters, digits and '_'; no leading digit)")
-            template = self.scalar_text(value, place)
-            self.check_template(template, place, services)
-            env[name] = template
-        return env
-
-    def check_template(self, template: str, place: str, services: Mapping[str, ServiceSpec]) -> None:
-        try:
-            fields = list(string.Formatter().parse(template))
-        except ValueError as exc:
-            braces = "write '{{' and '}}' for literal braces"
-            raise self.fail(place, f"bad template: {exc} ({braces})") from exc
-        for _, field_name, format_spec, conversion in fields:
-            if field_name is None:
-                continue
-            reference = "{" + field_name + "}"
-            match = _TEMPLATE_FIELD.match(field_name)
-            if match is None or format_spec or conversion:
-                raise self.fail(
-                    place,
-                    f"bad reference '{{{field_name}}}': write {{service.host}}, {{service.port}} or "
-                    "{service.ports[5432]}",
-                )
-            service = match["service"]
-            if service not in services:
-                hint = _did_you_mean(service, services)
-                raise self.fail(place, f"{reference} names unknown service '{service}'{hint}")
-            published = services[service].ports
-            if match["attr"] == "port" and not published:
-                raise self.fail(place, f"{reference}: service '{service}' publishes no ports")
-            if match["port"] is not None and f"{int(match['port'])}/tcp" not in published:
-                listed = ", ".join(port.split("/")[0] for port in published) or "none"
-                missing = f"service '{service}' does not publish port {match['port']} (ports: {listed})"
-                raise self.fail(place, f"{reference}: {missing}")
-
-    def commands(self, raw: object, place: str) -> tuple[str, ...]:
-        """`setup` and `reset_commands`: one shell command or a list of them."""
-        if raw is None:
-            return ()
-        items = [raw] if isinstance(raw, str) else raw
-        if not isinstance(items, list):
-            raise self.fail(place, "must be a shell command or a list of shell commands")
-        commands: list[str] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, str) or not item.strip():
-                raise self.fail(f"{place}[{index}]", "must be a non-empty shell command string")
-            commands.append(item)
-        return tuple(commands)
-
-    def reset(self, raw: object, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
-        if raw is None:
-            return {}
-        body = self.mapping(raw, "x-orchestrate.reset")
-        strategies: dict[str, str] = {}
-        for name, strategy in body.items():
-            place = f"x-orchestrate.reset.{name}"
-            if name not in services:
-                raise self.fail(place, f"names unknown service '{name}'{_did_you_mean(str(name), services)}")
-            if not isinstance(strategy, str) or strategy not in RESET_STRATEGIES:
-                shown = strategy if isinstance(strategy, str) else type(strategy).__name__
-                builtin = ", ".join(RESET_STRATEGIES)
-                raise self.fail(
-                    place,
-                    f"unknown reset strategy '{shown}'{_did_you_mean(str(shown), RESET_STRATEGIES)}; "
-                    f"built-in: {builtin} (for anything else use x-orchestrate.reset_commands)",
-                )
-            if strategy in _STRATEGIES_NEEDING_A_PORT and not services[name].ports:
-                raise self.fail(
-                    place,
-                    f"the {strategy} reset talks to service '{name}' over its published port, "
-                    "but it publishes no ports (add one under 'ports')",
-                )
-            strategies[name] = strategy
-        return strategies
-
-    def pytest_args(self, raw: object, services: Mapping[str, ServiceSpec]) -> tuple[str, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            example = '["--dburi", "postgresql://postgres:postgres@{db.host}:{db.port}/test"]'
-            raise self.fail("x-orchestrate.pytest_args", f"must be a list of arguments, e.g. {example}")
-        templates: list[str] = []
-        for index, item in enumerate(raw):
-            place = f"x-orchestrate.pytest_args[{index}]"
-            template = self.scalar_text(item, place)
-            self.check_template(template, place, services)
-            templates.append(template)
-        return tuple(templates)
-
-    def ready_timeout(self, raw: object) -> float:
-        if raw is None:
-            return DEFAULT_READY_TIMEOUT
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
-            raise self.fail("x-orchestrate.ready_timeout", "must be a positive number of seconds")
-        return float(raw)
-
-    # -- shared --------------------------------------------------------------------------------
-
-    def mapping(self, raw: object, place: str) -> dict[Any, Any]:
-        if not isinstance(raw, dict):
-            kind = "null" if raw is None else type(raw).__name__
-            raise self.fail(place, f"must be a mapping, not {kind}")
-        return raw
-
-    def check_keys(
-        self,
-        body: Mapping[Any, Any],
-        place: str,
-        known: tuple[str, ...],
-        unsupported: Mapping[str, str] | None = None,
-    ) -> None:
-        for key in body:
-            if isinstance(key, str) and (key in known or key.startswith("x-") and key != "x-orchestrate"):
-                continue
-            if unsupported and key in unsupported:
-                raise self.fail(place, f"key '{key}' is not supported: {unsupported[key]}")
-            raise self.fail(place, f"unknown key '{key}'{_did_you_mean(str(key), known)}")
-
-    def scalar_text(self, value: object, place: str) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str | int | float):
-            return str(value)
-        raise self.fail(place, "must be a string or a number")
-
-
-def _render(template: str, services: Mapping[str, Mapping[str, Any]]) -> str:
-    pieces: list[str] = []
-    for literal, field_name, _, _ in string.Formatter().parse(template):
-        pieces.append(literal)
-        if field_name is None:
-            continue
-        match = _TEMPLATE_FIELD.match(field_name)
-        if match is None:
-            raise StackFileError(f"bad reference '{{{field_name}}}' in a stack template")
-        endpoint = services[match["service"]]
-        if match["attr"] == "host":
-            pieces.append(str(endpoint["host"]))
-        elif match["attr"] == "port":
-            pieces.append(str(endpoint["port"]))
-        else:
-            pieces.append(str(endpoint["ports"][str(int(match["port"]))]))
-    return "".join(pieces)
-
-
-def _did_you_mean(word: str, choices: Mapping[str, object] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _one_line(text: str) -> str:

@@ -13,13 +13,14 @@ Everything created carries the labels `orchestrate.run`, `orchestrate.agent` and
 `orchestrate.owner=<hostname>:<coordinator pid>`; `down()` and `sweep()` find their targets by
 label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable,
 also for the reset strategies (agents/stack/reset/), which reach containers through `_exec`.
+What needs no SDK is elsewhere: labels, names, create options, readiness and endpoints in
+agents/stack/containers.py; snapshot, reset and the stack's commands in agents/stack/snapshots.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,24 +32,42 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from agents.stack.commands import run_commands
-from agents.stack.compose import PUBLISH_HOST, ServiceSpec, StackSpec
+from agents.stack.compose import ServiceSpec, StackSpec
+from agents.stack.containers import (
+    LABEL_AGENT,
+    LABEL_OWNER,
+    LABEL_RUN,
+    LABEL_SERVICE,
+    create_options,
+    endpoint_of,
+    engine_message,
+    one_line,
+    readiness,
+    safe_name,
+    stack_labels,
+)
 from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
-from agents.stack.probes import owner_is_dead, port_answers, published_ports
+from agents.stack.probes import owner_is_dead
 from agents.stack.protocol import StackEndpoints
-from agents.stack.reset import ExecResult, ResetStrategy, ServiceHandle, make_reset
+from agents.stack.reset import ExecResult, ServiceHandle
+from agents.stack.snapshots import StackSnapshots, service_handle
 
-LABEL_RUN = "orchestrate.run"
-LABEL_AGENT = "orchestrate.agent"
-LABEL_OWNER = "orchestrate.owner"
-LABEL_SERVICE = "orchestrate.service"
+__all__ = [
+    "LABEL_AGENT",
+    "LABEL_OWNER",
+    "LABEL_RUN",
+    "LABEL_SERVICE",
+    "DockerStack",
+    "check_engine",
+    "remove_run",
+    "sweep",
+]
 
 LOG_TAIL_LINES = 20
 ENGINE_CHECK_TIMEOUT = 3.0
 _API_TIMEOUT = 60
 _POLL_SECONDS = 0.05
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +102,13 @@ class DockerStack:
         self.agent_id = agent_id
         self.owner = owner
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
-        self.network_name = _safe_name(f"orch-{run_id}-{agent_id}")
+        self.network_name = safe_name(f"orch-{run_id}-{agent_id}")
         self._clock = clock
         self._client: docker.DockerClient | None = None
         self._started: list[_Started] = []
         # Set by `up()`: what setup and reset commands run with, and what strategies connect to.
         self._endpoints: StackEndpoints | None = None
-        # Set by `snapshot()`; None until then, so a `reset()` too early is caught.
-        self._strategies: tuple[ResetStrategy, ...] | None = None
+        self._snapshots = StackSnapshots(spec, agent_id, self.cwd, clock)
 
     # -- the Stack protocol --------------------------------------------------------------------
 
@@ -113,12 +131,12 @@ class DockerStack:
             # What the specific translations below did not expect: the engine failing mid-way
             # (requests' connection errors and timeouts are OSErrors).
             message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
-            raise StackFailed(message + _one_line(exc)) from exc
+            raise StackFailed(message + one_line(exc)) from exc
         env = self.spec.render_env(services)
         pytest_args = self.spec.render_pytest_args(services)
         self._endpoints = StackEndpoints(env=env, services=services, pytest_args=pytest_args)
         up_seconds = self._clock() - started_at
-        setup_seconds = self._run_commands(self.spec.setup, "setup command")
+        setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
         return StackEndpoints(
             env=env,
             services=services,
@@ -130,37 +148,21 @@ class DockerStack:
     @property
     def resets(self) -> bool:
         """True when the stack file has `reset` or `reset_commands`: the agent then resets per unit."""
-        return bool(self.spec.reset or self.spec.reset_commands)
+        return self._snapshots.resets
 
     def snapshot(self) -> float:
         """Record the state of every service in `x-orchestrate.reset`; returns seconds taken.
 
-        Called once by the agent after `up()` and before any test. Each strategy first checks
-        that its service is the kind of server it expects. Raises StackFailed naming the service.
+        Called once by the agent after `up()` and before any test (agents/stack/snapshots.py).
         """
-        started_at = self._clock()
-        strategies: list[ResetStrategy] = []
-        for name, strategy_name in self.spec.reset.items():
-            strategy = make_reset(strategy_name, self._handle(name))
-            strategy.snapshot()
-            strategies.append(strategy)
-        self._strategies = tuple(strategies)
-        return self._clock() - started_at
+        return self._snapshots.snapshot(self._handle)
 
     def reset(self) -> float:
         """Restore every snapshotted service, then run `reset_commands`; returns seconds taken.
 
-        Called by the agent before every unit (reruns and requeued units too). Built-in
-        strategies run first, so reset commands see the state after setup. Raises StackFailed
-        naming the service or the command: a unit must never run on dirty state.
+        Called by the agent before every unit, reruns and requeued units too (agents/stack/snapshots.py).
         """
-        if self._strategies is None and self.spec.reset:
-            raise RuntimeError(f"agent {self.agent_id}: stack reset() called before snapshot()")
-        started_at = self._clock()
-        for strategy in self._strategies or ():
-            strategy.restore()
-        self._run_commands(self.spec.reset_commands, "reset command")
-        return self._clock() - started_at
+        return self._snapshots.reset(self._endpoints)
 
     def check(self) -> None:
         """Raise StackFailed, naming the service with its last log lines, if one stopped since `up()`.
@@ -176,7 +178,7 @@ class DockerStack:
                 message = f"service '{item.service.name}': its container was removed mid-run"
                 raise StackFailed(message, service=item.service.name) from exc
             except (docker.errors.DockerException, OSError) as exc:
-                message = f"agent {self.agent_id}: the Docker engine stopped answering: {_one_line(exc)}"
+                message = f"agent {self.agent_id}: the Docker engine stopped answering: {one_line(exc)}"
                 raise StackFailed(message, service=item.service.name) from exc
             state = attributes.get("State") or {}
             if state.get("Status") != "running":
@@ -212,15 +214,12 @@ class DockerStack:
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 self._client = None
-                message = f"agent {self.agent_id}: no Docker engine answers: {_one_line(exc)}"
+                message = f"agent {self.agent_id}: no Docker engine answers: {one_line(exc)}"
                 raise StackFailed(message) from exc
         return self._client
 
     def _labels(self, service: str | None = None) -> dict[str, str]:
-        labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id, LABEL_OWNER: self.owner}
-        if service is not None:
-            labels[LABEL_SERVICE] = service
-        return labels
+        return stack_labels(self.run_id, self.agent_id, self.owner, service)
 
     def _create_network(self, client: docker.DockerClient) -> None:
         try:
@@ -235,7 +234,7 @@ class DockerStack:
                     "with `orchestrate clean`, or widen default-address-pools in daemon.json)"
                 )
             raise StackFailed(
-                f"agent {self.agent_id}: cannot create network {self.network_name}: {_one_line(exc)}{hint}"
+                f"agent {self.agent_id}: cannot create network {self.network_name}: {one_line(exc)}{hint}"
             ) from exc
 
     def _start_all(self, client: docker.DockerClient) -> list[_Started]:
@@ -250,25 +249,14 @@ class DockerStack:
         return [future.result() for _, future in outcomes]
 
     def _start_one(self, client: docker.DockerClient, service: ServiceSpec) -> _Started:
-        name = _safe_name(f"{self.network_name}-{service.name}")
-        options: dict[str, Any] = {
-            "name": name,
-            "detach": True,
-            "labels": self._labels(service.name),
-            "environment": dict(service.environment),
-            "ports": {port: (PUBLISH_HOST, None) for port in service.ports},
-            "network": self.network_name,
-            "networking_config": {
-                self.network_name: client.api.create_endpoint_config(aliases=[service.name])
-            },
-            "hostname": service.name,
-        }
-        if service.entrypoint is not None:
-            options["entrypoint"] = list(service.entrypoint)
-        if service.tmpfs:
-            options["tmpfs"] = dict(service.tmpfs)
-        if service.healthcheck is not None:
-            options["healthcheck"] = _docker_healthcheck(service)
+        name = safe_name(f"{self.network_name}-{service.name}")
+        options = create_options(
+            service,
+            name=name,
+            labels=self._labels(service.name),
+            network=self.network_name,
+            endpoint_config=client.api.create_endpoint_config(aliases=[service.name]),
+        )
         command = list(service.command) if service.command is not None else None
         try:
             # create + start, never `run`: `run` pulls a missing image, and we use no registry.
@@ -283,7 +271,7 @@ class DockerStack:
         except docker.errors.APIError as exc:
             logs = _container_logs(client, name)
             raise StackFailed(
-                f"service '{service.name}': cannot start container: {_one_line(exc)}",
+                f"service '{service.name}': cannot start container: {one_line(exc)}",
                 service=service.name,
                 logs=logs,
             ) from exc
@@ -319,35 +307,13 @@ class DockerStack:
             raise StackFailed(message, service=item.service.name) from exc
         except docker.errors.APIError as exc:
             raise StackFailed(
-                f"service '{item.service.name}': cannot inspect container: {_one_line(exc)}",
+                f"service '{item.service.name}': cannot inspect container: {one_line(exc)}",
                 service=item.service.name,
             ) from exc
-        state = attributes.get("State") or {}
-        status = state.get("Status", "unknown")
-        if status in ("exited", "dead"):
-            exit_code = state.get("ExitCode")
-            raise self._failure(client, item, f"container exited with code {exit_code} while starting")
-        health = state.get("Health")
-        if health:
-            health_status = health.get("Status", "starting")
-            if health_status == "healthy":
-                return True, "healthy"
-            checks = health.get("Log") or []
-            last_output = _one_line(checks[-1].get("Output", "")) if checks else ""
-            detail = f"; last check said: {last_output}" if last_output else ""
-            if health_status == "unhealthy":
-                raise self._failure(client, item, f"health check failed (unhealthy){detail}")
-            # A check that keeps failing within its retries stays "starting": say what it says.
-            return False, f"health: {health_status}{detail}"
-        if status != "running":
-            return False, f"status: {status}"
-        published = published_ports(attributes)
-        if any(port not in published for port in item.service.ports):
-            return False, "ports not published yet"
-        for host_port in published.values():
-            if not port_answers(host_port):
-                return False, f"port {host_port} not answering yet"
-        return True, "running"
+        verdict = readiness(attributes, item.service.ports)
+        if verdict.failure:
+            raise self._failure(client, item, verdict.failure)
+        return verdict.ready, verdict.state
 
     def _failure(self, client: docker.DockerClient, item: _Started, what: str) -> StackFailed:
         logs = _container_logs(client, item.container.id)
@@ -356,25 +322,17 @@ class DockerStack:
         return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
 
     def _endpoint(self, client: docker.DockerClient, item: _Started) -> dict[str, object]:
-        attributes = client.api.inspect_container(item.container.id)
-        published = published_ports(attributes)
-        ports = {spec.split("/")[0]: published[spec] for spec in item.service.ports if spec in published}
-        first = ports[item.service.ports[0].split("/")[0]] if item.service.ports else None
-        return {"host": PUBLISH_HOST, "port": first, "ports": ports}
+        return endpoint_of(item.service, client.api.inspect_container(item.container.id))
 
     def _handle(self, name: str) -> ServiceHandle:
         """What a reset strategy gets for service `name`: its spec, published ports and `_exec`."""
         item = next((item for item in self._started if item.service.name == name), None)
         if item is None or self._endpoints is None:
             raise RuntimeError(f"agent {self.agent_id}: stack snapshot() called before up() succeeded")
-        endpoint = self._endpoints.services[name]
-        published = endpoint.get("ports")
-        assert isinstance(published, dict)
-        return ServiceHandle(
-            spec=item.service,
-            execute=lambda argv, environment: self._exec(item, argv, environment),
-            host=str(endpoint["host"]),
-            published={str(port): int(host_port) for port, host_port in published.items()},
+        return service_handle(
+            item.service,
+            self._endpoints.services[name],
+            lambda argv, environment: self._exec(item, argv, environment),
         )
 
     def _exec(self, item: _Started, argv: Sequence[str], environment: Mapping[str, str]) -> ExecResult:
@@ -385,16 +343,11 @@ class DockerStack:
         except docker.errors.NotFound as exc:
             raise StackFailed(f"service '{name}': its container was removed mid-run", service=name) from exc
         except (docker.errors.DockerException, OSError) as exc:
-            message = f"service '{name}': cannot run {argv[0]!r} in its container: {_one_line(exc)}"
+            message = f"service '{name}': cannot run {argv[0]!r} in its container: {one_line(exc)}"
             raise StackFailed(message, service=name) from exc
         text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
         # The engine reports a command it cannot start as output, with exit code 126 or 127.
         return ExecResult(exit_code=exit_code if exit_code is not None else -1, output=text)
-
-    def _run_commands(self, commands: tuple[str, ...], kind: str) -> float:
-        """Run setup or reset commands here with the stack's env, in order; returns seconds."""
-        assert self._endpoints is not None, "commands run only after up() found the endpoints"
-        return run_commands(commands, kind, self.cwd, self._endpoints, self._clock)
 
 
 # -- engine-wide operations ------------------------------------------------------------------
@@ -409,11 +362,11 @@ def _engine(timeout: float = _API_TIMEOUT) -> Iterator[docker.DockerClient]:
     try:
         client = docker.from_env(timeout=max(1, round(timeout)))
     except docker.errors.DockerException as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
+        raise DockerUnavailable(engine_message(exc)) from exc
     try:
         yield client
     except (docker.errors.DockerException, OSError) as exc:
-        raise DockerUnavailable(_engine_message(exc)) from exc
+        raise DockerUnavailable(engine_message(exc)) from exc
     finally:
         client.close()
 
@@ -486,7 +439,7 @@ def _remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> 
         networks = client.networks.list(filters=filters)
         list(_remove_networks(networks, problems))
     except docker.errors.DockerException as exc:
-        problems.append(_one_line(exc))
+        problems.append(one_line(exc))
     return problems
 
 
@@ -502,7 +455,7 @@ def _remove_containers(containers: list[Container], problems: list[str]) -> list
         except docker.errors.APIError as exc:
             if exc.status_code == 409 and "already in progress" in str(exc):
                 return 0
-            problems.append(f"container {container.name}: {_one_line(exc)}")
+            problems.append(f"container {container.name}: {one_line(exc)}")
             return 0
 
     if not containers:
@@ -520,21 +473,8 @@ def _remove_networks(networks: list[Any], problems: list[str]) -> list[int]:
         except docker.errors.NotFound:
             removed.append(0)
         except docker.errors.APIError as exc:
-            problems.append(f"network {network.name}: {_one_line(exc)}")
+            problems.append(f"network {network.name}: {one_line(exc)}")
     return removed
-
-
-def _docker_healthcheck(service: ServiceSpec) -> dict[str, Any]:
-    check = service.healthcheck
-    assert check is not None
-    result: dict[str, Any] = {"test": list(check.test)}
-    for key in ("interval", "timeout", "start_period"):
-        seconds = getattr(check, key)
-        if seconds is not None:
-            result[key] = int(seconds * 1e9)
-    if check.retries is not None:
-        result["retries"] = check.retries
-    return result
 
 
 def _container_logs(client: docker.DockerClient, container: str) -> str:
@@ -544,17 +484,3 @@ def _container_logs(client: docker.DockerClient, container: str) -> str:
         return ""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
     return text.rstrip()
-
-
-def _engine_message(exc: BaseException) -> str:
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return f"no Docker engine answers at {where} ({_one_line(exc)}); start it with deploy/setup-docker.sh"
-
-
-def _safe_name(name: str) -> str:
-    return _NAME_UNSAFE.sub("_", name)
-
-
-def _one_line(exc: BaseException | str) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."

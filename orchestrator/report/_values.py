@@ -1,14 +1,15 @@
 """Values from a results document, whatever shape an old or odd file gives them; outcome colours.
 
-Used by report/html.py and report/timeline.py: every accessor tolerates a missing key or a
-value of the wrong type (None, or an empty container), because a page is made from files of
-older versions too, and every text leaves through `esc`.
+Used by report/html.py, report/html_tests.py and report/timeline.py: every accessor tolerates a
+missing key or a value of the wrong type (None, or an empty container), because a page is made
+from files of older versions too, and every text leaves through `esc` (or `table`, whose cells
+are escaped already).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.model import Outcome
@@ -25,6 +26,22 @@ OUTCOME_COLOURS = {
     Outcome.XPASSED: "#3c7dbf",
 }
 UNKNOWN_COLOUR = "#666"
+
+# Worst first: the order of the counts, the filter and a unit's outcome.
+OUTCOME_ORDER = tuple(
+    Outcome(value)
+    for value in (
+        "failed",
+        "error",
+        "crashed",
+        "timeout",
+        "not-run",
+        "xpassed",
+        "xfailed",
+        "skipped",
+        "passed",
+    )
+)
 
 
 def esc(value: object) -> str:
@@ -81,3 +98,23 @@ def group_by_runner(agents: Sequence[Mapping[str, Any]]) -> list[tuple[Any, list
 
 def units_of(agent: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [u for u in as_list(agent.get("units")) if isinstance(u, Mapping)]
+
+
+def ordered_outcomes(counts: Mapping[str, int]) -> list[str]:
+    known = [o.value for o in OUTCOME_ORDER if o.value in counts]
+    return known + sorted(k for k in counts if k not in known)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
+    """A table of already escaped cells; columns in `numeric` are right-aligned."""
+    right = set(numeric)
+    head = "".join(
+        f'<th class="n">{esc(h)}</th>' if i in right else f"<th>{esc(h)}</th>" for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="n">{c}</td>' if i in right else f"<td>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.model import Outcome
 from orchestrator.report._values import (
     OUTCOME_COLOURS,
+    OUTCOME_ORDER,
     agent_name,
     as_list,
     as_map,
@@ -31,31 +31,17 @@ from orchestrator.report._values import (
     esc,
     group_by_runner,
     number,
-    outcome_or_none,
+    ordered_outcomes,
     seconds_text,
+    table,
     units_of,
 )
 from orchestrator.report.charts import Series, line_chart_svg
-from orchestrator.report.outcomes import failure_text, rebuild_report
+from orchestrator.report.html_tests import flaky_section, tests_section, unfinished_section
 from orchestrator.report.timeline import timeline_svg
 
 __all__ = ["OUTCOME_COLOURS", "render_html", "write_html"]
 
-# Worst first: the order of the counts, the filter and a unit's outcome.
-_OUTCOME_ORDER = tuple(
-    Outcome(value)
-    for value in (
-        "failed",
-        "error",
-        "crashed",
-        "timeout",
-        "not-run",
-        "xpassed",
-        "xfailed",
-        "skipped",
-        "passed",
-    )
-)
 _SLOWEST_UNITS = 25
 
 _CSS = """
@@ -140,9 +126,9 @@ def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = N
             _timeline_section(document, agents),
             _agents_section(agents),
             _units_section(agents),
-            _flaky_section(tests),
-            _unfinished_section(tests),
-            _tests_section(tests),
+            flaky_section(tests),
+            unfinished_section(tests),
+            tests_section(tests),
         ]
     script = _SCRIPT if tests else "document.body.setAttribute('data-ready','1');"
     return "\n".join(
@@ -162,21 +148,6 @@ def render_html(document: Mapping[str, Any], bench: Mapping[str, Any] | None = N
     )
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
-    """A table of already escaped cells; columns in `numeric` are right-aligned."""
-    right = set(numeric)
-    head = "".join(
-        f'<th class="n">{esc(h)}</th>' if i in right else f"<th>{esc(h)}</th>" for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td class="n">{c}</td>' if i in right else f"<td>{c}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 # --- sections ---
 
 
@@ -190,16 +161,11 @@ def _counts(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> 
     return {str(k): int(v) for k, v in document["counts"].items() if isinstance(v, int)}
 
 
-def _ordered_outcomes(counts: Mapping[str, int]) -> list[str]:
-    known = [o.value for o in _OUTCOME_ORDER if o.value in counts]
-    return known + sorted(k for k in counts if k not in known)
-
-
 def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> str:
     counts = _counts(document, tests)
     badges = "".join(
         f'<span style="background:{colour_of(o)}">{counts[o]} {esc(o)}</span>'
-        for o in _ordered_outcomes(counts)
+        for o in ordered_outcomes(counts)
     )
     facts = []
     if (wall := number(document, "wall_seconds")) is not None:
@@ -240,7 +206,7 @@ def _timeline_section(document: Mapping[str, Any], agents: Sequence[Mapping[str,
             ("worker start and collection", "#d7c9e6"),
             ("idle", "#f1f1f1"),
             ("stack teardown", "#cfcfcf"),
-            *((o.value, OUTCOME_COLOURS[o]) for o in _OUTCOME_ORDER),
+            *((o.value, OUTCOME_COLOURS[o]) for o in OUTCOME_ORDER),
         )
     )
     return (
@@ -288,7 +254,7 @@ def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
         "down s", *(["resets", "reset s"] if resets else []), "restarts", "error",
     ]  # fmt: skip
     first = 1 if merged else 0
-    return "<h2>Agents: predicted against actual</h2>" + _table(
+    return "<h2>Agents: predicted against actual</h2>" + table(
         headers, rows, numeric=[first, first + 2, *range(first + 3, len(headers) - 1)]
     )
 
@@ -325,113 +291,10 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
         if len(units) > _SLOWEST_UNITS
         else f"all {len(units)}"
     )
-    return f"<h2>Units: predicted against actual ({shown}, slowest first)</h2>" + _table(
+    return f"<h2>Units: predicted against actual ({shown}, slowest first)</h2>" + table(
         ["unit", "agent", "tests", "outcome", "predicted s", "actual s", "actual/predicted"],
         rows,
         numeric=[1, 2, 4, 5, 6],
-    )
-
-
-def _attempts(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [a for a in as_list(test.get("attempts")) if isinstance(a, Mapping)]
-
-
-def _attempts_text(test: Mapping[str, Any]) -> str:
-    return " → ".join(
-        f"{a.get('outcome', '?')} (agent {a.get('agent', '?')}, {seconds_text(number(a, 'duration')) or '?'} s)"
-        for a in _attempts(test)
-    )
-
-
-def _flaky_section(tests: Sequence[Mapping[str, Any]]) -> str:
-    flaky = [t for t in tests if t.get("flaky") or len(_attempts(t)) > 1]
-    if not flaky:
-        return ""
-    rows = [
-        [f"<code>{esc(t.get('node_id', '?'))}</code>", badge(t.get("outcome", "?")), esc(_attempts_text(t))]
-        for t in flaky
-    ]
-    return f"<h2>Flaky and retried tests ({len(flaky)})</h2>" + _table(
-        ["test", "final outcome", "attempts"], rows
-    )
-
-
-def _unfinished_section(tests: Sequence[Mapping[str, Any]]) -> str:
-    unfinished = [t for t in tests if t.get("outcome") in (Outcome.CRASHED.value, Outcome.TIMEOUT.value)]
-    if not unfinished:
-        return ""
-    items = "".join(
-        f"<li>{badge(t.get('outcome'))} <code>{esc(t.get('node_id', '?'))}</code> on agent "
-        f"{esc(t.get('agent', '?'))}<pre>{esc(_details_text(t))}</pre></li>"
-        for t in unfinished
-    )
-    return (
-        f"<h2>Crashed and timed-out tests ({len(unfinished)})</h2>"
-        f'<p class="muted">With the worker\'s last output.</p><ul>{items}</ul>'
-    )
-
-
-def _details_text(test: Mapping[str, Any]) -> str:
-    """What the terminal prints for a test that did not pass: tracebacks and captured output."""
-    attempts = _attempts(test)
-    if not attempts:
-        return ""
-    final = attempts[-1]
-    outcome = outcome_or_none(test.get("outcome"))
-    reports = [r for r in as_list(final.get("reports")) if isinstance(r, Mapping)]
-    chunks: list[str] = []
-    if outcome in (Outcome.CRASHED, Outcome.TIMEOUT, Outcome.NOT_RUN):
-        chunks.append(failure_text(outcome, str(final.get("message", "")), number(final, "duration") or 0.0))
-        reports = reports[-1:]  # what pytest captured before the worker died is in its last report
-        show_longrepr = False
-    else:
-        show_longrepr = True
-    for data in reports:
-        try:
-            rebuilt = rebuild_report(data)
-        except Exception:  # an odd report must not cost the page; show what it says
-            chunks.append(str(data.get("longrepr", "")))
-            continue
-        if show_longrepr and rebuilt.outcome == "failed" and rebuilt.longreprtext:
-            chunks.append(f"--- {rebuilt.when} ---\n{rebuilt.longreprtext}")
-        for heading, content in rebuilt.sections:
-            chunks.append(f"--- {heading} ---\n{content.rstrip()}")
-    if not chunks and final.get("message"):
-        chunks.append(str(final["message"]))
-    return "\n".join(chunks)
-
-
-def _tests_section(tests: Sequence[Mapping[str, Any]]) -> str:
-    counts: dict[str, int] = {}
-    for test in tests:
-        counts[str(test.get("outcome", "?"))] = counts.get(str(test.get("outcome", "?")), 0) + 1
-    boxes = "".join(
-        f'<label><input type="checkbox" data-outcome="{esc(o)}" checked> {badge(o)} {counts[o]}</label>'
-        for o in _ordered_outcomes(counts)
-    )
-    failing = ",".join(o.value for o in _OUTCOME_ORDER if o.is_failure or o is Outcome.NOT_RUN)
-    rows = []
-    for test in tests:
-        node_id = str(test.get("node_id", "?"))
-        outcome = str(test.get("outcome", "?"))
-        details = _details_text(test) if outcome not in ("passed", "skipped", "xfailed") else ""
-        attempts = _attempts(test)
-        cell = f"<code>{esc(node_id)}</code>"
-        if details:
-            cell = f"<details><summary>{cell}</summary><pre>{esc(details)}</pre></details>"
-        rows.append(
-            f'<tr data-outcome="{esc(outcome)}" data-id="{esc(node_id.lower())}"><td>{badge(outcome)}</td>'
-            f'<td>{cell}</td><td class="n">{seconds_text(number(test, "duration"))}</td>'
-            f'<td class="n">{esc(test.get("agent", ""))}</td>'
-            f"<td>{esc(_attempts_text(test)) if len(attempts) > 1 else len(attempts)}</td></tr>"
-        )
-    return (
-        f'<h2>Tests (<span id="shown">{len(tests)}</span> of {len(tests)} shown)</h2>'
-        f'<div class="filters">{boxes} <button data-only="all">all</button> '
-        f'<button data-only="{failing}">failures only</button> '
-        '<input id="search" type="search" placeholder="filter by node id" size="40"></div>'
-        '<table id="tests"><thead><tr><th>outcome</th><th>test</th><th class="n">seconds</th>'
-        '<th class="n">agent</th><th>attempts</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
     )
 
 
@@ -455,7 +318,7 @@ def _bench_section(bench: Mapping[str, Any]) -> str:
     notes = "".join(f"<li>{esc(n)}</li>" for n in as_list(bench.get("notes")))
     return (
         "<h2>Benchmark: measured against predicted wall-clock</h2>"
-        + _table(
+        + table(
             ["method", "N", "median s", "min–max s", "predicted s", "lower bound s", "failed runs"],
             rows,
             numeric=[1, 2, 3, 4, 5, 6],

@@ -1,0 +1,111 @@
+"""The agent's states and its explicit transition table, checked by AgentMachine.handle.
+
+Read by agents/agent.py's AgentMachine on every input (and by tests naming states). Like h11's
+`_state.py`, every state lists the inputs it accepts and the states they may lead to
+(`TRANSITIONS`); any other input raises `InvalidInput`.
+
+    STARTING_STACK ──StackUp──► STARTING_WORKER ──collected──► RUNNING ──Finish──► FINISHING
+         │                         ▲   │                         │  │                 │
+         │ StackUpFailed           │   │ exit before collecting  │  │ timeout         │ worker exits,
+         │ (or Abort, then up)     │   ▼                         │  ▼                 │ nothing pending
+         │                         │ STOPPING_STACK ◄──┐         │ REPLACING_WORKER   │
+         │                         └─ crash, timeout: ─┼─────────┴──┘ (killed; exits) │
+         ▼                            a new worker     │                              │
+    STOPPING_STACK ◄── worker exited ── STOPPING_WORKER ◄── Abort, StackDied, `stopping`,
+         │ StackDown                                     `exit`/`interrupted` from the worker
+         ▼
+      STOPPED   (AgentStopped emitted: always the last event, exactly once)
+"""
+
+from __future__ import annotations
+
+import enum
+
+from agents._io import (
+    CommandIn,
+    ResetDone,
+    StackDied,
+    StackDown,
+    StackUp,
+    StackUpFailed,
+    Tick,
+    WorkerExited,
+    WorkerMessage,
+)
+
+__all__ = ["TRANSITIONS", "State"]
+
+
+class State(enum.Enum):
+    STARTING_STACK = "starting stack"
+    STARTING_WORKER = "starting worker"  # started, not yet collected
+    RUNNING = "running"  # collected, taking work
+    FINISHING = "finishing"  # `finish` sent: the worker exits when its work is done
+    REPLACING_WORKER = "replacing worker"  # killed for a timeout: a new one follows its exit
+    STOPPING_WORKER = "stopping worker"  # killed (abort, stack died) or stopping by itself
+    STOPPING_STACK = "stopping stack"
+    STOPPED = "stopped"
+
+
+S = State
+_WORKER_GONE = frozenset({S.STARTING_WORKER, S.STOPPING_STACK})
+# state -> input type -> the states that input may lead to. Anything else is InvalidInput.
+TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
+    S.STARTING_STACK: {
+        StackUp: frozenset({S.STARTING_WORKER, S.STOPPING_STACK}),  # the latter after an Abort
+        StackUpFailed: frozenset({S.STOPPING_STACK}),
+        CommandIn: frozenset({S.STARTING_STACK}),
+        Tick: frozenset({S.STARTING_STACK}),
+    },
+    S.STARTING_WORKER: {
+        WorkerMessage: frozenset({S.STARTING_WORKER, S.RUNNING, S.FINISHING}),
+        WorkerExited: _WORKER_GONE,  # a replacement is retried; the first worker fails the agent
+        CommandIn: frozenset({S.STARTING_WORKER, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.STARTING_WORKER}),
+    },
+    S.RUNNING: {
+        WorkerMessage: frozenset({S.RUNNING, S.STOPPING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.RUNNING}),
+        CommandIn: frozenset({S.RUNNING, S.FINISHING, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.RUNNING, S.REPLACING_WORKER}),
+    },
+    S.FINISHING: {
+        WorkerMessage: frozenset({S.FINISHING, S.STOPPING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.FINISHING}),
+        CommandIn: frozenset({S.FINISHING, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.FINISHING, S.REPLACING_WORKER}),
+    },
+    S.REPLACING_WORKER: {
+        # What the killed worker had written before it died is still relayed.
+        WorkerMessage: frozenset({S.REPLACING_WORKER}),
+        WorkerExited: _WORKER_GONE,
+        ResetDone: frozenset({S.REPLACING_WORKER}),
+        CommandIn: frozenset({S.REPLACING_WORKER, S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.REPLACING_WORKER}),
+    },
+    S.STOPPING_WORKER: {
+        WorkerMessage: frozenset({S.STOPPING_WORKER}),
+        WorkerExited: frozenset({S.STOPPING_STACK}),
+        ResetDone: frozenset({S.STOPPING_WORKER}),
+        CommandIn: frozenset({S.STOPPING_WORKER}),
+        StackDied: frozenset({S.STOPPING_WORKER}),
+        Tick: frozenset({S.STOPPING_WORKER}),
+    },
+    S.STOPPING_STACK: {
+        StackDown: frozenset({S.STOPPED}),
+        CommandIn: frozenset({S.STOPPING_STACK}),
+        # The stack watchdog may have seen the stack go before it was told to stop watching.
+        StackDied: frozenset({S.STOPPING_STACK}),
+        Tick: frozenset({S.STOPPING_STACK}),
+    },
+    S.STOPPED: {
+        # Commands the session sent before it saw AgentStopped are dropped.
+        CommandIn: frozenset({S.STOPPED}),
+    },
+}
