@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -329,32 +329,41 @@ def _plain(value: Any) -> Any:
 
 
 def _build(cls: type[_T], fields: dict[str, Any]) -> _T:
-    hints = _hints(typing.cast(type, cls))
+    converters = _converters(typing.cast(type, cls))
     try:
-        kwargs = {
-            name: _convert(hints[name], value) for name, value in fields.items() if not name.startswith("$")
-        }
+        kwargs = {name: converters[name](value) for name, value in fields.items() if name[0] != "$"}
         return cls(**kwargs)
     except (KeyError, TypeError, ValueError) as exc:
         raise wire.WireError(f"malformed {getattr(cls, 'name', cls.__name__)!r}: {exc}") from exc
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _converters(cls: type) -> dict[str, Callable[[Any], Any]]:
+    """Per field of `cls`, the function turning a decoded plain value back into its declared type.
+
+    Worked out once per class: decoding is on the path of every event of every test.
+    """
+    return {name: _converter(hint) for name, hint in typing.get_type_hints(cls).items()}
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    """Turn a decoded plain value back into the field's declared type (tuples, nested values)."""
-    if value is None:
-        return None
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """The conversion for one declared type: tuples from lists, nested values from maps."""
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(options[0], value) if len(options) == 1 else value
+        if len(options) != 1:
+            return _identity
+        inner = _converter(options[0])
+        return inner if inner is _identity else (lambda value: None if value is None else inner(value))
     if origin is tuple:
-        (item, *_rest) = typing.get_args(hint)
-        return tuple(_convert(item, v) for v in value)
+        item = _converter(typing.get_args(hint)[0])
+        if item is _identity:
+            return lambda value: None if value is None else tuple(value)
+        return lambda value: None if value is None else tuple(item(v) for v in value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value)
-    return value
+        return lambda value: None if value is None else _build(hint, value)
+    return _identity

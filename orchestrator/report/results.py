@@ -125,7 +125,8 @@ def iter_written_tests(path: str) -> Iterator[dict[str, Any]]:
             text = line.strip()
             if text == "]}":
                 return
-            yield json.loads(text.removesuffix(","))
+            if text:  # an empty tests list leaves one blank line
+                yield json.loads(text.removesuffix(","))
     raise ValueError(f"{path}: the tests list does not end")
 
 
