@@ -62,7 +62,8 @@ class _AgentProcess:
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.stopped = False
         self.send_bytes(encode_config(config))
-        threading.Thread(target=self._keep_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._read_events, args=(event_read, events), daemon=True).start()
 
     def send_bytes(self, data: bytes) -> None:
@@ -72,8 +73,9 @@ class _AgentProcess:
 
     def _keep_stderr(self) -> None:
         assert self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        with self._proc.stderr:  # closed here, at end of file: a suite with -W error would see it leak
+            for raw in self._proc.stderr:
+                self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def _read_events(self, fd: int, events: queue.Queue[bytes]) -> None:
         """Relay the agent's event batches; at end of file, report a death it did not announce."""
@@ -104,6 +106,7 @@ class _AgentProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        self._stderr_reader.join(timeout)
 
 
 class LocalBackend:
