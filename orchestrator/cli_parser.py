@@ -143,8 +143,9 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str)
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Run a pytest suite in parallel on agents (Ray actors), each with its own container stack, "
-        "planned from past durations, merged into one report. Arguments after `--` go to pytest unchanged.",
+        description="Run a pytest suite in parallel on agents (local processes, or Ray actors on a cluster), "
+        "each with its own container stack, planned from past durations; the coordinator is a pytest "
+        "session, so the report is pytest's. Arguments after `--` go to pytest unchanged.",
         epilog="Exit codes are pytest's: 0 all passed, 1 tests failed, 2 interrupted or collection error, "
         "3 internal error, 4 usage error, 5 no tests collected.",
     )
