@@ -30,10 +30,13 @@ class AgentBook:
 
     def can_run(self, agent_id: int, unit: TestUnit) -> bool:
         """True when the agent's node has every resource the unit needs."""
-        return unit.fits(self._resources_by_agent.get(agent_id, {}))
+        return not unit.resources or unit.fits(self._resources_by_agent.get(agent_id, {}))
 
     def runnable_anywhere(self, unit: TestUnit) -> bool:
-        """True when some live agent can run the unit."""
+        """True when some live agent can run the unit (asked after every batch of events: most
+        units need nothing, and are answered without looking at the agents)."""
+        if not unit.resources:
+            return bool(self.live)
         return any(self.can_run(agent_id, unit) for agent_id in self.live)
 
     def request(self, agent_id: int) -> None:
