@@ -141,10 +141,8 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
             session.append(f"--orchestrate-stack={stack_file}")
         return session
     if stack_file:
-        # On a cluster the stacks start on the agents' nodes: this machine needs no engine.
-        _check_stack(
-            stack_file, engine=not (args.command == "run" and (args.address or os.environ.get("RAY_ADDRESS")))
-        )
+        # Checked by the coordinator plugin as the session starts (file, then engine unless the
+        # stacks run on a cluster's nodes); its usage error comes back here as one line.
         session.append(f"--orchestrate-stack={stack_file}")
     for flag, value in (
         ("--orchestrate-timeout", args.timeout),
@@ -188,16 +186,6 @@ def _merge_args(args: argparse.Namespace) -> list[str]:
     if args.verbose:
         session.append("-v")
     return session
-
-
-def _check_stack(path: str, engine: bool) -> None:
-    """Refuse a bad stack file or (with `engine`) a missing Docker engine here, as one line,
-    before pytest starts."""
-    from agents.stack import check_engine, load_stack_file
-
-    load_stack_file(path)
-    if engine:
-        check_engine()
 
 
 # Each CI's parallel-job variables: (index variable, its base, total variable).
