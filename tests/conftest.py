@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import Cluster, cluster_script
+from clusterkit import RUNNING_MARK, SLOW_SUITE, Cluster, cluster_script
 
 pytest_plugins = ["pytester"]
 
@@ -162,3 +162,13 @@ def cluster() -> Iterator[Cluster]:
         down = cluster_script(name, "down", timeout=DOWN_TIMEOUT_SECONDS)
         assert down.returncode == 0, down.stderr
         assert handle.leftovers() == [], f"cluster.sh down left {handle.leftovers()}"
+
+
+@pytest.fixture
+def slow_suite(cluster: Cluster) -> Iterator[str]:
+    """A suite of slow tests in the head (tests/clusterkit.py SLOW_SUITE), no test marked running."""
+    suite = "/srv/generated-slow"
+    cluster.put_suite(suite, SLOW_SUITE)
+    for worker in cluster.workers:
+        cluster.on_node(worker, "rm", "-f", RUNNING_MARK)
+    yield suite

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from clusterkit import RUNNING_MARK, SLOW_SUITE, Cluster, start_run, wait_running
+from clusterkit import Cluster, start_run, wait_running
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
-
-@pytest.fixture
-def slow_suite(cluster: Cluster) -> Iterator[str]:
-    suite = "/srv/generated-slow"
-    cluster.put_suite(suite, SLOW_SUITE)
-    for worker in cluster.workers:
-        cluster.on_node(worker, "rm", "-f", RUNNING_MARK)
-    yield suite
 
 
 def test_after_a_killed_coordinator_clean_address_removes_every_nodes_stacks(

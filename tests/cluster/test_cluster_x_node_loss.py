@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
-from clusterkit import RUN_TIMEOUT, RUNNING_MARK, SLOW_SUITE, TESTS, Cluster, docker, start_run, wait_running
+from clusterkit import RUN_TIMEOUT, TESTS, Cluster, docker, start_run, wait_running
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-
-
-@pytest.fixture
-def slow_suite(cluster: Cluster) -> Iterator[str]:
-    suite = "/srv/generated-slow"
-    cluster.put_suite(suite, SLOW_SUITE)
-    for worker in cluster.workers:
-        cluster.on_node(worker, "rm", "-f", RUNNING_MARK)
-    yield suite
 
 
 def test_a_lost_worker_node_costs_only_its_running_tests_one_attempt_each(
