@@ -7,10 +7,10 @@ by agents.agent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol import worker_hop as wh
 
 # -- inputs -------------------------------------------------------------------------------------
 
@@ -36,11 +36,10 @@ class CommandIn:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerMessage:
-    """A message the worker wrote on its pipe (see agents/plugin.py); `now`: when it was read."""
+class WorkerSaid:
+    """A message the worker wrote on its pipe (orchestrator/protocol/worker_hop.py); `now`: when read."""
 
-    tag: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    message: wh.WorkerMessage
     now: float = 0.0
 
 
@@ -76,15 +75,7 @@ class StackDown:
 
 
 Input = (
-    StackUp
-    | StackUpFailed
-    | CommandIn
-    | WorkerMessage
-    | WorkerExited
-    | Tick
-    | StackDied
-    | ResetDone
-    | StackDown
+    StackUp | StackUpFailed | CommandIn | WorkerSaid | WorkerExited | Tick | StackDied | ResetDone | StackDown
 )
 
 # -- actions ------------------------------------------------------------------------------------
@@ -97,8 +88,7 @@ class StartWorker:
 
 @dataclass(frozen=True, slots=True)
 class SendToWorker:
-    tag: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    command: wh.WorkerCommand
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ them), and hands everything still pending to a new worker, grouped by unit.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 __all__ = ["PendingWork"]
 
@@ -63,12 +62,12 @@ class PendingWork:
         self._started_units.discard(unit_id)
         return unit_id, True
 
-    def by_unit(self) -> list[list[Any]]:
-        """[[unit_id, [node_ids...]], ...]: consecutive pending node ids of the same unit together."""
-        units: list[list[Any]] = []
+    def by_unit(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """((unit_id, (node_ids...)), ...): consecutive pending node ids of the same unit together."""
+        units: list[tuple[str, list[str]]] = []
         for unit_id, node_id in self.items():
             if units and units[-1][0] == unit_id:
                 units[-1][1].append(node_id)
             else:
-                units.append([unit_id, [node_id]])
-        return units
+                units.append((unit_id, [node_id]))
+        return tuple((unit_id, tuple(node_ids)) for unit_id, node_ids in units)

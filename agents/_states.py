@@ -30,7 +30,7 @@ from agents._io import (
     StackUpFailed,
     Tick,
     WorkerExited,
-    WorkerMessage,
+    WorkerSaid,
 )
 
 __all__ = ["TRANSITIONS", "State"]
@@ -58,14 +58,14 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
         Tick: frozenset({S.STARTING_STACK}),
     },
     S.STARTING_WORKER: {
-        WorkerMessage: frozenset({S.STARTING_WORKER, S.RUNNING, S.FINISHING}),
+        WorkerSaid: frozenset({S.STARTING_WORKER, S.RUNNING, S.FINISHING}),
         WorkerExited: _WORKER_GONE,  # a replacement is retried; the first worker fails the agent
         CommandIn: frozenset({S.STARTING_WORKER, S.STOPPING_WORKER}),
         StackDied: frozenset({S.STOPPING_WORKER}),
         Tick: frozenset({S.STARTING_WORKER}),
     },
     S.RUNNING: {
-        WorkerMessage: frozenset({S.RUNNING, S.STOPPING_WORKER}),
+        WorkerSaid: frozenset({S.RUNNING, S.STOPPING_WORKER}),
         WorkerExited: _WORKER_GONE,
         ResetDone: frozenset({S.RUNNING}),
         CommandIn: frozenset({S.RUNNING, S.FINISHING, S.STOPPING_WORKER}),
@@ -73,7 +73,7 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
         Tick: frozenset({S.RUNNING, S.REPLACING_WORKER}),
     },
     S.FINISHING: {
-        WorkerMessage: frozenset({S.FINISHING, S.STOPPING_WORKER}),
+        WorkerSaid: frozenset({S.FINISHING, S.STOPPING_WORKER}),
         WorkerExited: _WORKER_GONE,
         ResetDone: frozenset({S.FINISHING}),
         CommandIn: frozenset({S.FINISHING, S.STOPPING_WORKER}),
@@ -82,7 +82,7 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
     },
     S.REPLACING_WORKER: {
         # What the killed worker had written before it died is still relayed.
-        WorkerMessage: frozenset({S.REPLACING_WORKER}),
+        WorkerSaid: frozenset({S.REPLACING_WORKER}),
         WorkerExited: _WORKER_GONE,
         ResetDone: frozenset({S.REPLACING_WORKER}),
         CommandIn: frozenset({S.REPLACING_WORKER, S.STOPPING_WORKER}),
@@ -90,7 +90,7 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
         Tick: frozenset({S.REPLACING_WORKER}),
     },
     S.STOPPING_WORKER: {
-        WorkerMessage: frozenset({S.STOPPING_WORKER}),
+        WorkerSaid: frozenset({S.STOPPING_WORKER}),
         WorkerExited: frozenset({S.STOPPING_STACK}),
         ResetDone: frozenset({S.STOPPING_WORKER}),
         CommandIn: frozenset({S.STOPPING_WORKER}),

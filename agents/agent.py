@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import assert_never
 
 from agents._io import (
     Action,
@@ -39,11 +39,12 @@ from agents._io import (
     TakeStackDown,
     Tick,
     WorkerExited,
-    WorkerMessage,
+    WorkerSaid,
 )
 from agents._pending import PendingWork
 from agents._states import TRANSITIONS, State
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol import worker_hop as wh
 
 __all__ = [
     "MAX_FRUITLESS_RESTARTS",
@@ -67,7 +68,7 @@ __all__ = [
     "TakeStackDown",
     "Tick",
     "WorkerExited",
-    "WorkerMessage",
+    "WorkerSaid",
 ]
 
 S = State
@@ -142,6 +143,12 @@ class AgentMachine:
     def worker_restarts(self) -> int:
         return self._worker_restarts
 
+    def deadline(self) -> float | None:
+        """When the running test times out (the caller ticks then); None: nothing to time."""
+        if self.timeout is None or self._running is None or self.state not in (S.RUNNING, S.FINISHING):
+            return None
+        return self._running_since + self.timeout
+
     # -- inputs ----------------------------------------------------------------------------
 
     def _on_StackUp(self, event: StackUp) -> None:
@@ -181,7 +188,7 @@ class AgentMachine:
         self._stack_dirty = False
         self._emit(pm.StackReset(unit_id=event.unit_id, seconds=event.seconds, error=event.error))
         if self.state in (S.RUNNING, S.FINISHING):
-            self._do(SendToWorker("reset_done", {"error": event.error}))
+            self._do(SendToWorker(wh.ResetFinished(event.error)))
 
     def _on_StackDown(self, event: StackDown) -> None:
         if event.error:
@@ -204,13 +211,13 @@ class AgentMachine:
         elif isinstance(command, pm.Flush):
             self._flush_wanted = True
             if self.state is S.RUNNING:
-                self._do(SendToWorker("flush"))
+                self._do(SendToWorker(wh.FlushHeld()))
         elif isinstance(command, pm.Finish):
             if self._finish_wanted:
                 return
             self._finish_wanted = True
             if self.state is S.RUNNING:
-                self._do(SendToWorker("finish"))
+                self._do(SendToWorker(wh.FinishRun()))
                 self.state = S.FINISHING
         elif isinstance(command, pm.Abort):
             self._abort_wanted = True
@@ -231,20 +238,52 @@ class AgentMachine:
         # The last held test has a successor again: no flush until the session asks anew.
         self._flush_wanted = False
         if self.state is S.RUNNING:
-            self._do(SendToWorker("run", {"units": [[u.unit_id, list(u.node_ids)] for u in units]}))
+            self._do(SendToWorker(wh.Run(tuple((u.unit_id, u.node_ids) for u in units))))
 
     # -- the worker ------------------------------------------------------------------------
 
-    def _on_WorkerMessage(self, event: WorkerMessage) -> None:
-        tag, fields = event.tag, event.fields
-        handler = getattr(self, f"_worker_{tag}", None)
-        if handler is None:
-            raise InvalidInput(f"agent {self.agent_id}: unknown worker message {tag!r}")
-        if tag != "warning" and self.state is S.STARTING_WORKER and tag != "collected":
-            raise InvalidInput(f"agent {self.agent_id}: worker said {tag!r} before collecting")
-        handler(fields, event.now)
+    def _on_WorkerSaid(self, event: WorkerSaid) -> None:
+        message, now = event.message, event.now
+        if self.state is S.STARTING_WORKER and not isinstance(message, wh.Collected | wh.Warned):
+            raise InvalidInput(
+                f"agent {self.agent_id}: worker said {type(message).__name__} before collecting"
+            )
+        match message:
+            case wh.Started(node_id):
+                self._running = node_id
+                self._running_since = now
+                self._stack_dirty = True
+                self._pending.mark_started(node_id)
+            case wh.Ended(node_id, reports):
+                seconds = 0.0
+                if self._running == node_id:
+                    self._running = None
+                    seconds = max(0.0, now - self._running_since)
+                self._emit(pm.TestEnded(node_id=node_id, reports=reports, seconds=seconds))
+                self._end(node_id)
+            case wh.Collected():
+                self._collected(message, now)
+            case wh.NeedWork():
+                if not self._finish_wanted:
+                    self._emit(pm.WorkWanted())
+            case wh.NotCollected(node_ids, similar):
+                self._emit(pm.NotCollected(node_ids=node_ids, similar=similar))
+                for node_id in node_ids:
+                    self._end(node_id)
+            case wh.Warned(warning):
+                self._emit(pm.WarningRecorded(warning=dict(warning)))
+            case wh.Stopping():
+                # pytest's own shouldstop/shouldfail: the worker ends its session; no new one is started.
+                if self.state is not S.STOPPING_WORKER:
+                    self._stop_worker(kill=False)
+            case wh.Exited():
+                self._test_exited(message)
+            case wh.ResetWanted(unit_id):
+                self._reset_wanted(unit_id)
+            case _:
+                assert_never(message)
 
-    def _worker_collected(self, fields: dict[str, Any], now: float) -> None:
+    def _collected(self, message: wh.Collected, now: float) -> None:
         if self.state is not S.STARTING_WORKER:
             raise InvalidInput(f"agent {self.agent_id}: worker collected twice")
         if not self._announced:
@@ -252,85 +291,43 @@ class AgentMachine:
             self._emit(
                 pm.AgentReady(
                     node=self.node,
-                    collected=len(fields.get("node_ids", ())),
-                    lazy_collection=bool(fields.get("lazy", False)),
-                    collection_fallback=str(fields.get("fallback", "")),
+                    collected=len(message.node_ids),
+                    lazy_collection=message.lazy,
+                    collection_fallback=message.fallback,
                     stack_up_seconds=self._stack_seconds,
                     worker_start_seconds=max(0.0, now - self._worker_started_at),
-                    versions=dict(fields.get("versions", {})),
+                    versions=dict(message.versions or {}),
                 )
             )
         # Everything still pending, in its order, written once; then what was asked since.
         units = self._pending.by_unit()
         if units:
-            self._do(SendToWorker("run", {"units": units}))
+            self._do(SendToWorker(wh.Run(units)))
         if self._finish_wanted:
-            self._do(SendToWorker("finish"))
+            self._do(SendToWorker(wh.FinishRun()))
             self.state = S.FINISHING
         else:
             if self._flush_wanted:
-                self._do(SendToWorker("flush"))
+                self._do(SendToWorker(wh.FlushHeld()))
             self.state = S.RUNNING
 
-    def _worker_started(self, fields: dict[str, Any], now: float) -> None:
-        node_id = fields["node_id"]
-        self._running = node_id
-        self._running_since = now
-        self._stack_dirty = True
-        self._pending.mark_started(node_id)
-        self._emit(pm.TestStarted(node_id=node_id))
-
-    def _worker_report(self, fields: dict[str, Any], now: float) -> None:
-        node_id, report = fields["node_id"], fields["report"]
-        self._emit(pm.TestReported(node_id=node_id, report=report))
-        if report.get("when") == "teardown":
-            if self._running == node_id:
-                self._running = None
-            self._end(node_id)
-
-    def _worker_need_work(self, fields: dict[str, Any], now: float) -> None:
-        if not self._finish_wanted:
-            self._emit(pm.WorkWanted())
-
-    def _worker_not_collected(self, fields: dict[str, Any], now: float) -> None:
-        node_ids = tuple(fields["node_ids"])
-        self._emit(pm.NotCollected(node_ids=node_ids, similar=tuple(fields.get("similar", ()))))
-        for node_id in node_ids:
-            self._end(node_id)
-
-    def _worker_warning(self, fields: dict[str, Any], now: float) -> None:
-        self._emit(pm.WarningRecorded(warning=dict(fields["warning"])))
-
-    def _worker_stopping(self, fields: dict[str, Any], now: float) -> None:
-        # pytest's own shouldstop/shouldfail: the worker ends its session; no new one is started.
-        if self.state is not S.STOPPING_WORKER:
-            self._stop_worker(kill=False)
-
-    def _worker_exit(self, fields: dict[str, Any], now: float) -> None:
-        self._test_exited(fields, interrupted=False)
-
-    def _worker_interrupted(self, fields: dict[str, Any], now: float) -> None:
-        self._test_exited(fields, interrupted=True)
-
-    def _test_exited(self, fields: dict[str, Any], interrupted: bool) -> None:
+    def _test_exited(self, message: wh.Exited) -> None:
         """pytest.exit() or KeyboardInterrupt in a test: the worker ends its session, we stop."""
-        node_id = fields.get("node_id", "")
         self._emit(
             pm.TestExited(
-                node_id=node_id,
-                message=str(fields.get("message", "")),
-                returncode=fields.get("returncode"),
-                interrupted=interrupted,
+                node_id=message.node_id,
+                message=message.message,
+                returncode=message.returncode,
+                interrupted=message.interrupted,
             )
         )
-        if self._running == node_id:
+        if self._running == message.node_id:
             self._running = None
-        self._end(node_id)
+        self._end(message.node_id)
         if self.state is not S.STOPPING_WORKER:
             self._stop_worker(kill=False)
 
-    def _worker_reset_wanted(self, fields: dict[str, Any], now: float) -> None:
-        unit_id = fields["unit_id"]
+    def _reset_wanted(self, unit_id: str) -> None:
         if (
             self._stack_dirty
             and not self._pending.is_started(unit_id)
@@ -340,7 +337,7 @@ class AgentMachine:
         else:
             # Nothing ran since the snapshot, or the unit is half done (a new worker resumes it):
             # resetting would not give it the state it expects.
-            self._do(SendToWorker("reset_done", {"error": ""}))
+            self._do(SendToWorker(wh.ResetFinished("")))
 
     def _on_WorkerExited(self, event: WorkerExited) -> None:
         running, self._running = self._running, None

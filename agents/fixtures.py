@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-AGENT_ENV = "ORCHESTRATE_AGENT"
-RUN_ENV = "ORCHESTRATE_RUN_ID"
-STACK_ENV = "ORCHESTRATE_STACK"
+from agents.env_names import AGENT_ENV, STACK_ENV
+
 # Registered here, in every pytest process (coordinator, agents' workers, plain pytest), so
 # --strict-markers accepts it everywhere; read by the coordinator (orchestrator/pipeline.py).
 RESOURCES_MARKER = "orchestrate"

@@ -6,44 +6,46 @@ agents/collection.py); then this plugin's `pytest_runtestloop` replaces pytest's
 reads commands from its agent on one pipe and writes messages on another (msgpack frames, see
 orchestrator/protocol/wire.py), so nothing a test prints can corrupt the stream.
 
-Commands (agent -> worker):  run {units: [[unit_id, [node_id, ...]], ...]}, flush, finish,
-                             reset_done {error}
-Messages (worker -> agent):  collected {node_ids, versions, lazy, fallback}, started {node_id},
-                             report {node_id, report},
-                             need_work, not_collected {node_ids, similar}, stopping {reason},
-                             warning {warning}, exit {node_id, message, returncode},
-                             interrupted {node_id, message}, reset_wanted {unit_id}
+The messages both ways are orchestrator/protocol/worker_hop.py's. One message ends a test:
+`Ended`, sent at `pytest_runtest_logfinish` with all of that test's reports packed once
+(orchestrator/protocol/reports.py: passing phases compact, anything else in pytest's own
+serialised form). Frames are buffered and written together when the worker is about to start a
+test (after its `Started`) or to wait for its agent, so a busy worker writes once per test and
+everything a test's end says is on the pipe before the next test's code runs.
 
 pytest tears fixtures down according to the *next* item, so like pytest-xdist's workers the
 last item held is only run when the next one is known (`run`), or with no next item (`flush`,
-`finish`, which tear session fixtures down). `need_work` is sent when the second-to-last held
+`finish`, which tear session fixtures down). `NeedWork` is sent when the second-to-last held
 item starts, so the next unit usually arrives before the worker would wait for it.
 
-With ORCHESTRATE_RESET=1 (the stack resets between units), the worker asks `reset_wanted`
+With ORCHESTRATE_RESET=1 (the stack resets between units), the worker asks `ResetWanted`
 before the first item of each unit, after the previous item ran with this one as its next (so
-its fixtures were torn down as pytest would), and waits for `reset_done`. A failed reset makes
+its fixtures were torn down as pytest would), and waits for `ResetFinished`. A failed reset makes
 every test of that unit a setup error; items are never skipped (pytest's SetupState needs every
 item run in order). pytest.exit() and KeyboardInterrupt in a test are told to the agent
-(`exit`, `interrupted`) before they go on, so pytest still ends its session normally.
+(`Exited`) before they go on, so pytest still ends its session normally.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 import warnings
 from collections import deque
-from typing import Any
+from typing import Any, assert_never
 
 import pytest
+from _pytest.reports import TestReport
 
 from agents.collection import WorkerCollection, collect_mode
+from agents.env_names import RESET_ENV
+from agents.env_names import WORKER_FDS_ENV as FDS_ENV
 from orchestrator.protocol import wire
+from orchestrator.protocol import worker_hop as wh
+from orchestrator.protocol.reports import compact_phase, pack_test_reports
 from orchestrator.protocol.versions import runtime_versions
-
-FDS_ENV = "ORCHESTRATE_WORKER_FDS"
-RESET_ENV = "ORCHESTRATE_RESET"
 
 
 class WorkerPlugin:
@@ -58,9 +60,12 @@ class WorkerPlugin:
         resets: bool = False,
     ) -> None:
         self.config = config
-        self._out = wire.FrameWriter(message_fd)
-        self._commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._out_fd = message_fd
+        self._outbox = bytearray()
+        self._commands: queue.Queue[wh.WorkerCommand | None] = queue.Queue()
         self._lock = threading.Lock()
+        # The reports of the test running now, until its logfinish sends them as one Ended.
+        self._reports: list[TestReport] = []
         self._collection = collection
         self._session: pytest.Session | None = None
         # (unit id, item, whether it is the first item of its unit here), in run order
@@ -80,32 +85,65 @@ class WorkerPlugin:
 
     def _read_commands(self, reader: wire.FrameReader) -> None:
         try:
-            for msg in reader:
-                self._commands.put(msg)
+            for frame in reader:
+                command = wh.decode(frame)
+                if not isinstance(command, wh.Run | wh.FlushHeld | wh.FinishRun | wh.ResetFinished):
+                    raise wire.WireError(f"not a command for the worker: {command!r:.200}")
+                self._commands.put(command)
         finally:
             # The agent went away: behave as if it said `finish`.
             self._commands.put(None)
 
-    def send(self, tag: str, **fields: Any) -> None:
+    def say(self, message: wh.WorkerMessage) -> None:
+        """Queue one message for the agent; `flush` writes what is queued."""
         with self._lock:
-            self._out.send(wire.message(tag, **fields))
+            self._outbox += wh.encode(message)
+
+    def flush(self) -> None:
+        with self._lock:
+            view = memoryview(self._outbox)
+            while view:
+                view = view[os.write(self._out_fd, view) :]
+            view.release()
+            self._outbox.clear()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # A lazy worker is ready with no node ids (or only those of files named on its command line).
-        self.send(
-            "collected",
-            node_ids=[item.nodeid for item in session.items],
-            versions=runtime_versions(),
-            lazy=self._collection.lazy,
-            fallback=self._collection.fallback,
+        self.say(
+            wh.Collected(
+                node_ids=tuple(item.nodeid for item in session.items),
+                versions=runtime_versions(),
+                lazy=self._collection.lazy,
+                fallback=self._collection.fallback,
+            )
         )
+        self.flush()
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.send("started", node_id=nodeid)
+        # Written with what the previous test's end queued: one write per test.
+        self.say(wh.Started(nodeid))
+        self.flush()
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.send("report", node_id=report.nodeid, report=data)
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        with contextlib.suppress(OSError):  # the agent may be gone: nobody is left to tell
+            self.flush()
+
+    def pytest_runtest_logreport(self, report: TestReport) -> None:
+        self._reports.append(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        reports, self._reports = self._reports, []
+        phases: list[Any] = []
+        keywords: dict[str, Any] = {}
+        for report in reports:
+            compact = compact_phase(report.__dict__) if type(report) is TestReport else None
+            if compact is None:
+                compact = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+            elif not keywords:
+                keywords = report.keywords  # type: ignore[assignment]  # a dict in a TestReport
+            phases.append(compact)
+        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases)))
 
     def pytest_warning_recorded(
         self,
@@ -114,14 +152,15 @@ class WorkerPlugin:
         nodeid: str,
         location: tuple[str, int, str] | None,
     ) -> None:
-        self.send(
-            "warning",
-            warning={
-                **serialize_warning_message(warning_message),
-                "when": when,
-                "nodeid": nodeid,
-                "location": list(location) if location else None,
-            },
+        self.say(
+            wh.Warned(
+                {
+                    **serialize_warning_message(warning_message),
+                    "when": when,
+                    "nodeid": nodeid,
+                    "location": list(location) if location else None,
+                }
+            )
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -151,63 +190,70 @@ class WorkerPlugin:
                 self._flush_wanted = False
                 self._run(held.popleft(), None)
             elif not held and self._finishing:
+                self.flush()
                 return True
             else:
                 self._ask_for_work()
                 self._take_command(block=True)
                 continue
             if session.shouldfail or session.shouldstop:
-                self.send("stopping", reason=str(session.shouldfail or session.shouldstop))
+                self.say(wh.Stopping(str(session.shouldfail or session.shouldstop)))
+                self.flush()
                 return True
 
     def _ask_for_work(self) -> None:
         if not self._asked_for_work:
-            self.send("need_work")
+            self.say(wh.NeedWork())
             self._asked_for_work = True
 
-    def _take_command(self, block: bool) -> str | None:
-        """Apply one command from the agent; returns its tag, or None when none was waiting."""
+    def _take_command(self, block: bool) -> bool:
+        """Apply one command from the agent; False when none was waiting."""
+        if block:
+            self.flush()  # everything said so far is on the pipe before we wait
         try:
             command = self._commands.get(block=block)
         except queue.Empty:
-            return None
+            return False
         if command is None:
             self._finishing = True
             self._agent_gone = True
-            return "finish"
-        tag, msg = wire.check(command)
-        if tag == "run":
-            units: list[tuple[str, list[str]]] = [(str(u), list(ids)) for u, ids in msg["units"]]
-            assert self._session is not None
-            self._collection.collect(self._session, (n for _, ids in units for n in ids))
-            items = self._collection.items
-            unknown = [n for _, ids in units for n in ids if n not in items]
-            if unknown:
-                # What this worker collected instead, where the names match: the coordinator shows
-                # the difference (e.g. a parametrization that depends on the process). Lazily,
-                # the files of `unknown` were collected just above, so their tests are there.
-                bases = {node_id.split("[", 1)[0] for node_id in unknown}
-                similar = [n for n in items if n.split("[", 1)[0] in bases]
-                self.send("not_collected", node_ids=unknown, similar=similar)
-            for unit_id, node_ids in units:
-                known = [n for n in node_ids if n in items]
-                for index, node_id in enumerate(known):
-                    self._unit_of[node_id] = unit_id
-                    self._held.append((unit_id, items[node_id], index == 0))
-            self._asked_for_work = False
-            # The last held item has a successor again: no flush until the agent asks anew.
-            self._flush_wanted = False
-        elif tag == "finish":
-            self._finishing = True
-        elif tag == "flush":
-            # Remembered, not applied here: a flush that arrives with a `run` it follows (both
-            # taken before the first of its items ran) is for the last of those items.
-            self._flush_wanted = True
-        elif tag == "reset_done":
-            self._reset_reply = str(msg.get("error") or "")
-        else:
-            raise ValueError(f"unknown command {tag!r}")
-        return tag
+            return True
+        match command:
+            case wh.Run(units):
+                self._hold(units)
+            case wh.FinishRun():
+                self._finishing = True
+            case wh.FlushHeld():
+                # Remembered, not applied here: a flush that arrives with a `Run` it follows (both
+                # taken before the first of its items ran) is for the last of those items.
+                self._flush_wanted = True
+            case wh.ResetFinished(error):
+                self._reset_reply = error
+            case _:
+                assert_never(command)
+        return True
+
+    def _hold(self, units: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """Collect (lazily) and hold the items of `units`, after those already held."""
+        assert self._session is not None
+        self._collection.collect(self._session, (n for _, ids in units for n in ids))
+        items = self._collection.items
+        unknown = [n for _, ids in units for n in ids if n not in items]
+        if unknown:
+            # What this worker collected instead, where the names match: the coordinator shows
+            # the difference (e.g. a parametrization that depends on the process). Lazily,
+            # the files of `unknown` were collected just above, so their tests are there.
+            bases = {node_id.split("[", 1)[0] for node_id in unknown}
+            similar = [n for n in items if n.split("[", 1)[0] in bases]
+            self.say(wh.NotCollected(tuple(unknown), tuple(similar)))
+        for unit_id, node_ids in units:
+            known = [n for n in node_ids if n in items]
+            for index, node_id in enumerate(known):
+                self._unit_of[node_id] = unit_id
+                self._held.append((unit_id, items[node_id], index == 0))
+        self._asked_for_work = False
+        # The last held item has a successor again: no flush until the agent asks anew.
+        self._flush_wanted = False
 
     def _run(self, entry: tuple[str, pytest.Item, bool], nextitem: pytest.Item | None) -> None:
         unit_id, item, first_of_unit = entry
@@ -217,15 +263,17 @@ class WorkerPlugin:
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except pytest.exit.Exception as exc:
             # Told before it goes on: pytest ends its session as usual (exit status, teardown).
-            self.send("exit", node_id=item.nodeid, message=exc.msg, returncode=exc.returncode)
+            self.say(wh.Exited(item.nodeid, exc.msg, exc.returncode))
+            self.flush()
             raise
         except KeyboardInterrupt as exc:
-            self.send("interrupted", node_id=item.nodeid, message=str(exc) or "KeyboardInterrupt")
+            self.say(wh.Exited(item.nodeid, str(exc) or "KeyboardInterrupt", interrupted=True))
+            self.flush()
             raise
 
     def _reset_before(self, unit_id: str) -> None:
         """Ask the agent to reset the stack and wait for it; other commands are applied meanwhile."""
-        self.send("reset_wanted", unit_id=unit_id)
+        self.say(wh.ResetWanted(unit_id))
         self._reset_reply = None
         while self._reset_reply is None:
             self._take_command(block=True)

@@ -1,18 +1,25 @@
-"""The agent's threads and I/O around its AgentMachine: stack, worker process, pipes, clock.
+"""The agent's I/O around its AgentMachine: one driver thread, the stack, the worker's pipes.
 
-A backend (orchestrator/backends/local.py in a thread of the coordinator, ray.py in an actor)
-makes one `AgentRuntime` per agent, calls `start()` once, `command()` from any thread, and
-gets every event through `emit` (from the driver thread, in order, AgentStopped last).
+A backend (orchestrator/backends/local.py's agent process, ray.py's actor) makes one
+`AgentRuntime` per agent, calls `start()` once and `command()` from any thread, and gets every
+event through `emit`, a batch at a time, in order, AgentStopped last.
 
-    command() ──────────────┐
-    pipe reader (per worker)├──► one input queue ──► driver thread: AgentMachine.handle(input)
-    stack watchdog ─────────┘         ▲ Tick(clock()) when idle      │ actions: start/kill/write
-                                      └──────────────────────────────┘ the worker, stack reset/down,
-                                                                       emit
-The driver thread owns the machine, the stack and the worker handle; stack up, reset and down
-run in it (nothing else happens meanwhile: the worker is idle or waiting for them). The other
-threads only turn what they read into inputs. None of them swallows an error: an unexpected
-exception ends the agent with AgentFailed (with the traceback) and AgentStopped.
+    command() ─────────────┐                 ┌── the worker's message pipe (frames)
+    stack watchdog ────────┤ wake pipe       ├── the worker's stdout (kept for crash reports)
+    worker exit waiter ────┘                 │
+                     one selector in the driver thread ──► AgentMachine.handle(input)
+                     timeout: the running test's deadline   │ actions: start/kill/write the
+                     (none without --timeout: no ticks)     │ worker, reset/down the stack, emit
+                                                            ▼
+                     events of one wake-up, emitted as one batch
+
+The driver thread owns the machine, the stack and the worker handle, and reads the worker's
+pipes itself, so a test's end costs one wake-up of one thread here: a read that takes every
+frame waiting (under load, many tests'), the machine's transitions, one batch out. Stack up,
+reset and down run in it too (the worker is idle or waiting for them meanwhile). The threads
+that remain only wait (on a process's exit, the stack) and turn what they see into inputs;
+none of them swallows an error: an unexpected exception ends the agent with AgentFailed (with
+the traceback) and AgentStopped.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import selectors
 import shutil
 import socket
 import sys
@@ -28,7 +36,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +59,9 @@ from agents.agent import (
     TakeStackDown,
     Tick,
     WorkerExited,
-    WorkerMessage,
+    WorkerSaid,
 )
-from agents.fixtures import AGENT_ENV, RUN_ENV, STACK_ENV
-from agents.plugin import RESET_ENV
+from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
 from agents.stack import Stack, make_stack, stack_env_json, sweep
 from agents.stack.compose import parse_stack
 from agents.stack.errors import DockerUnavailable, StackFailed
@@ -62,8 +69,6 @@ from agents.stack.lease import Lease
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
 
-# How often the driver feeds the machine the time (timeouts are enforced from these ticks).
-TICK_SECONDS = 0.1
 # How often a running agent checks that every service of its stack is still up.
 STACK_CHECK_SECONDS = 1.0
 
@@ -76,30 +81,43 @@ class _ThreadFailed:
     where: str
 
 
+@dataclass(frozen=True, slots=True)
+class _ProcessExited:
+    """A worker's process has exited (its waiter thread saw it); its pipes may still hold data."""
+
+    worker: WorkerProcess
+
+
 class AgentRuntime:
     """Runs one agent: its stack and its pytest workers, driven by an AgentMachine."""
 
     def __init__(
         self,
         config: pm.AgentConfig,
-        emit: Callable[[pm.Event], None],
+        emit: Callable[[Sequence[pm.Event]], None],
         node: pm.NodeInfo | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self._emit_to_backend = emit
+        self._emit_batch = emit
         self._clock = clock
         node = node or pm.NodeInfo(
             hostname=socket.gethostname(), resources={"CPU": float(os.cpu_count() or 1)}
         )
         self._machine = AgentMachine(config.agent_id, timeout=config.timeout, node=node)
-        self._inputs: queue.Queue[Input | _ThreadFailed] = queue.Queue()
+        self._inputs: queue.SimpleQueue[Input | _ThreadFailed | _ProcessExited] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector = selectors.DefaultSelector()
+        self._outbox: list[pm.Event] = []
         self._thread: threading.Thread | None = None
         self._stack: Stack | None = None
         self._lease: Lease | None = None
         self._watching = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._worker: WorkerProcess | None = None
+        self._worker_messages_ended = False
         self._worker_env: dict[str, str] = {}
         self._worker_args: list[str] = []
         self._private_dir = ""
@@ -116,7 +134,7 @@ class AgentRuntime:
 
     def command(self, command: pm.Command) -> None:
         """Queue a command from the session (any thread)."""
-        self._inputs.put(CommandIn(command))
+        self._put(CommandIn(command))
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         """Wait until AgentStopped was emitted and the driver ended; False on timeout."""
@@ -125,35 +143,61 @@ class AgentRuntime:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _put(self, item: Input | _ThreadFailed | _ProcessExited) -> None:
+        """Hand an input to the driver from any thread, waking its selector."""
+        self._inputs.put(item)
+        with contextlib.suppress(BlockingIOError, OSError):  # full: it is awake anyway; closed: it ended
+            os.write(self._wake_write, b"!")
+
     # -- the driver thread -----------------------------------------------------------------
 
     def _drive(self) -> None:
         try:
             self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
+            self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
             self._bring_stack_up()
-            last_tick = self._clock()
             while True:
-                try:
-                    item = self._inputs.get(timeout=TICK_SECONDS)
-                except queue.Empty:
-                    item = Tick(self._clock())
-                if isinstance(item, _ThreadFailed):
-                    raise RuntimeError(f"{item.where} failed: {item.error!r}") from item.error
-                if self._apply(item):
+                deadline = self._machine.deadline()
+                timeout = None if deadline is None else max(0.0, deadline - self._clock())
+                ready = self._selector.select(timeout)
+                stopped = False
+                for key, _ in ready:
+                    stopped = key.data() or stopped
+                if deadline is not None and self._clock() >= deadline:
+                    stopped = self._apply(Tick(self._clock())) or stopped
+                self._flush_events()
+                if stopped:
                     return
-                now = self._clock()
-                if now - last_tick >= TICK_SECONDS:  # a busy queue still gets its ticks
-                    last_tick = now
-                    if self._apply(Tick(now)):
-                        return
         except BaseException as exc:  # the driver never swallows an error: the agent fails with it
             self._fail(exc)
+            self._flush_events()
         finally:
             self._stop_watching()
             if self._worker is not None:
                 self._worker.kill()
             if self._private_dir:
                 shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._selector.close()
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _on_wake(self) -> bool:
+        """Apply every input other threads queued; True after Stop."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        stopped = False
+        while True:
+            try:
+                item = self._inputs.get_nowait()
+            except queue.Empty:
+                return stopped
+            if isinstance(item, _ThreadFailed):
+                raise RuntimeError(f"{item.where} failed: {item.error!r}") from item.error
+            if isinstance(item, _ProcessExited):
+                stopped = self._worker_exited(item.worker) or stopped
+            else:
+                stopped = self._apply(item) or stopped
 
     def _apply(self, first: Input) -> bool:
         """Feed one input, and the inputs its actions produce at once; True after Stop."""
@@ -173,7 +217,7 @@ class AgentRuntime:
             self._emit(action.event)
         elif isinstance(action, SendToWorker):
             if self._worker is not None:
-                self._worker.send(action.tag, **action.fields)
+                self._worker.send(action.command)
         elif isinstance(action, StartWorker):
             self._start_worker()
         elif isinstance(action, KillWorker):
@@ -193,7 +237,13 @@ class AgentRuntime:
         if self._stopped_sent:
             return
         self._stopped_sent = isinstance(event, pm.AgentStopped)
-        self._emit_to_backend(event)
+        self._outbox.append(event)
+
+    def _flush_events(self) -> None:
+        """Hand what this wake-up emitted to the backend, as one batch."""
+        if self._outbox:
+            batch, self._outbox = self._outbox, []
+            self._emit_batch(batch)
 
     # -- the stack -------------------------------------------------------------------------
 
@@ -214,10 +264,10 @@ class AgentRuntime:
                 except StackFailed as exc:
                     raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
         except StackFailed as exc:
-            self._inputs.put(StackUpFailed(str(exc), exc.logs))
+            self._put(StackUpFailed(str(exc), exc.logs))
             return
         except Exception as exc:
-            self._inputs.put(StackUpFailed(f"stack failed: {exc!r}"))
+            self._put(StackUpFailed(f"stack failed: {exc!r}"))
             return
         env = dict(os.environ if config.env is None else config.env)
         env.update(endpoints.env)
@@ -239,7 +289,7 @@ class AgentRuntime:
                 target=self._watch_stack, args=(self._stack,), name="orchestrate-stack-watchdog", daemon=True
             )
             self._watchdog.start()
-        self._inputs.put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
+        self._put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
 
     def _take_lease_and_sweep(self) -> None:
         """Hold this stack's lease on the node, then clear what dead runs left on its engine.
@@ -253,7 +303,7 @@ class AgentRuntime:
         self._lease = Lease(
             config.run_id,
             str(config.agent_id),
-            on_error=lambda exc: self._inputs.put(_ThreadFailed(exc, "renewing the stack's lease")),
+            on_error=lambda exc: self._put(_ThreadFailed(exc, "renewing the stack's lease")),
         )
         self._lease.take()
         with contextlib.suppress(StackFailed, DockerUnavailable):
@@ -297,10 +347,10 @@ class AgentRuntime:
             try:
                 stack.check()
             except StackFailed as exc:
-                self._inputs.put(StackDied(str(exc)))
+                self._put(StackDied(str(exc)))
                 return
             except Exception as exc:
-                self._inputs.put(StackDied(f"stack check failed: {exc!r}"))
+                self._put(StackDied(f"stack check failed: {exc!r}"))
                 return
 
     # -- the worker ------------------------------------------------------------------------
@@ -310,22 +360,54 @@ class AgentRuntime:
             self.config.python or sys.executable, self._worker_args, self.config.cwd, self._worker_env
         )
         self._worker = worker
+        self._worker_messages_ended = False
         worker.start()
-        threading.Thread(
-            target=self._read_worker, args=(worker,), name="orchestrate-worker-reader", daemon=True
-        ).start()
+        self._selector.register(worker.message_fd, selectors.EVENT_READ, lambda: self._on_messages(worker))
+        self._selector.register(worker.output_fd, selectors.EVENT_READ, lambda: self._on_output(worker))
 
-    def _read_worker(self, worker: WorkerProcess) -> None:
-        """Turn what one worker says into inputs; its end (EOF, then exit code) into WorkerExited."""
-        try:
-            for tag, message in worker.messages():
-                fields = {k: v for k, v in message.items() if not k.startswith("$")}
-                self._inputs.put(WorkerMessage(tag, fields, self._clock()))
-            code = worker.wait()
-            self._inputs.put(WorkerExited(code, worker.output_tail()))
-        except BaseException as exc:
-            worker.kill()
-            self._inputs.put(_ThreadFailed(exc, "reading the pytest worker"))
+        def wait_for_exit() -> None:
+            worker.wait()
+            self._put(_ProcessExited(worker))
+
+        threading.Thread(target=wait_for_exit, name="orchestrate-worker-exit", daemon=True).start()
+
+    def _on_messages(self, worker: WorkerProcess) -> bool:
+        """Feed the machine every message waiting on the worker's pipe; True after Stop."""
+        messages = worker.read_messages()
+        if messages is None:
+            self._selector.unregister(worker.message_fd)
+            self._worker_messages_ended = True
+            return False
+        now = self._clock()
+        stopped = False
+        for message in messages:
+            stopped = self._apply(WorkerSaid(message, now)) or stopped
+        return stopped
+
+    def _on_output(self, worker: WorkerProcess) -> bool:
+        if worker.read_output() is None:
+            self._selector.unregister(worker.output_fd)
+        return False
+
+    def _worker_exited(self, worker: WorkerProcess) -> bool:
+        """The worker's process is gone: read what its pipes still hold, then WorkerExited."""
+        stopped = False
+        if not self._worker_messages_ended:
+            # What it wrote before it died is still in the pipe (a child it forked may even
+            # hold the pipe open): read it all now, without waiting for an end of file.
+            now = self._clock()
+            for message in worker.drain_messages():
+                stopped = self._apply(WorkerSaid(message, now)) or stopped
+            self._selector.unregister(worker.message_fd)
+            self._worker_messages_ended = True
+        if worker.output_fd in self._selector.get_map():
+            while worker.read_output():  # what is there now (a test's child may keep it open)
+                pass
+            self._selector.unregister(worker.output_fd)
+        code = worker.wait()
+        output = worker.output_tail()
+        worker.close()
+        return self._apply(WorkerExited(code, output)) or stopped
 
     # -- failure of the agent itself -------------------------------------------------------
 

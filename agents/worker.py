@@ -1,10 +1,10 @@
 """The agent's handle on its long-lived pytest worker process, and that process's command line.
 
-Called by agents/runtime.py: `worker_args(...)` builds the worker's pytest arguments;
-`WorkerProcess.start()` launches `python -m pytest -p agents.plugin ARGS` with two private
-pipes (commands in, messages out, see agents/plugin.py); `messages()` yields what the worker
-says until it exits; the worker's own stdout/stderr is kept in a ring buffer so a crash report
-can show its last lines. `pytest_command` is shared with the coordinator's collection.
+`worker_args(...)` builds the worker's pytest arguments; `WorkerProcess.start()` launches
+`python -m pytest -p agents.plugin ARGS` with two private pipes (commands in, messages out,
+orchestrator/protocol/worker_hop.py); the agent's driver reads the messages and the worker's
+own stdout/stderr (kept in a ring buffer, so a crash report can show its last lines) when its
+selector says they are readable. `pytest_command` is shared with the coordinator's collection.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from agents.plugin import FDS_ENV
+from agents.env_names import WORKER_FDS_ENV
 from orchestrator.protocol import wire
+from orchestrator.protocol import worker_hop as wh
 
 OUTPUT_LINES_KEPT = 200
 # The user's stepwise flags: each worker sees only part of the suite, so pytest's stepwise
@@ -69,23 +69,30 @@ def worker_args(
 
 
 class WorkerProcess:
-    """One pytest worker process; a new one replaces it after a crash or a timeout."""
+    """One pytest worker process; a new one replaces it after a crash or a timeout.
+
+    Its two pipes out (messages, and stdout/stderr) are non-blocking and read by the agent's
+    driver thread when its selector says they are readable (`read_messages`, `read_output`).
+    """
 
     def __init__(self, python: str, args: Sequence[str], cwd: str, env: Mapping[str, str]) -> None:
         self._command = pytest_command(python, ["-p", "agents.plugin", *args])
         self._cwd = cwd
         self._env = dict(env)
         self._output: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES_KEPT)
+        self._partial_line = b""
         self._proc: subprocess.Popen[bytes] | None = None
-        self._writer: wire.FrameWriter | None = None
-        self._reader: wire.FrameReader | None = None
+        self._command_fd = -1
+        self.message_fd = -1
+        self.output_fd = -1
+        self._unpacker = wire.FrameUnpacker()
         self._send_lock = threading.Lock()
 
     def start(self) -> None:
         command_read, command_write = os.pipe()
         message_read, message_write = os.pipe()
         env = dict(self._env)
-        env[FDS_ENV] = f"{command_read},{message_write}"
+        env[WORKER_FDS_ENV] = f"{command_read},{message_write}"
         self._proc = subprocess.Popen(
             self._command,
             cwd=self._cwd,
@@ -99,44 +106,78 @@ class WorkerProcess:
         )
         os.close(command_read)
         os.close(message_write)
-        self._writer = wire.FrameWriter(command_write)
-        self._reader = wire.FrameReader(message_read)
-        threading.Thread(target=self._keep_output, name="orchestrate-worker-output", daemon=True).start()
+        self._command_fd = command_write
+        self.message_fd = message_read
+        assert self._proc.stdout is not None
+        self.output_fd = self._proc.stdout.fileno()
+        os.set_blocking(self.message_fd, False)
+        os.set_blocking(self.output_fd, False)
 
     @property
     def pid(self) -> int:
         return self._proc.pid if self._proc else 0
 
-    def _keep_output(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        # Closed at end of file: left to the garbage collector, it is a ResourceWarning in the
-        # coordinator's session, an error in a suite with `filterwarnings = error`.
-        with self._proc.stdout as output:
-            for raw in output:
-                self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+    def read_messages(self) -> list[wh.WorkerMessage] | None:
+        """The messages waiting on the pipe (all of them, decoded); None at end of file."""
+        try:
+            chunk = os.read(self.message_fd, 1 << 16)
+        except BlockingIOError:
+            return []
+        if not chunk:
+            return None
+        return self._decode(chunk)
+
+    def _decode(self, chunk: bytes) -> list[wh.WorkerMessage]:
+        messages = []
+        for frame in self._unpacker.feed(chunk):
+            message = wh.decode(frame)
+            if isinstance(message, wh.Run | wh.FlushHeld | wh.FinishRun | wh.ResetFinished):
+                raise wire.WireError(f"the worker sent a command: {message!r:.200}")
+            messages.append(message)
+        return messages
+
+    def drain_messages(self) -> list[wh.WorkerMessage]:
+        """Every message still on the pipe, without waiting (the process has exited)."""
+        drained: list[wh.WorkerMessage] = []
+        while True:
+            try:
+                chunk = os.read(self.message_fd, 1 << 16)
+            except BlockingIOError:
+                return drained
+            if not chunk:
+                return drained
+            drained.extend(self._decode(chunk))
+
+    def read_output(self) -> int | None:
+        """Keep what the worker printed (its last lines): bytes read (0: none now); None at end of file."""
+        try:
+            chunk = os.read(self.output_fd, 1 << 16)
+        except BlockingIOError:
+            return 0
+        if not chunk:
+            if self._partial_line:
+                self._output.append(self._partial_line.decode("utf-8", "replace"))
+                self._partial_line = b""
+            return None
+        *lines, self._partial_line = (self._partial_line + chunk).split(b"\n")
+        self._output.extend(line.decode("utf-8", "replace") for line in lines)
+        return len(chunk)
 
     def output_tail(self, lines: int = 40) -> str:
         return "\n".join(list(self._output)[-lines:])
 
-    def send(self, tag: str, **fields: Any) -> bool:
+    def send(self, command: wh.WorkerCommand) -> bool:
         """Send a command; False when the worker is already gone (its pipe is closed)."""
         with self._send_lock:
-            if self._writer is None:
+            if self._command_fd < 0:
                 return False
             try:
-                self._writer.send(wire.message(tag, **fields))
-            except (BrokenPipeError, OSError):
+                view = memoryview(wh.encode(command))
+                while view:
+                    view = view[os.write(self._command_fd, view) :]
+            except OSError:
                 return False
             return True
-
-    def messages(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield (tag, message) until the worker closes its end (it exited or was killed)."""
-        assert self._reader is not None
-        try:
-            for raw in self._reader:
-                yield wire.check(raw)
-        except OSError:
-            return
 
     def kill(self) -> None:
         """SIGKILL the worker and everything it started; safe to call twice."""
@@ -145,14 +186,20 @@ class WorkerProcess:
                 os.killpg(self._proc.pid, signal.SIGKILL)
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for exit, close the pipes, and return the exit code (negative: killed by a signal)."""
+        """Wait for exit and return the exit code (negative: killed by a signal)."""
         assert self._proc is not None
-        code = self._proc.wait(timeout)
+        return self._proc.wait(timeout)
+
+    def close(self) -> None:
+        """Close this side's pipes (after the exit was seen); safe to call twice."""
         with self._send_lock:
-            for end in (self._writer, self._reader):
-                if end is not None:
+            for fd in (self._command_fd, self.message_fd):
+                if fd >= 0:
                     with contextlib.suppress(OSError):
-                        end.close()
-            self._writer = None
-            self._reader = None
-        return code
+                        os.close(fd)
+            self._command_fd = self.message_fd = -1
+        if self._proc is not None and self._proc.stdout is not None:
+            # Closed here: left to the garbage collector, it is a ResourceWarning in the
+            # coordinator's session, an error in a suite with `filterwarnings = error`.
+            self._proc.stdout.close()
+        self.output_fd = -1

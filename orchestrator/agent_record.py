@@ -7,6 +7,8 @@ table and the results file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from orchestrator import protocol as p
 from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
 
@@ -35,8 +37,8 @@ class AgentRecord:
         self.stopped = False
         self.flushed = False
         self.node = p.NodeInfo()
-        self.running: str | None = None
-        self.running_since = 0.0
+        # When a test last ended here (the session's clock): where the next one started.
+        self.last_end_at = 0.0
         # unit id -> the unit as assigned; its tests are outstanding until they end. Changed only
         # through hold/drop/drop_all, which keep the index by node id in step.
         self.units: dict[str, TestUnit] = {}
@@ -76,6 +78,15 @@ class AgentRecord:
         self._unit_of_node = {}
         return units
 
+    def running_test(self, is_open: Callable[[str], bool]) -> str | None:
+        """The test the agent is running, as far as the session can tell: the first one it holds
+        with no end yet (its worker runs what it holds in the order it was given)."""
+        for unit in self.units.values():
+            for node_id in unit.node_ids:
+                if is_open(node_id):
+                    return node_id
+        return None
+
     def unit_holding(self, node_id: str) -> str | None:
         """The id of the held unit `node_id` belongs to (a dict lookup: units can hold 50,000 tests)."""
         return self._unit_of_node.get(node_id)
@@ -84,6 +95,7 @@ class AgentRecord:
         """The agent's stack is up and its worker has collected: it can take work."""
         self.live = True
         self.ready_at = now
+        self.last_end_at = now
         self.node = event.node
         self.stack_up = event.stack_up_seconds
         self.worker_start = event.worker_start_seconds

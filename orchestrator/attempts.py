@@ -42,8 +42,6 @@ class AttemptLedger:
         self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
         self._resources_of_node = {n: unit.resources for unit in units for n in unit.node_ids}
         self._attempts: dict[str, list[Attempt]] = {n: [] for n in self.node_ids}
-        # node id -> the reports of its running attempt so far (setup, call, until teardown).
-        self._reports: dict[str, list[dict]] = {}
         self._final: dict[str, Outcome] = {}
         self._retry_serial = 0
         # node id -> the unit that carries its pending retry (a crash retry or a rerun): only that
@@ -70,21 +68,6 @@ class AttemptLedger:
         """The final outcome of `node_id`, NOT_RUN until it has one."""
         return self._final.get(node_id, Outcome.NOT_RUN)
 
-    # -- the running attempt's reports ---------------------------------------------------
-
-    def add_report(self, node_id: str, report: dict) -> list[dict] | None:
-        """Keep one of a running attempt's reports; at its teardown, hand back all of them."""
-        reports = self._reports.setdefault(node_id, [])
-        reports.append(report)
-        if report.get("when") != "teardown":
-            return None
-        del self._reports[node_id]
-        return reports
-
-    def drop_reports(self, node_id: str) -> None:
-        """Forget the reports of an attempt that will not reach its teardown."""
-        self._reports.pop(node_id, None)
-
     # -- attempts ------------------------------------------------------------------------
 
     def crashed(self, node_id: str, attempt: Attempt, *, retry_allowed: bool) -> TestUnit | None:
@@ -92,7 +75,6 @@ class AttemptLedger:
 
         Returns the unit that carries the retry, for the scheduler, or None if the crash is final.
         """
-        self._reports.pop(node_id, None)
         self._retry_unit_of_node.pop(node_id, None)
         crashes = sum(1 for a in self._attempts[node_id] if a.outcome is Outcome.CRASHED) + 1
         if crashes < self._max_crashes and retry_allowed:
@@ -144,8 +126,6 @@ class AttemptLedger:
                 for n in unit.node_ids
                 if n not in self._final and self._retry_unit_of_node.get(n, unit.unit_id) == unit.unit_id
             )
-            for node_id in left:
-                self._reports.pop(node_id, None)
             if left:
                 trimmed.append(unit.subset(left))
         return trimmed

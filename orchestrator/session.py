@@ -30,6 +30,7 @@ from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
+from orchestrator.protocol.reports import unpack_test_reports
 from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
@@ -224,31 +225,25 @@ class Session:
         if self._agents[event.agent_id].live:
             self._scheduler.request_work(event.agent_id)
 
-    def on_test_started(self, event: p.TestStarted) -> None:
-        record = self._agents[event.agent_id]
-        record.running = event.node_id
-        record.running_since = self._now()
-        unit_id = record.unit_holding(event.node_id)
-        if unit_id is not None:
-            record.unit_started.setdefault(unit_id, record.running_since)
-        self._sink.test_started(event.agent_id, event.node_id)
-
-    def on_test_reported(self, event: p.TestReported) -> None:
+    def on_test_ended(self, event: p.TestEnded) -> None:
         if not self._ledger.is_open(event.node_id):
             return
-        reports = self._ledger.add_report(event.node_id, event.report)
-        if reports is None:
-            return
+        reports = unpack_test_reports(event.node_id, event.reports)
         record = self._agents[event.agent_id]
-        record.running = None
+        now = self._now()
+        started = max(0.0, now - event.seconds)
+        record.last_end_at = now
+        unit_id = record.unit_holding(event.node_id)
+        if unit_id is not None:
+            record.unit_started.setdefault(unit_id, started)
         self._endings[event.node_id] += 1
         attempt = Attempt(
             event.agent_id,
             outcome_of(reports),
             report_duration(reports),
             tuple(reports),
-            started=record.running_since,
-            finished=self._now(),
+            started=started,
+            finished=now,
         )
         self._record(event.node_id, attempt, rerunnable=True)
 
@@ -256,14 +251,10 @@ class Session:
         self._sink.warning(event.agent_id, event.warning)
 
     def on_test_crashed(self, event: p.TestCrashed) -> None:
-        self._agents[event.agent_id].running = None
         self._endings[event.node_id] += 1
         self._crashed(event.agent_id, event.node_id, f"{event.message}\n{event.output}".strip())
 
     def on_test_timed_out(self, event: p.TestTimedOut) -> None:
-        record = self._agents[event.agent_id]
-        record.running = None
-        self._ledger.drop_reports(event.node_id)
         self._endings[event.node_id] += 1
         # The first line ("timed out after N s") comes from report.outcomes.failure_text.
         message = f"agent {event.agent_id}: the worker was killed and replaced"
@@ -275,15 +266,13 @@ class Session:
             event.seconds,
             (),
             message,
-            started=record.running_since,
+            started=max(0.0, self._now() - event.seconds),
             finished=self._now(),
         )
         self._record(event.node_id, attempt, rerunnable=False)
 
     def on_test_exited(self, event: p.TestExited) -> None:
         """A test called pytest.exit() or raised KeyboardInterrupt: the whole run stops, as in pytest."""
-        self._agents[event.agent_id].running = None
-        self._ledger.drop_reports(event.node_id)
         if self._stop is None:
             if event.interrupted:
                 self._stop = StopRequest("interrupt", event.message or "KeyboardInterrupt")
@@ -339,11 +328,12 @@ class Session:
         record.failed = event.message
         record.live = False
         self._sink.agent_state(event.agent_id, "failed")
-        if record.running is not None and not self._ledger.is_final(record.running):
-            # The agent died in the middle of this test: it may be the cause.
-            node_id, record.running = record.running, None
-            self._endings[node_id] += 1
-            self._crashed(event.agent_id, node_id, event.message)
+        running = record.running_test(self._ledger.is_open) if record.ready_at is not None else None
+        if running is not None:
+            # The agent died in the middle of this test (its worker runs what it holds in order,
+            # so it is the first of them with no end yet): it may be the cause.
+            self._endings[running] += 1
+            self._crashed(event.agent_id, running, event.message)
         self._release(record)
 
     def on_agent_stopped(self, event: p.AgentStopped) -> None:
@@ -373,7 +363,7 @@ class Session:
             0.0,
             (),
             f"agent {agent_id}: {message}".strip(),
-            started=record.running_since,
+            started=record.last_end_at,
             finished=self._now(),
         )
         retry = self._ledger.crashed(node_id, attempt, retry_allowed=self._stop is None)

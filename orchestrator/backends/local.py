@@ -39,7 +39,7 @@ SHUTDOWN_SECONDS = 60.0
 class _AgentProcess:
     """The coordinator's handle on one agent process: its command pipe and its event reader."""
 
-    def __init__(self, config: AgentConfig, events: queue.Queue[bytes]) -> None:
+    def __init__(self, config: AgentConfig, events: queue.Queue[list[Event]]) -> None:
         self.agent_id = config.agent_id
         command_read, command_write = os.pipe()
         event_read, event_write = os.pipe()
@@ -77,12 +77,14 @@ class _AgentProcess:
             for raw in self._proc.stderr:
                 self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
-    def _read_events(self, fd: int, events: queue.Queue[bytes]) -> None:
-        """Relay the agent's event batches; at end of file, report a death it did not announce."""
+    def _read_events(self, fd: int, events: queue.Queue[list[Event]]) -> None:
+        """Relay the agent's event batches, decoded (once, here); at end of file, report a death
+        it did not announce."""
         try:
             for data in wire.FrameReader(fd):
-                events.put(data)
-                if any(isinstance(e, AgentStopped) for e in decode(data)):
+                batch = [message for message in decode(data) if isinstance(message, Event)]
+                events.put(batch)
+                if batch and isinstance(batch[-1], AgentStopped):
                     self.stopped = True
         except (OSError, wire.WireError):
             pass
@@ -96,7 +98,7 @@ class _AgentProcess:
                 message=f"agent lost: its process {_describe(code)}",
                 logs="\n".join(self._stderr),
             )
-            events.put(encode([lost, AgentStopped(agent_id=self.agent_id)]))
+            events.put([lost, AgentStopped(agent_id=self.agent_id)])
         with self._lock, contextlib.suppress(OSError):
             self._writer.close()
 
@@ -114,7 +116,7 @@ class LocalBackend:
 
     def __init__(self) -> None:
         self._agents: dict[int, _AgentProcess] = {}
-        self._queue: queue.Queue[bytes] = queue.Queue()
+        self._queue: queue.Queue[list[Event]] = queue.Queue()
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
         for config in configs:
@@ -135,7 +137,7 @@ class LocalBackend:
                 batches.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return [message for batch in batches for message in decode(batch) if isinstance(message, Event)]
+        return [event for batch in batches for event in batch]
 
     def shutdown(self) -> None:
         for agent_id in self._agents:

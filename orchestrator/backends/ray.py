@@ -99,7 +99,12 @@ class _AgentActor:
         self._events.put(None)
         events: queue.Queue[Event | None] = queue.Queue()
         self._events = events
-        self._agent = AgentRuntime(agent_config, emit=events.put, node=_node_info())
+
+        def emit(batch: Sequence[Event]) -> None:
+            for event in batch:
+                events.put(event)
+
+        self._agent = AgentRuntime(agent_config, emit=emit, node=_node_info())
         self._agent.start()
 
     def ping(self) -> str:

@@ -7,8 +7,11 @@ neither side reaches into the other's internals (tests/unit/test_imports.py keep
                                ◄──events────
                   both speak orchestrator.protocol (messages.py over wire.py)
 
-`wire.py` is the msgpack encoding (the only msgpack import); `messages.py` the typed
-messages: every one a frozen dataclass with a type tag, encoded as a tagged, versioned map.
+`wire.py` is the msgpack encoding (the only msgpack import); `messages.py` the typed messages
+of the coordinator <-> agent hop (frozen dataclasses, each a tagged, versioned map);
+`worker_hop.py` those of the agent <-> pytest worker hop (positional frames, one per test);
+`reports.py` how one test's pytest reports are packed once in the worker and unpacked once in
+the coordinator.
 """
 
 from orchestrator.protocol.messages import (
@@ -27,9 +30,8 @@ from orchestrator.protocol.messages import (
     NotCollected,
     StackReset,
     TestCrashed,
+    TestEnded,
     TestExited,
-    TestReported,
-    TestStarted,
     TestTimedOut,
     UnitFinished,
     UnitWork,
@@ -56,8 +58,7 @@ __all__ = [
     "StackReset",
     "TestCrashed",
     "TestExited",
-    "TestReported",
-    "TestStarted",
+    "TestEnded",
     "TestTimedOut",
     "UnitFinished",
     "UnitWork",

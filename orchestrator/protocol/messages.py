@@ -7,7 +7,7 @@ queue, a Ray actor call, a socket), it carries the bytes of `encode`, and the ot
 rebuilds the same frozen values with `decode`, which refuses unknown tags and versions.
 
     coordinator ── AgentConfig (once), Assign, Flush, Finish, Abort ──► agent
-    coordinator ◄── AgentReady, TestStarted, TestReported, WarningRecorded, TestCrashed,
+    coordinator ◄── AgentReady, TestEnded, WarningRecorded, TestCrashed,
                     TestTimedOut, TestExited, NotCollected, StackReset, UnitFinished,
                     WorkWanted, AgentFailed, AgentStopped ────────────── agent
 
@@ -145,20 +145,19 @@ class AgentReady(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TestStarted(Event):
-    __test__ = False
-    name: ClassVar[str] = "test_started"
-    node_id: str = ""
+class TestEnded(Event):
+    """`node_id` ran to its teardown on the agent: the one event of a test that ended normally.
 
-
-@dataclass(frozen=True, slots=True)
-class TestReported(Event):
-    """One of pytest's reports (setup, call, teardown or a subtest's), serialised by pytest."""
+    `reports` are all its pytest reports as the worker packed them (orchestrator/protocol/
+    reports.py), forwarded unopened by the agent; `seconds` is how long it ran by the agent's
+    clock, from the worker's Started to its Ended.
+    """
 
     __test__ = False
-    name: ClassVar[str] = "test_reported"
+    name: ClassVar[str] = "test_ended"
     node_id: str = ""
-    report: dict[str, Any] = field(default_factory=dict)
+    reports: bytes = b""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +263,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Finish,
         Abort,
         AgentReady,
-        TestStarted,
-        TestReported,
+        TestEnded,
         WarningRecorded,
         TestCrashed,
         TestTimedOut,

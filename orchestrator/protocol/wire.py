@@ -66,6 +66,21 @@ class FrameWriter:
         os.close(self._fd)
 
 
+class FrameUnpacker:
+    """Splits bytes read from a stream into the objects they encode (for a non-blocking reader)."""
+
+    def __init__(self) -> None:
+        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """Every object completed by `chunk` (a partial one waits for the next chunk)."""
+        self._unpacker.feed(chunk)
+        try:
+            return list(self._unpacker)
+        except (ValueError, msgpack.FormatError, msgpack.StackError) as exc:
+            raise WireError(f"not a msgpack stream: {exc}") from exc
+
+
 class FrameReader:
     """Reads messages from a file descriptor; iteration ends at end of file."""
 
