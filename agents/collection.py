@@ -36,6 +36,7 @@ import os
 from collections.abc import Generator, Iterable, Mapping
 
 import pytest
+from _pytest.runner import collect_one_node
 
 __all__ = ["MODES", "MODE_ENV", "WorkerCollection", "collect_mode", "file_node_id", "user_collection_hooks"]
 
@@ -102,6 +103,10 @@ class WorkerCollection:
         # Test files found at start-up and not collected yet: file node id -> its collectors
         # (two for one path with --doctest-modules), in pytest's order.
         self._deferred: dict[str, list[pytest.Collector]] = {}
+        # While a `run` is being collected lazily: the top-level classes it names. Every other
+        # class of a file collected then is deferred too, so a worker builds the items of the
+        # classes it runs, not of every class in the files it touches.
+        self._wanted_classes: set[str] | None = None
         self.items: dict[str, pytest.Item] = {}
 
     # -- start-up: pytest's own collection, test files deferred --------------------------------
@@ -119,11 +124,22 @@ class WorkerCollection:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> pytest.CollectReport | None:
-        """A test file found while deferring: kept, reported as collected, not imported."""
-        if not (self._deferring and isinstance(collector, pytest.File)):
+        """A test file found while deferring, or a class no unit asked for yet: kept, reported
+        as collected with nothing in it, not imported (a file) or not expanded (a class)."""
+        if not self._defers(collector):
             return None
         self._deferred.setdefault(collector.nodeid, []).append(collector)
         return pytest.CollectReport(collector.nodeid, "passed", None, [])
+
+    def _defers(self, collector: pytest.Collector) -> bool:
+        if self._deferring:
+            return isinstance(collector, pytest.File)
+        return (
+            self._wanted_classes is not None
+            and isinstance(collector, pytest.Class)
+            and isinstance(collector.parent, pytest.Module)
+            and collector.nodeid not in self._wanted_classes
+        )
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(
@@ -155,11 +171,17 @@ class WorkerCollection:
 
         Called by the worker's plugin, on pytest's main thread, for every `run` command.
         """
+        node_ids = list(node_ids)
         files = dict.fromkeys(file_node_id(n) for n in node_ids)
-        collectors = [c for f in files for c in self._deferred.pop(f, ())]
+        classes = dict.fromkeys(class_node_id(n) for n in node_ids)
+        collectors = [c for key in (*files, *classes) for c in self._deferred.pop(key, ())]
         if not collectors:
             return
-        new_items = list(self._genitems(session, collectors))
+        self._wanted_classes = set(classes)
+        try:
+            new_items = list(self._genitems(session, collectors))
+        finally:
+            self._wanted_classes = None
         # -k, -m, --deselect apply as at start-up; the wrapper above records what is left.
         self.config.hook.pytest_collection_modifyitems(session=session, config=self.config, items=new_items)
         session.items.extend(new_items)
@@ -168,9 +190,24 @@ class WorkerCollection:
     @staticmethod
     def _genitems(session: pytest.Session, collectors: Iterable[pytest.Collector]) -> Iterable[pytest.Item]:
         for collector in collectors:
-            yield from session.genitems(collector)
+            if isinstance(collector, pytest.Class):
+                # A class deferred when its module was collected: pytest's genitems would take
+                # the empty report it cached then for the real one, so this level is done here,
+                # as genitems does it, and the class's children go through genitems.
+                report = collect_one_node(collector)
+                if report.passed:
+                    for child in report.result:
+                        yield from session.genitems(child)
+                collector.ihook.pytest_collectreport(report=report)
+            else:
+                yield from session.genitems(collector)
 
 
 def file_node_id(node_id: str) -> str:
     """The node id of the file a test's node id belongs to: its path part."""
     return node_id.split("::", 1)[0]
+
+
+def class_node_id(node_id: str) -> str:
+    """The node id of the outermost collector inside the file: a test class, or the test itself."""
+    return "::".join(node_id.split("[", 1)[0].split("::", 2)[:2])
