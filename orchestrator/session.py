@@ -68,17 +68,23 @@ class Session:
         versions: Mapping[str, str] | None = None,
         spool: ResultSpool | None = None,
         keep_passed_reports: bool = True,
+        backend_started: float | None = None,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
         self._versions = dict(versions or {})
         self.fatal: VersionMismatch | None = None
         self._backend = backend
+        # When the caller started the agents itself (during the coordinator's collection), by
+        # `clock`: start-up is measured from then.
+        self._backend_started = backend_started
         self._configs = tuple(configs)
         self._sink = sink
         self._clock = clock
         self._started = 0.0
         predicted = {s.agent_id: s.seconds for s in scheduler.plan.shards}
+        # Agents started before the plan was made that it has no shard for: they finish at once.
+        self._unplanned = {c.agent_id for c in configs} - set(predicted)
         self._agents = {c.agent_id: AgentRecord(c.agent_id, predicted.get(c.agent_id, 0.0)) for c in configs}
         self._predicted_by_unit = {e.unit.unit_id: e.seconds for s in scheduler.plan.shards for e in s.units}
         self._ledger = AttemptLedger(
@@ -98,8 +104,11 @@ class Session:
 
     def run(self) -> RunReport:
         """Run until every test has its final outcome, or a stop; always stops every agent."""
-        self._started = self._clock()
-        self._backend.start(self._configs)
+        if self._backend_started is None:
+            self._started = self._clock()
+            self._backend.start(self._configs)
+        else:
+            self._started = self._backend_started
         try:
             while not self._done():
                 self._give_up_unrunnable()
@@ -218,6 +227,9 @@ class Session:
         self._sink.agent_state(event.agent_id, "ready")
         if self._stop is not None:
             self._backend.send(event.agent_id, p.Abort())
+            return
+        if event.agent_id in self._unplanned:
+            self._backend.send(event.agent_id, p.Finish())
             return
         self._scheduler.add_agent(event.agent_id, event.node.resources)
 
@@ -416,3 +428,15 @@ class Session:
                 "longest_unit_seconds": plan.longest_unit_seconds,
             },
         )
+
+
+def stop_unused_agents(backend: AgentBackend, configs: Sequence[p.AgentConfig]) -> None:
+    """Abort agents that were started but never given a run, and wait until each has stopped."""
+    waiting = {c.agent_id for c in configs}
+    for agent_id in waiting:
+        backend.send(agent_id, p.Abort())
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while waiting and time.monotonic() < deadline:
+        for event in backend.wait_events(WAIT_SLICE_SECONDS):
+            if isinstance(event, p.AgentStopped):
+                waiting.discard(event.agent_id)

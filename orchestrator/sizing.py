@@ -81,8 +81,13 @@ def choose_agents(
     return AgentChoice(chosen.agents, reason, chosen)
 
 
-def trim_agents(estimates: Sequence[UnitEstimate], requested: int, fixed_costs: FixedCosts) -> AgentChoice:
-    """`requested` agents less those whose start-up would end after the others finished the work."""
+def trim_agents(
+    estimates: Sequence[UnitEstimate], requested: int, fixed_costs: FixedCosts, started: bool = False
+) -> AgentChoice:
+    """`requested` agents less those whose start-up would end after the others finished the work.
+
+    `started`: the agents are starting already (before collection); the rest are left idle.
+    """
     agents = max(1, min(requested, len(estimates)))
     if fixed_costs(agents) is None:
         return AgentChoice(agents, "")
@@ -101,7 +106,7 @@ def trim_agents(estimates: Sequence[UnitEstimate], requested: int, fixed_costs: 
     up, done_without = first_late
     return AgentChoice(
         agents,
-        f"starting {agents} of {requested} agents: with more, the last would be up after {up:.1f}s, "
+        f"{'planning for' if started else 'starting'} {agents} of {requested} agents: with more, the last would be up after {up:.1f}s, "
         f"when the others would have finished the work ({done_without:.1f}s); predicted "
         f"{_breakdown(predictions[agents])}",
         predictions[agents],

@@ -1,0 +1,385 @@
+"""The coordinator's side of one pytest session: agents started, the suite planned and run.
+
+Registered by orchestrator/plugin.py when a session is a coordinator (`--agents`, or `orchestrate
+plan`/`shard`); kept out of the entry-point module so that the pytest processes that are not
+coordinators (every agent's worker, plain pytest runs) import none of this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import protocol as p
+from orchestrator.durations.startup import StartupPrediction
+from orchestrator.durations.store import DurationStore
+from orchestrator.errors import USER_ERRORS
+from orchestrator.model import JunitSettings, RunReport, TestUnit
+from orchestrator.options import Options, worker_args
+from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
+from orchestrator.protocol.versions import runtime_versions
+from orchestrator.report.outputs import warn as _warn
+from orchestrator.report.spool import ResultSpool
+from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agents
+
+
+class Coordinator:
+    """The coordinator's side of one pytest session: plans, runs the Session, reports."""
+
+    def __init__(self, config: pytest.Config, options: Options) -> None:
+        self.config = config
+        self.options = options
+        self.report: RunReport | None = None
+        self.prepared: Prepared | None = None
+        self.extra: dict[str, Any] = {}
+        self._backend: Any = None
+        # Agents started before the coordinator's collection (an explicit --agents N): their configs.
+        self._early_configs: list[p.AgentConfig] = []
+        self._backend_started_at = 0.0
+        self._run_id = uuid.uuid4().hex[:10]
+        self._stack_text = ""
+        self._warnings: list[str] = []
+        self._spool: ResultSpool | None = None
+        store, warning = DurationStore.load(options.durations)
+        self.store = store
+        if warning:
+            _warn(warning)
+        if options.stack_file and not options.planning:
+            self._stack_text = _load_stack(options.stack_file, local=not options.address)
+        elif options.stack_file:
+            # `plan` starts nothing, but the stack's start-up history is kept under its text.
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                self._stack_text = Path(options.stack_file).read_text(encoding="utf-8")
+        from orchestrator.backends import agent_capacity
+        from orchestrator.durations.startup import startup_key
+
+        capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
+        self.capacity = Capacity(capacity, why)
+        self.startup_key = startup_key(_backend_label(options), self._stack_text)
+
+    # -- the run loop -----------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """With --agents N, start the agents now: their stacks come up and their workers start
+        while this session collects, instead of after it (xdist's workers also start at once)."""
+        if self.options.agents is None or self.options.planning:
+            return
+        self._early_configs = self._agent_configs(range(self.options.agents))
+        self._start_backend(self._early_configs)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(
+                f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} during collection"
+            )
+        if not session.items:
+            return True  # pytest says "no tests ran" and exits 5, as it always does
+        units = units_of(session.items, self.options.group_by)
+        if self.options.shard is not None:
+            index, total = self.options.shard
+            whole, units = shard_of(units, self.store, total, index, self.options.split)
+            from orchestrator.sharding import EXTRA_KEY, ShardRecord
+
+            self.extra = {EXTRA_KEY: ShardRecord.of_plan(whole, index, JunitSettings()).to_json()}
+            self._fingerprint = whole.fingerprint()
+            self._print(
+                f"orchestrate: runner {index} of {total}, plan fingerprint {whole.fingerprint()}: "
+                f"{sum(len(u.node_ids) for u in units)} of {whole.tests} tests in {len(units)} units, "
+                f"predicted {whole.shards[index - 1].seconds:.1f}s (slowest runner {whole.makespan:.1f}s)"
+            )
+            if not units:
+                self._print("orchestrate: nothing to run here (more runners than units)")
+                self.report = RunReport((), (), 0.0, 0, plan_fingerprint=whole.fingerprint())
+                return True
+            split = False
+        else:
+            split = self.options.split
+        if self.options.planning:
+            self._print_plans(units, split)
+            return True
+        choice = self._choose_agents(units)
+        prepared = prepare(units, self.store, choice.agents, split)
+        self.prepared = prepared
+        plan = prepared.plan
+        fixed = self._fixed_costs(plan.agents)
+        with_fixed = (
+            f"; with start-up and teardown {fixed.startup_seconds + plan.makespan + fixed.teardown_seconds:.1f}s"
+            if fixed
+            else ""
+        )
+        self._print(
+            f"orchestrate: {plan.tests} tests in {len(prepared.units)} units on {plan.agents} agents "
+            f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
+            + with_fixed
+        )
+        self.report = self._run(session, prepared)
+        if fixed:
+            self.report = replace(
+                self.report,
+                plan={
+                    **self.report.plan,
+                    "predicted_startup_seconds": fixed.startup_seconds,
+                    "predicted_teardown_seconds": fixed.teardown_seconds,
+                    "predicted_wall_seconds": fixed.startup_seconds + plan.makespan + fixed.teardown_seconds,
+                },
+            )
+        if self.options.shard is not None:
+            # Every runner's artifact names the whole plan, so merge can tell they belong together.
+            self.report = replace(self.report, plan_fingerprint=self._fingerprint)
+        self._raise_stop(session, self.report)
+        return True
+
+    def _agent_configs(self, agent_ids: Iterable[int]) -> list[p.AgentConfig]:
+        local = not self.options.address
+        return [
+            p.AgentConfig(
+                agent_id=agent_id,
+                run_id=self._run_id,
+                owner=_current_owner(),
+                cwd=str(self.config.invocation_params.dir),
+                pytest_args=tuple(worker_args(self.config.invocation_params.args)),
+                stack_text=self._stack_text,
+                stack_path=self.options.stack_file or "",
+                timeout=self.options.timeout,
+                python=sys.executable,
+                env=dict(os.environ) if local else None,
+                basetemp=str(self.config.option.basetemp) if self.config.option.basetemp else None,
+            )
+            for agent_id in agent_ids
+        ]
+
+    def _start_backend(self, configs: Sequence[p.AgentConfig]) -> None:
+        from orchestrator.backends import make_backend
+
+        if self.options.backend == "ray" and not self.options.address:
+            from orchestrator import warm
+
+            instance = warm.current()
+            if instance is not None:
+                self._print(
+                    f"orchestrate: joining the warm Ray instance at {instance.address} (orchestrate down stops it)"
+                )
+        self._backend = make_backend(
+            self.options.backend,
+            self.options.address,
+            working_dir=str(self.config.invocation_params.dir),
+            excludes=self.options.excludes,
+        )
+        self._backend_started_at = time.monotonic()
+        self._backend.start(configs)
+
+    def _run(self, session: pytest.Session, prepared: Prepared) -> RunReport:
+        from orchestrator.report.replay import PytestReplay
+        from orchestrator.scheduling import make_scheduler
+        from orchestrator.session import Session
+
+        local = not self.options.address
+        configs = self._early_configs
+        if not configs:
+            configs = self._agent_configs(shard.agent_id for shard in prepared.plan.shards)
+            self._start_backend(configs)
+        if self.options.results or self.options.html:
+            from orchestrator.report.spool import ResultSpool
+
+            self._spool = ResultSpool()
+        session_loop = Session(
+            prepared.units,
+            make_scheduler(self.options.schedule, prepared.plan),
+            self._backend,
+            configs,
+            PytestReplay(session),
+            reruns=self.options.reruns,
+            max_crashes=self.options.max_crashes,
+            versions=runtime_versions(),
+            spool=self._spool,
+            keep_passed_reports=False,
+            backend_started=self._backend_started_at,
+        )
+        try:
+            report = session_loop.run()
+            if session_loop.fatal is not None:
+                raise pytest.UsageError(str(session_loop.fatal))
+            return report
+        finally:
+            self._early_configs = []
+            if self._stack_text and local:
+                _remove_leftovers(self._run_id, self._warnings)
+
+    def _print_plans(self, units: Sequence[TestUnit], split: bool) -> None:
+        """`orchestrate plan`: one plan in detail, or the predicted makespan for each agent count."""
+        from orchestrator.report.tables import plan_text, predictions_text
+
+        counts = self.options.plan_counts
+        if not counts:
+            counts = (self._choose_agents(units).agents,)
+        if len(counts) == 1 and not self.options.plot:
+            plan = prepare(units, self.store, counts[0], split).plan
+            self._print(plan_text(plan, len(self.store), self._fixed_costs(plan.agents)))
+            return
+        from orchestrator.durations.estimate import estimate_units
+        from orchestrator.whatif import predict
+
+        if split:
+            units = prepare(units, self.store, max(counts), split).units
+        estimates = estimate_units(units, self.store)
+        predictions = predict(estimates, counts, self._fixed_costs)
+        unseen = sum(e.unseen_tests for e in estimates)
+        self._print(predictions_text(predictions, sum(len(u.node_ids) for u in units), len(units), unseen))
+        if self.options.plot:
+            from orchestrator.report.charts import predictions_svg
+
+            try:
+                Path(self.options.plot).write_text(predictions_svg(predictions), encoding="utf-8")
+            except OSError as exc:
+                raise pytest.UsageError(
+                    f"could not write {self.options.plot}: {exc.strerror or exc}"
+                ) from exc
+            self._print(f"orchestrate: wrote {self.options.plot}")
+
+    def _choose_agents(self, units: Sequence[TestUnit]) -> AgentChoice:
+        """How many agents: auto's choice, or the number asked for less those that would start too late."""
+        from orchestrator.durations.estimate import estimate_units
+
+        estimates = estimate_units(units, self.store)
+        if self.options.agents is None:
+            choice = choose_agents(estimates, self.capacity, self._fixed_costs)
+            self._print(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
+            return choice
+        # Agents started before collection that the plan leaves out finish as soon as they are up.
+        choice = trim_agents(
+            estimates, self.options.agents, self._fixed_costs, started=bool(self._early_configs)
+        )
+        if choice.reason:
+            self._print(f"orchestrate: {choice.reason}")
+        return choice
+
+    def _fixed_costs(self, agents: int) -> StartupPrediction | None:
+        """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
+        return self.store.startup.predict(self.startup_key, agents, self.capacity.agents)
+
+    @staticmethod
+    def _raise_stop(session: pytest.Session, report: RunReport) -> None:
+        """End the session as pytest would have ended it for the same reason."""
+        stop = report.stop
+        if stop is None:
+            return
+        if stop.kind == "exit":
+            pytest.exit(stop.message, returncode=stop.returncode)
+        if stop.kind == "interrupt":
+            raise KeyboardInterrupt(stop.message)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+
+    # -- the ending -------------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from orchestrator.report.sections import write_sections
+
+        if self.report is not None:
+            write_sections(terminalreporter, self.report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """After pytest's own plugins wrote their files: ours, and the duration store."""
+        from orchestrator.report.outputs import finish_outputs
+
+        for warning in self._warnings:
+            _warn(warning)
+        if self.report is None:
+            return
+        self.report = replace(self.report, exit_code=int(exitstatus))
+        finish_outputs(
+            self.report,
+            self.options.outputs,
+            self.config.option.xmlpath,
+            self.store,
+            self.extra,
+            startup=(self.startup_key, self.capacity.agents),
+            spool=self._spool,
+        )
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def pytest_unconfigure(self) -> None:
+        if self._early_configs and self._backend is not None:
+            # Started early, never run (a collection error, no tests, an interrupt): stop them,
+            # stacks down, before the backend goes.
+            from orchestrator.session import stop_unused_agents
+
+            stop_unused_agents(self._backend, self._early_configs)
+            if self._stack_text and not self.options.address:
+                _remove_leftovers(self._run_id, self._warnings)
+            self._early_configs = []
+        if self._backend is not None:
+            # After the summary: agents and stacks are down already; stopping Ray takes a second.
+            self._backend.shutdown()
+            self._backend = None
+
+    def _print(self, text: str) -> None:
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(text)
+        else:
+            print(text)
+
+
+def _backend_label(options: Options) -> str:
+    """The backend as its start-up costs differ: local threads, a fresh Ray, a warm one, a cluster."""
+    if options.backend != "ray":
+        return options.backend
+    if options.address:
+        return "ray-cluster"
+    from orchestrator import warm
+
+    return "ray-warm" if warm.current() is not None else "ray"
+
+
+def _load_stack(path: str, local: bool) -> str:
+    """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
+    anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
+    from agents.stack import check_engine, load_stack_file, sweep
+
+    load_stack_file(path)
+    if not local:
+        return Path(path).read_text(encoding="utf-8")
+    check_engine()
+    removed = sweep(all_owners=False)
+    if any(removed):
+        print(
+            f"orchestrate: warning: removed {removed[0]} container(s) and {removed[1]} network(s) left by dead runs",
+            file=sys.stderr,
+        )
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _remove_leftovers(run_id: str, warnings: list[str]) -> None:
+    """Remove what agents that died without taking their stack down left (a killed actor)."""
+    from agents.stack import remove_run
+
+    try:
+        removed = remove_run(run_id)
+    except USER_ERRORS as exc:
+        warnings.append(f"could not remove the containers of this run's dead agents: {exc}")
+        return
+    if removed:
+        warnings.append(f"removed {removed} container(s) that agents which died left behind")
+
+
+def _current_owner() -> str:
+    from agents.stack import current_owner
+
+    return current_owner()
