@@ -44,6 +44,8 @@ class Coordinator:
         self._backend: Any = None
         # Agents started before the coordinator's collection (an explicit --agents N): their configs.
         self._early_configs: list[p.AgentConfig] = []
+        # Run in this process (`--agents auto`, when agents cannot pay): node id -> seconds so far.
+        self._in_process_durations: dict[str, float] | None = None
         self._backend_started_at = 0.0
         self._run_id = uuid.uuid4().hex[:10]
         self._stack_text = ""
@@ -78,7 +80,7 @@ class Coordinator:
         self._start_backend(self._early_configs)
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
         if session.testsfailed and not session.config.option.continue_on_collection_errors:
             raise session.Interrupted(
                 f"{session.testsfailed} error{'s' if session.testsfailed != 1 else ''} during collection"
@@ -109,6 +111,8 @@ class Coordinator:
             self._print_plans(units, split)
             return True
         choice = self._choose_agents(units)
+        if self._in_process(units, choice, split):
+            return None  # pytest's own run loop, in this process
         prepared = prepare(units, self.store, choice.agents, split)
         self.prepared = prepared
         plan = prepared.plan
@@ -264,6 +268,43 @@ class Coordinator:
             self._print(f"orchestrate: {choice.reason}")
         return choice
 
+    def _in_process(self, units: Sequence[TestUnit], choice: AgentChoice, split: bool) -> bool:
+        """`--agents auto` on a suite where agents cannot pay: run it here, as plain pytest does.
+
+        Not with a stack (the tests need one of their own), a timeout (enforced from outside a
+        worker), reruns, a cluster, a shard, or orchestrate's own outputs asked for (`--results`,
+        `--html`: they describe agents). What it means: a test that kills its process ends the
+        run, as under plain pytest.
+        """
+        from orchestrator.durations.estimate import estimate_units
+        from orchestrator.sizing import in_process_pays
+
+        options = self.options
+        if (
+            options.agents is not None
+            or options.stack_file
+            or options.timeout
+            or options.reruns
+            or options.address
+            or options.shard is not None
+            or options.results
+            or options.html
+            or split
+        ):
+            return False
+        why = in_process_pays(estimate_units(units, self.store), choice, os.cpu_count() or 1)
+        if not why:
+            return False
+        self._print(f"orchestrate: --agents auto: {why}")
+        self._in_process_durations = {}
+        return True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """In this process: every test's duration, for the store (its phases, as on agents)."""
+        if self._in_process_durations is not None and report.when in ("setup", "call", "teardown"):
+            durations = self._in_process_durations
+            durations[report.nodeid] = durations.get(report.nodeid, 0.0) + report.duration
+
     def _fixed_costs(self, agents: int) -> StartupPrediction | None:
         """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
         return self.store.startup.predict(self.startup_key, agents, self.capacity.agents)
@@ -298,6 +339,10 @@ class Coordinator:
 
         for warning in self._warnings:
             _warn(warning)
+        if self._in_process_durations:
+            from orchestrator.report.outputs import save_durations
+
+            save_durations(self.store, self._in_process_durations, self.options.durations, _warn)
         if self.report is None:
             return
         self.report = replace(self.report, exit_code=int(exitstatus))

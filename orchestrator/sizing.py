@@ -27,7 +27,16 @@ from orchestrator.durations.startup import StartupPrediction
 from orchestrator.model import UnitEstimate
 from orchestrator.whatif import Prediction, predict
 
-__all__ = ["AUTO_TOLERANCE", "AgentChoice", "Capacity", "choose_agents", "trim_agents"]
+__all__ = [
+    "AGENT_SECONDS_PER_TEST",
+    "AUTO_TOLERANCE",
+    "IN_PROCESS_SECONDS_PER_TEST",
+    "AgentChoice",
+    "Capacity",
+    "choose_agents",
+    "in_process_pays",
+    "trim_agents",
+]
 
 # An extra agent must promise more than 5% of the predicted wall-clock: the estimates behind it
 # (moving averages, guesses for unseen tests, a start-up model linear in the load) are not
@@ -35,6 +44,13 @@ __all__ = ["AUTO_TOLERANCE", "AgentChoice", "Capacity", "choose_agents", "trim_a
 AUTO_TOLERANCE = 0.05
 
 FixedCosts = Callable[[int], StartupPrediction | None]
+
+# What a test costs beyond its own phases (pytest's hooks, reports, the terminal), measured on a
+# 2-core machine with 5,000 tests that do nothing (benchmarks/README.md): in the coordinator's own
+# process, as plain pytest; and on agents, all processes added up (worker, agent, coordinator's
+# replay), which the agents share out over the cores they run on.
+IN_PROCESS_SECONDS_PER_TEST = 0.0004
+AGENT_SECONDS_PER_TEST = 0.0013
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +134,27 @@ def _breakdown(prediction: Prediction) -> str:
         f"{prediction.wall_seconds:.1f}s with {prediction.agents} agent{'s' if prediction.agents != 1 else ''} "
         f"= {prediction.startup_seconds:.1f}s start-up + {prediction.makespan:.1f}s tests "
         f"+ {prediction.teardown_seconds:.1f}s teardown"
+    )
+
+
+def in_process_pays(estimates: Sequence[UnitEstimate], choice: AgentChoice, cores: int) -> str:
+    """Why `--agents auto` should run the suite in the coordinator's own process, or "" if not.
+
+    Only when every test has a recorded duration and the chosen agents' start-up is known: the
+    serial test time plus pytest's own per-test cost, against the best prediction for agents
+    (start-up, makespan, teardown) plus their machinery's per-test cost shared over the cores.
+    """
+    if not estimates or any(e.unseen_tests for e in estimates):
+        return ""
+    if choice.prediction is None:
+        return ""
+    agents_wall = choice.prediction.wall_seconds
+    tests = sum(len(e.unit.node_ids) for e in estimates)
+    agents_wall += tests * AGENT_SECONDS_PER_TEST / max(1, min(choice.agents, cores))
+    serial = sum(e.seconds for e in estimates) + tests * IN_PROCESS_SECONDS_PER_TEST
+    if serial > agents_wall:
+        return ""
+    return (
+        f"in this process: predicted {serial:.1f}s for {tests} tests here, against {agents_wall:.1f}s "
+        f"on {choice.agents} agent{'s' if choice.agents != 1 else ''} (start-up and per-test cost included)"
     )

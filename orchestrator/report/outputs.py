@@ -97,6 +97,17 @@ def update_store(
 ) -> None:
     """Fold the results' durations into `store` and save it (also when only `changed` otherwise)."""
     observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
+    save_durations(store, observations, path, warn, changed)
+
+
+def save_durations(
+    store: DurationStore,
+    observations: Mapping[str, float],
+    path: str,
+    warn: Callable[[str], None],
+    changed: bool = False,
+) -> None:
+    """Fold tests' seconds into `store` and save it (also when only `changed` otherwise)."""
     if not observations and not changed:
         return
     store.update(observations)

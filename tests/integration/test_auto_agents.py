@@ -13,7 +13,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from conftest import run_orchestrate
+from conftest import run_orchestrate, run_pytest
 
 from orchestrator.durations.store import DurationStore
 
@@ -70,3 +70,30 @@ def test_auto_chooses_n_says_why_and_learns_start_up(tmp_path: Path) -> None:
 
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "wall-clock s" in planned.stdout and "start-up s" in planned.stdout
+
+
+def test_auto_runs_a_suite_of_fast_tests_in_this_process_once_it_knows_them(tmp_path: Path) -> None:
+    """Agents cannot pay for 400 tests that do nothing: the second run is plain pytest's loop here."""
+    for m in range(4):
+        body = "".join(f"def test_{n}():\n    assert {n} >= 0\n" for n in range(100))
+        (tmp_path / f"test_fast_{m}.py").write_text(body + "def test_fails():\n    assert False\n")
+    plain = run_pytest(["-p", "no:cacheprovider", "-q"], tmp_path)
+
+    first = run_orchestrate(["run", "--backend", "local"], tmp_path)
+    second = run_orchestrate(["run", "--backend", "local"], tmp_path)
+
+    assert "in this process" not in first.stdout, first.stdout  # nothing known yet: agents
+    assert "orchestrate: --agents auto: in this process: predicted" in second.stdout, second.stdout
+    assert "orchestrate: agents" not in second.stdout  # no agent ran
+    assert second.returncode == first.returncode == plain.returncode == 1
+    assert _counts(second.stdout) == _counts(first.stdout) == _counts(plain.stdout) == "4 failed, 400 passed"
+    store, _ = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
+    assert store.get("test_fast_0.py::test_7") is not None  # in-process durations are stored too
+
+    with_results = run_orchestrate(["run", "--backend", "local", "--results", "r.json"], tmp_path)
+    assert "in this process" not in with_results.stdout  # --results describes agents: agents run
+
+
+def _counts(stdout: str) -> str:
+    last = stdout.strip().splitlines()[-1]
+    return re.sub(r"^=+ | in [\d.]+s.*$", "", last)
