@@ -4,6 +4,8 @@ Called by benchmarks/run.py: `all_cases()` lists what one `--all` run measures, 
 suite, its N values and the methods compared on it; `CHECKS` says, per goal, which median must
 be below which (or below a factor of it), and `evaluate()` turns the cases' summaries into the
 combined table's rows: measured medians with min-max, the target, met or missed.
+`other_cases()` are cases outside `--all` (issue 18's integration suite needs a Docker engine),
+run with `--case NAME`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHECKS", "Case", "Check", "all_cases", "evaluate", "format_goals"]
+__all__ = ["CHECKS", "Case", "Check", "all_cases", "evaluate", "format_goals", "other_cases"]
 
 # {case: {method: {N: {"median": s, "min": s, "max": s, "first_test": {...}, ...}}}}
 Summaries = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]
@@ -23,7 +25,7 @@ class Case:
     """One suite measured with several methods at several N, repetitions interleaved."""
 
     name: str
-    kind: str  # "generated", "trivial", "startup" or "real"
+    kind: str  # "generated", "trivial", "startup", "real" or "integration"
     agents: tuple[int, ...]
     methods: tuple[str, ...]
     what: str  # one line for the README and the output
@@ -32,7 +34,7 @@ class Case:
     sigma: float = 1.0
     setup_share: float = 0.15
     drift: float = 0.5
-    tests: int = 0  # trivial and startup suites
+    tests: int = 0  # trivial, startup and integration suites
     test_level_bound: bool = False  # classes may be cut: the bound is max(total/N, longest test)
     serial_once: bool = False  # serial pytest in the first repetition only (a long suite)
 
@@ -110,10 +112,26 @@ REAL = Case(
 )
 
 
+INTEGRATION = Case(
+    "integration",
+    "integration",
+    (2, 4),
+    ("serial", "orchestrate"),
+    "3,000 generated tests of ~15 ms against a real Postgres per agent: module-level functions, a "
+    "new connection per test, a conftest reordering items; bound max(serial CPU-s / cores, serial / N)",
+    tests=3000,
+)
+
+
 def all_cases(real: bool) -> list[Case]:
     """The cases of `--all`, cheapest first; the real suite only when a checkout is given."""
     cases = [STARTUP, TRIVIAL, SPLIT, BALANCE, BALANCE_300]
     return cases + [REAL] if real else cases
+
+
+def other_cases() -> list[Case]:
+    """Cases only `--case NAME` runs: no goal of issue 11 rests on them."""
+    return [INTEGRATION]
 
 
 CHECKS: tuple[Check, ...] = (

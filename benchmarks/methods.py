@@ -4,12 +4,22 @@ Called by benchmarks/run.py for every (method, N, repetition) of a case. Each me
 user would type it, as subprocesses of the suite's directory, and the whole command is timed
 with `time.perf_counter()`: start-up, collection, scheduling and teardown included. When the
 suite records when its tests start ($BENCH_TEST_STARTS, see generate.py), the time from the
-command's start to its first test is kept too.
+command's start to its first test is kept too. Every run also records the CPU-seconds the whole
+machine was busy meanwhile (/proc/stat: the command, the containers it talks to, and whatever
+else runs), those of the command's own processes (getrusage of the children it waited for) and
+those of every container of the local Docker engine (its cgroup, where readable): on a machine
+shared with other work, own + containers comes closer to what the run itself cost (other users'
+containers on the same engine aside).
+
+With a stack file (the integration case), every orchestrate agent brings up its own copy inside
+the timed command; the other methods get one copy, brought up before the clock starts and
+removed after it stops (benchmarks/integration.py's `one_stack`), its env added to theirs.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -19,7 +29,17 @@ from pathlib import Path
 
 from benchmarks.generate import STARTS_ENV
 
-__all__ = ["EXTRA_METHODS", "METHODS", "SERIAL", "Context", "Measurement", "benchmark_env", "measure"]
+__all__ = [
+    "EXTRA_METHODS",
+    "METHODS",
+    "SERIAL",
+    "Context",
+    "Measurement",
+    "benchmark_env",
+    "machine_busy_seconds",
+    "measure",
+    "orchestrate_command",
+]
 
 BIN = Path(sys.executable).parent
 
@@ -54,6 +74,10 @@ class Measurement:
     exit_code: int | None
     note: str = ""
     first_test_seconds: float | None = None  # command start to the first test's setup
+    cpu_seconds: float | None = None  # the whole machine's busy CPU-seconds during the command
+    process_cpu_seconds: float | None = None  # the command's own processes (not containers, not Ray's)
+    container_cpu_seconds: float | None = None  # every container of the local Docker engine
+    stack_seconds: float | None = None  # a non-orchestrate method's one stack: up and setup, untimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +91,34 @@ class Context:
     timeout: float
     paths: tuple[str, ...] = ()  # test paths given to every method (the real suite's package)
     pytest_args: tuple[str, ...] = ()  # after `--`: to pytest in every method
-    stale_store: Path | None = None  # orchestrate's store of the generated suite's stale durations
+    # the store `orchestrate` plans from (a fresh copy every run): a generated suite's stale
+    # durations, or what the integration case's unmeasured first run left
+    stale_store: Path | None = None
     split_durations: Path | None = None  # pytest-split's .test_durations
     history_store: Path | None = None  # for orchestrate-second: written by an earlier run
     record_starts: bool = False
+    stack_file: Path | None = None  # relative to suite_dir: orchestrate's --stack, one copy for the others
 
 
 def pytest_command(context: Context, *args: str) -> list[str]:
     return [str(BIN / "python"), "-m", "pytest", "-q", *args, *context.paths, *context.pytest_args]
+
+
+def orchestrate_command(context: Context, agents: int, durations: Path, *extra: str) -> list[str]:
+    """`orchestrate run` of the case's paths on `agents`, with `durations` as its store."""
+    command = [
+        str(BIN / "orchestrate"),
+        "run",
+        *context.paths,
+        "--agents",
+        str(agents),
+        "--durations",
+        str(durations),
+    ]
+    if context.stack_file is not None:
+        command += ["--stack", str(context.stack_file)]
+    command += extra
+    return command + (["--", *context.pytest_args] if context.pytest_args else [])
 
 
 def _orchestrate(context: Context, agents: int, store: Path | None, *extra: str) -> list[str]:
@@ -83,17 +127,7 @@ def _orchestrate(context: Context, agents: int, store: Path | None, *extra: str)
     copy.unlink(missing_ok=True)
     if store is not None:
         shutil.copyfile(store, copy)
-    command = [
-        str(BIN / "orchestrate"),
-        "run",
-        *context.paths,
-        "--agents",
-        str(agents),
-        "--durations",
-        str(copy),
-    ]
-    command += extra
-    return command + (["--", *context.pytest_args] if context.pytest_args else [])
+    return orchestrate_command(context, agents, copy, *extra)
 
 
 def commands(method: str, agents: int, context: Context) -> list[list[str]]:
@@ -148,12 +182,25 @@ def warm_available() -> bool:
     return done.returncode == 0
 
 
-def _time_commands(
-    command_list: list[list[str]], context: Context, log: Path, env: dict[str, str]
-) -> tuple[float, int, float]:
-    """Start every command at once: seconds until the last ends, the worst exit code, the start's wall time."""
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    """What one timed run of a method's commands gave."""
+
+    seconds: float
+    exit_code: int
+    wall_start: float  # time.time() at the start, for the first test's offset
+    cpu_seconds: float | None
+    process_cpu_seconds: float
+    container_cpu_seconds: float | None
+
+
+def _time_commands(command_list: list[list[str]], context: Context, log: Path, env: dict[str, str]) -> _Timed:
+    """Start every command at once; time them until the last ends, with the CPU-seconds meanwhile."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", encoding="utf-8") as stream:
+        busy_before = machine_busy_seconds()
+        children_before = _children_cpu_seconds()
+        containers_before = _containers_cpu_seconds()
         wall_start = time.time()
         start = time.perf_counter()
         processes = [
@@ -178,7 +225,63 @@ def _time_commands(
                     other.wait()
                 raise
         seconds = time.perf_counter() - start
-    return seconds, max(codes, key=abs), wall_start
+        busy_after = machine_busy_seconds()
+        containers_after = _containers_cpu_seconds()
+    busy = None if busy_before is None or busy_after is None else busy_after - busy_before
+    children = _children_cpu_seconds() - children_before
+    containers = (
+        None
+        if containers_before is None or containers_after is None
+        else containers_after - containers_before
+    )
+    return _Timed(seconds, max(codes, key=abs), wall_start, busy, children, containers)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds every core of this machine has been busy since boot (/proc/stat); None elsewhere.
+
+    Busy is user + nice + system + irq + softirq + steal: all but idle and iowait (guest time is
+    already inside user).
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as stream:
+            fields = stream.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# The parent cgroup of Docker's containers with the cgroupfs driver (v1, then v2). Its usage
+# keeps what removed containers used, so it also counts stacks that came and went meanwhile.
+_DOCKER_CGROUP_USAGE = (
+    (Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage"), 1e-9),  # nanoseconds
+    (Path("/sys/fs/cgroup/docker/cpu.stat"), 1e-6),  # usage_usec
+)
+
+
+def _containers_cpu_seconds() -> float | None:
+    """CPU-seconds every container of the local Docker engine has used; None where unreadable."""
+    for path, unit in _DOCKER_CGROUP_USAGE:
+        try:
+            text = path.read_text(encoding="ascii")
+        except OSError:
+            continue
+        if path.name == "cpu.stat":
+            usage = dict(line.split() for line in text.splitlines() if line.strip())
+            text = usage.get("usage_usec", "")
+        try:
+            return int(text) * unit
+        except ValueError:
+            continue
+    return None
 
 
 def _first_start(path: Path, wall_start: float) -> float | None:
@@ -190,7 +293,32 @@ def _first_start(path: Path, wall_start: float) -> float | None:
 
 
 def measure(method: str, agents: int, repetition: int, context: Context) -> Measurement:
-    """Run `method` on `agents` once and time it; a failure is a Measurement with a note."""
+    """Run `method` on `agents` once and time it; a failure is a Measurement with a note.
+
+    With a stack file, a method other than orchestrate's runs against one copy of the stack,
+    brought up before the clock starts and removed after it stops.
+    """
+    if context.stack_file is None or method.startswith("orchestrate"):
+        return _measure(method, agents, repetition, context)
+    from agents.stack.errors import StackError
+    from benchmarks.integration import one_stack
+
+    run_id = f"bench-{os.getpid()}-{method}-n{agents}-r{repetition}"
+    try:
+        with one_stack(context.suite_dir / context.stack_file, context.suite_dir, run_id) as (endpoints, up):
+            return _measure(method, agents, repetition, context, endpoints.env, up)
+    except StackError as exc:
+        return Measurement(method, agents, repetition, None, None, f"its stack failed: {exc}")
+
+
+def _measure(
+    method: str,
+    agents: int,
+    repetition: int,
+    context: Context,
+    stack_env: dict[str, str] | None = None,
+    stack_seconds: float | None = None,
+) -> Measurement:
     command_list = commands(method, agents, context)
     warm = method == "orchestrate-warm"
     if warm:
@@ -206,22 +334,32 @@ def measure(method: str, agents: int, repetition: int, context: Context) -> Meas
                 method, agents, repetition, None, up.returncode, "n/a: `orchestrate up` failed"
             )
     log = context.logs / f"{method}-n{agents}-r{repetition}.log"
-    env = dict(context.env)
+    env = {**context.env, **(stack_env or {})}
     starts = context.scratch / f"starts-{method}-n{agents}-r{repetition}.txt"
     if context.record_starts:
         starts.unlink(missing_ok=True)
         env[STARTS_ENV] = str(starts)
     try:
-        seconds, code, wall_start = _time_commands(command_list, context, log, env)
+        timed = _time_commands(command_list, context, log, env)
     except subprocess.TimeoutExpired:
         return Measurement(method, agents, repetition, None, None, f"timed out after {context.timeout:.0f}s")
     finally:
         if warm:
             subprocess.run([str(BIN / "orchestrate"), "down"], cwd=context.suite_dir, env=context.env)
-    if code != 0:
-        return Measurement(method, agents, repetition, None, code, f"exit code {code}, see {log}")
-    first = _first_start(starts, wall_start) if context.record_starts else None
-    return Measurement(method, agents, repetition, seconds, code, first_test_seconds=first)
+    ok = timed.exit_code == 0
+    return Measurement(
+        method,
+        agents,
+        repetition,
+        timed.seconds if ok else None,
+        timed.exit_code,
+        "" if ok else f"exit code {timed.exit_code}, see {log}",
+        first_test_seconds=_first_start(starts, timed.wall_start) if ok and context.record_starts else None,
+        cpu_seconds=timed.cpu_seconds,
+        process_cpu_seconds=timed.process_cpu_seconds,
+        container_cpu_seconds=timed.container_cpu_seconds,
+        stack_seconds=stack_seconds,
+    )
 
 
 def benchmark_env() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --all [--real CHECKOUT]   # every goal of issue 11, one combined table
     python benchmarks/run.py --case trivial            # one case of --all (see benchmarks/cases.py)
+    python benchmarks/run.py --case integration [--tests 3000]   # a Postgres per agent (Docker)
     python benchmarks/run.py --case real --real CHECKOUT [--real-paths networkx] [-- PYTEST ARGS]
     python benchmarks/run.py                       # 60 s suite, every method, N = 2 4 8, 3 repetitions
     python benchmarks/run.py --quick               # ~10 s suite, N = 2 4, 1 repetition (smoke test)
@@ -13,7 +14,9 @@ method runs it as a user would, as a subprocess whose whole wall-clock is measur
 collection, scheduling, teardown included. Repetitions are interleaved: each repetition runs
 serial pytest once, then every (N, method) pair, the method order rotated per repetition, so a
 slow spell of the machine hits every method alike. Medians are reported against the lower
-bound max(true total / N, longest class), which no schedule can beat.
+bound max(true total / N, longest class), which no schedule can beat; the integration case's
+bound is measured instead: max(serial CPU-seconds of the machine / cores, serial wall / N).
+Every run records the machine's busy CPU-seconds meanwhile (/proc/stat) and its own processes'.
 
 PYTHONDONTWRITEBYTECODE is removed from every benchmark subprocess's environment (all methods
 alike): with it set, every pytest process redoes assertion rewriting of every test module.
@@ -26,6 +29,7 @@ with every case and the goals table, --case NAME benchmarks/out/results-NAME.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -43,7 +47,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, all_cases, evaluate, format_goals  # noqa: E402
+from benchmarks.cases import Case, all_cases, evaluate, format_goals, other_cases  # noqa: E402
 from benchmarks.generate import (  # noqa: E402
     ORCHESTRATE_DURATIONS,
     SPLIT_DURATIONS,
@@ -54,8 +58,13 @@ from benchmarks.generate import (  # noqa: E402
     write_suite,
     write_trivial_suite,
 )
+from benchmarks.integration import (  # noqa: E402
+    STACK_FILE,
+    make_integration_suite,
+    measured_bound,
+    write_integration_suite,
+)
 from benchmarks.methods import (  # noqa: E402
-    BIN,
     EXTRA_METHODS,
     METHODS,
     SERIAL,
@@ -63,8 +72,10 @@ from benchmarks.methods import (  # noqa: E402
     Measurement,
     benchmark_env,
     measure,
+    orchestrate_command,
     pytest_command,
 )
+from benchmarks.tables import format_table, spread, summarise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -77,7 +88,7 @@ class Prepared:
     """A case's suite written and ready: where its commands run, and its lower bound per N."""
 
     context: Context
-    lower_bound: dict[str, float]  # empty when unknown (trivial and real suites)
+    lower_bound: dict[str, float]  # empty when unknown (trivial and real suites) or measured later
     description: str
     suite: Suite | None = None
 
@@ -92,6 +103,7 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
     common: dict[str, Any] = {"scratch": scratch, "logs": out / "logs" / case.name, "env": env}
     suite: Suite | None = None
     bound: dict[str, float] = {}
+    history: Path | None = None  # written by an unmeasured orchestrate run before the measured ones
     if case.kind == "generated":
         suite = make_suite(
             case.classes, case.total_seconds, seed=args.seed, sigma=case.sigma, setup_share=case.setup_share
@@ -122,14 +134,31 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
         )
         context = Context(suite_dir=suite_dir, timeout=600.0, record_starts=case.kind == "startup", **common)
         description = f"{case.tests} trivial tests"
+    elif case.kind == "integration":
+        integration = make_integration_suite(case.tests, seed=args.seed)
+        suite_dir = write_integration_suite(integration, root / "suite")
+        history = scratch / "history.msgpack"
+        # Each orchestrate run plans from a fresh copy of the store the unmeasured run leaves.
+        context = Context(
+            suite_dir=suite_dir,
+            timeout=900.0,
+            stale_store=history,
+            stack_file=Path(STACK_FILE),
+            **common,
+        )
+        description = (
+            f"{integration.tests} tests in {len(integration.modules)} modules ({integration.slow_tests} "
+            "slow, run last), a Postgres per agent, one for serial (up before its clock starts)"
+        )
     else:  # real
         checkout = args.real.resolve()
+        history = scratch / "history.msgpack"
         context = Context(
             suite_dir=checkout,
             timeout=3600.0,
             paths=tuple(args.real_paths),
             pytest_args=(*_own_config(checkout), *args.pytest_args),
-            history_store=scratch / "history.msgpack",
+            history_store=history,
             **common,
         )
         description = f"{checkout} {' '.join(args.real_paths)} {' '.join(args.pytest_args)}".strip()
@@ -138,26 +167,20 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
     subprocess.run(
         pytest_command(context, "--collect-only"), cwd=context.suite_dir, env=env, capture_output=True
     )
-    if context.history_store is not None:
-        # Unmeasured: the "previous run" whose store every orchestrate-second run starts from.
-        history = subprocess.run(
-            [
-                str(BIN / "orchestrate"),
-                "run",
-                *context.paths,
-                "--agents",
-                str(max(case.agents)),
-                "--durations",
-                str(context.history_store),
-                *(["--", *context.pytest_args] if context.pytest_args else []),
-            ],
+    if history is not None:
+        # Unmeasured: the "previous run" whose store every orchestrate-second run (the real
+        # suite's) or orchestrate run (the integration suite's) starts from.
+        done = subprocess.run(
+            orchestrate_command(context, max(case.agents), history),
             cwd=context.suite_dir,
             env=env,
             capture_output=True,
             text=True,
         )
-        (scratch / "history-run.log").write_text(history.stdout + history.stderr)
-        if not context.history_store.exists():
+        (scratch / "history-run.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            print(f"   the unmeasured first run exited {done.returncode}: {scratch / 'history-run.log'}")
+        if not history.exists():
             raise SystemExit(
                 f"the history run of {case.name} wrote no store; see {scratch / 'history-run.log'}"
             )
@@ -202,73 +225,6 @@ def run_all(
     return measurements
 
 
-def _spread(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"median": None, "min": None, "max": None}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def summarise(
-    measurements: Sequence[Measurement],
-    agents_list: Sequence[int],
-    methods: Sequence[str],
-    lower_bound: dict[str, float],
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """{method: {N: {"median", "min", "max", "ratio" (to the bound), "runs", "note", "first_test"}}}."""
-    summary: dict[str, dict[str, dict[str, Any]]] = {}
-    for method in methods:
-        summary[method] = {}
-        for agents in agents_list:
-            on = 1 if method == SERIAL else agents
-            runs = [m for m in measurements if m.method == method and m.agents == on]
-            cell: dict[str, Any] = _spread([m.seconds for m in runs if m.seconds is not None])
-            bound = lower_bound.get(str(agents))
-            cell["ratio"] = None if cell["median"] is None or not bound else cell["median"] / bound
-            cell["runs"] = len([m for m in runs if m.seconds is not None])
-            cell["note"] = "; ".join(sorted({m.note for m in runs if m.note}))
-            firsts = [m.first_test_seconds for m in runs if m.first_test_seconds is not None]
-            if firsts:
-                cell["first_test"] = _spread(firsts)
-            summary[method][str(agents)] = cell
-    return summary
-
-
-def format_table(
-    summary: dict[str, dict[str, dict[str, Any]]],
-    agents_list: Sequence[int],
-    lower_bound: dict[str, float],
-    serial_median: float | None,
-) -> str:
-    """One case's table: median seconds (min-max, x lower bound) per method and N."""
-    header = ["method"] + [f"N={n}" for n in agents_list]
-    rows = []
-    if lower_bound:
-        rows.append(["lower bound"] + [f"{lower_bound[str(n)]:.1f}s" for n in agents_list])
-    if serial_median is not None:
-        rows.append(["serial measured / N"] + [f"{serial_median / n:.1f}s" for n in agents_list])
-    for method, by_agents in summary.items():
-        cells, firsts = [], []
-        for n in agents_list:
-            cell = by_agents[str(n)]
-            if cell["median"] is None:
-                cells.append("n/a" if "n/a" in cell["note"] else "failed")
-            else:
-                ratio = f", {cell['ratio']:.2f}x" if cell["ratio"] is not None else ""
-                cells.append(f"{cell['median']:.2f}s ({cell['min']:.2f}-{cell['max']:.2f}{ratio})")
-            first = cell.get("first_test")
-            firsts.append(
-                "" if not first else f"{first['median']:.2f}s ({first['min']:.2f}-{first['max']:.2f})"
-            )
-        rows.append([method] + cells)
-        if any(firsts):
-            rows.append([f"{method}: to first test"] + firsts)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def run_case(
     case: Case, agents: Sequence[int], methods: Sequence[str], out: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -284,16 +240,26 @@ def run_case(
     def progress(m: Measurement) -> None:
         took = f"{m.seconds:7.2f}s" if m.seconds is not None else f"   {m.note}"
         first = f"  first test {m.first_test_seconds:.2f}s" if m.first_test_seconds is not None else ""
-        print(f"  rep {m.repetition + 1} N={m.agents:<2} {m.method:<20}{took}{first}", flush=True)
+        cpu = f"  CPU-s: machine {m.cpu_seconds:.1f}" if m.cpu_seconds is not None else ""
+        cpu += f", own {m.process_cpu_seconds:.1f}" if m.process_cpu_seconds is not None else ""
+        cpu += f", containers {m.container_cpu_seconds:.1f}" if m.container_cpu_seconds is not None else ""
+        print(f"  rep {m.repetition + 1} N={m.agents:<2} {m.method:<20}{took}{first}{cpu}", flush=True)
 
     started = time.perf_counter()
     repetitions = args.real_repetitions if case.kind == "real" and args.real_repetitions else args.repetitions
     measurements = run_all(agents, methods, repetitions, prepared.context, progress, case.serial_once)
-    summary = summarise(measurements, agents, methods, prepared.lower_bound)
-    serial = _spread([m.seconds for m in measurements if m.method == SERIAL and m.seconds is not None])[
-        "median"
-    ]
-    table = format_table(summary, agents, prepared.lower_bound, serial)
+    serial_runs = [m for m in measurements if m.method == SERIAL and m.seconds is not None]
+    serial = spread([m.seconds for m in serial_runs if m.seconds is not None])["median"]
+    serial_cpu = [m.cpu_seconds for m in serial_runs if m.cpu_seconds is not None]
+    serial_cpu_median = statistics.median(serial_cpu) if serial_cpu else None
+    cores = os.cpu_count() or 1
+    bound, bound_name, cpu_per_core = prepared.lower_bound, "lower bound", None
+    if case.kind == "integration":  # measured: max(serial CPU-s / cores, serial wall / N)
+        bound = measured_bound(serial_cpu, [m.seconds for m in serial_runs if m.seconds], agents, cores)
+        bound_name = "bound max(CPU-s/cores, serial/N)"
+        cpu_per_core = serial_cpu_median / cores if serial_cpu_median is not None else None
+    summary = summarise(measurements, agents, methods, bound)
+    table = format_table(summary, agents, bound, serial, cpu_per_core, bound_name)
     print(table, flush=True)
     return {
         "case": case.name,
@@ -301,8 +267,10 @@ def run_case(
         "suite": prepared.description,
         "agents": list(agents),
         "methods": list(methods),
-        "lower_bound": prepared.lower_bound,
+        "lower_bound": bound,
+        "cores": cores,
         "serial_median": serial,
+        "serial_cpu_median": serial_cpu_median,
         "summary": summary,
         "measurements": [asdict(m) for m in measurements],
         "table": table,
@@ -381,7 +349,7 @@ def _parse_methods(text: str) -> list[str]:
     return methods
 
 
-CASES = {case.name: case for case in all_cases(real=True)}
+CASES = {case.name: case for case in [*all_cases(real=True), *other_cases()]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -403,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--total-seconds", type=float, default=60.0, help="true serial time of the suite")
     parser.add_argument("--classes", type=int, default=60, help="test classes (orchestrate's units)")
+    parser.add_argument(
+        "--tests", type=int, help="tests of a trivial, startup or integration case (default: the case's)"
+    )
     parser.add_argument(
         "--agents", type=_parse_agents, help="N values, e.g. 2,4,8 (default: 2,4,8 or the case's)"
     )
@@ -456,6 +427,8 @@ def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv:
     for case in cases:
         agents = args.agents or list(case.agents)
         methods = args.methods or list(case.methods)
+        if args.tests and case.tests:
+            case = dataclasses.replace(case, tests=args.tests)
         results.append(run_case(case, agents, methods, out, args))
     rows = evaluate(
         {r["case"]: r["summary"] for r in results}, {r["case"]: r["lower_bound"] for r in results}
@@ -463,8 +436,9 @@ def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv:
     if len(cases) == 1:  # one case: only its own goals
         rows = [row for row in rows if row["case"] == cases[0].name]
     goals = format_goals(rows)
-    print(f"\nissue 11's goals ({args.repetitions} interleaved repetition(s) per case, medians):\n")
-    print(goals)
+    if rows:
+        print(f"\nissue 11's goals ({args.repetitions} interleaved repetition(s) per case, medians):\n")
+        print(goals)
     seconds = time.perf_counter() - started
     print(f"\nall cases took {seconds / 60:.1f} min")
     document = {

@@ -147,3 +147,94 @@ def test_collection_suite_has_its_modules_helpers_and_logs(tmp_path: Path) -> No
     for path in [*root.glob("tests/*/*.py"), *root.glob("helpers/*.py")]:
         compile(path.read_text(), str(path), "exec")
     assert json.loads((root / "suite.json").read_text())["tests"] == 10
+
+
+def _load_integration():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "integration.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_integration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+integration = _load_integration()
+
+
+def test_integration_suite_is_deterministic_and_has_the_tests_asked_for() -> None:
+    suite = integration.make_integration_suite(1234, seed=3, tests_per_module=(10, 90))
+    assert suite == integration.make_integration_suite(1234, seed=3, tests_per_module=(10, 90))
+    assert suite != integration.make_integration_suite(1234, seed=4, tests_per_module=(10, 90))
+    assert suite.tests == 1234
+    assert all(len(m.tests) <= 90 for m in suite.modules)
+    assert all(len(m.tests) >= 10 for m in suite.modules[:-1])  # the last one takes what is left
+    assert len({m.name for m in suite.modules}) == len(suite.modules)
+    assert 0 < suite.slow_tests < 0.05 * suite.tests
+    for test in (t for m in suite.modules for t in m.tests):
+        assert 1 <= test.rows <= 4
+        assert 0.5 * 2000 - 1 <= test.work / (4 if test.slow else 1) <= 1.5 * 2000 + 1
+
+
+def test_integration_suite_refuses_bad_parameters() -> None:
+    with pytest.raises(ValueError):
+        integration.make_integration_suite(0)
+    with pytest.raises(ValueError):
+        integration.make_integration_suite(10, tests_per_module=(5, 4))
+    with pytest.raises(ValueError):
+        integration.make_integration_suite(10, slow_share=1.5)
+
+
+def test_integration_suite_files_and_stack(tmp_path: Path) -> None:
+    from agents.stack import load_stack_file
+
+    suite = integration.make_integration_suite(40, seed=1, tests_per_module=(15, 15), slow_share=0.1)
+    root = integration.write_integration_suite(suite, tmp_path)
+    modules = sorted(p.name for p in root.glob("test_*.py"))
+    assert modules == sorted(m.name for m in suite.modules) and len(modules) == 3
+    for path in root.glob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    sources = "".join((root / name).read_text() for name in modules)
+    assert "class " not in sources  # module-level functions only
+    assert sources.count("(conn):") == 40 and sources.count("@pytest.mark.slow") == suite.slow_tests
+    assert 'psycopg.connect(os.environ["DATABASE_URL"])' in (root / "conftest.py").read_text()
+    spec = load_stack_file(root / integration.STACK_FILE)
+    assert list(spec.services) == ["db"] and spec.services["db"].image == "orchestrate/postgres:15"
+    assert spec.setup == ("python migrate.py",)
+    url = spec.render_env({"db": {"host": "127.0.0.1", "port": 5999, "ports": {"5432": 5999}}})
+    assert url == {"DATABASE_URL": "postgresql://postgres:postgres@127.0.0.1:5999/postgres"}
+    assert json.loads((root / "suite.json").read_text())["tests"] == 40
+
+
+def test_integration_conftest_marks_db_tests_and_runs_slow_ones_last(pytester: pytest.Pytester) -> None:
+    suite = integration.make_integration_suite(30, seed=2, tests_per_module=(10, 10), slow_share=0.2)
+    integration.write_integration_suite(suite, pytester.path)
+    slow = {f"{m.name}::{t.name}" for m in suite.modules for t in m.tests if t.slow}
+    assert slow
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-m", "db")
+    collected = [line for line in result.outlines if "::" in line]
+    assert len(collected) == 30  # every test is marked db; collecting needs no database
+    assert set(collected[-len(slow) :]) == slow
+
+
+def test_measured_bound_is_the_larger_of_cpu_over_cores_and_wall_over_n() -> None:
+    bound = integration.measured_bound([30.0, 34.0, 32.0], [40.0, 44.0, 42.0], [2, 4], cores=2)
+    assert bound == {"2": 21.0, "4": 16.0}
+    assert integration.measured_bound([], [40.0], [2], cores=2) == {}
+
+
+@pytest.mark.docker
+def test_integration_suite_passes_against_one_stack(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    suite = integration.make_integration_suite(20, seed=1, tests_per_module=(10, 10), work=50)
+    root = integration.write_integration_suite(suite, tmp_path)
+    with integration.one_stack(root / integration.STACK_FILE, root, f"unit-{os.getpid()}") as (endpoints, up):
+        assert up > 0 and endpoints.env["DATABASE_URL"].startswith("postgresql://postgres:postgres@")
+        env = {**os.environ, **endpoints.env}
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "20 passed" in done.stdout
