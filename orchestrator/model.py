@@ -191,7 +191,7 @@ class Attempt:
     # pytest's own serialised reports (setup/call/teardown), for JUnit and the terminal.
     reports: tuple[dict[str, Any], ...] = ()
     message: str = ""
-    # Seconds since the run's start (the session's clock): from TestStarted to the end.
+    # Seconds since the run's start (the session's clock): from the test's start to its end.
     started: float = 0.0
     finished: float = 0.0
 

@@ -27,6 +27,7 @@ from orchestrator import protocol as p
 from orchestrator.agent_record import AgentRecord
 from orchestrator.attempts import AttemptLedger
 from orchestrator.backends.protocol import AgentBackend
+from orchestrator.durations.learning import LiveEstimate
 from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
@@ -95,6 +96,10 @@ class Session:
             spool=spool,
             keep_passed_reports=keep_passed_reports,
         )
+        # The remaining work, re-estimated as tests end; its makespan is recorded once a quarter
+        # and half of the tests have ended (a first run's plan guesses every test).
+        self._live = LiveEstimate([e for shard in scheduler.plan.shards for e in shard.units])
+        self._reestimates: dict[str, float] = {}
         # Independent evidence for the end-of-run check: every event that ended an attempt.
         self._endings: Counter[str] = Counter()
         self._stop: StopRequest | None = None
@@ -238,6 +243,7 @@ class Session:
             self._scheduler.request_work(event.agent_id)
 
     def on_test_ended(self, event: p.TestEnded) -> None:
+        self._agents[event.agent_id].mark_ended(event.node_id)
         if not self._ledger.is_open(event.node_id):
             return
         reports = unpack_test_reports(event.node_id, event.reports)
@@ -263,10 +269,12 @@ class Session:
         self._sink.warning(event.agent_id, event.warning)
 
     def on_test_crashed(self, event: p.TestCrashed) -> None:
+        self._agents[event.agent_id].mark_ended(event.node_id)
         self._endings[event.node_id] += 1
         self._crashed(event.agent_id, event.node_id, f"{event.message}\n{event.output}".strip())
 
     def on_test_timed_out(self, event: p.TestTimedOut) -> None:
+        self._agents[event.agent_id].mark_ended(event.node_id)
         self._endings[event.node_id] += 1
         # The first line ("timed out after N s") comes from report.outcomes.failure_text.
         message = f"agent {event.agent_id}: the worker was killed and replaced"
@@ -285,6 +293,7 @@ class Session:
 
     def on_test_exited(self, event: p.TestExited) -> None:
         """A test called pytest.exit() or raised KeyboardInterrupt: the whole run stops, as in pytest."""
+        self._agents[event.agent_id].mark_ended(event.node_id)
         if self._stop is None:
             if event.interrupted:
                 self._stop = StopRequest("interrupt", event.message or "KeyboardInterrupt")
@@ -308,6 +317,7 @@ class Session:
             "(does a parametrization depend on the process: env vars, time, randomness?)"
         )
         for node_id in event.node_ids:
+            self._agents[event.agent_id].mark_ended(node_id)
             if self._ledger.is_open(node_id):
                 self._endings[node_id] += 1
                 self._record(
@@ -379,20 +389,35 @@ class Session:
             finished=self._now(),
         )
         retry = self._ledger.crashed(node_id, attempt, retry_allowed=self._stop is None)
-        self._account(attempt, retry)
+        self._account(node_id, attempt, retry)
 
     def _record(self, node_id: str, attempt: Attempt, rerunnable: bool) -> None:
         """Add an attempt: final, unless it failed and --reruns allows another try."""
         retry = self._ledger.record(node_id, attempt, rerunnable=rerunnable, retry_allowed=self._stop is None)
-        self._account(attempt, retry)
+        self._account(node_id, attempt, retry)
 
-    def _account(self, attempt: Attempt, retry: TestUnit | None) -> None:
+    def _account(self, node_id: str, attempt: Attempt, retry: TestUnit | None) -> None:
         """Count an attempt in its agent's record; requeue the unit carrying its retry, if any."""
         if retry is not None:
             self._agents[attempt.agent_id].busy += attempt.duration
             self._scheduler.requeue([retry])
-        elif (record := self._agents.get(attempt.agent_id)) is not None:
-            record.count_final(attempt.duration, self._now())
+        else:
+            self._learn(node_id, attempt)
+            if (record := self._agents.get(attempt.agent_id)) is not None:
+                record.count_final(attempt.duration, self._now())
+
+    def _learn(self, node_id: str, attempt: Attempt) -> None:
+        """Feed a final attempt to the live estimate; at a quarter and at half of the tests, note
+        the makespan it predicts now: elapsed + remaining work over the live agents."""
+        live = self._live
+        live.ended(node_id, attempt.duration)
+        for key, share in (("reestimated_makespan_at_quarter", 0.25), ("reestimated_makespan_at_half", 0.5)):
+            if key not in self._reestimates and live.tests_ended >= share * live.tests:
+                agents = max(1, sum(1 for a in self._agents.values() if a.live))
+                first_ready = min(
+                    (a.ready_at for a in self._agents.values() if a.ready_at is not None), default=0.0
+                )
+                self._reestimates[key] = self._now() - first_ready + live.remaining_seconds() / agents
 
     # -- the report ----------------------------------------------------------------------
 
@@ -426,6 +451,7 @@ class Session:
                 "lower_bound": plan.lower_bound,
                 "total_seconds": plan.total_seconds,
                 "longest_unit_seconds": plan.longest_unit_seconds,
+                **self._reestimates,
             },
         )
 

@@ -46,6 +46,11 @@ def write_sections(terminal: Any, report: RunReport) -> None:
         terminal.write_line(
             f"wall {report.wall_seconds:.1f}s; predicted {report.plan.get('predicted_makespan', 0.0):.1f}s, "
             f"lower bound {report.plan.get('lower_bound', 0.0):.1f}s"
+            + (
+                f"; re-estimated {report.plan['reestimated_makespan_at_half']:.1f}s at half of the tests"
+                if "reestimated_makespan_at_half" in report.plan
+                else ""
+            )
         )
 
 

@@ -1,0 +1,78 @@
+"""Estimates that learn during a run: the remaining work re-estimated from the tests that ended.
+
+A first run plans unseen tests with a guess (durations/estimate.py: 0.1 s with no history at
+all), which can be off by any factor. `LiveEstimate` keeps, per module, what its ended tests
+took so far, and estimates every test still to run that the plan guessed (a unit with unseen
+tests) from its module's mean so far (else the mean of every ended test, else the plan's
+guess); tests with a recorded history keep their planned share. Pure and O(1) per ended test;
+the session feeds it and reports its re-estimated makespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.model import UnitEstimate
+
+__all__ = ["LiveEstimate"]
+
+
+def _module(node_id: str) -> str:
+    return node_id.split("::", 1)[0]
+
+
+class LiveEstimate:
+    """The seconds of work left in a run, re-estimated as tests end."""
+
+    def __init__(self, estimates: Sequence[UnitEstimate]) -> None:
+        # Planned seconds per test: the unit's estimate shared over its tests.
+        self._planned: dict[str, float] = {}
+        self._guessed: set[str] = set()
+        self._known_left = 0.0
+        self._guessed_left_by_module: dict[str, int] = {}
+        self._guessed_planned_left = 0.0
+        for estimate in estimates:
+            node_ids = estimate.unit.node_ids
+            share = estimate.seconds / len(node_ids) if node_ids else 0.0
+            for node_id in node_ids:
+                self._planned[node_id] = share
+                if estimate.unseen_tests:
+                    self._guessed.add(node_id)
+                    module = _module(node_id)
+                    self._guessed_left_by_module[module] = self._guessed_left_by_module.get(module, 0) + 1
+                    self._guessed_planned_left += share
+                else:
+                    self._known_left += share
+        self._seconds_by_module: dict[str, tuple[float, int]] = {}
+        self._seconds_ended = 0.0
+        self.tests_ended = 0
+        self.tests = len(self._planned)
+
+    def ended(self, node_id: str, seconds: float) -> None:
+        """`node_id` has its final outcome after `seconds` (once per test; others are ignored)."""
+        planned = self._planned.pop(node_id, None)
+        if planned is None:
+            return
+        module = _module(node_id)
+        if node_id in self._guessed:
+            self._guessed.discard(node_id)
+            self._guessed_left_by_module[module] -= 1
+            self._guessed_planned_left -= planned
+        else:
+            self._known_left -= planned
+        total, count = self._seconds_by_module.get(module, (0.0, 0))
+        self._seconds_by_module[module] = (total + seconds, count + 1)
+        self._seconds_ended += seconds
+        self.tests_ended += 1
+
+    def remaining_seconds(self) -> float:
+        """The seconds of test time still to run, as estimated now."""
+        if not self.tests_ended:
+            return max(0.0, self._known_left) + max(0.0, self._guessed_planned_left)
+        overall = self._seconds_ended / self.tests_ended
+        guessed = 0.0
+        for module, left in self._guessed_left_by_module.items():
+            if left:
+                total, count = self._seconds_by_module.get(module, (0.0, 0))
+                guessed += left * (total / count if count else overall)
+        return max(0.0, self._known_left) + guessed

@@ -1,0 +1,38 @@
+"""LiveEstimate: unseen tests re-estimated from what their module's ended tests took."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.durations.learning import LiveEstimate
+from orchestrator.model import TestUnit, UnitEstimate
+
+
+def _unit(unit_id: str, tests: int, seconds: float, unseen: int) -> UnitEstimate:
+    node_ids = tuple(f"{unit_id}::test_{n}" for n in range(tests))
+    return UnitEstimate(TestUnit(unit_id, node_ids), seconds, unseen_tests=unseen)
+
+
+def test_guessed_tests_take_their_modules_mean_and_known_ones_keep_their_plan() -> None:
+    live = LiveEstimate(
+        [_unit("a.py::A", 4, 0.4, unseen=4), _unit("b.py::B", 2, 0.2, unseen=2), _unit("c.py::C", 2, 6.0, 0)]
+    )
+    assert live.remaining_seconds() == pytest.approx(6.6)  # the plan, before anything ended
+
+    live.ended("a.py::A::test_0", 2.0)
+    live.ended("a.py::A::test_1", 4.0)
+
+    # a.py: 2 left at its mean of 3 s; b.py has no ended test: the mean of all (3 s); c.py planned.
+    assert live.remaining_seconds() == pytest.approx(2 * 3.0 + 2 * 3.0 + 6.0)
+    live.ended("c.py::C::test_0", 10.0)  # a known test ending slow changes only its own share
+    assert live.remaining_seconds() == pytest.approx(2 * 3.0 + 2 * (16.0 / 3) + 3.0)
+    assert (live.tests_ended, live.tests) == (3, 8)
+
+
+def test_a_test_ends_once_and_unknown_ids_are_ignored() -> None:
+    live = LiveEstimate([_unit("a.py::A", 2, 1.0, unseen=0)])
+    live.ended("a.py::A::test_0", 5.0)
+    live.ended("a.py::A::test_0", 5.0)
+    live.ended("elsewhere.py::test_x", 5.0)
+    assert live.tests_ended == 1
+    assert live.remaining_seconds() == pytest.approx(0.5)
