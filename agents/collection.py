@@ -19,12 +19,17 @@ workers inherit from the coordinator's environment:
 
 - `full`: today's behaviour.
 - `auto`: full collection when any plugin that is neither pytest's own nor orchestrate's (a
-  conftest.py, an installed plugin, `-p`) implements a hook that sees the collection as a whole
-  or takes part in making it (`WHOLE_COLLECTION_HOOKS`): a `pytest_collection_modifyitems` that
-  picks tests by what else was collected would pick differently from a few files. Decided after
-  the start-up walk, when every conftest.py is loaded, and before any such hook runs, so those
-  hooks only ever see the whole suite.
-- `lazy`: lazy even then; such hooks see each `run`'s new items instead of the whole suite.
+  conftest.py, an installed plugin, `-p`) implements a hook that takes part in *making* the
+  collection (`COLLECTION_MAKING_HOOKS`: `pytest_collection`, `pytest_make_collect_report`),
+  which may build other nodes than pytest's own walk. Hooks that only *see* items
+  (`pytest_collection_modifyitems`, `pytest_collection_finish`, `pytest_itemcollected`,
+  `pytest_deselected`; most suites and plugins have one, anyio's `pytest_collection_finish`
+  is installed almost everywhere) keep the worker lazy: they see each `run`'s new items. That
+  is safe because the coordinator's collection alone decides what runs: a worker runs only the
+  node ids it is given, and one whose hooks left a given node id out (a modifyitems that picks
+  by what else was collected) reports it as not collected, shown with both sides, never
+  silently. Decided after the start-up walk, when every conftest.py is loaded.
+- `lazy`: lazy even with collection-making hooks.
 
 Either lazy mode still collects everything at start-up when an argument names tests inside a
 file (`path.py::name`): pytest resolves such an argument by collecting the file.
@@ -42,16 +47,9 @@ __all__ = ["MODES", "MODE_ENV", "WorkerCollection", "collect_mode", "file_node_i
 
 MODE_ENV = "ORCHESTRATE_COLLECT"
 MODES = ("auto", "lazy", "full")
-# Hooks that see the collection as a whole, or make it: a plugin of the user's implementing one
-# of them makes `auto` collect everything.
-WHOLE_COLLECTION_HOOKS = (
-    "pytest_collection",
-    "pytest_collection_modifyitems",
-    "pytest_collection_finish",
-    "pytest_make_collect_report",
-    "pytest_itemcollected",
-    "pytest_deselected",
-)
+# Hooks that take part in making the collection: a plugin of the user's implementing one of them
+# makes `auto` collect everything (hooks that only see items do not: see the module docstring).
+COLLECTION_MAKING_HOOKS = ("pytest_collection", "pytest_make_collect_report")
 # Modules whose hook implementations are known to be per item, or ours.
 _OWN_MODULE_PREFIXES = ("_pytest.", "agents.", "orchestrator.")
 
@@ -65,9 +63,9 @@ def collect_mode(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def user_collection_hooks(pluginmanager: pytest.PytestPluginManager) -> list[str]:
-    """'where implements hook' for every non-builtin implementation of a whole-collection hook."""
+    """'where implements hook' for every non-builtin implementation of a collection-making hook."""
     found: list[str] = []
-    for name in WHOLE_COLLECTION_HOOKS:
+    for name in COLLECTION_MAKING_HOOKS:
         for impl in getattr(pluginmanager.hook, name).get_hookimpls():
             module = getattr(impl.function, "__module__", None) or ""
             if module == "pytest" or module.startswith(_OWN_MODULE_PREFIXES):
@@ -210,4 +208,8 @@ def file_node_id(node_id: str) -> str:
 
 def class_node_id(node_id: str) -> str:
     """The node id of the outermost collector inside the file: a test class, or the test itself."""
-    return "::".join(node_id.split("[", 1)[0].split("::", 2)[:2])
+    path, sep, rest = node_id.partition("::")
+    if not sep:
+        return node_id
+    # The parameter id goes first (it may hold "::"), and only after the path: a path may hold "[".
+    return f"{path}::{rest.split('[', 1)[0].split('::', 1)[0]}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_orchestrate, write_suite
-from test_agent_runtime import Collector
+from test_agent_runtime import Collector, ended_phases
 
 from agents.collection import collect_mode
 from agents.runtime import AgentRuntime
@@ -63,6 +63,14 @@ MODIFYITEMS_CONFTEST = """
     def pytest_collection_modifyitems(items):
         items.sort(key=lambda item: item.nodeid)
 """
+# A hook that takes part in making the collection (wrapping every collector's report).
+MAKE_REPORT_CONFTEST = """
+    import pytest
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(collector):
+        return (yield)
+"""
 
 
 def _write_modules(root: Path, count: int = 10, conftest: str | None = None) -> None:
@@ -98,11 +106,7 @@ def _imports(root: Path) -> list[str]:
 
 
 def _passed(events: list[pm.Event]) -> list[str]:
-    return [
-        e.node_id
-        for e in events
-        if isinstance(e, pm.TestReported) and e.report["when"] == "call" and e.report["outcome"] == "passed"
-    ]
+    return [n for n, when, outcome in ended_phases(events) if when == "call" and outcome == "passed"]
 
 
 @pytest.mark.slow
@@ -139,7 +143,9 @@ def test_units_of_one_module_in_separate_runs_share_its_module_and_class_fixture
     runtime.command(pm.Assign(units=(_unit("a1", "test_m0.py::TestA::test_1"),)))
     collector.wait_for(pm.WorkWanted)
     runtime.command(pm.Assign(units=(_unit("a2", "test_m0.py::TestA::test_2"),)))
-    collector.wait_for(pm.TestStarted)
+    # test_1 ran with test_2 as its next item: the worker holds test_2, waiting for its successor.
+    ended = collector.wait_for(pm.TestEnded)
+    assert isinstance(ended, pm.TestEnded) and ended.node_id == "tests/test_m0.py::TestA::test_1"
     runtime.command(pm.Assign(units=(_unit("b", "test_m0.py::TestB::test_1"),)))
     runtime.command(pm.Finish())
     events = collector.rest(runtime)
@@ -151,6 +157,19 @@ def test_units_of_one_module_in_separate_runs_share_its_module_and_class_fixture
         "module teardown m0",
     ]
     assert _imports(tmp_path) == ["m0"]
+
+
+@pytest.mark.slow
+def test_a_class_under_a_path_with_brackets_is_collected_lazily(tmp_path: Path) -> None:
+    write_suite(tmp_path, {"tests/sub[1]/test_m0.py": MODULE.replace("{name}", "m0")})
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    runtime.command(pm.Assign(units=(_unit("a", "sub[1]/test_m0.py::TestA::test_1"),)))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert not [e for e in events if isinstance(e, pm.NotCollected | pm.AgentFailed)]
+    assert _passed(events) == ["tests/sub[1]/test_m0.py::TestA::test_1"]
 
 
 @pytest.mark.slow
@@ -186,10 +205,10 @@ def test_node_ids_a_lazy_worker_does_not_find_are_not_collected(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("collect", "lazy"), [(None, False), ("lazy", True), ("full", False)], ids=["auto", "lazy", "full"]
 )
-def test_a_conftest_with_collection_modifyitems_makes_workers_collect_everything(
+def test_a_conftest_making_the_collection_makes_workers_collect_everything(
     tmp_path: Path, collect: str | None, lazy: bool
 ) -> None:
-    _write_modules(tmp_path, count=3, conftest=MODIFYITEMS_CONFTEST)
+    _write_modules(tmp_path, count=3, conftest=MAKE_REPORT_CONFTEST)
     collector = Collector()
     runtime = _runtime(tmp_path, collector, collect)
     runtime.start()
@@ -200,15 +219,32 @@ def test_a_conftest_with_collection_modifyitems_makes_workers_collect_everything
     assert isinstance(ready, pm.AgentReady)
     assert ready.lazy_collection is lazy
     assert ready.collected == (0 if lazy else 15)
-    fallback = "tests/conftest.py implements pytest_collection_modifyitems" if collect is None else ""
+    fallback = "tests/conftest.py implements pytest_make_collect_report" if collect is None else ""
     assert ready.collection_fallback == fallback
     assert _imports(tmp_path) == (["m1"] if lazy else ["m0", "m1", "m2"])
     assert _passed(events) == ["tests/test_m1.py::TestB::test_1"]
 
 
 @pytest.mark.slow
+def test_a_conftest_that_only_sees_items_keeps_workers_lazy(tmp_path: Path) -> None:
+    """modifyitems sees each run's new items; the coordinator's collection decides what runs."""
+    _write_modules(tmp_path, count=3, conftest=MODIFYITEMS_CONFTEST)
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    ready = collector.wait_for(pm.AgentReady)
+    runtime.command(pm.Assign(units=(_unit("b", "test_m1.py::TestB::test_1"),)))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert isinstance(ready, pm.AgentReady)
+    assert (ready.lazy_collection, ready.collected, ready.collection_fallback) == (True, 0, "")
+    assert _imports(tmp_path) == ["m1"]
+    assert _passed(events) == ["tests/test_m1.py::TestB::test_1"]
+
+
+@pytest.mark.slow
 def test_orchestrate_says_once_why_workers_collected_everything(tmp_path: Path) -> None:
-    _write_modules(tmp_path, count=4, conftest=MODIFYITEMS_CONFTEST)
+    _write_modules(tmp_path, count=4, conftest=MAKE_REPORT_CONFTEST)
     env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATE_COLLECT"}
     args = ["run", "--backend", "local", "--agents", "2", "--durations", "d.msgpack", "tests"]
     proc = run_orchestrate(args, tmp_path, timeout=120, env=env)
@@ -216,7 +252,7 @@ def test_orchestrate_says_once_why_workers_collected_everything(tmp_path: Path) 
     assert "20 passed" in proc.stdout
     message = (
         "workers collected the whole suite at start-up because tests/conftest.py implements "
-        "pytest_collection_modifyitems (ORCHESTRATE_COLLECT=lazy collects only each unit's files anyway)"
+        "pytest_make_collect_report (ORCHESTRATE_COLLECT=lazy collects only each unit's files anyway)"
     )
     assert proc.stdout.count(message) == 1, proc.stdout
 
