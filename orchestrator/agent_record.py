@@ -43,6 +43,8 @@ class AgentRecord:
         # through hold/drop/drop_all, which keep the index by node id in step.
         self.units: dict[str, TestUnit] = {}
         self._unit_of_node: dict[str, str] = {}
+        # (unit id, node id) of held tests that ended here: none of them is the one running.
+        self._ended: set[tuple[str, str]] = set()
         self.unit_started: dict[str, float] = {}
         self.spans: list[UnitSpan] = []
         self.tests = 0
@@ -69,6 +71,7 @@ class AgentRecord:
             for node_id in unit.node_ids:
                 if self._unit_of_node.get(node_id) == unit_id:
                     del self._unit_of_node[node_id]
+                self._ended.discard((unit_id, node_id))
         return unit
 
     def drop_all(self) -> list[TestUnit]:
@@ -76,14 +79,25 @@ class AgentRecord:
         units = list(self.units.values())
         self.units = {}
         self._unit_of_node = {}
+        self._ended = set()
         return units
+
+    def mark_ended(self, node_id: str) -> None:
+        """`node_id` ended here (reported, crashed, timed out, exited or not collected)."""
+        unit_id = self._unit_of_node.get(node_id)
+        if unit_id is not None:
+            self._ended.add((unit_id, node_id))
 
     def running_test(self, is_open: Callable[[str], bool]) -> str | None:
         """The test the agent is running, as far as the session can tell: the first one it holds
-        with no end yet (its worker runs what it holds in the order it was given)."""
+        with no end yet (its worker runs what it holds in the order it was given).
+
+        An end here counts even when the test is still open: one that crashed here waits for its
+        retry, another agent's to run.
+        """
         for unit in self.units.values():
             for node_id in unit.node_ids:
-                if is_open(node_id):
+                if (unit.unit_id, node_id) not in self._ended and is_open(node_id):
                     return node_id
         return None
 

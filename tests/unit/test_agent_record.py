@@ -30,3 +30,39 @@ def test_a_retry_held_beside_its_original_unit_keeps_its_own_entry() -> None:
 
     assert record.unit_holding("m.py::T::a") == "m.py::T (crash 1)"
     assert record.unit_holding("m.py::T::b") is None
+
+
+def test_the_running_test_is_the_first_held_one_with_no_end() -> None:
+    record = AgentRecord(0, 0.0)
+    record.hold(TestUnit("m.py::T", ("m.py::T::a", "m.py::T::b", "m.py::T::c")))
+    record.hold(TestUnit("m.py::U", ("m.py::U::a",)))
+    final = {"m.py::T::a"}
+
+    def is_open(node_id: str) -> bool:
+        return node_id not in final
+
+    assert record.running_test(is_open) == "m.py::T::b"  # a is final: it ended
+    # b crashed here and waits for its retry (still open): the agent has moved on to c.
+    record.mark_ended("m.py::T::b")
+    assert record.running_test(is_open) == "m.py::T::c"
+    record.mark_ended("m.py::T::c")
+    assert record.running_test(is_open) == "m.py::U::a"
+    record.mark_ended("m.py::U::a")
+    assert record.running_test(is_open) is None
+
+
+def test_a_retry_held_on_the_agent_it_crashed_on_is_its_running_test_again() -> None:
+    record = AgentRecord(0, 0.0)
+    record.hold(TestUnit("m.py::T", ("m.py::T::a", "m.py::T::b")))
+    record.mark_ended("m.py::T::a")  # crashed, retried ...
+    record.mark_ended("m.py::T::b")
+    record.hold(TestUnit("m.py::T (crash 1)", ("m.py::T::a",)))  # ... here
+
+    assert record.running_test(lambda node_id: True) == "m.py::T::a"
+    record.drop("m.py::T")
+    assert record.running_test(lambda node_id: True) == "m.py::T::a"
+    record.mark_ended("m.py::T::a")
+    assert record.running_test(lambda node_id: True) is None
+    record.drop_all()
+    record.hold(TestUnit("m.py::T", ("m.py::T::a",)))  # what ended under a dropped unit is forgotten
+    assert record.running_test(lambda node_id: True) == "m.py::T::a"

@@ -18,6 +18,7 @@ from orchestrator import protocol as p
 from orchestrator.errors import InternalError
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
+from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.scheduling import make_scheduler, plan_lpt
 from orchestrator.session import Session
 
@@ -28,6 +29,13 @@ def _reports(node_id: str, outcome: str) -> list[dict]:
         {"nodeid": node_id, "when": "call", "outcome": outcome, "duration": 0.1},
         {"nodeid": node_id, "when": "teardown", "outcome": "passed", "duration": 0.01},
     ]
+
+
+def _ended(agent_id: int, node_id: str, reports: list[dict], seconds: float = 0.12) -> p.TestEnded:
+    """The one event of a test that ran to its teardown, its reports packed as a worker packs them."""
+    return p.TestEnded(
+        agent_id, node_id=node_id, reports=pack_test_reports(None, {}, reports), seconds=seconds
+    )
 
 
 class ScriptedBackend:
@@ -66,14 +74,11 @@ class ScriptedBackend:
         for node_id in unit.node_ids:
             behaviour = self.script.get(node_id, []).pop(0) if self.script.get(node_id) else "pass"
             self.ran.append((agent_id, node_id))
-            self.pending.append(p.TestStarted(agent_id, node_id=node_id))
             if behaviour == "die":
                 self.dead.add(agent_id)
                 self.pending.append(p.AgentFailed(agent_id, message="agent lost: killed"))
-                # Stale: a report the dead agent's worker still sent after the failure.
-                self.pending.append(
-                    p.TestReported(agent_id, node_id=node_id, report=_reports(node_id, "passed")[0])
-                )
+                # Stale: an end the dead agent's worker still sent after the failure (its setup only).
+                self.pending.append(_ended(agent_id, node_id, _reports(node_id, "passed")[:1]))
                 self.pending.append(p.AgentStopped(agent_id))
                 return False
             if behaviour == "crash":
@@ -96,8 +101,11 @@ class ScriptedBackend:
                 )
                 return False
             else:
-                for report in _reports(node_id, "failed" if behaviour == "fail" else "passed"):
-                    self.pending.append(p.TestReported(agent_id, node_id=node_id, report=report))
+                self.pending.append(
+                    _ended(
+                        agent_id, node_id, _reports(node_id, "failed" if behaviour == "fail" else "passed")
+                    )
+                )
         self.pending.append(p.UnitFinished(agent_id, unit_id=unit.unit_id))
         return True
 
@@ -333,6 +341,37 @@ def test_a_crash_retry_is_never_requeued_twice_when_its_agent_fails_later() -> N
     runs = Counter(n for _, n in backend.ran)
     assert runs["t.py::T0::test_0"] == 2
     assert {r.node_id: r.outcome for r in report.results}["t.py::T0::test_0"] is Outcome.PASSED
+
+
+def test_a_lost_agent_blames_the_test_it_ran_not_one_that_crashed_there_before() -> None:
+    # test_0 crashed on agent 0 and waits for its retry (still open) while agent 0 goes on; it
+    # then dies in test_1, which gets the crash attempt, and test_0 keeps its one crash.
+    backend = ScriptedBackend({"t.py::T0::test_0": ["crash", "pass"], "t.py::T0::test_1": ["die"]})
+    report, _ = _run(backend)
+
+    by_id = {r.node_id: r for r in report.results}
+    assert [a.outcome for a in by_id["t.py::T0::test_0"].attempts] == [Outcome.CRASHED, Outcome.PASSED]
+    assert [a.outcome for a in by_id["t.py::T0::test_1"].attempts] == [Outcome.CRASHED, Outcome.PASSED]
+    assert "agent lost: killed" in by_id["t.py::T0::test_1"].attempts[0].message
+
+
+def test_an_attempt_spans_the_seconds_its_agent_measured() -> None:
+    now = [100.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in UNITS], 2)
+    configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(2)]
+    report = Session(
+        UNITS, make_scheduler("dynamic", plan), ScriptedBackend(), configs, ListSink(), clock=clock
+    ).run()
+
+    for result in report.results:
+        [attempt] = result.attempts
+        assert attempt.finished - attempt.started == pytest.approx(0.12)
+        assert attempt.reports == tuple(_reports(result.node_id, "passed"))
 
 
 class NodesBackend(ScriptedBackend):
