@@ -24,9 +24,11 @@ from orchestrator.protocol import wire
 __all__ = ["COMPACT_KEYS", "compact_phase", "pack_test_reports", "unpack_test_reports"]
 
 # The attributes of a plain TestReport; one with others (a plugin's) crosses in pytest's form.
+# pytest 9.2 keeps the node id as `_id` (`nodeid` became a property), earlier ones as `nodeid`.
 COMPACT_KEYS = frozenset(
     {
         "nodeid",
+        "_id",
         "location",
         "keywords",
         "outcome",
