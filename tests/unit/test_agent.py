@@ -27,9 +27,11 @@ from agents.agent import (
     TakeStackDown,
     Tick,
     WorkerExited,
-    WorkerMessage,
+    WorkerSaid,
 )
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol import worker_hop as wh
+from orchestrator.protocol.reports import compact_phase, pack_test_reports, unpack_test_reports
 
 A = "t.py::A"
 B = "t.py::B"
@@ -47,6 +49,34 @@ def _units(**units: list[str]) -> CommandIn:
     return CommandIn(pm.Assign(units=tuple(pm.UnitWork(uid, tuple(ids)) for uid, ids in units.items())))
 
 
+def _packed(node_id: str, call: str = "passed") -> bytes:
+    """A test's three phases packed as the worker packs them (the agent never opens them)."""
+    phases = []
+    for when, outcome in (("setup", "passed"), ("call", call), ("teardown", "passed")):
+        attributes = {
+            "nodeid": node_id,
+            "location": ("t.py", 1, node_id),
+            "keywords": {node_id: 1},
+            "outcome": outcome,
+            "longrepr": None,
+            "when": when,
+            "user_properties": [],
+            "sections": [],
+            "duration": 0.01,
+            "start": 1.0,
+            "stop": 1.01,
+        }
+        phase = compact_phase(attributes)
+        assert phase is not None
+        phases.append(phase)
+    return pack_test_reports(("t.py", 1, node_id), {node_id: 1}, phases)
+
+
+def _sent_run(**units: list[str]) -> SendToWorker:
+    """The Run command that hands the worker these units, in this order."""
+    return SendToWorker(wh.Run(tuple((uid, tuple(ids)) for uid, ids in units.items())))
+
+
 class Agent:
     """A machine plus everything it ever returned, with shorthands for the usual inputs."""
 
@@ -59,21 +89,19 @@ class Agent:
         self.actions.extend(out)
         return out
 
-    def say(self, tag: str, now: float = 0.0, **fields: Any) -> list[Action]:
-        return self(WorkerMessage(tag, fields, now))
+    def say(self, message: wh.WorkerMessage, now: float = 0.0) -> list[Action]:
+        return self(WorkerSaid(message, now))
 
     def up(self, now: float = 10.0) -> list[Action]:
         return self(StackUp(stack_seconds=2.5, now=now))
 
     def ready(self, now: float = 11.5) -> list[Action]:
         self.up()
-        return self.say("collected", now, node_ids=[A, B, "t.py::C"])
+        return self.say(wh.Collected((A, B, "t.py::C")), now)
 
-    def run(self, node_id: str, now: float = 0.0, call: str = "passed") -> list[Action]:
-        out = self.say("started", now, node_id=node_id)
-        for when, outcome in (("setup", "passed"), ("call", call), ("teardown", "passed")):
-            out += self.say("report", now, node_id=node_id, report={"when": when, "outcome": outcome})
-        return out
+    def run(self, node_id: str, now: float = 0.0, call: str = "passed", seconds: float = 0.0) -> list[Action]:
+        out = self.say(wh.Started(node_id), now)
+        return out + self.say(wh.Ended(node_id, _packed(node_id, call)), now + seconds)
 
     def events(self) -> list[pm.Event]:
         return _events(self.actions)
@@ -86,7 +114,7 @@ def test_normal_flow_holds_the_last_test_until_flush() -> None:
     agent = Agent()
     assert agent(_units(u1=[A])) == []  # before the worker collected: kept
     assert agent.up() == [StartWorker()]
-    out = agent.say("collected", 11.5, node_ids=[A, B])
+    out = agent.say(wh.Collected((A, B)), 11.5)
     assert out[0] == Emit(
         pm.AgentReady(
             agent_id=7,
@@ -96,21 +124,27 @@ def test_normal_flow_holds_the_last_test_until_flush() -> None:
             worker_start_seconds=1.5,
         )
     )
-    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]})]
-    assert agent(_units(u2=[B])) == [SendToWorker("run", {"units": [["u2", [B]]]})]
-    assert agent(CommandIn(pm.Flush())) == [SendToWorker("flush")]
-    assert _names(agent.say("need_work")) == ["work_wanted"]
-    assert _names(agent.run(A)) == [
-        "test_started",
-        "test_reported",
-        "test_reported",
-        "test_reported",
-        "unit_finished",
+    assert out[1:] == [_sent_run(u1=[A])]
+    assert agent(_units(u2=[B])) == [_sent_run(u2=[B])]
+    assert agent(CommandIn(pm.Flush())) == [SendToWorker(wh.FlushHeld())]
+    assert _names(agent.say(wh.NeedWork())) == ["work_wanted"]
+    # One event per test: its reports as the worker packed them, and how long it ran.
+    out = agent.run(A, now=20.0, seconds=0.25)
+    assert out == [
+        Emit(pm.TestEnded(agent_id=7, node_id=A, reports=_packed(A), seconds=0.25)),
+        Emit(pm.UnitFinished(agent_id=7, unit_id="u1")),
     ]
-    assert _names(agent.run(B))[-1] == "unit_finished"
-    assert agent(CommandIn(pm.Finish())) == [SendToWorker("finish")]
+    [ended] = [e for e in _events(out) if isinstance(e, pm.TestEnded)]
+    assert [(r["nodeid"], r["when"], r["outcome"]) for r in unpack_test_reports(A, ended.reports)] == [
+        (A, "setup", "passed"),
+        (A, "call", "passed"),
+        (A, "teardown", "passed"),
+    ]
+    assert agent.say(wh.Started(B), 30.0) == []  # a start is the agent's to know, not the session's
+    assert _names(agent.say(wh.Ended(B, _packed(B, "failed")), 31.0)) == ["test_ended", "unit_finished"]
+    assert agent(CommandIn(pm.Finish())) == [SendToWorker(wh.FinishRun())]
     assert agent.machine.state is State.FINISHING
-    assert agent.say("need_work") == []  # finishing: the session has nothing more to give
+    assert agent.say(wh.NeedWork()) == []  # finishing: the session has nothing more to give
     assert agent(WorkerExited(1)) == [TakeStackDown()]  # exit code 1: a test failed, normal
     assert agent.stop_stack() == [Emit(pm.AgentStopped(agent_id=7, stack_down_seconds=0.5)), Stop()]
     assert agent.machine.state is State.STOPPED
@@ -124,7 +158,7 @@ def test_a_lazy_worker_is_ready_with_no_node_ids_and_gets_the_work_at_once() -> 
     agent = Agent()
     agent(_units(u1=[A]))
     agent.up()
-    out = agent.say("collected", 11.5, node_ids=[], lazy=True, fallback="")
+    out = agent.say(wh.Collected((), lazy=True, fallback=""), 11.5)
     assert out == [
         Emit(
             pm.AgentReady(
@@ -136,18 +170,16 @@ def test_a_lazy_worker_is_ready_with_no_node_ids_and_gets_the_work_at_once() -> 
                 worker_start_seconds=1.5,
             )
         ),
-        SendToWorker("run", {"units": [["u1", [A]]]}),
+        _sent_run(u1=[A]),
     ]
     # Whether its file had A is the worker's to say, per `run`.
-    assert _names(agent.say("not_collected", node_ids=[A], similar=[])) == ["not_collected", "unit_finished"]
+    assert _names(agent.say(wh.NotCollected((A,), ()))) == ["not_collected", "unit_finished"]
 
 
 def test_a_worker_that_fell_back_to_collecting_everything_says_why() -> None:
     agent = Agent()
     agent.up()
-    [ready] = _events(
-        agent.say("collected", node_ids=[A, B], lazy=False, fallback="conftest.py implements x")
-    )
+    [ready] = _events(agent.say(wh.Collected((A, B), lazy=False, fallback="conftest.py implements x")))
     assert isinstance(ready, pm.AgentReady)
     assert (ready.collected, ready.lazy_collection, ready.collection_fallback) == (
         2,
@@ -161,8 +193,8 @@ def test_a_flush_asked_before_the_worker_is_up_follows_the_work() -> None:
     agent.up()
     agent(_units(u1=[A]))
     agent(CommandIn(pm.Flush()))
-    out = agent.say("collected", node_ids=[A])
-    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]}), SendToWorker("flush")]
+    out = agent.say(wh.Collected((A,)))
+    assert out[1:] == [_sent_run(u1=[A]), SendToWorker(wh.FlushHeld())]
 
 
 def test_a_crash_mid_unit_is_reported_once_and_the_rest_goes_to_a_new_worker_in_order() -> None:
@@ -170,7 +202,7 @@ def test_a_crash_mid_unit_is_reported_once_and_the_rest_goes_to_a_new_worker_in_
     agent.ready()
     agent(_units(u1=[A, B, "t.py::C"], u2=["t.py::D"]))
     agent.run(A)
-    agent.say("started", node_id=B)
+    agent.say(wh.Started(B))
     out = agent(WorkerExited(-9, output="Segmentation fault"))
     assert out == [
         Emit(
@@ -180,9 +212,9 @@ def test_a_crash_mid_unit_is_reported_once_and_the_rest_goes_to_a_new_worker_in_
         ),
         StartWorker(),
     ]
-    out = agent.say("collected", node_ids=[A, B])
+    out = agent.say(wh.Collected((A, B)))
     # No AgentReady again; the crashed test is not handed over (the session decides), the rest is.
-    assert out == [SendToWorker("run", {"units": [["u1", ["t.py::C"]], ["u2", ["t.py::D"]]]})]
+    assert out == [_sent_run(u1=["t.py::C"], u2=["t.py::D"])]
     assert agent.machine.worker_restarts == 1
     agent.run("t.py::C")
     assert [e.name for e in agent.events()].count("test_crashed") == 1
@@ -193,7 +225,7 @@ def test_a_crash_message_names_the_exit_code() -> None:
     agent = Agent()
     agent.ready()
     agent(_units(u1=[A, B]))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     crashed = _events(agent(WorkerExited(3, "out")))
     assert crashed == [
         pm.TestCrashed(agent_id=7, node_id=A, message="worker exited with code 3", output="out")
@@ -204,7 +236,7 @@ def test_a_crash_on_a_units_last_test_finishes_the_unit() -> None:
     agent = Agent()
     agent.ready()
     agent(_units(u1=[A]))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     assert _names(agent(WorkerExited(-11))) == ["test_crashed", "unit_finished", "StartWorker"]
 
 
@@ -212,7 +244,7 @@ def test_a_timeout_comes_from_ticks_kills_the_worker_and_a_new_one_takes_the_res
     agent = Agent(timeout=5.0)
     agent.ready()
     agent(_units(u1=[A, B]))
-    agent.say("started", now=100.0, node_id=A)
+    agent.say(wh.Started(A), now=100.0)
     assert agent(Tick(104.0)) == []
     assert agent(Tick(105.0)) == []
     assert agent(Tick(105.5)) == [KillWorker()]
@@ -220,7 +252,7 @@ def test_a_timeout_comes_from_ticks_kills_the_worker_and_a_new_one_takes_the_res
     assert agent(Tick(200.0)) == []  # killed once
     out = agent(WorkerExited(-9, output="tail"))
     assert out == [Emit(pm.TestTimedOut(agent_id=7, node_id=A, seconds=5.0, output="tail")), StartWorker()]
-    assert agent.say("collected", node_ids=[A, B]) == [SendToWorker("run", {"units": [["u1", [B]]]})]
+    assert agent.say(wh.Collected((A, B))) == [_sent_run(u1=[B])]
 
 
 def test_no_timeout_between_tests() -> None:
@@ -271,7 +303,7 @@ def test_not_collected_node_ids_end_their_unit() -> None:
     agent.ready()
     agent(_units(u1=[A, "t.py::gone"]))
     agent.run(A)
-    out = agent.say("not_collected", node_ids=["t.py::gone"], similar=["t.py::gone[1]"])
+    out = agent.say(wh.NotCollected(("t.py::gone",), ("t.py::gone[1]",)))
     assert _events(out) == [
         pm.NotCollected(agent_id=7, node_ids=("t.py::gone",), similar=("t.py::gone[1]",)),
         pm.UnitFinished(agent_id=7, unit_id="u1"),
@@ -300,10 +332,12 @@ def test_abort_while_running_kills_the_worker_and_reports_no_crash() -> None:
     agent = Agent()
     agent.ready()
     agent(_units(u1=[A, B]))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     assert agent(CommandIn(pm.Abort())) == [KillWorker()]
     # What the worker wrote before it died is still relayed; a later command is dropped.
-    assert _names(agent.say("report", node_id=A, report={"when": "setup"})) == ["test_reported"]
+    assert _events(agent.say(wh.Ended(A, _packed(A)))) == [
+        pm.TestEnded(agent_id=7, node_id=A, reports=_packed(A), seconds=0.0)
+    ]
     assert agent(_units(u2=[B + "2"])) == []
     assert agent(WorkerExited(-9)) == [TakeStackDown()]
     agent.stop_stack()
@@ -317,8 +351,8 @@ def test_finish_before_ready_is_sent_after_the_work() -> None:
     agent(_units(u1=[A]))
     agent(CommandIn(pm.Finish()))
     agent.up()
-    out = agent.say("collected", node_ids=[A])
-    assert out[1:] == [SendToWorker("run", {"units": [["u1", [A]]]}), SendToWorker("finish")]
+    out = agent.say(wh.Collected((A,)))
+    assert out[1:] == [_sent_run(u1=[A]), SendToWorker(wh.FinishRun())]
     with pytest.raises(InvalidInput, match="Assign after Finish"):
         agent(_units(u2=[B]))
 
@@ -328,12 +362,9 @@ def test_a_crash_while_finishing_restarts_for_the_rest_then_finishes() -> None:
     agent.ready()
     agent(_units(u1=[A, B]))
     agent(CommandIn(pm.Finish()))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     assert _names(agent(WorkerExited(-6))) == ["test_crashed", "StartWorker"]
-    assert agent.say("collected", node_ids=[A, B]) == [
-        SendToWorker("run", {"units": [["u1", [B]]]}),
-        SendToWorker("finish"),
-    ]
+    assert agent.say(wh.Collected((A, B))) == [_sent_run(u1=[B]), SendToWorker(wh.FinishRun())]
     agent.run(B)
     assert agent(WorkerExited(0)) == [TakeStackDown()]
 
@@ -343,7 +374,7 @@ def test_a_crash_on_the_last_test_while_finishing_needs_no_new_worker() -> None:
     agent.ready()
     agent(_units(u1=[A]))
     agent(CommandIn(pm.Finish()))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     assert _names(agent(WorkerExited(-6))) == ["test_crashed", "unit_finished", "TakeStackDown"]
 
 
@@ -351,7 +382,7 @@ def test_a_stack_that_dies_mid_run_fails_the_agent() -> None:
     agent = Agent()
     agent.ready()
     agent(_units(u1=[A]))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     out = agent(StackDied("service 'db' exited with code 137"))
     assert out == [
         Emit(
@@ -393,37 +424,33 @@ def test_pytest_stopping_by_itself_is_not_restarted() -> None:
     agent.ready()
     agent(_units(u1=[A, B]))
     agent.run(A, call="failed")
-    assert agent.say("stopping", reason="stopping after 1 failures") == []
+    assert agent.say(wh.Stopping("stopping after 1 failures")) == []
     assert agent.machine.state is State.STOPPING_WORKER
     assert agent(WorkerExited(1)) == [TakeStackDown()]
 
 
 @pytest.mark.parametrize(
-    ("tag", "fields", "expected"),
+    ("exited", "expected"),
     [
         (
-            "exit",
-            {"message": "bye", "returncode": 3},
+            wh.Exited(A, message="bye", returncode=3),
             pm.TestExited(agent_id=7, node_id=A, message="bye", returncode=3, interrupted=False),
         ),
         (
-            "interrupted",
-            {"message": "KeyboardInterrupt"},
+            wh.Exited(A, message="KeyboardInterrupt", interrupted=True),
             pm.TestExited(agent_id=7, node_id=A, message="KeyboardInterrupt", interrupted=True),
         ),
     ],
 )
-def test_pytest_exit_and_keyboard_interrupt_stop_the_agent(
-    tag: str, fields: dict, expected: pm.Event
-) -> None:
+def test_pytest_exit_and_keyboard_interrupt_stop_the_agent(exited: wh.Exited, expected: pm.Event) -> None:
     agent = Agent()
     agent.ready()
     agent(_units(u1=[A, B]))
-    agent.say("started", node_id=A)
-    assert _events(agent.say(tag, node_id=A, **fields)) == [expected]
+    agent.say(wh.Started(A))
+    assert _events(agent.say(exited)) == [expected]
     assert agent.machine.state is State.STOPPING_WORKER
     # The worker ends its own session normally (session fixtures torn down): not a crash.
-    assert agent(WorkerExited(fields.get("returncode", 2))) == [TakeStackDown()]
+    assert agent(WorkerExited(2 if exited.returncode is None else exited.returncode)) == [TakeStackDown()]
     agent.stop_stack()
     names = [e.name for e in agent.events()]
     assert "test_crashed" not in names and "unit_finished" not in names
@@ -438,49 +465,49 @@ def test_warnings_are_relayed() -> None:
         "category_module": "builtins",
         "category_class_name": "DeprecationWarning",
     }
-    assert _events(agent.say("warning", warning=warning)) == [pm.WarningRecorded(agent_id=7, warning=warning)]
+    assert _events(agent.say(wh.Warned(warning))) == [pm.WarningRecorded(agent_id=7, warning=warning)]
 
 
 def test_reset_handshake_between_units() -> None:
     agent = Agent()
     agent(StackUp(stack_seconds=1.0, resets=True))
-    agent.say("collected", node_ids=[A, B])
+    agent.say(wh.Collected((A, B)))
     agent(_units(u1=[A], u2=[B]))
     # Nothing ran on the fresh stack yet: no reset needed.
-    assert agent.say("reset_wanted", unit_id="u1") == [SendToWorker("reset_done", {"error": ""})]
+    assert agent.say(wh.ResetWanted("u1")) == [SendToWorker(wh.ResetFinished(""))]
     agent.run(A)
-    assert agent.say("reset_wanted", unit_id="u2") == [ResetStack("u2")]
+    assert agent.say(wh.ResetWanted("u2")) == [ResetStack("u2")]
     out = agent(ResetDone("u2", seconds=0.2))
     assert out == [
         Emit(pm.StackReset(agent_id=7, unit_id="u2", seconds=0.2)),
-        SendToWorker("reset_done", {"error": ""}),
+        SendToWorker(wh.ResetFinished("")),
     ]
 
 
 def test_reset_failure_is_told_to_the_worker_and_the_session() -> None:
     agent = Agent()
     agent(StackUp(resets=True))
-    agent.say("collected", node_ids=[A, B])
+    agent.say(wh.Collected((A, B)))
     agent(_units(u1=[A], u2=[B]))
     agent.run(A)
-    agent.say("reset_wanted", unit_id="u2")
+    agent.say(wh.ResetWanted("u2"))
     error = "service 'db': reset failed: connection refused"
     out = agent(ResetDone("u2", seconds=1.0, error=error))
     assert out == [
         Emit(pm.StackReset(agent_id=7, unit_id="u2", seconds=1.0, error=error)),
-        SendToWorker("reset_done", {"error": error}),
+        SendToWorker(wh.ResetFinished(error)),
     ]
 
 
 def test_a_new_worker_resuming_a_unit_gets_no_reset() -> None:
     agent = Agent()
     agent(StackUp(resets=True))
-    agent.say("collected", node_ids=[A, B])
+    agent.say(wh.Collected((A, B)))
     agent(_units(u1=[A, B]))
-    agent.say("started", node_id=A)
+    agent.say(wh.Started(A))
     agent(WorkerExited(-9))
-    agent.say("collected", node_ids=[A, B])
-    assert agent.say("reset_wanted", unit_id="u1") == [SendToWorker("reset_done", {"error": ""})]
+    agent.say(wh.Collected((A, B)))
+    assert agent.say(wh.ResetWanted("u1")) == [SendToWorker(wh.ResetFinished(""))]
 
 
 def test_agent_stopped_is_last_and_once() -> None:
@@ -500,16 +527,14 @@ def test_agent_stopped_is_last_and_once() -> None:
 @pytest.mark.parametrize(
     ("prepare", "event"),
     [
-        ([], WorkerMessage("started", {"node_id": A})),
+        ([], WorkerSaid(wh.Started(A))),
         ([], WorkerExited(0)),
         ([], StackDown()),
-        ([StackUp()], WorkerMessage("started", {"node_id": A})),
+        ([StackUp()], WorkerSaid(wh.Started(A))),
+        ([StackUp()], WorkerSaid(wh.Ended(A, b""))),
+        ([StackUp()], WorkerSaid(wh.NeedWork())),
         ([StackUp()], StackUp()),
-        (
-            [StackUp(), WorkerMessage("collected", {"node_ids": []})],
-            WorkerMessage("collected", {"node_ids": []}),
-        ),
-        ([StackUp(), WorkerMessage("collected", {"node_ids": []})], WorkerMessage("gossip")),
+        ([StackUp(), WorkerSaid(wh.Collected())], WorkerSaid(wh.Collected())),
         ([StackUpFailed("x"), StackDown()], Tick(1.0)),
     ],
 )
@@ -519,3 +544,52 @@ def test_an_input_not_valid_in_the_state_raises(prepare: list, event: Any) -> No
         machine.handle(before)
     with pytest.raises(InvalidInput):
         machine.handle(event)
+
+
+def test_a_value_that_is_not_a_worker_message_is_refused() -> None:
+    # Unknown tags never get this far (worker_hop.decode refuses them); a command is no message.
+    agent = Agent()
+    agent.ready()
+    with pytest.raises(AssertionError):
+        agent.say(wh.Run(()))  # type: ignore[arg-type]
+
+
+def test_an_end_of_a_test_not_running_has_no_duration() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    agent.say(wh.Started(A), 5.0)
+    assert _events(agent.say(wh.Ended(B, _packed(B)), 9.0)) == [
+        pm.TestEnded(agent_id=7, node_id=B, reports=_packed(B), seconds=0.0)
+    ]
+    assert _events(agent.say(wh.Ended(A, _packed(A)), 9.0)) == [
+        pm.TestEnded(agent_id=7, node_id=A, reports=_packed(A), seconds=4.0),
+        pm.UnitFinished(agent_id=7, unit_id="u1"),
+    ]
+
+
+def test_deadline_is_none_without_a_timeout() -> None:
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent.say(wh.Started(A), 100.0)
+    assert agent.machine.deadline() is None
+
+
+def test_deadline_is_the_running_tests_start_plus_the_timeout() -> None:
+    agent = Agent(timeout=5.0)
+    assert agent.machine.deadline() is None  # no worker yet
+    agent.ready()
+    agent(_units(u1=[A, B]))
+    assert agent.machine.deadline() is None  # nothing runs: the driver waits without ticks
+    agent.say(wh.Started(A), 100.0)
+    assert agent.machine.deadline() == 105.0
+    agent.say(wh.Ended(A, _packed(A)), 101.0)
+    assert agent.machine.deadline() is None  # between tests
+    agent(CommandIn(pm.Finish()))
+    agent.say(wh.Started(B), 102.5)
+    assert agent.machine.state is State.FINISHING
+    assert agent.machine.deadline() == 107.5
+    assert agent(Tick(107.5)) == []  # at the deadline, not yet past it
+    assert agent(Tick(107.6)) == [KillWorker()]
+    assert agent.machine.deadline() is None  # killed once: the exit is awaited, not timed
