@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from agents.runtime import AgentRuntime
 from agents.stack import StackEndpoints
 from agents.stack.errors import StackFailed
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol.reports import unpack_test_reports
 
 SUITE = """
     import os
@@ -48,13 +50,16 @@ SUITE = """
 
 
 class Collector:
+    """The runtime's `emit`: every batch it hands out, decoded as a backend decodes it."""
+
     def __init__(self) -> None:
         self.events: queue.Queue[pm.Event] = queue.Queue()
         self.seen: list[pm.Event] = []
 
-    def __call__(self, event: pm.Event) -> None:
-        # Every event crosses the boundary encoded, as it does with a backend.
-        for decoded in pm.decode(pm.encode([event])):
+    def __call__(self, events: Sequence[pm.Event]) -> None:
+        assert events, "the runtime never emits an empty batch"
+        # Every batch crosses the boundary encoded, as it does with a backend.
+        for decoded in pm.decode(pm.encode(list(events))):
             assert isinstance(decoded, pm.Event)
             self.events.put(decoded)
 
@@ -70,6 +75,25 @@ class Collector:
         while not self.events.empty():
             self.seen.append(self.events.get())
         return self.seen
+
+
+def ended_phases(events: Sequence[pm.Event]) -> list[tuple[str, str, str]]:
+    """(node id, when, outcome) of every pytest report of every TestEnded, in order.
+
+    Each test that ran to its teardown ends with exactly one TestEnded carrying all its reports.
+    """
+    ended = [e for e in events if isinstance(e, pm.TestEnded)]
+    node_ids = [e.node_id for e in ended]
+    assert len(node_ids) == len(set(node_ids)), f"a test ended twice: {node_ids}"
+    phases = []
+    for event in ended:
+        assert event.seconds >= 0.0
+        reports = unpack_test_reports(event.node_id, event.reports)
+        assert [r["when"] for r in reports][-1] == "teardown", reports
+        for report in reports:
+            assert report["nodeid"] == event.node_id
+            phases.append((event.node_id, report["when"], report["outcome"]))
+    return phases
 
 
 def _runtime(tmp_path: Path, collector: Collector, **overrides: object) -> AgentRuntime:
@@ -106,11 +130,7 @@ def test_two_units_run_and_finish(tmp_path: Path) -> None:
     events = collector.rest(runtime)
     assert isinstance(events[-1], pm.AgentStopped)
     assert [e.name for e in events].count("agent_stopped") == 1
-    reports = [
-        (e.node_id.split("::")[-1], e.report["when"], e.report["outcome"])
-        for e in events
-        if isinstance(e, pm.TestReported)
-    ]
+    reports = [(node_id.split("::")[-1], when, outcome) for node_id, when, outcome in ended_phases(events)]
     assert reports == [
         ("test_a", "setup", "passed"),
         ("test_a", "call", "passed"),
@@ -140,10 +160,8 @@ def test_a_crashing_test_is_reported_and_the_next_one_still_runs(tmp_path: Path)
     assert [(c.node_id, c.message) for c in crashed] == [
         ("test_suite.py::test_crash", "worker exited with code 3")
     ]
-    calls = [e for e in events if isinstance(e, pm.TestReported) and e.report["when"] == "call"]
-    assert [(c.node_id, c.report["outcome"]) for c in calls] == [
-        ("test_suite.py::test_after_crash", "passed")
-    ]
+    calls = [(node_id, outcome) for node_id, when, outcome in ended_phases(events) if when == "call"]
+    assert calls == [("test_suite.py::test_after_crash", "passed")]
     assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["m"]
     assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1
 
@@ -221,9 +239,9 @@ def test_stack_reset_between_units_and_a_failed_reset(
     resets = [(e.unit_id, e.error) for e in events if isinstance(e, pm.StackReset)]
     assert resets == [("u2", "service 'db': reset failed: connection refused"), ("u3", "")]
     outcomes = [
-        (e.node_id.split("::")[-1], e.report["when"], e.report["outcome"])
-        for e in events
-        if isinstance(e, pm.TestReported) and e.report["when"] != "teardown"
+        (node_id.split("::")[-1], when, outcome)
+        for node_id, when, outcome in ended_phases(events)
+        if when != "teardown"
     ]
     # The unit whose reset failed: every test a setup error, none run; the next unit runs.
     assert outcomes == [
@@ -252,10 +270,6 @@ def test_a_hanging_test_times_out_and_the_next_one_runs_on_a_new_worker(tmp_path
     events = collector.rest(runtime)
     timed_out = [e for e in events if isinstance(e, pm.TestTimedOut)]
     assert [(e.node_id, e.seconds) for e in timed_out] == [("test_hang.py::test_hang", 1.0)]
-    calls = [
-        (e.node_id, e.report["outcome"])
-        for e in events
-        if isinstance(e, pm.TestReported) and e.report["when"] == "call"
-    ]
+    calls = [(node_id, outcome) for node_id, when, outcome in ended_phases(events) if when == "call"]
     assert calls == [("test_hang.py::test_ok", "passed")]
     assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1

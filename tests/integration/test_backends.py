@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.backends import make_backend
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol.reports import unpack_test_reports
 
 
 def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
@@ -41,7 +42,18 @@ def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
 def _check(events: list[pm.Event]) -> None:
     names = [e.name for e in events]
     assert names[0] == "agent_ready" and names[-1] == "agent_stopped", names
-    assert names.count("test_reported") == 6
+    # One event per test, carrying all of its reports.
+    phases = [
+        (e.node_id, r["nodeid"], r["when"], r["outcome"])
+        for e in events
+        if isinstance(e, pm.TestEnded)
+        for r in unpack_test_reports(e.node_id, e.reports)
+    ]
+    assert phases == [
+        (f"test_x.py::{name}", f"test_x.py::{name}", when, "passed")
+        for name in ("test_a", "test_b")
+        for when in ("setup", "call", "teardown")
+    ]
     assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["u"]
     assert "agent_failed" not in names
 
