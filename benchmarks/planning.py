@@ -10,8 +10,9 @@ measurements, no Ray and no test actually run:
   the real coordinator, a pytest session with orchestrate's plugin, on a generated suite of
   100,000 trivial tests (100 files of 200 classes of 5), with `--agents 2`. Only the agents
   are fake: a backend that answers every assigned unit with the events a real agent sends
-  (pytest's serialised setup/call/teardown reports, 1% failures with a traceback, 5% with
-  captured output), through the real wire encoding. Everything else is the current path:
+  (one TestEnded per test, its setup/call/teardown reports packed as a worker packs them:
+  passing phases compact, 1% failures with a traceback and 5% with captured output), through
+  the real wire encoding. Everything else is the current path:
   pytest's collection, planning, the Session, the replay through pytest's hooks (terminal,
   and LogXML in the run with `--junitxml`), the results file, the duration store. Peak RSS
   comes from `resource.getrusage`; once without and once with `--junitxml`.
@@ -124,7 +125,7 @@ def _report_dict(
 
 class _FakeBackend:
     """An AgentBackend whose agents run nothing: each test of an assigned unit is answered with the
-    events a real agent sends (TestStarted, setup/call/teardown TestReported, UnitFinished,
+    events a real agent sends (one TestEnded with its setup/call/teardown reports, UnitFinished,
     WorkWanted), through the real wire encoding, a batch of tests per `wait_events`."""
 
     def __init__(self, tests_per_wait: int = 500) -> None:
@@ -170,15 +171,31 @@ class _FakeBackend:
 
     def _test_events(self, agent_id: int, node_id: str) -> list[Any]:
         from orchestrator import protocol as p
+        from orchestrator.protocol.reports import compact_phase, pack_test_reports
 
         failed = self._rng.random() < 0.01
         duration = self._rng.lognormvariate(-3, 1)
-        events: list[Any] = [p.TestStarted(agent_id, node_id=node_id)]
+        phases: list[Any] = []
+        location: Any = None
+        keywords: dict[str, Any] = {}
+        total = 0.0
         for when, seconds in (("setup", duration / 10), ("call", duration), ("teardown", duration / 20)):
             outcome = "failed" if when == "call" and failed else "passed"
             report = _report_dict(node_id, when, outcome, seconds, self._rng)
-            events.append(p.TestReported(agent_id, node_id=node_id, report=report))
-        return events
+            total += seconds
+            # As agents/plugin.py packs them: a plain report compact, anything else in pytest's form.
+            compact = compact_phase({k: v for k, v in report.items() if k != "$report_type"})
+            if compact is not None and not keywords:
+                location, keywords = report["location"], report["keywords"]
+            phases.append(report if compact is None else compact)
+        return [
+            p.TestEnded(
+                agent_id,
+                node_id=node_id,
+                reports=pack_test_reports(location, keywords, phases),
+                seconds=total,
+            )
+        ]
 
     def shutdown(self) -> None:
         pass
