@@ -167,7 +167,7 @@ class AgentMachine:
             self.timeout is not None
             and self.state in (S.RUNNING, S.FINISHING)
             and self._running is not None
-            and event.now - self._running_since > self.timeout
+            and event.now - self._running_since >= self.timeout
         ):
             self._timed_out = self._running
             self._do(KillWorker())

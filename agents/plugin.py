@@ -138,6 +138,10 @@ class WorkerPlugin:
         keywords: dict[str, Any] = {}
         for report in reports:
             compact = compact_phase(report.__dict__) if type(report) is TestReport else None
+            # Keywords go once per test: a phase whose keywords differ (a marker applied during
+            # the test) crosses whole.
+            if compact is not None and keywords and report.keywords != keywords:
+                compact = None
             if compact is None:
                 compact = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
             elif not keywords:

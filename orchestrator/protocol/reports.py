@@ -4,11 +4,12 @@ A test's reports (setup, call, teardown, subtests) cross as one msgpack document
 `[location, keywords, phases]`: location and keywords once per test (pytest repeats them in
 every phase), and each phase either
 
-- compact, `[when, outcome, duration, start, stop, sections, user_properties]`, for a plain
-  TestReport with no longrepr and no attribute beyond pytest's own (most reports of a suite:
-  every passing phase), or
+- compact, `[when, outcome, duration, start, stop, sections, user_properties, extra]`, for a
+  TestReport with no longrepr (most reports of a suite: every passing phase); `extra` holds
+  the attributes plugins added (pytest-html's `extras`...), passed through as pytest's own
+  serialiser passes them, or
 - pytest's own serialised form (`pytest_report_to_serializable`), a map, for anything else
-  (a failure's traceback, a skip's reason, a subtest, a plugin's extra attributes).
+  (a failure's traceback, a skip's reason, a subtest).
 
 `unpack_test_reports` gives back pytest's serialised form for every phase either way, so what
 reads reports (the session, the replay, the results file) sees one shape.
@@ -23,8 +24,9 @@ from orchestrator.protocol import wire
 
 __all__ = ["COMPACT_KEYS", "compact_phase", "pack_test_reports", "unpack_test_reports"]
 
-# The attributes of a plain TestReport; one with others (a plugin's) crosses in pytest's form.
-# pytest 9.2 keeps the node id as `_id` (`nodeid` became a property), earlier ones as `nodeid`.
+# The attributes of a plain TestReport, carried in the compact form's own fields (the others, a
+# plugin's, go in its `extra` map). pytest 9.2 keeps the node id as `_id` (`nodeid` became a
+# property), earlier ones as `nodeid`: both are the test's, sent once.
 COMPACT_KEYS = frozenset(
     {
         "nodeid",
@@ -44,8 +46,8 @@ COMPACT_KEYS = frozenset(
 
 
 def compact_phase(attributes: Mapping[str, Any]) -> list[Any] | None:
-    """The compact form of a plain report's attributes (its `__dict__`), or None if it has none."""
-    if attributes.get("longrepr") is not None or not COMPACT_KEYS.issuperset(attributes):
+    """The compact form of a report's attributes (its `__dict__`), or None with a longrepr."""
+    if attributes.get("longrepr") is not None:
         return None
     return [
         attributes["when"],
@@ -55,6 +57,7 @@ def compact_phase(attributes: Mapping[str, Any]) -> list[Any] | None:
         attributes["stop"],
         attributes["sections"],
         attributes["user_properties"],
+        {key: value for key, value in attributes.items() if key not in COMPACT_KEYS},
     ]
 
 
@@ -78,9 +81,10 @@ def unpack_test_reports(node_id: str, data: bytes) -> list[dict[str, Any]]:
         if isinstance(phase, dict):
             reports.append(phase)
             continue
-        when, outcome, duration, start, stop, sections, user_properties = phase
+        when, outcome, duration, start, stop, sections, user_properties, extra = phase
         reports.append(
             {
+                **extra,
                 "nodeid": node_id,
                 "location": location,
                 "keywords": keywords,

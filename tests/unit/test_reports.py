@@ -132,7 +132,9 @@ def test_a_report_with_a_longrepr_crosses_in_pytests_form(
     assert [_seen(rebuild_report(r)) for r in unpacked] == [_seen(r) for r in reports]
 
 
-def test_a_report_with_an_extra_attribute_is_not_compacted(pytester: pytest.Pytester) -> None:
+def test_a_plugins_extra_attribute_crosses_compact_as_pytests_serialiser_passes_it(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makeconftest(
         """
         import pytest
@@ -145,9 +147,10 @@ def test_a_report_with_an_extra_attribute_is_not_compacted(pytester: pytest.Pyte
     )
     reports = _reports_by_test(pytester)["test_suite.py::test_passes"]
     assert all(r.outcome == "passed" and r.longrepr is None for r in reports)
-    assert [compact_phase(r.__dict__) for r in reports] == [None, None, None]
+    assert [compact_phase(r.__dict__)[-1] for r in reports] == [{"extra": ["a plugin's", "data"]}] * 3  # type: ignore[index]
 
-    data, _ = _pack_like_the_worker(reports)
+    data, compacted = _pack_like_the_worker(reports)
+    assert compacted == [True, True, True]
     unpacked = unpack_test_reports("test_suite.py::test_passes", data)
 
     assert unpacked == [_serialised(r) for r in reports]
@@ -156,8 +159,17 @@ def test_a_report_with_an_extra_attribute_is_not_compacted(pytester: pytest.Pyte
 
 def test_compact_phase_takes_only_a_plain_reports_attributes() -> None:
     plain = TestReport("t.py::a", ("t.py", 0, "a"), {"a": 1}, "passed", None, "call", [], 0.1, 1.0, 1.1)
-    assert compact_phase(plain.__dict__) == ["call", "passed", 0.1, 1.0, 1.1, [], []]
-    assert compact_phase({**plain.__dict__, "extra": 1}) is None
+    assert compact_phase(plain.__dict__) == ["call", "passed", 0.1, 1.0, 1.1, [], [], {}]
+    assert compact_phase({**plain.__dict__, "extra": 1}) == [
+        "call",
+        "passed",
+        0.1,
+        1.0,
+        1.1,
+        [],
+        [],
+        {"extra": 1},
+    ]
     assert compact_phase({**plain.__dict__, "longrepr": "boom"}) is None
 
 
