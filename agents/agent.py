@@ -254,12 +254,12 @@ class AgentMachine:
                 self._running_since = now
                 self._stack_dirty = True
                 self._pending.mark_started(node_id)
-            case wh.Ended(node_id, reports):
+            case wh.Ended(node_id, reports, cpu):
                 seconds = 0.0
                 if self._running == node_id:
                     self._running = None
                     seconds = max(0.0, now - self._running_since)
-                self._emit(pm.TestEnded(node_id=node_id, reports=reports, seconds=seconds))
+                self._emit(pm.TestEnded(node_id=node_id, reports=reports, seconds=seconds, cpu_seconds=cpu))
                 self._end(node_id)
             case wh.Collected():
                 self._collected(message, now)

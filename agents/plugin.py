@@ -32,6 +32,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import warnings
 from collections import deque
 from typing import Any, assert_never
@@ -66,6 +67,7 @@ class WorkerPlugin:
         self._lock = threading.Lock()
         # The reports of the test running now, until its logfinish sends them as one Ended.
         self._reports: list[TestReport] = []
+        self._cpu_at_start = 0.0
         self._collection = collection
         self._session: pytest.Session | None = None
         # (unit id, item, whether it is the first item of its unit here), in run order
@@ -123,6 +125,7 @@ class WorkerPlugin:
         # Written with what the previous test's end queued: one write per test.
         self.say(wh.Started(nodeid))
         self.flush()
+        self._cpu_at_start = time.process_time()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -147,7 +150,8 @@ class WorkerPlugin:
             elif not keywords:
                 keywords = report.keywords  # type: ignore[assignment]  # a dict in a TestReport
             phases.append(compact)
-        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases)))
+        cpu = time.process_time() - self._cpu_at_start
+        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu))
 
     def pytest_warning_recorded(
         self,

@@ -194,6 +194,10 @@ class Attempt:
     # Seconds since the run's start (the session's clock): from the test's start to its end.
     started: float = 0.0
     finished: float = 0.0
+    # What the test would take on an uncontended machine, for the duration store: `duration`
+    # less the stretch of the worker's CPU-seconds by the load it ran under (0: unknown, use
+    # `duration`).
+    seconds_at_load_one: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,9 @@ class Session:
         # and half of the tests have ended (a first run's plan guesses every test).
         self._live = LiveEstimate([e for shard in scheduler.plan.shards for e in shard.units])
         self._reestimates: dict[str, float] = {}
+        # Agents that run tests, per host: the load their tests' durations are corrected for.
+        self._running_by_host: Counter[str] = Counter()
+        self._counted: set[int] = set()
         # Independent evidence for the end-of-run check: every event that ended an attempt.
         self._endings: Counter[str] = Counter()
         self._stop: StopRequest | None = None
@@ -236,7 +239,22 @@ class Session:
         if event.agent_id in self._unplanned:
             self._backend.send(event.agent_id, p.Finish())
             return
+        self._count_running(self._agents[event.agent_id], True)
         self._scheduler.add_agent(event.agent_id, event.node.resources)
+
+    def _load(self, record: AgentRecord) -> float:
+        """How many agents share each core of this agent's node now (at least 1)."""
+        cpus = record.node.resources.get("CPU") or 1.0
+        return max(1.0, self._running_by_host[record.node.hostname] / cpus)
+
+    def _count_running(self, record: AgentRecord, running: bool) -> None:
+        """Keep the count of agents running tests on each host (for `_load`)."""
+        if running and record.agent_id not in self._counted:
+            self._counted.add(record.agent_id)
+            self._running_by_host[record.node.hostname] += 1
+        elif not running and record.agent_id in self._counted:
+            self._counted.discard(record.agent_id)
+            self._running_by_host[record.node.hostname] -= 1
 
     def on_work_wanted(self, event: p.WorkWanted) -> None:
         if self._agents[event.agent_id].live:
@@ -255,13 +273,15 @@ class Session:
         if unit_id is not None:
             record.unit_started.setdefault(unit_id, started)
         self._endings[event.node_id] += 1
+        duration = report_duration(reports)
         attempt = Attempt(
             event.agent_id,
             outcome_of(reports),
-            report_duration(reports),
+            duration,
             tuple(reports),
             started=started,
             finished=now,
+            seconds_at_load_one=seconds_at_load_one(duration, event.cpu_seconds, self._load(record)),
         )
         self._record(event.node_id, attempt, rerunnable=True)
 
@@ -367,6 +387,7 @@ class Session:
 
     def _release(self, record: AgentRecord) -> None:
         """The agent takes no more work: requeue the tests of its units that have not ended."""
+        self._count_running(record, False)
         self._scheduler.remove_agent(record.agent_id)
         units = record.drop_all()
         if self._stop is None:
@@ -466,3 +487,13 @@ def stop_unused_agents(backend: AgentBackend, configs: Sequence[p.AgentConfig]) 
         for event in backend.wait_events(WAIT_SLICE_SECONDS):
             if isinstance(event, p.AgentStopped):
                 waiting.discard(event.agent_id)
+
+
+def seconds_at_load_one(duration: float, cpu: float, load: float) -> float:
+    """What a test that took `duration` with `cpu` worker CPU-seconds under `load` agents per core
+    would take alone: the CPU part was stretched by the load, the rest (waiting on a service,
+    sleeping) was not. Never below `duration / load` (a test whose threads use several cores).
+    """
+    if load <= 1.0 or cpu <= 0.0:
+        return duration
+    return max(duration / load, duration - cpu * (load - 1.0))

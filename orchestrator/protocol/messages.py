@@ -158,6 +158,8 @@ class TestEnded(Event):
     node_id: str = ""
     reports: bytes = b""
     seconds: float = 0.0
+    # The worker's CPU-seconds over the test (its own process; not a service it talked to).
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ __all__ = [
     "encode",
 ]
 
-HOP_VERSION = 1
+HOP_VERSION = 2
 
 # -- worker -> agent ----------------------------------------------------------------------------
 
@@ -67,10 +67,12 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """`node_id` ran to its teardown: `reports` are all its pytest reports, packed once."""
+    """`node_id` ran to its teardown: `reports` are all its pytest reports, packed once;
+    `cpu` the worker process's CPU-seconds from its start to its end."""
 
     node_id: str
     reports: bytes
+    cpu: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,8 +96,15 @@ def update_store(
     changed: bool = False,
 ) -> None:
     """Fold the results' durations into `store` and save it (also when only `changed` otherwise)."""
-    observations = {r.node_id: r.duration for r in results if r.outcome in _TIMED_OUTCOMES}
+    observations = {r.node_id: _seconds_at_load_one(r) for r in results if r.outcome in _TIMED_OUTCOMES}
     save_durations(store, observations, path, warn, changed)
+
+
+def _seconds_at_load_one(result: TestResult) -> float:
+    final = result.final
+    return (
+        final.seconds_at_load_one if final is not None and final.seconds_at_load_one > 0 else result.duration
+    )
 
 
 def save_durations(

@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.durations.learning import LiveEstimate
 from orchestrator.model import TestUnit, UnitEstimate
+from orchestrator.session import seconds_at_load_one
 
 
 def _unit(unit_id: str, tests: int, seconds: float, unseen: int) -> UnitEstimate:
@@ -36,3 +37,19 @@ def test_a_test_ends_once_and_unknown_ids_are_ignored() -> None:
     live.ended("elsewhere.py::test_x", 5.0)
     assert live.tests_ended == 1
     assert live.remaining_seconds() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("duration", "cpu", "load", "expected"),
+    [
+        (2.0, 1.0, 2.0, 1.0),  # all CPU, two agents a core: it took twice its time alone
+        (1.0, 0.0, 2.0, 1.0),  # waiting on a service or sleeping: not stretched
+        (1.5, 0.5, 2.0, 1.0),  # half a second of CPU stretched by one more agent per core
+        (1.0, 0.5, 1.0, 1.0),  # alone on its core: as measured
+        (1.0, 3.0, 2.0, 0.5),  # threads on several cores: never below duration / load
+    ],
+)
+def test_a_duration_is_stored_as_it_would_be_alone(
+    duration: float, cpu: float, load: float, expected: float
+) -> None:
+    assert seconds_at_load_one(duration, cpu, load) == pytest.approx(expected)
