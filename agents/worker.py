@@ -23,6 +23,8 @@ from orchestrator.protocol import wire
 from orchestrator.protocol import worker_hop as wh
 
 OUTPUT_LINES_KEPT = 200
+# Where a crash report begins in a dying worker's output (faulthandler's, or a traceback).
+CRASH_REPORT_STARTS = ("Fatal Python error", "Traceback (most recent call last)")
 # The user's stepwise flags: each worker sees only part of the suite, so pytest's stepwise
 # state would be wrong; the coordinator alone decides where a run stops.
 STEPWISE_FLAGS = frozenset(
@@ -164,7 +166,14 @@ class WorkerProcess:
         return len(chunk)
 
     def output_tail(self, lines: int = 40) -> str:
-        return "\n".join(list(self._output)[-lines:])
+        """The worker's last output: all of it from where a crash report begins (faulthandler's
+        fatal error, a traceback) if one is among the lines kept, else the last `lines` lines."""
+        kept = list(self._output)
+        # `in`, not startswith: pytest's progress line may still be open when the report begins.
+        starts = [i for i, line in enumerate(kept) if any(m in line for m in CRASH_REPORT_STARTS)]
+        if starts and len(kept) - starts[-1] > lines:
+            return "\n".join(kept[starts[-1] :])
+        return "\n".join(kept[-lines:])
 
     def send(self, command: wh.WorkerCommand) -> bool:
         """Send a command; False when the worker is already gone (its pipe is closed)."""

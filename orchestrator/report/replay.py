@@ -11,8 +11,9 @@ under plain pytest. Warnings recorded in workers are replayed through the histor
 What pytest never saw is told with reports we build ourselves: a crashed or timed-out test
 is a failed call ("worker crashed while running this test", "timed out after N s", then the
 worker's last output); a test no agent was left to run is a setup error. An earlier attempt
-that is run again is replayed with outcome "rerun" (pytest-rerunfailures' convention, counted
-as "N rerun" by the terminal).
+that failed and is run again under `--reruns` is replayed with outcome "rerun"
+(pytest-rerunfailures' convention, counted as "N rerun" by the terminal); a crash that is
+retried is not replayed (orchestrate's own section tells it, with the worker's last lines).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class PytestReplay:
         self._replay(result.node_id, reports)
 
     def attempt_retried(self, node_id: str, attempt: Attempt) -> None:
+        if attempt.outcome is not Outcome.FAILED and attempt.outcome is not Outcome.ERROR:
+            # A crash (or a lost agent) retried is orchestrate's business, not the test's: it is
+            # told in orchestrate's own section with the worker's last lines, and pytest's
+            # counts stay those of plain pytest. Only --reruns replays the try as a rerun.
+            return
         failing = next((r for r in _attempt_reports(node_id, attempt) if r.failed), None)
         if failing is None:
             return

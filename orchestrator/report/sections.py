@@ -16,6 +16,8 @@ from orchestrator.report.tables import agents_table_text
 
 __all__ = ["write_sections"]
 
+# How many of a crashed attempt's last lines (its message, then the worker's output) are shown.
+CRASH_TAIL_LINES = 15
 _WORDS = {Outcome.CRASHED: "CRASHED", Outcome.TIMEOUT: "TIMEOUT", Outcome.NOT_RUN: "NOT-RUN"}
 
 
@@ -32,6 +34,10 @@ def write_sections(terminal: Any, report: RunReport) -> None:
         for result in flaky:
             tries = ", ".join(f"{a.outcome.value} (agent {a.agent_id})" for a in result.attempts)
             terminal.write_line(("FLAKY " if result.flaky else "") + f"{result.node_id}: {tries}")
+            for attempt in result.attempts[:-1]:
+                if attempt.outcome is Outcome.CRASHED and attempt.message:
+                    for line in crash_lines(attempt.message):
+                        terminal.write_line(f"    {line}")
     if report.messages:
         terminal.write_sep("=", "orchestrate: messages")
         for message in report.messages:
@@ -52,6 +58,25 @@ def write_sections(terminal: Any, report: RunReport) -> None:
                 else ""
             )
         )
+
+
+def crash_lines(message: str) -> list[str]:
+    """Why an attempt crashed, as pytest shows a failure's captured output: the message's first
+    line, faulthandler's fatal error line and the crashing thread's frames (innermost first), or
+    else the last traceback, or else the worker's last lines; at most CRASH_TAIL_LINES of them."""
+    first, *output = message.splitlines() or [""]
+
+    def last(marker: str) -> int | None:
+        found = [i for i, line in enumerate(output) if marker in line]
+        return found[-1] if found else None
+
+    fatal, current, traceback = last("Fatal Python error"), last("Current thread"), last("Traceback (most")
+    if current is not None:
+        head = [output[fatal].strip()] if fatal is not None else []
+        return [first, *head, *output[current : current + CRASH_TAIL_LINES]]
+    if traceback is not None:
+        return [first, *output[traceback : traceback + CRASH_TAIL_LINES]]
+    return [first, *output[-CRASH_TAIL_LINES:]]
 
 
 def _first_line(result: TestResult) -> str:

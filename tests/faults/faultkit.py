@@ -106,14 +106,15 @@ def closing_counts(stdout: str) -> Counter[str]:
 
 def pytest_counts(tests: dict[str, Any], replayed_not_run: bool) -> Counter[str]:
     """What pytest's closing line says for these results: its words for our outcomes, tests a
-    stop left unrun left out (unless they were replayed), earlier attempts as "rerun"."""
+    stop left unrun left out (unless they were replayed), earlier failed attempts (--reruns) as
+    "rerun"; an earlier crash is orchestrate's, not in pytest's counts."""
     counts: Counter[str] = Counter()
     for test in tests.values():
         outcome = test["outcome"]
         if outcome == "not-run" and not replayed_not_run:
             continue
         counts[_PYTEST_WORD.get(outcome, outcome)] += 1
-        counts["rerun"] += len(test["attempts"]) - 1
+        counts["rerun"] += sum(1 for a in test["attempts"][:-1] if a["outcome"] in ("failed", "error"))
     return +counts
 
 

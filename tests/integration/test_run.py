@@ -628,3 +628,43 @@ def test_unreachable_address_is_one_line_exit_4(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("orchestrate: error: no Ray cluster answers"), (
         result.stderr
     )
+
+
+CRASH_ONCE_SUITE = {
+    "test_crash.py": """
+import ctypes
+import os
+from pathlib import Path
+
+
+def test_before():
+    pass
+
+
+def test_crashes_once(tmp_path_factory):
+    marker = Path(os.environ["CRASH_MARKER"])
+    if not marker.exists():
+        marker.write_text("crashed")
+        ctypes.string_at(0)  # a segfault: faulthandler prints its traceback on the worker's stderr
+
+
+def test_after():
+    pass
+""",
+}
+
+
+def test_a_crash_that_passes_on_retry_explains_itself_and_leaves_pytests_counts(tmp_path: Path) -> None:
+    """The worker's last lines are shown under the retried test; pytest's line is plain pytest's."""
+    write_suite(tmp_path, CRASH_ONCE_SUITE)
+    env = {**os.environ, "CRASH_MARKER": str(tmp_path / "crashed")}
+
+    result = run_orchestrate(["run", "--agents", "1", "--backend", "local"], tmp_path, env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert closing_counts(result.stdout) == "3 passed"  # no "1 rerun": the crash is orchestrate's
+    lines = result.stdout.splitlines()
+    flaky = next(i for i, line in enumerate(lines) if "test_crash.py::test_crashes_once: crashed" in line)
+    shown = "\n".join(lines[flaky + 1 : flaky + 17])
+    assert "worker killed by signal 11" in shown, result.stdout
+    assert "Fatal Python error: Segmentation fault" in shown, result.stdout
