@@ -60,14 +60,50 @@ def worker_args(
 
     Every agent gets its own cache dir and base temp (workers of one machine would otherwise
     share and wipe them), `--maxfail=0` (the coordinator alone applies -x/--maxfail over the
-    whole run), no stepwise flags, and the stack's own pytest arguments (rendered per agent).
+    whole run), no stepwise flags, and the stack's own pytest arguments (rendered per agent),
+    which replace the same options among the user's: an option that appends (a second
+    `--db-url` adds a database) must not point every agent at one shared service.
     """
-    args = [arg for arg in user_args if arg not in STEPWISE_FLAGS]
+    args, _ = without_stack_options([arg for arg in user_args if arg not in STEPWISE_FLAGS], stack_args)
     if "no:cacheprovider" not in args and "-pno:cacheprovider" not in args:
         args += ["-o", f"cache_dir={os.path.join(private_dir, 'cache')}"]
     base = os.path.join(basetemp, f"agent-{agent_id}") if basetemp else os.path.join(private_dir, "basetemp")
     args += [f"--basetemp={base}", "--maxfail=0", *stack_args]
     return args
+
+
+# Options that add to one another by design (plugins, ini overrides, warning filters): a stack's
+# never replaces the user's.
+_CUMULATIVE_OPTIONS = frozenset({"-p", "-o", "--override-ini", "-W", "--pythonwarnings"})
+
+
+def without_stack_options(user_args: Sequence[str], stack_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`user_args` less every option the stack's pytest_args also give (with its value), and the
+    names of the options taken out, in order (an option given both ways is said once)."""
+    names: dict[str, bool] = {}  # option name -> whether the stack's form takes a value
+    for index, arg in enumerate(stack_args):
+        if not arg.startswith("-") or arg == "-":
+            continue
+        name, equals, _ = arg.partition("=")
+        if name in _CUMULATIVE_OPTIONS:
+            continue
+        following = stack_args[index + 1] if index + 1 < len(stack_args) else None
+        names[name] = bool(equals) or (following is not None and not following.startswith("-"))
+    kept: list[str] = []
+    dropped: dict[str, None] = {}
+    skip_value = False
+    for arg in user_args:
+        if skip_value:
+            skip_value = False
+            if not arg.startswith("-"):
+                continue
+        name, equals, _ = arg.partition("=")
+        if name in names:
+            dropped[name] = None
+            skip_value = names[name] and not equals
+            continue
+        kept.append(arg)
+    return kept, list(dropped)
 
 
 class WorkerProcess:

@@ -57,6 +57,7 @@ class Coordinator:
             _warn(warning)
         if options.stack_file and not options.planning:
             self._stack_text = _load_stack(options.stack_file, local=not options.address)
+            self._say_replaced_options(options.stack_file)
         elif options.stack_file:
             # `plan` starts nothing, but the stack's start-up history is kept under its text.
             with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -67,6 +68,21 @@ class Coordinator:
         capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
         self.capacity = Capacity(capacity, why)
         self.startup_key = startup_key(_backend_label(options), self._stack_text)
+
+    def _say_replaced_options(self, stack_file: str) -> None:
+        """One line when the user gave an option the stack's pytest_args give per agent."""
+        from agents.stack.compose import load_stack_file
+        from agents.worker import without_stack_options
+
+        templates = load_stack_file(stack_file).pytest_arg_templates
+        _, replaced = without_stack_options(worker_args(self.config.invocation_params.args), templates)
+        if replaced:
+            names = ", ".join(replaced)
+            self._warnings.append(
+                f"{names} {'is' if len(replaced) == 1 else 'are'} given after -- and in the stack file's "
+                f"pytest_args: each agent's worker gets only the stack file's, rendered for its own stack "
+                f"(the coordinator's collection keeps yours)"
+            )
 
     # -- the run loop -----------------------------------------------------------------------
 
