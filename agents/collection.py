@@ -185,6 +185,12 @@ class WorkerCollection:
         session.items.extend(new_items)
         session.testscollected += len(new_items)
 
+    def collect_whole_files(self, session: pytest.Session, files: Iterable[str]) -> None:
+        """Collect every class still deferred in `files` (to show what a worker has instead of
+        node ids it was given that it does not find)."""
+        prefixes = tuple(f"{f}::" for f in files)
+        self.collect(session, [key for key in self._deferred if key.startswith(prefixes)])
+
     @staticmethod
     def _genitems(session: pytest.Session, collectors: Iterable[pytest.Collector]) -> Iterable[pytest.Item]:
         for collector in collectors:

@@ -40,7 +40,7 @@ from typing import Any, assert_never
 import pytest
 from _pytest.reports import TestReport
 
-from agents.collection import WorkerCollection, collect_mode
+from agents.collection import WorkerCollection, collect_mode, file_node_id
 from agents.env_names import RESET_ENV
 from agents.env_names import WORKER_FDS_ENV as FDS_ENV
 from orchestrator.protocol import wire
@@ -249,10 +249,12 @@ class WorkerPlugin:
         unknown = [n for _, ids in units for n in ids if n not in items]
         if unknown:
             # What this worker collected instead, where the names match: the coordinator shows
-            # the difference (e.g. a parametrization that depends on the process). Lazily,
-            # the files of `unknown` were collected just above, so their tests are there.
-            bases = {node_id.split("[", 1)[0] for node_id in unknown}
-            similar = [n for n in items if n.split("[", 1)[0] in bases]
+            # the difference (a parametrization that depends on the process, a class named after
+            # the database it is connected to). The files of `unknown` are collected whole first.
+            files = {file_node_id(n) for n in unknown}
+            self._collection.collect_whole_files(self._session, files)
+            names = {(file_node_id(n), _test_name(n)) for n in unknown}
+            similar = [n for n in items if (file_node_id(n), _test_name(n)) in names]
             self.say(wh.NotCollected(tuple(unknown), tuple(similar)))
         for unit_id, node_ids in units:
             known = [n for n in node_ids if n in items]
@@ -289,6 +291,11 @@ class WorkerPlugin:
                 self._reset_reply = "the agent went away before the reset was done"
         if self._reset_reply:
             self._failed_resets[unit_id] = self._reset_reply
+
+
+def _test_name(node_id: str) -> str:
+    """A test's own name: the last part of its node id, without parameters."""
+    return node_id.split("[", 1)[0].rsplit("::", 1)[-1]
 
 
 def serialize_warning_message(warning_message: warnings.WarningMessage) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Coordinator:
         self._backend_started_at = 0.0
         self._run_id = uuid.uuid4().hex[:10]
         self._stack_text = ""
+        self._collection_hint = ""
         self._warnings: list[str] = []
         self._spool: ResultSpool | None = None
         store, warning = DurationStore.load(options.durations)
@@ -74,7 +75,17 @@ class Coordinator:
         from agents.stack.compose import load_stack_file
         from agents.worker import without_stack_options
 
-        templates = load_stack_file(stack_file).pytest_arg_templates
+        spec = load_stack_file(stack_file)
+        templates = spec.pytest_arg_templates
+        per_agent = [
+            *(f"pytest_args {a}" for a in templates if a.startswith("-")),
+            *(f"env {k}" for k in spec.env),
+        ]
+        if per_agent:
+            self._collection_hint = (
+                f"the stack file gives each agent its own {', '.join(per_agent)}; the coordinator collects "
+                "without them: does collection depend on the service (names, versions, capabilities)?"
+            )
         _, replaced = without_stack_options(worker_args(self.config.invocation_params.args), templates)
         if replaced:
             names = ", ".join(replaced)
@@ -225,6 +236,7 @@ class Coordinator:
             spool=self._spool,
             keep_passed_reports=False,
             backend_started=self._backend_started_at,
+            collection_hint=self._collection_hint,
         )
         try:
             report = session_loop.run()

@@ -43,6 +43,9 @@ STOP_GRACE_SECONDS = 120.0
 WAIT_SLICE_SECONDS = 0.5
 # How the message starts that tells why workers collected the whole suite (agents/collection.py).
 _FULL_COLLECTION = "workers collected the whole suite at start-up"
+DEFAULT_COLLECTION_HINT = "does a parametrization depend on the process: env vars, time, randomness?"
+# How many node ids of each side of a collection difference are listed.
+_SHOWN_DIFFERENCES = 5
 _LIFECYCLE_EVENTS = frozenset({p.AgentFailed.name, p.AgentStopped.name, p.StackReset.name})
 # Why the tests a stop left unrun did not run, in the words of the results file and the summary.
 _NOT_RUN_BECAUSE = {
@@ -70,6 +73,7 @@ class Session:
         spool: ResultSpool | None = None,
         keep_passed_reports: bool = True,
         backend_started: float | None = None,
+        collection_hint: str = "",
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -79,6 +83,8 @@ class Session:
         # When the caller started the agents itself (during the coordinator's collection), by
         # `clock`: start-up is measured from then.
         self._backend_started = backend_started
+        # What a collection difference most likely comes from, in the run's own terms.
+        self._collection_hint = collection_hint or DEFAULT_COLLECTION_HINT
         self._configs = tuple(configs)
         self._sink = sink
         self._clock = clock
@@ -324,17 +330,18 @@ class Session:
         self._messages.append(f"agent {event.agent_id}: {what}{where}: stopping every agent")
 
     def on_not_collected(self, event: p.NotCollected) -> None:
-        # A diff: "-" what only the coordinator collected, "+" what only this agent's worker did.
+        # Both sides: what only the coordinator collected, what only this agent's worker did.
         agent_only = [n for n in event.similar if not self._ledger.is_collected(n)]
-        lines = [f"- {n}" for n in event.node_ids] + [f"+ {n}" for n in agent_only]
         self._messages.append(
             f"{len(event.node_ids)} test(s) were not collected by agent {event.agent_id}'s pytest worker "
-            f"(collection differs from the coordinator's):\n  (- coordinator only, + agent only)\n  "
-            + "\n  ".join(lines)
+            f"(collection differs from the coordinator's; {self._collection_hint}):\n"
+            + _some("coordinator only", event.node_ids)
+            + "\n"
+            + _some(f"agent {event.agent_id} only", agent_only)
         )
         message = (
             f"not collected on agent {event.agent_id}: collection differs from the coordinator's "
-            "(does a parametrization depend on the process: env vars, time, randomness?)"
+            f"({self._collection_hint})"
         )
         for node_id in event.node_ids:
             self._agents[event.agent_id].mark_ended(node_id)
@@ -497,3 +504,12 @@ def seconds_at_load_one(duration: float, cpu: float, load: float) -> float:
     if load <= 1.0 or cpu <= 0.0:
         return duration
     return max(duration / load, duration - cpu * (load - 1.0))
+
+
+def _some(side: str, node_ids: Sequence[str]) -> str:
+    """`side (N):` and the first few node ids, one a line."""
+    shown = [f"    {n}" for n in node_ids[:_SHOWN_DIFFERENCES]]
+    more = len(node_ids) - len(shown)
+    if more:
+        shown.append(f"    ... and {more} more")
+    return f"  {side} ({len(node_ids)}):" + ("\n" + "\n".join(shown) if shown else " none")

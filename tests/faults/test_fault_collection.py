@@ -44,9 +44,50 @@ def test_a_collection_difference_is_shown_as_a_diff_and_becomes_errors(tmp_path)
     assert tests["test_differs.py::test_where[coordinator]"]["outcome"] == "error"
     assert tests["test_differs.py::test_plain"]["outcome"] == "passed"
     assert "collection differs from the coordinator's" in proc.stdout
-    assert "- test_differs.py::test_where[coordinator]" in proc.stdout
-    assert "+ test_differs.py::test_where[0]" in proc.stdout
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    coordinator_only = lines.index("coordinator only (1):")
+    assert lines[coordinator_only + 1] == "test_differs.py::test_where[coordinator]"
+    assert lines[coordinator_only + 2] == "agent 0 only (1):"
+    assert lines[coordinator_only + 3] == "test_differs.py::test_where[0]"
     assert "ERROR test_differs.py::test_where[coordinator] - not collected on agent 0" in proc.stdout
+
+
+def test_classes_named_after_the_service_show_the_agents_names(tmp_path):
+    """A class named after what its process is connected to: the agent's side is listed too."""
+    root = write_suite(
+        tmp_path,
+        {
+            "test_backend.py": """
+                import os
+
+                BACKEND = "agent" if "ORCHESTRATE_AGENT" in os.environ else "coordinator"
+
+
+                def _make(name):
+                    class Base:
+                        def test_query(self):
+                            pass
+
+                        def test_insert(self):
+                            pass
+
+                    Base.__name__ = Base.__qualname__ = name
+                    return Base
+
+
+                globals()[f"TestQuery_{BACKEND}"] = _make(f"TestQuery_{BACKEND}")
+            """
+        },
+    )
+    proc = run_orchestrate([*LOCAL, "--agents", "1", "test_backend.py"], root, timeout=120)
+    assert proc.returncode == 1, proc.stdout
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    agent_side = lines.index("agent 0 only (2):")
+    assert set(lines[agent_side + 1 : agent_side + 3]) == {
+        "test_backend.py::TestQuery_agent::test_query",
+        "test_backend.py::TestQuery_agent::test_insert",
+    }
+    assert "coordinator only (2):" in lines
 
 
 SUITE = {
