@@ -72,12 +72,12 @@ class StackSnapshots:
 def service_handle(
     service: ServiceSpec, endpoint: Mapping[str, object], execute: ContainerExec
 ) -> ServiceHandle:
-    """What a reset strategy gets for `service`: its spec, its published ports and a way in."""
-    published = endpoint.get("ports")
-    assert isinstance(published, dict)
+    """What a reset strategy gets for `service`: its spec, its endpoint and a way in."""
+    ports = endpoint.get("ports")
+    assert isinstance(ports, dict)
     return ServiceHandle(
         spec=service,
         execute=execute,
         host=str(endpoint["host"]),
-        published={str(port): int(host_port) for port, host_port in published.items()},
+        ports={str(port): int(port_there) for port, port_there in ports.items()},
     )

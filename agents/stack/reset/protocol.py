@@ -3,7 +3,8 @@
 A strategy is made per service by `agents.stack.reset.make_reset` when the stack takes its
 snapshot (DockerStack.snapshot); the stack then calls `restore()` on it before every unit. It
 never imports docker: the stack hands it a `ContainerExec` (docker exec, translated to
-StackFailed at agents/stack/docker.py) and the service's published ports.
+StackFailed at agents/stack/docker.py) and the address and ports the agent reaches it at (the
+tests' endpoint: the container's own IP and ports, or 127.0.0.1 and the published ports).
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class ContainerExec(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ServiceHandle:
-    """One running service as a strategy sees it: its spec, its published ports, a way in."""
+    """One running service as a strategy sees it: its spec, where to connect to it, a way in."""
 
     spec: ServiceSpec
     execute: ContainerExec
     host: str = "127.0.0.1"
-    # container port ("6379") -> host port published on `host`
-    published: Mapping[str, int] = field(default_factory=dict)
+    # container port ("6379") -> the port to connect to on `host` (the published host port on
+    # 127.0.0.1, or the container port itself on the container's address)
+    ports: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -1,8 +1,9 @@
 """The `redis` reset: every key of every database back to its state after setup.
 
 Made by `agents.stack.reset.make_reset` for a service named `redis` in `x-orchestrate.reset`.
-It speaks RESP itself (a few dozen lines below) over the service's published port on
-127.0.0.1 (6379 if published, else the first port), so the agent needs no redis-py.
+It speaks RESP itself (a few dozen lines below) to the service's port (6379 if listed, else
+the first) where the tests reach it: the container's own address, or the port published on
+127.0.0.1; so the agent needs no redis-py.
 
 Snapshot (once, after setup): `INFO server` must name a Redis version (so a strategy on some
 other server fails here, naming the service); then, in every database `INFO keyspace` lists,
@@ -140,7 +141,7 @@ class RedisReset:
         return tuple(entries)
 
     def _connect(self, doing: str) -> _Connection:
-        port = self._handle.published.get(str(self._handle.container_port(_DEFAULT_PORT)))
+        port = self._handle.ports.get(str(self._handle.container_port(_DEFAULT_PORT)))
         if port is None:
             raise self._failed(f"{doing}: the service publishes no port to reach Redis on")
         try:
