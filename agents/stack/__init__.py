@@ -2,8 +2,8 @@
 
 The coordinator calls `check_engine()` and `load_stack_file()` once (bad files fail the run
 before any agent starts) and `sweep()` to clear what crashed runs left; each agent calls
-`make_stack(...)`, then `up()`, `snapshot()` / `reset()` (when `resets`) and `down()` (the Stack
-protocol), and hands its tests `stack_env_json(endpoints)` as ORCHESTRATE_STACK (read back by
+`make_stack(...)`, then `up()`, `watch(on_death)`, `snapshot()` / `reset()` (when `resets`) and
+`down()` (the Stack protocol), and hands its tests `stack_env_json(endpoints)` as ORCHESTRATE_STACK (read back by
 agents/fixtures.py) and `endpoints.pytest_args` on its worker's command line.
 
 `docker` is imported only when a DockerStack is made or the engine is used, so importing this
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec, StackSpec, load_stack_file
@@ -63,9 +64,17 @@ class NullStack:
     def check(self) -> None:
         """Nothing can stop."""
 
+    def watch(self, on_death: Callable[[str], None]) -> Callable[[], None]:
+        """Nothing can die: no thread, and a `stop()` with nothing to do."""
+        return _nothing_to_stop
+
     def down(self) -> float:
         """Nothing to remove."""
         return 0.0
+
+
+def _nothing_to_stop() -> None:
+    """The `stop()` of a NullStack's watch."""
 
 
 def make_stack(

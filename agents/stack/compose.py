@@ -29,14 +29,16 @@ The subset, with orchestrate's one extension (`x-orchestrate`):
 
 Ports are always published on 127.0.0.1 at a random host port, so that any number of agents
 can run the same stack on one machine; a "host:container" mapping is therefore refused
-rather than silently ignored. In `env` templates `{svc.host}` is the published host,
-`{svc.port}` the first published port of `svc`, `{svc.ports[N]}` the host port published for
-container port N, and `{{`/`}}` are literal braces; `pytest_args` items are the same kind
-of template, rendered per agent and appended to that agent's worker command line only.
+rather than silently ignored. In `env` templates `{svc.host}`, `{svc.port}` (the first listed)
+and `{svc.ports[N]}` (for container port N) are where the agent reaches `svc`: the container's
+own IP on the stack's network and its container ports when a TCP connect there succeeds (Linux,
+the agent on the Docker host: no docker-proxy in the way), else 127.0.0.1 and the published
+host ports. `{{`/`}}` are literal braces; `pytest_args` items are the same kind of template,
+rendered per agent and appended to that agent's worker command line only.
 
 `reset` names built-in strategies (RESET_STRATEGIES; agents/stack/reset/ implements them);
-`redis` talks to the service over its published port (6379 if published, else the first), so
-it needs one. Whether the service really is that kind of server is only known once it runs:
+`redis` talks to the service over its port (6379 if listed, else the first) at the tests'
+address, so it needs one. Whether the service really is that kind of server is only known once it runs:
 the strategy checks it when the agent takes the snapshot. Unknown keys are errors (with a
 suggestion), except keys starting with `x-`, which Compose reserves for extensions.
 """

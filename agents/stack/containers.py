@@ -1,33 +1,37 @@
-"""A stack's containers without the Docker SDK: labels, names, create options, readiness, endpoints.
+"""A stack's containers without the Docker SDK: labels, names, create options, endpoints, deaths.
 
 Pure helpers of agents/stack/docker.py (the only module that imports docker): DockerStack
-builds each container's create options and reads its readiness and endpoint from the engine's
-`inspect_container` output with these, and words docker errors with `one_line` and
-`engine_message`.
+builds each container's create options and reads its endpoint from the engine's
+`inspect_container` output with these, DeathWatcher reads deaths from its events (`death_of`),
+and both word docker errors with `one_line` and `engine_message`. When a container is ready is
+agents/stack/readiness.py's business.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.stack.compose import PUBLISH_HOST, HealthcheckSpec, ServiceSpec
-from agents.stack.probes import port_answers, published_ports
+from agents.stack.compose import PUBLISH_HOST, ServiceSpec
+from agents.stack.probes import published_ports
 
 __all__ = [
     "LABEL_AGENT",
     "LABEL_OWNER",
     "LABEL_RUN",
     "LABEL_SERVICE",
-    "Readiness",
+    "Death",
+    "container_address",
     "create_options",
+    "death_of",
+    "direct_targets",
     "endpoint_of",
     "engine_message",
     "one_line",
-    "readiness",
     "safe_name",
     "stack_labels",
 ]
@@ -54,7 +58,8 @@ def create_options(
     """The keyword arguments of `containers.create` for `service` on the stack's `network`.
 
     `endpoint_config` is the engine's endpoint config giving the container its service name as
-    an alias (made by the SDK, so by the caller).
+    an alias (made by the SDK, so by the caller). Docker's health check is always off (the
+    image's too): DockerStack runs the check itself until it passes (agents/stack/readiness.py).
     """
     options: dict[str, Any] = {
         "name": name,
@@ -65,76 +70,100 @@ def create_options(
         "network": network,
         "networking_config": {network: endpoint_config},
         "hostname": service.name,
+        "healthcheck": {"test": ["NONE"]},
     }
     if service.entrypoint is not None:
         options["entrypoint"] = list(service.entrypoint)
     if service.tmpfs:
         options["tmpfs"] = dict(service.tmpfs)
-    if service.healthcheck is not None:
-        options["healthcheck"] = _docker_healthcheck(service.healthcheck)
     return options
 
 
-def _docker_healthcheck(check: HealthcheckSpec) -> dict[str, Any]:
-    result: dict[str, Any] = {"test": list(check.test)}
-    for key in ("interval", "timeout", "start_period"):
-        seconds = getattr(check, key)
-        if seconds is not None:
-            result[key] = int(seconds * 1e9)
-    if check.retries is not None:
-        result["retries"] = check.retries
-    return result
+def container_address(attributes: Mapping[str, Any], network: str) -> str | None:
+    """The container's IP address on `network`, from `inspect_container` output (None: none yet)."""
+    networks = (attributes.get("NetworkSettings") or {}).get("Networks") or {}
+    address = (networks.get(network) or {}).get("IPAddress")
+    return str(address) if address else None
+
+
+def direct_targets(
+    services: Sequence[ServiceSpec], attributes: Mapping[str, Mapping[str, Any]], network: str
+) -> list[tuple[str, int]] | None:
+    """(container IP, first container port) of every service with ports, to try a TCP connect to.
+
+    None when some service has no address on `network`, or when no service lists a port (then
+    nothing shows that the agent reaches the containers directly).
+    """
+    targets: list[tuple[str, int]] = []
+    for service in services:
+        if not service.ports:
+            continue
+        address = container_address(attributes[service.name], network)
+        if address is None:
+            return None
+        targets.append((address, int(service.ports[0].split("/")[0])))
+    return targets or None
+
+
+def endpoint_of(
+    service: ServiceSpec, attributes: Mapping[str, Any], direct_network: str | None = None
+) -> dict[str, object]:
+    """{"host", "port" (the first listed), "ports"} of a ready service, from `inspect_container` output.
+
+    With `direct_network`, the container's IP on that network and its container ports (the agent
+    reaches it without docker-proxy); without, 127.0.0.1 and the published host ports.
+    """
+    if direct_network is not None:
+        address = container_address(attributes, direct_network)
+        assert address is not None, "direct_targets checked every address"
+        ports = {spec.split("/")[0]: int(spec.split("/")[0]) for spec in service.ports}
+        host = address
+    else:
+        published = published_ports(attributes)
+        ports = {spec.split("/")[0]: published[spec] for spec in service.ports if spec in published}
+        host = PUBLISH_HOST
+    first = ports[service.ports[0].split("/")[0]] if service.ports else None
+    return {"host": host, "port": first, "ports": ports}
 
 
 @dataclass(frozen=True, slots=True)
-class Readiness:
-    """Whether a starting container is ready, in a few words; `failure` if it never will be."""
+class Death:
+    """What one container event says about a service: `what` happened to it (for the message)."""
 
-    ready: bool
-    state: str
-    failure: str = ""
+    service: str
+    what: str
 
 
-def readiness(attributes: Mapping[str, Any], ports: Sequence[str]) -> Readiness:
-    """How ready a starting container is, from its `inspect_container` output and listed `ports`.
+def death_of(event: Mapping[str, Any], signals: dict[str, str]) -> Death | None:
+    """The death a container event of the Docker events stream reports, or None.
 
-    Called by DockerStack while it waits for its services: ready when healthy (with a health
-    check), or running with every listed port published and answering.
+    `die`, `oom` and `destroy` end a service; a `kill` only sends a signal (the container may
+    live on), so it is remembered in `signals` (container id -> signal) for the `die` after it.
     """
-    state = attributes.get("State") or {}
-    status = state.get("Status", "unknown")
-    if status in ("exited", "dead"):
-        exit_code = state.get("ExitCode")
-        return Readiness(False, status, f"container exited with code {exit_code} while starting")
-    health = state.get("Health")
-    if health:
-        health_status = health.get("Status", "starting")
-        if health_status == "healthy":
-            return Readiness(True, "healthy")
-        checks = health.get("Log") or []
-        last_output = one_line(checks[-1].get("Output", "")) if checks else ""
-        detail = f"; last check said: {last_output}" if last_output else ""
-        if health_status == "unhealthy":
-            return Readiness(False, health_status, f"health check failed (unhealthy){detail}")
-        # A check that keeps failing within its retries stays "starting": say what it says.
-        return Readiness(False, f"health: {health_status}{detail}")
-    if status != "running":
-        return Readiness(False, f"status: {status}")
-    published = published_ports(attributes)
-    if any(port not in published for port in ports):
-        return Readiness(False, "ports not published yet")
-    for host_port in published.values():
-        if not port_answers(host_port):
-            return Readiness(False, f"port {host_port} not answering yet")
-    return Readiness(True, "running")
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    service = str(attributes.get(LABEL_SERVICE) or attributes.get("name") or "?")
+    container = str(actor.get("ID") or event.get("id") or "")
+    action = event.get("Action") or event.get("status")
+    if action == "kill":
+        signals[container] = str(attributes.get("signal", "?"))
+        return None
+    if action == "oom":
+        return Death(service, "was killed mid-run: out of memory (OOM)")
+    if action == "die":
+        signal_sent = signals.get(container)
+        after = f", after signal {_signal_name(signal_sent)}" if signal_sent else ""
+        return Death(service, f"died mid-run (exit code {attributes.get('exitCode', '?')}{after})")
+    if action == "destroy":
+        return Death(service, "its container was removed mid-run")
+    return None
 
 
-def endpoint_of(service: ServiceSpec, attributes: Mapping[str, Any]) -> dict[str, object]:
-    """{"host", "port" (the first listed), "ports"} of a ready service, from `inspect_container` output."""
-    published = published_ports(attributes)
-    ports = {spec.split("/")[0]: published[spec] for spec in service.ports if spec in published}
-    first = ports[service.ports[0].split("/")[0]] if service.ports else None
-    return {"host": PUBLISH_HOST, "port": first, "ports": ports}
+def _signal_name(number: str) -> str:
+    try:
+        return f"{number} ({signal.Signals(int(number)).name})"
+    except ValueError:
+        return number
 
 
 def engine_message(exc: BaseException) -> str:

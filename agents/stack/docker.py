@@ -1,26 +1,34 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
 The only module that imports `docker`. Made by `agents.stack.make_stack`; the agent calls
-`up()` before its pytest worker starts, `snapshot()` once after it and `reset()` before every
-unit when the stack file asks for resets, and `down()` once at the end. Also home of the
-coordinator's engine check (`check_engine`) and of `sweep`, which removes what crashed
-coordinators left behind.
+`up()` before its pytest worker starts, `watch()` once it is up, `snapshot()` once after it and
+`reset()` before every unit when the stack file asks for resets, and `down()` once at the end.
+Also home of the coordinator's engine check (`check_engine`) and of `sweep`, which removes what
+crashed coordinators left behind.
 
 Isolation: every stack has its own bridge network (`orch-<run>-<agent>`) on which services
 reach each other by service name, and every container port is published on 127.0.0.1 at a
-random host port, so any number of agents can run the same stack file on one machine.
+random host port, so any number of agents can run the same stack file on one machine. The
+tests get a service's own IP on that network and its container port when this process reaches
+it there (Linux, the agent on the Docker host), so that their connections skip docker-proxy;
+else 127.0.0.1 and the published port.
+Idle, a stack costs nothing: Docker's health checks are off and the check runs here only until
+it first passes (agents/stack/readiness.py); `watch()` waits on the engine's events stream
+(agents/stack/watcher.py) instead of polling.
 Everything created carries the labels `orchestrate.run`, `orchestrate.agent` and
 `orchestrate.owner=<hostname>:<coordinator pid>`; `down()` and `sweep()` find their targets by
 label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable,
 also for the reset strategies (agents/stack/reset/), which reach containers through `_exec`.
-What needs no SDK is elsewhere: labels, names, create options, readiness and endpoints in
-agents/stack/containers.py; snapshot, reset and the stack's commands in agents/stack/snapshots.py.
+What needs no SDK is elsewhere: labels, names, create options, endpoints and deaths in
+agents/stack/containers.py; readiness in agents/stack/readiness.py; the watchdog's thread in
+agents/stack/watcher.py; snapshot, reset and the stack's commands in agents/stack/snapshots.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,20 +46,23 @@ from agents.stack.containers import (
     LABEL_OWNER,
     LABEL_RUN,
     LABEL_SERVICE,
+    Death,
     create_options,
+    direct_targets,
     endpoint_of,
     engine_message,
     one_line,
-    readiness,
     safe_name,
     stack_labels,
 )
 from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
-from agents.stack.probes import owner_is_dead
+from agents.stack.probes import address_answers, owner_is_dead
 from agents.stack.protocol import StackEndpoints
+from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
 from agents.stack.reset import ExecResult, ServiceHandle
 from agents.stack.snapshots import StackSnapshots, service_handle
+from agents.stack.watcher import DeathWatcher
 
 __all__ = [
     "LABEL_AGENT",
@@ -67,15 +78,72 @@ __all__ = [
 LOG_TAIL_LINES = 20
 ENGINE_CHECK_TIMEOUT = 3.0
 _API_TIMEOUT = 60
-_POLL_SECONDS = 0.05
+# Container events that may end a service (a `kill` only names the signal of the `die` after it).
+_DEATH_EVENTS = ("die", "oom", "kill", "destroy")
+# How long an exec'd health check that printed its last byte may take to report its exit code.
+_EXIT_CODE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class _Started:
-    """A container `up` created and started for one service."""
+    """A container `up` created and started for one service; a StartingService while `up` waits."""
 
     service: ServiceSpec
     container: Container
+    client: docker.DockerClient
+    # the stack's clock when the container started: where the health check's start_period begins
+    started_at: float
+    # what orchestrate runs until the service is ready; None: the protocol probe
+    health_check: HealthCheck | None
+
+    def inspect(self) -> Mapping[str, Any]:
+        name = self.service.name
+        try:
+            attributes: Mapping[str, Any] = self.client.api.inspect_container(self.container.id)
+        except docker.errors.NotFound as exc:
+            raise StackFailed(
+                f"service '{name}': container disappeared while starting", service=name
+            ) from exc
+        except docker.errors.APIError as exc:
+            message = f"service '{name}': cannot inspect container: {one_line(exc)}"
+            raise StackFailed(message, service=name) from exc
+        return attributes
+
+    def run_check(self, argv: Sequence[str], timeout: float) -> tuple[int | None, str]:
+        """Exec a health check's command: (exit code, output); (None, output) cut off at `timeout`."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self.container.id, list(argv))["Id"]
+            output = api.exec_start(exec_id, stream=True)
+        except docker.errors.APIError as exc:  # e.g. no longer running: the next inspect says why
+            return -1, one_line(exc)
+        timed_out = threading.Event()
+
+        def cut() -> None:
+            timed_out.set()
+            output.close()
+
+        # The SDK's read has no timeout; closing its CancellableStream ends it from this timer.
+        timer = threading.Timer(timeout, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            text = b"".join(output).decode("utf-8", errors="replace")
+        finally:
+            timer.cancel()
+            with contextlib.suppress(OSError):
+                output.close()
+        exit_code = _exec_exit_code(self.client, exec_id, wait=not timed_out.is_set())
+        if exit_code is None and not timed_out.is_set():
+            return -1, text or "the engine reported no exit code"
+        return exit_code, text
+
+    def failure(self, what: str, client: docker.DockerClient | None = None) -> StackFailed:
+        """StackFailed naming the service, saying `what`, with its last log lines."""
+        logs = _container_logs(client or self.client, self.container.id)
+        shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
+        name = self.service.name
+        return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
 
 
 class DockerStack:
@@ -109,6 +177,10 @@ class DockerStack:
         # Set by `up()`: what setup and reset commands run with, and what strategies connect to.
         self._endpoints: StackEndpoints | None = None
         self._snapshots = StackSnapshots(spec, agent_id, self.cwd, clock)
+        # The watchers `watch()` started; `down()` stops them before it removes anything.
+        self._watch_lock = threading.Lock()
+        self._watchers: list[DeathWatcher] = []
+        self._down_started = False
 
     # -- the Stack protocol --------------------------------------------------------------------
 
@@ -125,8 +197,8 @@ class DockerStack:
             self._create_network(client)
             started = self._start_all(client)
             self._started = started
-            self._wait_ready(client, started, deadline)
-            services = {item.service.name: self._endpoint(client, item) for item in started}
+            wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
+            services = self._endpoints_of(client, started)
         except (docker.errors.DockerException, OSError) as exc:
             # What the specific translations below did not expect: the engine failing mid-way
             # (requests' connection errors and timeouts are OSErrors).
@@ -167,10 +239,31 @@ class DockerStack:
     def check(self) -> None:
         """Raise StackFailed, naming the service with its last log lines, if one stopped since `up()`.
 
-        Called by the agent's stack watchdog every few seconds while tests run, so a service
-        that dies mid-run (OOM, a test stopping it) fails this agent clearly, not its next tests.
+        A poll, for callers that cannot take `watch()`'s events: a service that dies mid-run (OOM,
+        a test stopping it) then fails this agent clearly, not its next tests.
         """
-        client = self._connect()
+        self._check(self._connect())
+
+    def watch(self, on_death: Callable[[str], None]) -> Callable[[], None]:
+        """Call `on_death(message)` once, from a daemon thread, if a service dies before `down()`.
+
+        The thread waits on the engine's events stream, filtered by this stack's labels: nothing
+        polls. The message names the service with its last log lines, like `check()`'s StackFailed.
+        Returns `stop()`, which ends the thread promptly and is safe to call twice; `down()` stops
+        every watcher first, so its own removals are no death. Raises StackFailed when the engine
+        gives no events stream.
+        """
+        with self._watch_lock:
+            if self._down_started:
+                return _nothing_to_stop
+            source = _EngineEvents.open(self)
+            watcher = DeathWatcher(source, on_death, name=f"orchestrate-stack-watch-{self.agent_id}")
+            self._watchers.append(watcher)
+        watcher.start()
+        return watcher.stop
+
+    def _check(self, client: docker.DockerClient) -> None:
+        """`check()` with `client`: raise StackFailed for the first service not running."""
         for item in self._started:
             try:
                 attributes = client.api.inspect_container(item.container.id)
@@ -185,7 +278,7 @@ class DockerStack:
                 what = (
                     f"stopped mid-run ({state.get('Status', 'unknown')}, exit code {state.get('ExitCode')})"
                 )
-                raise self._failure(client, item, what)
+                raise item.failure(what, client)
 
     def down(self) -> float:
         """Remove this stack's containers (with their volumes) and its network; returns seconds.
@@ -194,6 +287,11 @@ class DockerStack:
         Raises StackFailed only when the engine refuses to remove something that still exists.
         """
         started_at = self._clock()
+        with self._watch_lock:
+            self._down_started = True
+            watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.stop()
         client = self._client or self._connect()
         try:
             labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id}
@@ -259,6 +357,10 @@ class DockerStack:
         )
         command = list(service.command) if service.command is not None else None
         try:
+            image_check = None
+            if service.healthcheck is None or service.healthcheck.test != ("NONE",):
+                image_config = client.api.inspect_image(service.image).get("Config") or {}
+                image_check = image_config.get("Healthcheck")
             # create + start, never `run`: `run` pulls a missing image, and we use no registry.
             container = client.containers.create(service.image, command, **options)
             container.start()
@@ -275,57 +377,33 @@ class DockerStack:
                 service=service.name,
                 logs=logs,
             ) from exc
-        return _Started(service=service, container=container)
+        return _Started(
+            service=service,
+            container=container,
+            client=client,
+            started_at=self._clock(),
+            health_check=health_check_of(service.healthcheck, image_check),
+        )
 
-    def _wait_ready(self, client: docker.DockerClient, started: list[_Started], deadline: float) -> None:
-        """Poll every container until each is ready; one exiting, turning unhealthy or timing out fails."""
-        pending = {item.service.name: item for item in started}
-        last_state: dict[str, str] = {}
-        while pending:
-            for name, item in list(pending.items()):
-                ready, state = self._check_ready(client, item)
-                last_state[name] = state
-                if ready:
-                    del pending[name]
-            if not pending:
-                return
-            if self._clock() >= deadline:
-                name = next(iter(pending))
-                raise self._failure(
-                    client,
-                    pending[name],
-                    f"not ready after {self.spec.ready_timeout:g} s ({last_state.get(name, 'unknown')})",
-                )
-            time.sleep(_POLL_SECONDS)
+    def _endpoints_of(
+        self, client: docker.DockerClient, started: list[_Started]
+    ) -> dict[str, dict[str, object]]:
+        """Each ready service's endpoint: at its container's own address, or its published port.
 
-    def _check_ready(self, client: docker.DockerClient, item: _Started) -> tuple[bool, str]:
-        """(ready?, a short description of the state); raises StackFailed if it cannot become ready."""
-        try:
-            attributes = client.api.inspect_container(item.container.id)
-        except docker.errors.NotFound as exc:
-            message = f"service '{item.service.name}': container disappeared while starting"
-            raise StackFailed(message, service=item.service.name) from exc
-        except docker.errors.APIError as exc:
-            raise StackFailed(
-                f"service '{item.service.name}': cannot inspect container: {one_line(exc)}",
-                service=item.service.name,
-            ) from exc
-        verdict = readiness(attributes, item.service.ports)
-        if verdict.failure:
-            raise self._failure(client, item, verdict.failure)
-        return verdict.ready, verdict.state
-
-    def _failure(self, client: docker.DockerClient, item: _Started, what: str) -> StackFailed:
-        logs = _container_logs(client, item.container.id)
-        shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
-        name = item.service.name
-        return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
-
-    def _endpoint(self, client: docker.DockerClient, item: _Started) -> dict[str, object]:
-        return endpoint_of(item.service, client.api.inspect_container(item.container.id))
+        The container addresses when a TCP connect from this process reaches every service's
+        (no docker-proxy on the way); one that fails decides for the whole stack.
+        """
+        attributes = {item.service.name: client.api.inspect_container(item.container.id) for item in started}
+        targets = direct_targets([item.service for item in started], attributes, self.network_name)
+        direct = targets is not None and all(address_answers(host, port) for host, port in targets)
+        network = self.network_name if direct else None
+        return {
+            item.service.name: endpoint_of(item.service, attributes[item.service.name], network)
+            for item in started
+        }
 
     def _handle(self, name: str) -> ServiceHandle:
-        """What a reset strategy gets for service `name`: its spec, published ports and `_exec`."""
+        """What a reset strategy gets for service `name`: its spec, its endpoint and `_exec`."""
         item = next((item for item in self._started if item.service.name == name), None)
         if item is None or self._endpoints is None:
             raise RuntimeError(f"agent {self.agent_id}: stack snapshot() called before up() succeeded")
@@ -348,6 +426,78 @@ class DockerStack:
         text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
         # The engine reports a command it cannot start as output, with exit code 126 or 127.
         return ExecResult(exit_code=exit_code if exit_code is not None else -1, output=text)
+
+
+class _EngineEvents:
+    """The WatchSource of one DockerStack (agents/stack/watcher.py): its container events."""
+
+    def __init__(self, stack: DockerStack, client: docker.DockerClient, stream: Any) -> None:
+        self._stack = stack
+        self._client = client
+        self._stream = stream
+
+    @classmethod
+    def open(cls, stack: DockerStack) -> _EngineEvents:
+        """Ask the engine for the stack's container events from now on; raises StackFailed."""
+        labels = [f"{LABEL_RUN}={stack.run_id}", f"{LABEL_AGENT}={stack.agent_id}"]
+        filters = {"type": "container", "label": labels, "event": list(_DEATH_EVENTS)}
+        try:
+            client = docker.from_env(timeout=_API_TIMEOUT)
+        except docker.errors.DockerException as exc:
+            raise StackFailed(f"agent {stack.agent_id}: no Docker engine answers: {one_line(exc)}") from exc
+        try:
+            stream = client.events(decode=True, filters=filters)
+        except (docker.errors.DockerException, OSError) as exc:
+            client.close()
+            message = f"agent {stack.agent_id}: cannot watch its stack's containers: {one_line(exc)}"
+            raise StackFailed(message) from exc
+        return cls(stack, client, stream)
+
+    def events(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            self._stream.close()
+
+    def dead_already(self) -> str | None:
+        try:
+            self._stack._check(self._client)
+        except StackFailed as exc:
+            return str(exc)
+        return None
+
+    def describe(self, death: Death) -> str:
+        item = next((item for item in self._stack._started if item.service.name == death.service), None)
+        if item is None:
+            return f"service '{death.service}': {death.what}"
+        return str(item.failure(death.what, self._client))
+
+    def lost(self) -> str:
+        return (
+            f"agent {self._stack.agent_id}: the Docker engine ended its events stream "
+            "(did the engine stop?); the stack is no longer watched"
+        )
+
+    def release(self) -> None:
+        self.close()
+        self._client.close()
+
+
+def _nothing_to_stop() -> None:
+    """The `stop()` of a watch that never started (asked for after `down()`)."""
+
+
+def _exec_exit_code(client: docker.DockerClient, exec_id: str, wait: bool) -> int | None:
+    """The exit code of a finished exec; None if it still runs (after `_EXIT_CODE_SECONDS` if `wait`)."""
+    deadline = time.monotonic() + (_EXIT_CODE_SECONDS if wait else 0.0)
+    while True:
+        details = client.api.exec_inspect(exec_id)
+        if not details.get("Running") and details.get("ExitCode") is not None:
+            return int(details["ExitCode"])
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
 
 
 # -- engine-wide operations ------------------------------------------------------------------

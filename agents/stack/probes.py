@@ -13,10 +13,13 @@ from typing import Any
 
 from agents.stack.compose import PUBLISH_HOST
 
-__all__ = ["owner_is_dead", "port_answers", "published_ports"]
+__all__ = ["address_answers", "owner_is_dead", "port_answers", "published_ports"]
 
 # How long one readiness probe of a published port waits.
 PROBE_TIMEOUT = 0.2
+# How long the one TCP connect to a container's own address waits: a local bridge answers in
+# microseconds; an address this host does not route to (Docker Desktop's VM) may never answer.
+DIRECT_CONNECT_TIMEOUT = 0.5
 
 
 def published_ports(attributes: Mapping[str, Any]) -> dict[str, int]:
@@ -45,6 +48,15 @@ def port_answers(port: int) -> bool:
                 return connection.recv(1) != b""
             except TimeoutError:
                 return True
+    except OSError:
+        return False
+
+
+def address_answers(host: str, port: int, timeout: float = DIRECT_CONNECT_TIMEOUT) -> bool:
+    """True when a TCP connect from this process to `host`:`port` succeeds (a container's own IP)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
     except OSError:
         return False
 

@@ -1,13 +1,15 @@
 """The Stack protocol: one agent's private set of services (containers), up, reset and down.
 
 Called by the agent (agents/agent.py): `up()` once before its pytest worker starts,
-`snapshot()` once right after `up()` and before any test, `reset()` before every unit
-(reruns and requeued units included) when `resets` is true, `check()` every few seconds while
-tests run, `down()` exactly once at the end, whatever happened (also after a failed `up()`).
+`watch(on_death)` once after `up()` succeeded (or `check()` every few seconds while tests run),
+`snapshot()` once right after `up()` and before any test, `reset()` before every unit (reruns and
+requeued units included) when `resets` is true, `down()` exactly once at the end, whatever
+happened (also after a failed `up()`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,7 +19,9 @@ class StackEndpoints:
     """What the agent's tests get: env vars, the endpoint of each service, extra pytest arguments."""
 
     env: dict[str, str] = field(default_factory=dict)
-    # service name -> {"host": "127.0.0.1", "port": 49153, "ports": {"5432": 49153}}
+    # service name -> {"host": "172.18.0.2", "port": 5432, "ports": {"5432": 5432}} when the agent
+    # reaches the container's own address, else {"host": "127.0.0.1", "port": 49153, "ports":
+    # {"5432": 49153}} (the published port)
     services: dict[str, dict[str, object]] = field(default_factory=dict)
     up_seconds: float = 0.0
     setup_seconds: float = 0.0
@@ -61,6 +65,16 @@ class Stack(Protocol):
 
     def check(self) -> None:
         """Raise StackFailed (naming the service, with its last log lines) if one stopped since `up`."""
+        ...
+
+    def watch(self, on_death: Callable[[str], None]) -> Callable[[], None]:
+        """Call `on_death(message)` once, from a thread of its own, if a service dies before `down`.
+
+        The message names the service, with its last log lines (what `check()` would raise).
+        Waits on events, never polls. Returns `stop()`: it ends the watching promptly, is safe to
+        call twice, and once it returned `on_death` is never called; `down()` stops every watch
+        before removing anything, so its own removals are no death.
+        """
         ...
 
     def down(self) -> float:

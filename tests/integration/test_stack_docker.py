@@ -8,10 +8,12 @@ its run ids is left behind.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,11 +24,13 @@ import docker
 import psycopg
 import pytest
 import redis
+from docker.models.containers import Container
 
 from agents.stack import check_engine, current_owner, load_stack_file, make_stack, stack_env_json, sweep
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, DockerStack
 from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.probes import address_answers
 
 pytestmark = pytest.mark.docker
 
@@ -90,6 +94,24 @@ def make(engine: docker.DockerClient) -> Iterator[MakeStack]:
         stack.down()
 
 
+def container_of(engine: docker.DockerClient, stack: DockerStack, service: str) -> Container:
+    (container,) = engine.containers.list(
+        all=True, filters={"label": [f"{LABEL_RUN}={stack.run_id}", f"orchestrate.service={service}"]}
+    )
+    return container
+
+
+def container_ip(engine: docker.DockerClient, stack: DockerStack, service: str) -> str:
+    networks = container_of(engine, stack, service).attrs["NetworkSettings"]["Networks"]
+    return str(networks[stack.network_name]["IPAddress"])
+
+
+def watcher_threads(agent_id: str) -> int:
+    """How many of `agent_id`'s stack watchers still run."""
+    name = f"orchestrate-stack-watch-{agent_id}"
+    return sum(1 for thread in threading.enumerate() if thread.name == name and thread.is_alive())
+
+
 def labelled(engine: docker.DockerClient, stack: DockerStack) -> tuple[list[str], list[str]]:
     filters = {"label": [f"{LABEL_RUN}={stack.run_id}", f"{LABEL_AGENT}={stack.agent_id}"]}
     containers = [c.name for c in engine.containers.list(all=True, filters=filters)]
@@ -103,8 +125,9 @@ class TestIsolationAndReadiness:
         first, second = make(spec, "a0"), make(spec, "a1")
         with ThreadPoolExecutor(max_workers=2) as pool:
             one, two = pool.map(lambda stack: stack.up(), [first, second])
-        assert one.services["db"]["port"] != two.services["db"]["port"]
-        assert one.services["cache"]["port"] != two.services["cache"]["port"]
+        for service in ("db", "cache"):
+            first_at = (one.services[service]["host"], one.services[service]["port"])
+            assert first_at != (two.services[service]["host"], two.services[service]["port"])
         for endpoints, label in ((one, "first"), (two, "second")):
             # Readiness is real: the very first query after up() succeeds.
             with psycopg.connect(endpoints.env["DATABASE_URL"], autocommit=True) as db:
@@ -120,17 +143,50 @@ class TestIsolationAndReadiness:
             assert cache.get("marker") == label
             cache.close()
 
-    def test_endpoints_env_and_timings(self, make: MakeStack) -> None:
+    def test_endpoints_env_and_timings(self, make: MakeStack, engine: docker.DockerClient) -> None:
+        # Where this process reaches a container's own address on the stack network (Linux, on
+        # the Docker host), the tests get it and the container port: no docker-proxy in between.
+        stack = make(spec_of(PG_AND_REDIS))
+        endpoints = stack.up()
+        db = endpoints.services["db"]
+        address = container_ip(engine, stack, "db")
+        if not address_answers(address, 5432):
+            pytest.skip(f"this process does not reach containers at their own address ({address})")
+        assert db == {"host": address, "port": 5432, "ports": {"5432": 5432}}
+        assert endpoints.services["cache"]["host"] == container_ip(engine, stack, "cache")
+        assert endpoints.env["DATABASE_URL"] == f"postgresql://postgres:postgres@{address}:5432/postgres"
+        assert endpoints.env["REDIS_URL"] == f"redis://{container_ip(engine, stack, 'cache')}:6379/0"
+        assert 0 < endpoints.up_seconds < 30
+        assert endpoints.setup_seconds == 0.0
+        assert f'"host": "{address}"' in stack_env_json(endpoints)
+        with psycopg.connect(endpoints.env["DATABASE_URL"]) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+
+    def test_endpoints_fall_back_to_the_published_ports(
+        self, make: MakeStack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Where the container's address does not answer (Docker Desktop's VM, an agent in a
+        # container of its own), the tests go through the ports published on 127.0.0.1.
+        tried: list[tuple[str, int]] = []
+
+        def unreachable(host: str, port: int) -> bool:
+            tried.append((host, port))
+            return False
+
+        monkeypatch.setattr("agents.stack.docker.address_answers", unreachable)
         endpoints = make(spec_of(PG_AND_REDIS)).up()
+        assert len(tried) == 1 and tried[0][1] in (5432, 6379)  # one failed connect decides
         db = endpoints.services["db"]
         assert db["host"] == "127.0.0.1"
-        assert db["ports"] == {"5432": db["port"]}
+        assert db["ports"] == {"5432": db["port"]} and db["port"] != 5432
         assert (
             endpoints.env["DATABASE_URL"] == f"postgresql://postgres:postgres@127.0.0.1:{db['port']}/postgres"
         )
-        assert 0 < endpoints.up_seconds < 30
-        assert endpoints.setup_seconds == 0.0
-        assert '"DATABASE_URL"' in stack_env_json(endpoints)
+        with psycopg.connect(endpoints.env["DATABASE_URL"]) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        cache = redis.Redis.from_url(endpoints.env["REDIS_URL"])
+        assert cache.ping() is True
+        cache.close()
 
     def test_labels_network_and_localhost_only_publishing(
         self, make: MakeStack, engine: docker.DockerClient
@@ -177,7 +233,8 @@ class TestIsolationAndReadiness:
         started = time.monotonic()
         endpoints = make(spec).up()
         assert time.monotonic() - started >= 1.5
-        client = redis.Redis(port=int(str(endpoints.services["slow"]["port"])))
+        slow = endpoints.services["slow"]
+        client = redis.Redis(host=str(slow["host"]), port=int(str(slow["port"])))
         assert client.ping() is True
         client.close()
 
@@ -301,6 +358,159 @@ class TestFailures:
         assert endpoints.setup_seconds > 0
 
 
+class TestReadinessOnlyUntilReady:
+    """Docker's health checks are off; orchestrate runs the check until it passes, then never."""
+
+    def test_no_health_check_runs_once_the_stack_is_ready(
+        self, make: MakeStack, engine: docker.DockerClient
+    ) -> None:
+        spec = spec_of(
+            """
+            services:
+              db:
+                image: orchestrate/postgres:15
+                ports: ["5432"]
+                healthcheck: {test: ["CMD", "pg_isready", "-q", "-h", "127.0.0.1"], interval: 100ms, retries: 300}
+              cache:
+                image: orchestrate/redis:7    # no healthcheck here: the image's, run by orchestrate
+                ports: ["6379"]
+            """
+        )
+        stack = make(spec)
+        before_up = time.time()
+        stack.up()
+        ready_at = time.time()
+        for service in ("db", "cache"):
+            attributes = container_of(engine, stack, service).attrs
+            assert attributes["Config"]["Healthcheck"]["Test"] == ["NONE"]
+            assert "Health" not in attributes["State"]
+        time.sleep(1.5)  # 15 intervals of the db's check, 3 of the image's
+        checks = [
+            (event["Actor"]["Attributes"]["orchestrate.service"], event["timeNano"] > ready_at * 1e9)
+            for event in engine.events(
+                since=int(before_up),
+                until=int(time.time()) + 1,
+                decode=True,
+                filters={"type": "container", "label": f"{LABEL_RUN}={stack.run_id}"},
+            )
+            if str(event.get("Action", "")).startswith("exec_start")
+        ]
+        assert {service for service, _ in checks} == {"db", "cache"}  # both checked while starting
+        assert [check for check in checks if check[1]] == []  # and never again
+
+    def test_the_image_health_check_decides_when_the_file_has_none(self, make: MakeStack) -> None:
+        # No ports, so the protocol probe would call it ready at once: the image's redis-cli ping waits.
+        spec = spec_of(
+            """
+            services:
+              late:
+                image: orchestrate/redis:7
+                command: ["sh", "-c", "sleep 1.5; exec redis-server"]
+            """
+        )
+        started = time.monotonic()
+        make(spec).up()
+        assert time.monotonic() - started >= 1.5
+
+    def test_failures_in_the_start_period_do_not_count(self, make: MakeStack) -> None:
+        spec = spec_of(
+            """
+            services:
+              warming:
+                image: orchestrate/redis:7
+                command: ["sh", "-c", "sleep 1; touch /tmp/warm; exec redis-server"]
+                healthcheck: {test: "test -e /tmp/warm", interval: 100ms, retries: 1, start_period: 10s}
+            """
+        )
+        started = time.monotonic()
+        make(spec).up()  # with retries 1 and no start_period, the first run would fail the stack
+        assert 1 <= time.monotonic() - started < 10
+
+    def test_a_check_that_hangs_is_cut_at_its_timeout(self, make: MakeStack) -> None:
+        spec = spec_of(
+            """
+            services:
+              hung:
+                image: orchestrate/redis:7
+                healthcheck: {test: "sleep 30", interval: 100ms, timeout: 300ms, retries: 2}
+            """
+        )
+        started = time.monotonic()
+        with pytest.raises(StackFailed) as caught:
+            make(spec).up()
+        assert time.monotonic() - started < 8
+        assert "health check failed (unhealthy); last check said: timed out after 0.3 s" in str(caught.value)
+        assert caught.value.service == "hung"
+
+
+class TestWatch:
+    """`watch()` reports a service's death from the engine's events, once, and never after stop."""
+
+    def test_a_killed_service_is_reported_once_within_seconds(
+        self, make: MakeStack, engine: docker.DockerClient
+    ) -> None:
+        stack = make(spec_of(PG_AND_REDIS), "w1")
+        stack.up()
+        deaths: queue.Queue[str] = queue.Queue()
+        stop = stack.watch(deaths.put)
+        try:
+            killed_at = time.monotonic()
+            container_of(engine, stack, "db").kill()
+            message = deaths.get(timeout=5)
+            assert time.monotonic() - killed_at < 5
+            assert message.startswith("service 'db': died mid-run (exit code 137, after signal 9 (SIGKILL))")
+            assert "last log lines:" in message and "ready to accept connections" in message
+            container_of(engine, stack, "cache").kill()
+            with pytest.raises(queue.Empty):
+                deaths.get(timeout=1.0)  # once
+        finally:
+            stop()
+
+    def test_stop_ends_the_watcher_and_nothing_is_reported_after_it(
+        self, make: MakeStack, engine: docker.DockerClient
+    ) -> None:
+        stack = make(spec_of(PG_AND_REDIS), "w2")
+        stack.up()
+        deaths: queue.Queue[str] = queue.Queue()
+        stop = stack.watch(deaths.put)
+        assert watcher_threads("w2") == 1
+        started = time.monotonic()
+        stop()
+        assert time.monotonic() - started < 1
+        assert watcher_threads("w2") == 0
+        stop()  # twice: fine
+        container_of(engine, stack, "cache").kill()
+        with pytest.raises(queue.Empty):
+            deaths.get(timeout=1.5)
+
+    def test_down_stops_its_watchers_before_removing(self, make: MakeStack) -> None:
+        stack = make(spec_of(PG_AND_REDIS), "w3")
+        stack.up()
+        deaths: queue.Queue[str] = queue.Queue()
+        stop = stack.watch(deaths.put)
+        stack.down()
+        assert watcher_threads("w3") == 0
+        with pytest.raises(queue.Empty):
+            deaths.get(timeout=1.5)
+        stop()  # after down: fine
+
+    def test_a_service_that_died_before_watch_is_reported(
+        self, make: MakeStack, engine: docker.DockerClient
+    ) -> None:
+        stack = make(spec_of(PG_AND_REDIS), "w4")
+        stack.up()
+        cache = container_of(engine, stack, "cache")
+        cache.kill()
+        cache.wait(timeout=10)
+        deaths: queue.Queue[str] = queue.Queue()
+        stop = stack.watch(deaths.put)
+        try:
+            message = deaths.get(timeout=5)
+        finally:
+            stop()
+        assert message.startswith("service 'cache': stopped mid-run (exited, exit code 137)")
+
+
 class TestCleanUp:
     def test_down_leaves_nothing_and_is_idempotent(
         self, make: MakeStack, engine: docker.DockerClient
@@ -372,6 +582,9 @@ class TestEngine:
         stack = make_stack(None, "r", "a", current_owner())
         endpoints = stack.up()
         assert endpoints.env == {} and endpoints.services == {}
+        stop = stack.watch(lambda message: pytest.fail(message))
+        stop()
+        stop()
         assert stack.down() == 0.0
 
 

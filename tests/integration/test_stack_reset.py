@@ -206,8 +206,9 @@ class TestResetRestoresExactly:
     def test_pytest_args_are_rendered_per_stack(self, make: MakeStack, tmp_path: Path) -> None:
         (tmp_path / "seed.py").write_text(textwrap.dedent(SEED))
         endpoints = make(spec_of(STACK), cwd=tmp_path).up()
-        port = endpoints.services["db"]["port"]
-        assert endpoints.pytest_args == ("--dburi", f"postgresql://postgres:postgres@127.0.0.1:{port}/app")
+        db = endpoints.services["db"]  # the container's own address and port, or the published ones
+        expected = f"postgresql://postgres:postgres@{db['host']}:{db['port']}/app"
+        assert endpoints.pytest_args == ("--dburi", expected)
 
     def test_reset_commands_run_after_the_strategies_with_the_stack_env(
         self, make: MakeStack, tmp_path: Path
