@@ -5,7 +5,7 @@ A backend (orchestrator/backends/local.py's agent process, ray.py's actor) makes
 event through `emit`, a batch at a time, in order, AgentStopped last.
 
     command() ─────────────┐                 ┌── the worker's message pipe (frames)
-    stack watchdog ────────┤ wake pipe       ├── the worker's stdout (kept for crash reports)
+    stack watch (events) ──┤ wake pipe       ├── the worker's stdout (kept for crash reports)
     worker exit waiter ────┘                 │
                      one selector in the driver thread ──► AgentMachine.handle(input)
                      timeout: the running test's deadline   │ actions: start/kill/write the
@@ -69,9 +69,6 @@ from agents.stack.lease import Lease
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
 
-# How often a running agent checks that every service of its stack is still up.
-STACK_CHECK_SECONDS = 1.0
-
 
 @dataclass(frozen=True, slots=True)
 class _ThreadFailed:
@@ -114,8 +111,8 @@ class AgentRuntime:
         self._thread: threading.Thread | None = None
         self._stack: Stack | None = None
         self._lease: Lease | None = None
-        self._watching = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        # Ends the stack's watch on Docker's events (a dead service becomes StackDied).
+        self._stop_watch: Callable[[], None] | None = None
         self._worker: WorkerProcess | None = None
         self._worker_messages_ended = False
         self._worker_env: dict[str, str] = {}
@@ -285,10 +282,8 @@ class AgentRuntime:
             stack_args=endpoints.pytest_args,
         )
         if spec is not None:
-            self._watchdog = threading.Thread(
-                target=self._watch_stack, args=(self._stack,), name="orchestrate-stack-watchdog", daemon=True
-            )
-            self._watchdog.start()
+            # Docker's events, not polling: nothing runs while every service lives.
+            self._stop_watch = self._stack.watch(lambda message: self._put(StackDied(message)))
         self._put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
 
     def _take_lease_and_sweep(self) -> None:
@@ -336,22 +331,9 @@ class AgentRuntime:
         return down
 
     def _stop_watching(self) -> None:
-        self._watching.set()
-        if self._watchdog is not None and self._watchdog is not threading.current_thread():
-            self._watchdog.join()
-            self._watchdog = None
-
-    def _watch_stack(self, stack: Stack) -> None:
-        """Check the stack while tests run; a dead service becomes StackDied (the agent fails)."""
-        while not self._watching.wait(STACK_CHECK_SECONDS):
-            try:
-                stack.check()
-            except StackFailed as exc:
-                self._put(StackDied(str(exc)))
-                return
-            except Exception as exc:
-                self._put(StackDied(f"stack check failed: {exc!r}"))
-                return
+        stop, self._stop_watch = self._stop_watch, None
+        if stop is not None:
+            stop()
 
     # -- the worker ------------------------------------------------------------------------
 
