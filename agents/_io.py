@@ -7,7 +7,7 @@ by agents.agent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol import worker_hop as wh
@@ -22,6 +22,10 @@ class StackUp:
     stack_seconds: float = 0.0
     resets: bool = False
     now: float = 0.0
+    # How the worker is started on this stack (pm.StackReady's fields).
+    stack_args: tuple[str, ...] = ()
+    stack_env: dict[str, str] = field(default_factory=dict)
+    worker_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ Read by agents/agent.py's AgentMachine on every input (and by tests naming state
 `_state.py`, every state lists the inputs it accepts and the states they may lead to
 (`TRANSITIONS`); any other input raises `InvalidInput`.
 
+    SERVING ◄─StackUp (a collection agent: no worker; Finish, Abort or StackDied: STOPPING_STACK)
+       ▲
     STARTING_STACK ──StackUp──► STARTING_WORKER ──collected──► RUNNING ──Finish──► FINISHING
          │                         ▲   │                         │  │                 │
          │ StackUpFailed           │   │ exit before collecting  │  │ timeout         │ worker exits,
@@ -39,6 +41,7 @@ __all__ = ["TRANSITIONS", "State"]
 class State(enum.Enum):
     STARTING_STACK = "starting stack"
     STARTING_WORKER = "starting worker"  # started, not yet collected
+    SERVING = "serving"  # a collection agent: its stack is up for the coordinator's collection
     RUNNING = "running"  # collected, taking work
     FINISHING = "finishing"  # `finish` sent: the worker exits when its work is done
     REPLACING_WORKER = "replacing worker"  # killed for a timeout: a new one follows its exit
@@ -52,7 +55,8 @@ _WORKER_GONE = frozenset({S.STARTING_WORKER, S.STOPPING_STACK})
 # state -> input type -> the states that input may lead to. Anything else is InvalidInput.
 TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
     S.STARTING_STACK: {
-        StackUp: frozenset({S.STARTING_WORKER, S.STOPPING_STACK}),  # the latter after an Abort
+        # STOPPING_STACK after an Abort; SERVING for a collection agent (no worker).
+        StackUp: frozenset({S.STARTING_WORKER, S.SERVING, S.STOPPING_STACK}),
         StackUpFailed: frozenset({S.STOPPING_STACK}),
         CommandIn: frozenset({S.STARTING_STACK}),
         Tick: frozenset({S.STARTING_STACK}),
@@ -79,6 +83,11 @@ TRANSITIONS: dict[State, dict[type, frozenset[State]]] = {
         CommandIn: frozenset({S.FINISHING, S.STOPPING_WORKER}),
         StackDied: frozenset({S.STOPPING_WORKER}),
         Tick: frozenset({S.FINISHING, S.REPLACING_WORKER}),
+    },
+    S.SERVING: {
+        CommandIn: frozenset({S.SERVING, S.STOPPING_STACK}),
+        StackDied: frozenset({S.STOPPING_STACK}),
+        Tick: frozenset({S.SERVING}),
     },
     S.REPLACING_WORKER: {
         # What the killed worker had written before it died is still relayed.

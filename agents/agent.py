@@ -93,8 +93,16 @@ class AgentMachine:
     input at a time and carries out the returned actions in order.
     """
 
-    def __init__(self, agent_id: int, timeout: float | None = None, node: pm.NodeInfo | None = None) -> None:
+    def __init__(
+        self,
+        agent_id: int,
+        timeout: float | None = None,
+        node: pm.NodeInfo | None = None,
+        collector: bool = False,
+    ) -> None:
         self.agent_id = agent_id
+        # A collection agent (AgentConfig.collector): its stack serves the coordinator's collection.
+        self.collector = collector
         self.timeout = timeout or None
         self.node = node or pm.NodeInfo()
         self.state = State.STARTING_STACK
@@ -153,8 +161,16 @@ class AgentMachine:
 
     def _on_StackUp(self, event: StackUp) -> None:
         self._stack_seconds = event.stack_seconds
-        if self._abort_wanted:
+        if self._abort_wanted or (self.collector and self._finish_wanted):
             self._take_stack_down()
+            return
+        self._emit(
+            pm.StackReady(
+                stack_args=event.stack_args, stack_env=dict(event.stack_env), worker_args=event.worker_args
+            )
+        )
+        if self.collector:
+            self.state = S.SERVING
             return
         self._start_worker(event.now)
 
@@ -176,6 +192,10 @@ class AgentMachine:
     def _on_StackDied(self, event: StackDied) -> None:
         if self.state in (S.STOPPING_WORKER, S.STOPPING_STACK):
             return  # already stopping: the stack going too changes nothing
+        if self.state is S.SERVING:
+            self._emit(pm.AgentFailed(message=f"stack failed: {event.message}"))
+            self._take_stack_down()
+            return
         self._emit(
             pm.AgentFailed(
                 message="stack failed mid-run, the agent stopped and its unfinished tests go to "
@@ -206,6 +226,11 @@ class AgentMachine:
             return
         if self.state in (S.STOPPING_WORKER, S.STOPPING_STACK, S.STOPPED):
             return  # sent before the session knew this agent stops; it requeues what is pending
+        if self.state is S.SERVING:
+            if isinstance(command, pm.Finish | pm.Abort):
+                self._take_stack_down()
+                return
+            raise InvalidInput(f"agent {self.agent_id}: a collection agent takes no {type(command).__name__}")
         if isinstance(command, pm.Assign):
             self._assign(command.units)
         elif isinstance(command, pm.Flush):

@@ -101,7 +101,9 @@ class AgentRuntime:
         node = node or pm.NodeInfo(
             hostname=socket.gethostname(), resources={"CPU": float(os.cpu_count() or 1)}
         )
-        self._machine = AgentMachine(config.agent_id, timeout=config.timeout, node=node)
+        self._machine = AgentMachine(
+            config.agent_id, timeout=config.timeout, node=node, collector=config.collector
+        )
         self._inputs: queue.SimpleQueue[Input | _ThreadFailed | _ProcessExited] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -284,7 +286,16 @@ class AgentRuntime:
         if spec is not None:
             # Docker's events, not polling: nothing runs while every service lives.
             self._stop_watch = self._stack.watch(lambda message: self._put(StackDied(message)))
-        self._put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
+        self._put(
+            StackUp(
+                stack_seconds=seconds,
+                resets=resets,
+                now=self._clock(),
+                stack_args=tuple(endpoints.pytest_args),
+                stack_env=dict(endpoints.env),
+                worker_args=tuple(self._worker_args),
+            )
+        )
 
     def _take_lease_and_sweep(self) -> None:
         """Hold this stack's lease on the node, then clear what dead runs left on its engine.

@@ -51,6 +51,7 @@ class AgentRecord:
         self.busy = 0.0
         self.stack_up = 0.0
         self.worker_start = 0.0
+        self.worker_args: tuple[str, ...] = ()
         self.stack_down = 0.0
         self.resets = 0
         self.reset_seconds = 0.0
@@ -163,4 +164,5 @@ class AgentRecord:
             finished_at=self.finished_at,
             stopped_at=self.stopped_at,
             units=tuple(self.spans),
+            worker_args=self.worker_args,
         )

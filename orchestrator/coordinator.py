@@ -48,6 +48,9 @@ class Coordinator:
         self._in_process_durations: dict[str, float] | None = None
         self._backend_started_at = 0.0
         self._run_id = uuid.uuid4().hex[:10]
+        # The coordinator's collection got the stack file's per-agent pytest_args and env
+        # (orchestrator/collection_stack.py).
+        self.collection_served = False
         self._stack_text = ""
         self._collection_hint = ""
         self._warnings: list[str] = []
@@ -81,7 +84,12 @@ class Coordinator:
             *(f"pytest_args {a}" for a in templates if a.startswith("-")),
             *(f"env {k}" for k in spec.env),
         ]
-        if per_agent:
+        if per_agent and spec.collection_stack and not self.options.address:
+            self._collection_hint = (
+                f"the coordinator collected with the stack file's {', '.join(per_agent)} rendered for "
+                "a stack of its own: does collection depend on something else that differs per agent?"
+            )
+        elif per_agent:
             self._collection_hint = (
                 f"the stack file gives each agent its own {', '.join(per_agent)}; the coordinator collects "
                 "without them: does collection depend on the service (names, versions, capabilities)?"
@@ -95,16 +103,27 @@ class Coordinator:
                 f"(the coordinator's collection keeps yours)"
             )
 
+    @property
+    def run_id(self) -> str:
+        return self._run_id
+
+    @property
+    def owner(self) -> str:
+        return _current_owner()
+
     # -- the run loop -----------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection(self, session: pytest.Session) -> None:
+    def start_agents_early(self) -> None:
         """With --agents N, start the agents now: their stacks come up and their workers start
         while this session collects, instead of after it (xdist's workers also start at once)."""
-        if self.options.agents is None or self.options.planning:
+        if self.options.agents is None or self.options.planning or self._early_configs:
             return
         self._early_configs = self._agent_configs(range(self.options.agents))
         self._start_backend(self._early_configs)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        self.start_agents_early()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -173,6 +192,11 @@ class Coordinator:
 
     def _agent_configs(self, agent_ids: Iterable[int]) -> list[p.AgentConfig]:
         local = not self.options.address
+        # Before pytest parsed its options (agents started from pytest_load_initial_conftests),
+        # the early parse has them.
+        basetemp = getattr(self.config.option, "basetemp", None) or getattr(
+            self.config.known_args_namespace, "basetemp", None
+        )
         return [
             p.AgentConfig(
                 agent_id=agent_id,
@@ -185,7 +209,7 @@ class Coordinator:
                 timeout=self.options.timeout,
                 python=sys.executable,
                 env=dict(os.environ) if local else None,
-                basetemp=str(self.config.option.basetemp) if self.config.option.basetemp else None,
+                basetemp=str(basetemp) if basetemp else None,
             )
             for agent_id in agent_ids
         ]

@@ -270,6 +270,8 @@ class AgentStatistics:
     units: tuple[UnitSpan, ...] = ()
     # The CI runner (1-based `--index`) whose artifact this agent came from; None unless merged.
     runner: int | None = None
+    # The worker's pytest arguments (after `-m pytest`), the stack's pytest_args rendered in.
+    worker_args: tuple[str, ...] = ()
 
     @property
     def idle_seconds(self) -> float:

@@ -12,6 +12,7 @@ import argparse
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -148,7 +149,19 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-def read_options(config: pytest.Config) -> Options:
+class KnownArgs:
+    """The options pytest's early parse has, before it parsed them into `config.option`
+    (for pytest_load_initial_conftests): read_options reads either."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.rootpath = config.rootpath
+        self._namespace = config.known_args_namespace
+
+    def getoption(self, name: str) -> Any:
+        return getattr(self._namespace, name, None)
+
+
+def read_options(config: pytest.Config | KnownArgs) -> Options:
     """orchestrate's options of this session; raises pytest.UsageError for a bad value."""
     shard = None
     if config.getoption("orchestrate_shard"):
@@ -209,7 +222,7 @@ def _default_backend(address: str | None) -> str:
     return "ray" if address or warm.current() is not None else "local"
 
 
-def _pyproject_stack(config: pytest.Config) -> str | None:
+def _pyproject_stack(config: pytest.Config | KnownArgs) -> str | None:
     """[tool.orchestrate] stack from the rootdir's pyproject.toml, relative to the rootdir."""
     path = config.rootpath / "pyproject.toml"
     try:

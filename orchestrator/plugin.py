@@ -29,6 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Before conftests load and options are parsed: a coordinator whose stack file gives each
+    agent its own pytest_args or env collects with them, on a stack of its own."""
+    if os.environ.get("ORCHESTRATE_WORKER_FDS") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from orchestrator.collection_stack import serve_collection
+
+    serve_collection(early_config, args)
+
+
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """Before pytest_configure, after xdist's own (tryfirst): xdist must not take the coordinator's run."""
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
@@ -68,9 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
             return
         if options.agents is not None and options.agents < 1 and not options.planning:
             raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
+        from orchestrator.collection_stack import EARLY_COORDINATOR
         from orchestrator.coordinator import Coordinator
 
-        coordinator = Coordinator(config, options)
+        coordinator = config.stash.get(EARLY_COORDINATOR, None) or Coordinator(config, options)
     except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.pluginmanager.register(coordinator, "orchestrate-coordinator")

@@ -262,6 +262,10 @@ class Session:
             self._counted.discard(record.agent_id)
             self._running_by_host[record.node.hostname] -= 1
 
+    def on_stack_ready(self, event: p.StackReady) -> None:
+        """An agent's stack is up; its worker starts next, with these arguments."""
+        self._agents[event.agent_id].worker_args = event.worker_args
+
     def on_work_wanted(self, event: p.WorkWanted) -> None:
         if self._agents[event.agent_id].live:
             self._scheduler.request_work(event.agent_id)

@@ -29,7 +29,15 @@ __all__ = [
 ]
 
 DEFAULT_READY_TIMEOUT = 60.0
-EXTENSION_KEYS = ("env", "setup", "ready_timeout", "reset", "reset_commands", "pytest_args")
+EXTENSION_KEYS = (
+    "env",
+    "setup",
+    "ready_timeout",
+    "reset",
+    "reset_commands",
+    "pytest_args",
+    "collection_stack",
+)
 # The built-in reset strategies (agents/stack/reset/ has one module per name).
 RESET_STRATEGIES = ("postgres", "redis")
 # Strategies that reach their service through a published port rather than `docker exec`.
@@ -49,6 +57,7 @@ class Extension:
     reset: dict[str, str] = field(default_factory=dict)
     reset_commands: tuple[str, ...] = ()
     pytest_arg_templates: tuple[str, ...] = ()
+    collection_stack: bool = True
 
 
 class ExtensionChecker(YamlChecker):
@@ -68,7 +77,13 @@ class ExtensionChecker(YamlChecker):
             reset=self.reset(body.get("reset"), services),
             reset_commands=self.commands(body.get("reset_commands"), "x-orchestrate.reset_commands"),
             pytest_arg_templates=self.pytest_args(body.get("pytest_args"), services),
+            collection_stack=self.flag(body.get("collection_stack", True), "x-orchestrate.collection_stack"),
         )
+
+    def flag(self, raw: object, place: str) -> bool:
+        if not isinstance(raw, bool):
+            raise self.fail(place, f"must be true or false, got {raw!r}")
+        return raw
 
     def env_templates(self, raw: object, services: Mapping[str, ServiceSpec]) -> dict[str, str]:
         if raw is None:

@@ -142,6 +142,9 @@ class StackSpec:
     reset_commands: tuple[str, ...] = ()
     # extra arguments for each agent's pytest worker, templates like `env`; see `render_pytest_args`
     pytest_arg_templates: tuple[str, ...] = ()
+    # Whether a coordinator collects against a stack of its own when `env`/`pytest_args` are
+    # given (orchestrator/collection_stack.py).
+    collection_stack: bool = True
 
     def render_env(self, services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """The `env` templates filled in with published endpoints; called by a stack after `up`.
@@ -154,8 +157,8 @@ class StackSpec:
     def render_pytest_args(self, services: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
         """The `pytest_args` templates filled in like `render_env`; called by a stack after `up`.
 
-        The agent appends them to its own worker's command line, never to the coordinator's
-        collection (which runs before any stack exists).
+        The agent appends them to its own worker's command line; a collection agent hands them
+        to the coordinator for its own collection (orchestrator/collection_stack.py).
         """
         return tuple(render(template, services) for template in self.pytest_arg_templates)
 
@@ -230,6 +233,7 @@ class _Validator(YamlChecker):
             reset=extension.reset,
             reset_commands=extension.reset_commands,
             pytest_arg_templates=extension.pytest_arg_templates,
+            collection_stack=extension.collection_stack,
         )
 
     # -- services ------------------------------------------------------------------------------

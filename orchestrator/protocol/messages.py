@@ -73,6 +73,9 @@ class AgentConfig:
     env: dict[str, str] | None = None
     # The user's --basetemp, if any: each agent's worker gets a directory of its own below it.
     basetemp: str | None = None
+    # A collection agent: it brings its stack up, says how a worker would be started on it
+    # (StackReady) and keeps the stack up until Finish; it never starts a worker.
+    collector: bool = False
 
 
 # -- messages -----------------------------------------------------------------------------------
@@ -142,6 +145,20 @@ class AgentReady(Event):
     stack_up_seconds: float = 0.0
     worker_start_seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StackReady(Event):
+    """The agent's stack is up: how its worker is started on it (before the worker starts).
+
+    `stack_args` and `stack_env` are the stack file's per-agent pytest_args and env rendered
+    for this stack; `worker_args` the worker's whole pytest command line after `-m pytest`.
+    """
+
+    name: ClassVar[str] = "stack_ready"
+    stack_args: tuple[str, ...] = ()
+    stack_env: dict[str, str] = field(default_factory=dict)
+    worker_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +282,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Finish,
         Abort,
         AgentReady,
+        StackReady,
         TestEnded,
         WarningRecorded,
         TestCrashed,

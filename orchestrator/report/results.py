@@ -239,6 +239,7 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
         "resets": agent.resets,
         "reset_seconds": agent.reset_seconds,
         "worker_start_seconds": agent.worker_start_seconds,
+        "worker_args": list(agent.worker_args),
         "timeline": {
             "started": None
             if agent.ready_at is None
@@ -287,6 +288,7 @@ def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
         resets=int(item.get("resets", 0)),
         reset_seconds=float(item.get("reset_seconds", 0.0)),
         worker_start_seconds=float(item.get("worker_start_seconds", 0.0)),
+        worker_args=tuple(str(a) for a in item.get("worker_args", ())),
         ready_at=(item.get("timeline") or {}).get("ready"),
         finished_at=(item.get("timeline") or {}).get("finished"),
         stopped_at=(item.get("timeline") or {}).get("stopped"),

@@ -8,6 +8,7 @@ colour, width and `-q` behave as in the rest of the report.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from orchestrator.model import Outcome, RunReport, TestResult
@@ -48,6 +49,11 @@ def write_sections(terminal: Any, report: RunReport) -> None:
     width = getattr(getattr(terminal, "_tw", None), "fullwidth", 80)
     for line in agents_table_text(report, width).splitlines():
         terminal.write_line(line)
+    if getattr(terminal, "verbosity", 0) > 0:
+        # Each worker's own command line, the stack's pytest_args rendered in (issue 20).
+        for agent in report.agents:
+            if agent.worker_args:
+                terminal.write_line(f"agent {agent.agent_id} worker: pytest {shlex.join(agent.worker_args)}")
     if report.plan:
         terminal.write_line(
             f"wall {report.wall_seconds:.1f}s; predicted {report.plan.get('predicted_makespan', 0.0):.1f}s, "

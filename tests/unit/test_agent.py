@@ -93,7 +93,10 @@ class Agent:
         return self(WorkerSaid(message, now))
 
     def up(self, now: float = 10.0) -> list[Action]:
-        return self(StackUp(stack_seconds=2.5, now=now))
+        """The stack is up: the machine says how its worker starts (StackReady), then the rest."""
+        out = self(StackUp(stack_seconds=2.5, now=now, worker_args=("-q",)))
+        ready = Emit(pm.StackReady(agent_id=7, worker_args=("-q",)))
+        return out[1:] if out[:1] == [ready] else out
 
     def ready(self, now: float = 11.5) -> list[Action]:
         self.up()
@@ -593,3 +596,29 @@ def test_deadline_is_the_running_tests_start_plus_the_timeout() -> None:
     assert agent(Tick(107.49)) == []  # before the deadline
     assert agent(Tick(107.5)) == [KillWorker()]  # at it: the driver sleeps exactly until then
     assert agent.machine.deadline() is None  # killed once: the exit is awaited, not timed
+
+
+def test_a_collection_agent_serves_its_stack_without_a_worker_until_finish() -> None:
+    machine = AgentMachine(3, collector=True)
+    out = machine.handle(StackUp(stack_seconds=1.0, stack_args=("--db", "x:1"), stack_env={"DB": "x:1"}))
+    assert out == [Emit(pm.StackReady(agent_id=3, stack_args=("--db", "x:1"), stack_env={"DB": "x:1"}))]
+    assert machine.state is State.SERVING
+    with pytest.raises(InvalidInput):
+        machine.handle(CommandIn(pm.Assign((pm.UnitWork("u", ("t.py::a",)),))))
+    assert machine.handle(CommandIn(pm.Finish())) == [TakeStackDown()]
+    out = machine.handle(StackDown(seconds=0.2))
+    assert out[-1] == Stop() and isinstance(out[0], Emit) and isinstance(out[0].event, pm.AgentStopped)
+
+
+def test_a_collection_agent_whose_stack_dies_fails_and_takes_it_down() -> None:
+    machine = AgentMachine(3, collector=True)
+    machine.handle(StackUp())
+    out = machine.handle(StackDied("db exited"))
+    assert isinstance(out[0], Emit) and isinstance(out[0].event, pm.AgentFailed)
+    assert out[1:] == [TakeStackDown()]
+
+
+def test_a_collection_agent_finished_while_its_stack_starts_takes_it_down_once_up() -> None:
+    machine = AgentMachine(3, collector=True)
+    assert machine.handle(CommandIn(pm.Finish())) == []
+    assert machine.handle(StackUp()) == [TakeStackDown()]
