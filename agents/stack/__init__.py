@@ -32,6 +32,7 @@ __all__ = [
     "StackEndpoints",
     "StackSpec",
     "check_engine",
+    "clean_cache",
     "current_owner",
     "load_stack_file",
     "make_stack",
@@ -112,6 +113,14 @@ def check_engine() -> str:
     from agents.stack.docker import check_engine as check
 
     return check()
+
+
+def clean_cache(key: str | None = None) -> int:
+    """Remove the cached set-up state of `key` (None: all; labelled images) on this machine's
+    engine; returns how many images went."""
+    from agents.stack.docker import clean_cache as clean
+
+    return clean(key)
 
 
 def remove_run(run_id: str) -> int:

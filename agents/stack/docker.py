@@ -1,6 +1,7 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
-The only module that imports `docker`. Made by `agents.stack.make_stack`; the agent calls
+With agents/stack/images.py, the only module using the Docker SDK (imported once, in
+agents/stack/_sdk.py). Made by `agents.stack.make_stack`; the agent calls
 `up()` before its pytest worker starts, `watch()` once it is up, `snapshot()` once after it and
 `reset()` before every unit when the stack file asks for resets, and `down()` once at the end.
 Also home of the coordinator's engine check (`check_engine`) and of `sweep`, which removes what
@@ -27,6 +28,7 @@ agents/stack/watcher.py; snapshot, reset and the stack's commands in agents/stac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -36,10 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-from docker.models.containers import Container
-
+from agents.stack._sdk import Container, docker
+from agents.stack.cache import cache_key
 from agents.stack.compose import ServiceSpec, StackSpec
 from agents.stack.containers import (
     LABEL_AGENT,
@@ -56,11 +56,21 @@ from agents.stack.containers import (
     stack_labels,
 )
 from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.images import (
+    CachedStack,
+    commit_services,
+    image_ids,
+    prune_cache,
+    read_state,
+    release_lock,
+    remove_cache,
+    take_lock_or_wait,
+)
 from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
 from agents.stack.probes import address_answers, owner_is_dead
 from agents.stack.protocol import StackEndpoints
 from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
-from agents.stack.reset import ExecResult, ServiceHandle
+from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
 from agents.stack.snapshots import StackSnapshots, service_handle
 from agents.stack.watcher import DeathWatcher
 
@@ -71,6 +81,7 @@ __all__ = [
     "LABEL_SERVICE",
     "DockerStack",
     "check_engine",
+    "clean_cache",
     "remove_run",
     "sweep",
 ]
@@ -82,6 +93,8 @@ _API_TIMEOUT = 60
 _DEATH_EVENTS = ("die", "oom", "kill", "destroy")
 # How long an exec'd health check that printed its last byte may take to report its exit code.
 _EXIT_CODE_SECONDS = 1.0
+# How long an agent waits, beyond ready_timeout, for another agent's setup of the same key.
+_SETUP_WAIT_SECONDS = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,41 +194,117 @@ class DockerStack:
         self._watch_lock = threading.Lock()
         self._watchers: list[DeathWatcher] = []
         self._down_started = False
+        # The set-up state cache's key, once `up()` computed it (None: no setup, or no cache).
+        self.cache_key: str | None = None
 
     # -- the Stack protocol --------------------------------------------------------------------
 
     def up(self) -> StackEndpoints:
         """Create the network, start every service concurrently, wait until all are ready, run setup.
 
-        Raises StackFailed naming the service (with its last log lines) or the setup command (with
-        its output). Whatever was created stays until `down()`, which the agent always calls.
+        With `setup` and the cache on (the default), setup runs once per cache key on this
+        engine: the services then start from the committed state (agents/stack/images.py), here
+        and in every other agent. Raises StackFailed naming the service (with its last log lines)
+        or the setup command (with its output). Whatever was created stays until `down()`, which
+        the agent always calls.
         """
         started_at = self._clock()
         deadline = started_at + self.spec.ready_timeout
         client = self._connect()
+        cache = ""
+        setup_seconds = saved_seconds = 0.0
         try:
             self._create_network(client)
-            started = self._start_all(client)
-            self._started = started
-            wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
-            services = self._endpoints_of(client, started)
+            if self.spec.setup and self.spec.cache:
+                cached, setup_seconds = self._cached_state(client, deadline)
+                cache = "miss" if setup_seconds else "hit"
+                saved_seconds = 0.0 if setup_seconds else cached.setup_seconds
+                services = self._start_ready(client, self._clock() + self.spec.ready_timeout, cached.images)
+                self._endpoints = self._endpoints_with(services)
+                self._load_states(cached.with_state)
+            else:
+                self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
         except (docker.errors.DockerException, OSError) as exc:
             # What the specific translations below did not expect: the engine failing mid-way
             # (requests' connection errors and timeouts are OSErrors).
             message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
             raise StackFailed(message + one_line(exc)) from exc
-        env = self.spec.render_env(services)
-        pytest_args = self.spec.render_pytest_args(services)
-        self._endpoints = StackEndpoints(env=env, services=services, pytest_args=pytest_args)
-        up_seconds = self._clock() - started_at
-        setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
-        return StackEndpoints(
-            env=env,
-            services=services,
+        if not cache:
+            up_seconds = self._clock() - started_at
+            setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
+        else:
+            up_seconds = self._clock() - started_at - setup_seconds
+        return dataclasses.replace(
+            self._endpoints,
             up_seconds=up_seconds,
             setup_seconds=setup_seconds,
-            pytest_args=pytest_args,
+            cache=cache,
+            cache_saved_seconds=saved_seconds,
         )
+
+    def _cached_state(self, client: docker.DockerClient, deadline: float) -> tuple[CachedStack, float]:
+        """The committed set-up state of this stack's key, and the setup seconds this agent paid.
+
+        Found in the cache (0.0), or made here under the engine-wide setup lock: the services
+        start from their images, setup runs, and each container is stopped and committed.
+        """
+        names = list(self.spec.services)
+        bases = {name: service.image for name, service in self.spec.services.items()}
+        key = cache_key(self.spec, image_ids(client, sorted(set(bases.values()))), self.cwd)
+        self.cache_key = key
+        waited_for = self.spec.ready_timeout + _SETUP_WAIT_SECONDS
+        first_image = next(iter(bases.values()))
+        cached = take_lock_or_wait(client, key, names, first_image, self._labels(), waited_for)
+        if cached is not None:
+            return cached, 0.0
+        try:
+            self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
+            setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
+            containers = {item.service.name: item.container for item in self._started}
+            states = {name: self._redis(name).state_bytes() for name in self._in_memory_services()}
+            cached = commit_services(client, containers, key, setup_seconds, bases, states)
+            for container in containers.values():
+                container.remove(force=True, v=True)
+            self._started = []
+        finally:
+            release_lock(client, key)
+        prune_cache(client, self.spec.cache_max_mb * 1024 * 1024, keep=key)
+        return cached, max(setup_seconds, 1e-6)
+
+    def _in_memory_services(self) -> list[str]:
+        """The services whose state after setup is in memory, not on disk: Redis (`reset: redis`,
+        or an image whose name says redis). A clone loads their keys once it is ready."""
+        return [
+            name
+            for name, service in self.spec.services.items()
+            if service.ports and (self.spec.reset.get(name) == "redis" or "redis" in service.image.lower())
+        ]
+
+    def _redis(self, name: str) -> RedisReset:
+        """A snapshot of the Redis service `name`'s keys, taken now."""
+        strategy = RedisReset(self._handle(name))
+        strategy.snapshot()
+        return strategy
+
+    def _load_states(self, services: frozenset[str]) -> None:
+        """Load each cloned service's kept state (agents/stack/images.py) into its running server."""
+        for item in self._started:
+            if item.service.name in services:
+                RedisReset(self._handle(item.service.name)).load_state(read_state(item.container))
+
+    def _start_ready(
+        self, client: docker.DockerClient, deadline: float, images: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, object]]:
+        """Start every service (from `images[name]` when given), wait until ready: the endpoints."""
+        started = self._start_all(client, images or {})
+        self._started = started
+        wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
+        return self._endpoints_of(client, started)
+
+    def _endpoints_with(self, services: dict[str, dict[str, object]]) -> StackEndpoints:
+        env = self.spec.render_env(services)
+        pytest_args = self.spec.render_pytest_args(services)
+        return StackEndpoints(env=env, services=services, pytest_args=pytest_args)
 
     @property
     def resets(self) -> bool:
@@ -335,10 +424,13 @@ class DockerStack:
                 f"agent {self.agent_id}: cannot create network {self.network_name}: {one_line(exc)}{hint}"
             ) from exc
 
-    def _start_all(self, client: docker.DockerClient) -> list[_Started]:
+    def _start_all(self, client: docker.DockerClient, images: Mapping[str, str]) -> list[_Started]:
         services = list(self.spec.services.values())
         with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack-up") as pool:
-            futures = [pool.submit(self._start_one, client, service) for service in services]
+            futures = [
+                pool.submit(self._start_one, client, service, images.get(service.name, service.image))
+                for service in services
+            ]
             # Wait for all before raising, so `down()` sees every container that was made.
             outcomes = [(future.exception(), future) for future in futures]
         for error, _ in outcomes:
@@ -346,7 +438,7 @@ class DockerStack:
                 raise error
         return [future.result() for _, future in outcomes]
 
-    def _start_one(self, client: docker.DockerClient, service: ServiceSpec) -> _Started:
+    def _start_one(self, client: docker.DockerClient, service: ServiceSpec, image: str) -> _Started:
         name = safe_name(f"{self.network_name}-{service.name}")
         options = create_options(
             service,
@@ -362,7 +454,7 @@ class DockerStack:
                 image_config = client.api.inspect_image(service.image).get("Config") or {}
                 image_check = image_config.get("Healthcheck")
             # create + start, never `run`: `run` pulls a missing image, and we use no registry.
-            container = client.containers.create(service.image, command, **options)
+            container = client.containers.create(image, command, **options)
             container.start()
         except docker.errors.ImageNotFound as exc:
             raise StackFailed(
@@ -560,6 +652,12 @@ def sweep(all_owners: bool = False, stale_after: float = STALE_SECONDS) -> tuple
     for run_id, agent_id in stale:  # their stacks are gone: the leases have served
         drop_lease(run_id, agent_id)
     return removed_containers, removed_networks
+
+
+def clean_cache(key: str | None = None) -> int:
+    """Remove the cached set-up images of `key` (None: every key) on this engine; returns how many."""
+    with _engine() as client:
+        return remove_cache(client, key)
 
 
 def remove_run(run_id: str) -> int:
