@@ -22,6 +22,11 @@ class StackUp:
     stack_seconds: float = 0.0
     resets: bool = False
     now: float = 0.0
+    # the set-up state cache: "hit", "miss" or "" (no setup / cache off); the setup seconds this
+    # agent paid, and those a hit saved (what the setup cost when it was cached)
+    cache: str = ""
+    setup_seconds: float = 0.0
+    setup_saved_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

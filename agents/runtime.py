@@ -284,7 +284,16 @@ class AgentRuntime:
         if spec is not None:
             # Docker's events, not polling: nothing runs while every service lives.
             self._stop_watch = self._stack.watch(lambda message: self._put(StackDied(message)))
-        self._put(StackUp(stack_seconds=seconds, resets=resets, now=self._clock()))
+        self._put(
+            StackUp(
+                stack_seconds=seconds,
+                resets=resets,
+                now=self._clock(),
+                cache=endpoints.cache,
+                setup_seconds=endpoints.setup_seconds,
+                setup_saved_seconds=endpoints.cache_saved_seconds,
+            )
+        )
 
     def _take_lease_and_sweep(self) -> None:
         """Hold this stack's lease on the node, then clear what dead runs left on its engine.
