@@ -37,6 +37,7 @@ __all__ = [
     "load_stack_file",
     "make_stack",
     "remove_run",
+    "stack_cache_key",
     "stack_env_json",
     "sweep",
 ]
@@ -113,6 +114,13 @@ def check_engine() -> str:
     from agents.stack.docker import check_engine as check
 
     return check()
+
+
+def stack_cache_key(spec: StackSpec, cwd: str | os.PathLike[str]) -> str:
+    """The set-up state cache's key of `spec` run from `cwd`, with this machine's images."""
+    from agents.stack.docker import stack_cache_key as key_of
+
+    return key_of(spec, cwd)
 
 
 def clean_cache(key: str | None = None) -> int:

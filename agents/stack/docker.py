@@ -83,6 +83,7 @@ __all__ = [
     "check_engine",
     "clean_cache",
     "remove_run",
+    "stack_cache_key",
     "sweep",
 ]
 
@@ -652,6 +653,13 @@ def sweep(all_owners: bool = False, stale_after: float = STALE_SECONDS) -> tuple
     for run_id, agent_id in stale:  # their stacks are gone: the leases have served
         drop_lease(run_id, agent_id)
     return removed_containers, removed_networks
+
+
+def stack_cache_key(spec: StackSpec, cwd: str | os.PathLike[str]) -> str:
+    """The set-up state cache's key of `spec` run from `cwd` on this engine (agents/stack/cache.py)."""
+    images = sorted({service.image for service in spec.services.values()})
+    with _engine() as client:
+        return cache_key(spec, image_ids(client, images), Path(cwd))
 
 
 def clean_cache(key: str | None = None) -> int:

@@ -102,8 +102,8 @@ def make(engine: docker.DockerClient) -> Iterator[MakeStack]:
     """DockerStacks of one run each (or of `run_id`); all taken down, their cached images removed."""
     made: list[DockerStack] = []
 
-    def factory(cwd: Path, agent_id: str = "0", run_id: str | None = None) -> DockerStack:
-        spec: StackSpec = parse_stack(textwrap.dedent(STACK), path=cwd / "stack.yml")
+    def factory(cwd: Path, agent_id: str = "0", run_id: str | None = None, extra: str = "") -> DockerStack:
+        spec: StackSpec = parse_stack(textwrap.dedent(STACK) + extra, path=cwd / "stack.yml")
         run = run_id or f"{RUN_PREFIX}-{uuid.uuid4().hex[:6]}"
         stack = DockerStack(spec, run, agent_id, current_owner(), cwd=cwd)
         made.append(stack)
@@ -196,3 +196,17 @@ def test_the_per_unit_reset_returns_a_clone_to_the_state_after_setup(make: MakeS
     client = redis.Redis.from_url(endpoints.env["REDIS_URL"])
     assert client.get("dirty") is None
     client.close()
+
+
+def test_the_size_limit_removes_the_oldest_key_first(
+    make: MakeStack, project: Path, engine: docker.DockerClient
+) -> None:
+    first = make(project, extra="  cache_max_mb: 1\n")
+    first.up()
+    first.down()  # its images are no longer in use: the limit may take them
+    assert engine.api.images(filters={"label": f"{LABEL_CACHE}={first.cache_key}"})
+    (project / "migrations" / "0002.sql").write_text("INSERT INTO items VALUES (2, 'two');")
+    second = make(project, extra="  cache_max_mb: 1\n")
+    assert second.up().cache == "miss"
+    assert engine.api.images(filters={"label": f"{LABEL_CACHE}={first.cache_key}"}) == []
+    assert len(engine.api.images(filters={"label": f"{LABEL_CACHE}={second.cache_key}"})) == 2

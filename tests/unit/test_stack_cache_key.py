@@ -85,3 +85,20 @@ def test_setup_inputs_globs_replace_the_default(project: Path) -> None:
 def test_bad_cache_settings_are_one_line_errors(extra: str, message: str) -> None:
     with pytest.raises(StackFileError, match=message):
         spec_of(STACK + extra)
+
+
+def test_the_summary_line_says_hit_or_miss_and_what_setup_cost() -> None:
+    from orchestrator.model import AgentStatistics
+    from orchestrator.report.sections import stack_cache_line
+
+    miss = [AgentStatistics(0, stack_cache="miss", setup_seconds=20.4)] + [
+        AgentStatistics(i, stack_cache="hit", setup_saved_seconds=20.4) for i in (1, 2, 3)
+    ]
+    assert stack_cache_line(miss) == (
+        "stack cache: miss; setup ran 1x (20.4s), committed and cloned to 3 other agent(s)"
+    )
+    hits = [AgentStatistics(i, stack_cache="hit", setup_saved_seconds=20.4) for i in range(4)]
+    assert (
+        stack_cache_line(hits) == "stack cache: hit on 4 agent(s); setup skipped (it took 20.4s when cached)"
+    )
+    assert stack_cache_line([AgentStatistics(0)]) == ""
