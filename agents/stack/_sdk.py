@@ -1,5 +1,6 @@
-"""The Docker SDK, imported here once: agents/stack/docker.py (containers, networks) and
-agents/stack/images.py (the set-up state cache's images) reach it through this module only."""
+"""The Docker SDK, imported here once: agents/stack/docker.py (one agent's stack),
+agents/stack/engine.py (engine-wide operations) and agents/stack/images.py (the set-up state
+cache's images) reach it through this module only."""
 
 from __future__ import annotations
 

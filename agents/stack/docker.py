@@ -1,11 +1,13 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
-With agents/stack/images.py, the only module using the Docker SDK (imported once, in
-agents/stack/_sdk.py). Made by `agents.stack.make_stack`; the agent calls
-`up()` before its pytest worker starts, `watch()` once it is up, `snapshot()` once after it and
-`reset()` before every unit when the stack file asks for resets, and `down()` once at the end.
-Also home of the coordinator's engine check (`check_engine`) and of `sweep`, which removes what
-crashed coordinators left behind.
+One of the three modules using the Docker SDK (imported once, in agents/stack/_sdk.py): this
+one is one agent's stack; agents/stack/engine.py holds the engine-wide operations (the check,
+`sweep`, `remove_run`, re-exported here) and agents/stack/images.py the set-up state cache.
+Made by `agents.stack.make_stack`; the agent calls `up()` before its pytest worker starts,
+`watch()` once it is up, `snapshot()` once after it and `reset()` before every unit when the
+stack file asks for resets, and `down()` once at the end. With `setup` and the cache on, `up()`
+starts the services from the committed state of the stack's key, made here under the engine's
+setup lock when it is not there yet (agents/stack/images.py).
 
 Isolation: every stack has its own bridge network (`orch-<run>-<agent>`) on which services
 reach each other by service name, and every container port is published on 127.0.0.1 at a
@@ -50,12 +52,21 @@ from agents.stack.containers import (
     create_options,
     direct_targets,
     endpoint_of,
-    engine_message,
     one_line,
     safe_name,
     stack_labels,
 )
-from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack.engine import (
+    API_TIMEOUT,
+    check_engine,
+    clean_cache,
+    container_logs,
+    remove_labelled,
+    remove_run,
+    stack_cache_key,
+    sweep,
+)
+from agents.stack.errors import StackFailed
 from agents.stack.images import (
     CachedStack,
     commit_services,
@@ -63,11 +74,9 @@ from agents.stack.images import (
     prune_cache,
     read_state,
     release_lock,
-    remove_cache,
     take_lock_or_wait,
 )
-from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
-from agents.stack.probes import address_answers, owner_is_dead
+from agents.stack.probes import address_answers
 from agents.stack.protocol import StackEndpoints
 from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
 from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
@@ -87,9 +96,6 @@ __all__ = [
     "sweep",
 ]
 
-LOG_TAIL_LINES = 20
-ENGINE_CHECK_TIMEOUT = 3.0
-_API_TIMEOUT = 60
 # Container events that may end a service (a `kill` only names the signal of the `die` after it).
 _DEATH_EVENTS = ("die", "oom", "kill", "destroy")
 # How long an exec'd health check that printed its last byte may take to report its exit code.
@@ -154,7 +160,7 @@ class _Started:
 
     def failure(self, what: str, client: docker.DockerClient | None = None) -> StackFailed:
         """StackFailed naming the service, saying `what`, with its last log lines."""
-        logs = _container_logs(client or self.client, self.container.id)
+        logs = container_logs(client or self.client, self.container.id)
         shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
         name = self.service.name
         return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
@@ -385,7 +391,7 @@ class DockerStack:
         client = self._client or self._connect()
         try:
             labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id}
-            problems = _remove_labelled(client, labels)
+            problems = remove_labelled(client, labels)
         finally:
             client.close()
             self._client = None
@@ -398,7 +404,7 @@ class DockerStack:
     def _connect(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=_API_TIMEOUT)
+                self._client = docker.from_env(timeout=API_TIMEOUT)
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 self._client = None
@@ -464,7 +470,7 @@ class DockerStack:
                 service=service.name,
             ) from exc
         except docker.errors.APIError as exc:
-            logs = _container_logs(client, name)
+            logs = container_logs(client, name)
             raise StackFailed(
                 f"service '{service.name}': cannot start container: {one_line(exc)}",
                 service=service.name,
@@ -535,7 +541,7 @@ class _EngineEvents:
         labels = [f"{LABEL_RUN}={stack.run_id}", f"{LABEL_AGENT}={stack.agent_id}"]
         filters = {"type": "container", "label": labels, "event": list(_DEATH_EVENTS)}
         try:
-            client = docker.from_env(timeout=_API_TIMEOUT)
+            client = docker.from_env(timeout=API_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise StackFailed(f"agent {stack.agent_id}: no Docker engine answers: {one_line(exc)}") from exc
         try:
@@ -591,152 +597,3 @@ def _exec_exit_code(client: docker.DockerClient, exec_id: str, wait: bool) -> in
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.01)
-
-
-# -- engine-wide operations ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _engine(timeout: float = _API_TIMEOUT) -> Iterator[docker.DockerClient]:
-    """A client of this machine's engine; any engine error in the block becomes DockerUnavailable.
-
-    The one translation of the engine-wide operations below (check_engine, sweep, remove_run).
-    """
-    try:
-        client = docker.from_env(timeout=max(1, round(timeout)))
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(engine_message(exc)) from exc
-    try:
-        yield client
-    except (docker.errors.DockerException, OSError) as exc:
-        raise DockerUnavailable(engine_message(exc)) from exc
-    finally:
-        client.close()
-
-
-def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
-    """Return the engine's version, or raise DockerUnavailable; called by the coordinator first."""
-    with _engine(timeout) as client:
-        client.ping()
-        return str(client.version().get("Version", "unknown"))
-
-
-def sweep(all_owners: bool = False, stale_after: float = STALE_SECONDS) -> tuple[int, int]:
-    """Remove containers and networks of dead runs; returns (containers, networks) removed.
-
-    Called by `orchestrate clean` (here, or on every node with --address), at coordinator start
-    and by every agent before its stack comes up. A run is dead here when its owner label names
-    this host and a pid that no longer runs (a local run), or when its agent's lease on this
-    node was not renewed for `stale_after` seconds (a run whose coordinator was elsewhere; see
-    agents/stack/lease.py). Other hosts' owners without a stale lease are left alone. With
-    `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
-    """
-    problems: list[str] = []
-    stale = stale_leases(stale_after=stale_after)
-
-    def dead(labels: Mapping[str, str]) -> bool:
-        return (
-            all_owners
-            or owner_is_dead(labels.get(LABEL_OWNER, ""))
-            or (labels.get(LABEL_RUN, ""), labels.get(LABEL_AGENT, "")) in stale
-        )
-
-    with _engine() as client:
-        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
-        doomed = [c for c in containers if dead(c.labels)]
-        removed_containers = sum(_remove_containers(doomed, problems))
-        networks = client.networks.list(filters={"label": LABEL_OWNER})
-        doomed_networks = [n for n in networks if dead(n.attrs.get("Labels") or {})]
-        removed_networks = sum(_remove_networks(doomed_networks, problems))
-    if problems:
-        raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
-    for run_id, agent_id in stale:  # their stacks are gone: the leases have served
-        drop_lease(run_id, agent_id)
-    return removed_containers, removed_networks
-
-
-def stack_cache_key(spec: StackSpec, cwd: str | os.PathLike[str]) -> str:
-    """The set-up state cache's key of `spec` run from `cwd` on this engine (agents/stack/cache.py)."""
-    images = sorted({service.image for service in spec.services.values()})
-    with _engine() as client:
-        return cache_key(spec, image_ids(client, images), Path(cwd))
-
-
-def clean_cache(key: str | None = None) -> int:
-    """Remove the cached set-up images of `key` (None: every key) on this engine; returns how many."""
-    with _engine() as client:
-        return remove_cache(client, key)
-
-
-def remove_run(run_id: str) -> int:
-    """Remove every container and network of run `run_id`; returns how many containers went.
-
-    Called by the coordinator once its run is over, as a backstop for agents that died without
-    taking their stack down (a killed actor). Raises StackFailed if something stays.
-    """
-    with _engine() as client:
-        count = len(client.containers.list(all=True, filters={"label": [f"{LABEL_RUN}={run_id}"]}))
-        problems = _remove_labelled(client, {LABEL_RUN: run_id})
-    if problems:
-        raise StackFailed(f"could not remove what run {run_id} left: {'; '.join(problems)}")
-    return count
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
-    """Remove every container and then every network carrying all `labels`; returns problems."""
-    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
-    problems: list[str] = []
-    try:
-        containers = client.containers.list(all=True, filters=filters)
-        list(_remove_containers(containers, problems))
-        networks = client.networks.list(filters=filters)
-        list(_remove_networks(networks, problems))
-    except docker.errors.DockerException as exc:
-        problems.append(one_line(exc))
-    return problems
-
-
-def _remove_containers(containers: list[Container], problems: list[str]) -> list[int]:
-    """Force-remove containers concurrently; yields 1 per container removed, appends problems."""
-
-    def remove(container: Container) -> int:
-        try:
-            container.remove(force=True, v=True)
-            return 1
-        except docker.errors.NotFound:
-            return 0
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409 and "already in progress" in str(exc):
-                return 0
-            problems.append(f"container {container.name}: {one_line(exc)}")
-            return 0
-
-    if not containers:
-        return []
-    with ThreadPoolExecutor(max_workers=min(8, len(containers)), thread_name_prefix="stack-down") as pool:
-        return list(pool.map(remove, containers))
-
-
-def _remove_networks(networks: list[Any], problems: list[str]) -> list[int]:
-    removed = []
-    for network in networks:
-        try:
-            network.remove()
-            removed.append(1)
-        except docker.errors.NotFound:
-            removed.append(0)
-        except docker.errors.APIError as exc:
-            problems.append(f"network {network.name}: {one_line(exc)}")
-    return removed
-
-
-def _container_logs(client: docker.DockerClient, container: str) -> str:
-    try:
-        raw = client.api.logs(container, stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-    except docker.errors.DockerException:
-        return ""
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return text.rstrip()

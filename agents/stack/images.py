@@ -10,7 +10,8 @@ service keeps in its container's filesystem (not in tmpfs mounts or volumes, whi
 One setup per key on one engine: the agent that creates the lock container `orch-cache-lock-
 <key[:20]>` (a name the engine gives once) runs setup; the others wait on the engine's events
 stream for that container's `destroy`, then find the images (or, if that setup failed, race for
-the lock again). The lock carries the stack's labels, so `sweep` and `remove_run` remove it
+the lock again). A holder that died without removing it (its lease stale, its coordinator
+gone) is found once per STALE_SECONDS of waiting, and its lock broken. The lock carries the stack's labels, so `sweep` and `remove_run` remove it
 with a dead run's containers. Docker errors become StackFailed / DockerUnavailable here.
 """
 
@@ -26,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.stack._sdk import Container, docker
-from agents.stack.containers import one_line, safe_name
+from agents.stack.containers import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, one_line, safe_name
 from agents.stack.errors import StackFailed
+from agents.stack.lease import STALE_SECONDS, stale_leases
+from agents.stack.probes import owner_is_dead
 
 __all__ = [
     "LABEL_CACHE",
@@ -126,11 +129,16 @@ def take_lock_or_wait(
                 return cached
             if _create_lock(client, lock_name, key, image, labels):
                 return None
-            if not _wait_for_event(stream, deadline - time.monotonic()):
-                raise StackFailed(
-                    f"waited {timeout:.0f}s for another agent's stack setup (lock {lock_name}); "
-                    "remove it with `orchestrate clean` if its run is gone"
-                )
+            remaining = deadline - time.monotonic()
+            if _wait_for_event(stream, min(remaining, STALE_SECONDS)):
+                continue
+            if remaining > STALE_SECONDS:
+                _break_if_abandoned(client, lock_name)
+                continue
+            raise StackFailed(
+                f"waited {timeout:.0f}s for another agent's stack setup (lock {lock_name}); "
+                "remove it with `orchestrate clean` if its run is gone"
+            )
         finally:
             with contextlib.suppress(docker.errors.DockerException, OSError):
                 stream.close()
@@ -237,6 +245,20 @@ def _tar_of(name: str, data: bytes) -> bytes:
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _break_if_abandoned(client: docker.DockerClient, lock_name: str) -> None:
+    """Remove the lock `lock_name` when its holder is gone: its agent's lease went stale (the agent
+    died; agents/stack/lease.py) or its coordinator no longer runs. Checked once per STALE_SECONDS
+    of waiting, so a dead holder costs the others half a minute, not the whole wait."""
+    try:
+        labels = client.api.inspect_container(lock_name)["Config"].get("Labels") or {}
+    except docker.errors.NotFound:
+        return
+    holder = (labels.get(LABEL_RUN, ""), labels.get(LABEL_AGENT, ""))
+    if holder in stale_leases() or owner_is_dead(labels.get(LABEL_OWNER, "")):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(lock_name, force=True)
 
 
 def _lock_name(key: str) -> str:
