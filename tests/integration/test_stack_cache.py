@@ -8,7 +8,11 @@ the lock, the images).
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +23,10 @@ import psycopg
 import pytest
 import redis
 
-from agents.stack import check_engine, clean_cache, current_owner
+from agents.stack import check_engine, clean_cache, current_owner, images, stack_cache_key
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_RUN, DockerStack
+from agents.stack.errors import StackFailed
 from agents.stack.images import LABEL_CACHE, LABEL_CACHE_LOCK
 from agents.stack.protocol import StackEndpoints
 
@@ -210,3 +215,53 @@ def test_the_size_limit_removes_the_oldest_key_first(
     assert second.up().cache == "miss"
     assert engine.api.images(filters={"label": f"{LABEL_CACHE}={first.cache_key}"}) == []
     assert len(engine.api.images(filters={"label": f"{LABEL_CACHE}={second.cache_key}"})) == 2
+
+
+def test_a_failed_setup_releases_the_lock_and_caches_nothing(
+    make: MakeStack, project: Path, engine: docker.DockerClient
+) -> None:
+    (project / "setup.py").write_text("import sys; print('migration 3 broke'); sys.exit(3)")
+    run_id = f"{RUN_PREFIX}-{uuid.uuid4().hex[:6]}"
+    stacks = [make(project, agent_id=str(agent), run_id=run_id) for agent in range(2)]
+
+    def up(stack: DockerStack) -> str:
+        try:
+            stack.up()
+        except StackFailed as exc:
+            return str(exc)
+        return "up"
+
+    with ThreadPoolExecutor(len(stacks)) as pool:
+        errors = list(pool.map(up, stacks))
+    # Each agent ran the setup itself (the second once the first released the lock) and failed.
+    assert all("exit code 3" in error and "migration 3 broke" in error for error in errors), errors
+    key = stacks[0].cache_key
+    assert engine.api.images(filters={"label": f"{LABEL_CACHE}={key}"}) == []
+    assert engine.containers.list(all=True, filters={"label": f"{LABEL_CACHE_LOCK}={key}"}) == []
+
+
+def test_a_lock_whose_holder_died_is_broken(
+    make: MakeStack, project: Path, engine: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "STALE_SECONDS", 1.0)
+    stack = make(project)
+    key = stack_cache_key(stack.spec, project)
+    # What an agent killed during its setup leaves: the lock, owned by a process that is gone.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    owner = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    engine.api.create_container(
+        "orchestrate/postgres:15",
+        command=["true"],
+        name=f"orch-cache-lock-{key[:20]}",
+        labels={
+            LABEL_RUN: f"{RUN_PREFIX}-dead",
+            "orchestrate.agent": "0",
+            "orchestrate.owner": owner,
+            LABEL_CACHE_LOCK: key,
+        },
+    )
+    started = time.monotonic()
+    assert stack.up().cache == "miss"
+    assert time.monotonic() - started < 30
