@@ -109,9 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.demo:
         cwd, suite = REPO, "examples/integration"
-        stack, nocache = "examples/integration/stack.yml", ""
-        inputs = REPO / "examples" / "integration" / "migrate.py"
-        original = inputs.read_text()
+        # The example's stack file with one more setup input, a token file of ours (a new token:
+        # a new key, without touching the example), and a copy with the cache off.
+        args.out.mkdir(parents=True, exist_ok=True)
+        token = args.out / "demo-token"
+        text = (REPO / "examples" / "integration" / "stack.yml").read_text()
+        own_input = (
+            f'setup_inputs: ["examples/integration/migrate.py", "{token.relative_to(REPO).as_posix()}"]'
+        )
+        text = text.replace('setup_inputs: ["examples/integration/migrate.py"]', own_input)
+        (args.out / "demo-stack.yml").write_text(text)
+        (args.out / "demo-nocache-stack.yml").write_text(text + "  cache: false\n")
+        stack = str((args.out / "demo-stack.yml").relative_to(REPO))
+        nocache = str((args.out / "demo-nocache-stack.yml").relative_to(REPO))
     else:
         cwd = args.out / "cases" / "stack-cache"
         write_case(cwd, args.setup_seconds)
@@ -123,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for repetition in range(args.repetitions):
             if nocache:
                 walls["nocache"].append(run(cwd, suite, nocache, args.agents)[0])
-            if args.demo:  # a new key: a comment in the migration script changes its contents
-                inputs.write_text(original + f"\n# {uuid.uuid4().hex}\n")
+            if args.demo:
+                token.write_text(uuid.uuid4().hex)
             else:
                 new_input(cwd)
             keys.add(stack_cache_key(load_stack_file(cwd / stack), cwd))
@@ -133,8 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 walls[kind].append(wall)
                 print(f"repetition {repetition + 1}: {kind} {wall:.2f}s  {lines[kind]}", flush=True)
     finally:
-        if args.demo:
-            inputs.write_text(original)
         for key in keys:
             clean_cache(key)
     summary = {

@@ -223,9 +223,10 @@ class DockerStack:
         try:
             self._create_network(client)
             if self.spec.setup and self.spec.cache:
-                cached, setup_seconds = self._cached_state(client, deadline)
-                cache = "miss" if setup_seconds else "hit"
-                saved_seconds = 0.0 if setup_seconds else cached.setup_seconds
+                cached, paid = self._cached_state(client, deadline)
+                cache = "hit" if paid is None else "miss"
+                setup_seconds = paid or 0.0
+                saved_seconds = cached.setup_seconds if paid is None else 0.0
                 services = self._start_ready(client, self._clock() + self.spec.ready_timeout, cached.images)
                 self._endpoints = self._endpoints_with(services)
                 self._load_states(cached.with_state)
@@ -249,10 +250,10 @@ class DockerStack:
             cache_saved_seconds=saved_seconds,
         )
 
-    def _cached_state(self, client: docker.DockerClient, deadline: float) -> tuple[CachedStack, float]:
+    def _cached_state(self, client: docker.DockerClient, deadline: float) -> tuple[CachedStack, float | None]:
         """The committed set-up state of this stack's key, and the setup seconds this agent paid.
 
-        Found in the cache (0.0), or made here under the engine-wide setup lock: the services
+        Found in the cache (None: no setup here), or made here under the engine-wide setup lock: the services
         start from their images, setup runs, and each container is stopped and committed.
         """
         names = list(self.spec.services)
@@ -263,7 +264,7 @@ class DockerStack:
         first_image = next(iter(bases.values()))
         cached = take_lock_or_wait(client, key, names, first_image, self._labels(), waited_for)
         if cached is not None:
-            return cached, 0.0
+            return cached, None
         try:
             self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
             setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
@@ -276,7 +277,7 @@ class DockerStack:
         finally:
             release_lock(client, key)
         prune_cache(client, self.spec.cache_max_mb * 1024 * 1024, keep=key)
-        return cached, max(setup_seconds, 1e-6)
+        return cached, setup_seconds
 
     def _in_memory_services(self) -> list[str]:
         """The services whose state after setup is in memory, not on disk: Redis (`reset: redis`,

@@ -86,5 +86,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-# 32f926e5a7f74b5fa7f5d56058fbf7ae
