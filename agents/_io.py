@@ -26,6 +26,11 @@ class StackUp:
     stack_args: tuple[str, ...] = ()
     stack_env: dict[str, str] = field(default_factory=dict)
     worker_args: tuple[str, ...] = ()
+    # the set-up state cache: "hit", "miss" or "" (no setup / cache off); the setup seconds this
+    # agent paid, and those a hit saved (what the setup cost when it was cached)
+    cache: str = ""
+    setup_seconds: float = 0.0
+    setup_saved_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

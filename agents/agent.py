@@ -116,6 +116,7 @@ class AgentMachine:
         self._abort_wanted = False
         self._announced = False
         self._stack_seconds = 0.0
+        self._stack_up = StackUp()
         self._worker_started_at = 0.0
         self._worker_restarts = 0
         self._ended_by_this_worker = 0
@@ -161,6 +162,7 @@ class AgentMachine:
 
     def _on_StackUp(self, event: StackUp) -> None:
         self._stack_seconds = event.stack_seconds
+        self._stack_up = event
         if self._abort_wanted or (self.collector and self._finish_wanted):
             self._take_stack_down()
             return
@@ -320,6 +322,9 @@ class AgentMachine:
                     lazy_collection=message.lazy,
                     collection_fallback=message.fallback,
                     stack_up_seconds=self._stack_seconds,
+                    stack_cache=self._stack_up.cache,
+                    setup_seconds=self._stack_up.setup_seconds,
+                    setup_saved_seconds=self._stack_up.setup_saved_seconds,
                     worker_start_seconds=max(0.0, now - self._worker_started_at),
                     versions=dict(message.versions or {}),
                 )

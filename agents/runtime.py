@@ -294,6 +294,9 @@ class AgentRuntime:
                 stack_args=tuple(endpoints.pytest_args),
                 stack_env=dict(endpoints.env),
                 worker_args=tuple(self._worker_args),
+                cache=endpoints.cache,
+                setup_seconds=endpoints.setup_seconds,
+                setup_saved_seconds=endpoints.cache_saved_seconds,
             )
         )
 

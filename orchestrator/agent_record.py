@@ -50,6 +50,8 @@ class AgentRecord:
         self.tests = 0
         self.busy = 0.0
         self.stack_up = 0.0
+        # the stack's set-up state cache, as AgentReady said: (use, setup seconds, saved seconds)
+        self.stack_cache: tuple[str, float, float] = ("", 0.0, 0.0)
         self.worker_start = 0.0
         self.worker_args: tuple[str, ...] = ()
         self.stack_down = 0.0
@@ -113,6 +115,7 @@ class AgentRecord:
         self.last_end_at = now
         self.node = event.node
         self.stack_up = event.stack_up_seconds
+        self.stack_cache = (event.stack_cache, event.setup_seconds, event.setup_saved_seconds)
         self.worker_start = event.worker_start_seconds
 
     def mark_stopped(self, event: p.AgentStopped, now: float) -> None:
@@ -151,6 +154,9 @@ class AgentRecord:
             predicted_seconds=self.predicted,
             wall_seconds=wall,
             stack_up_seconds=self.stack_up,
+            stack_cache=self.stack_cache[0],
+            setup_seconds=self.stack_cache[1],
+            setup_saved_seconds=self.stack_cache[2],
             stack_down_seconds=self.stack_down,
             worker_restarts=self.restarts,
             host=self.node.hostname,

@@ -73,7 +73,9 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
         return commands.down()
     if args.command == "clean":
         address = args.address or os.environ.get("RAY_ADDRESS") or None
-        return commands.clean(all_owners=args.all, address=address, stale_after=args.stale_after)
+        return commands.clean(
+            all_owners=args.all, address=address, stale_after=args.stale_after, cache=args.cache
+        )
     raise UsageError(f"unknown command {args.command!r}")
 
 

@@ -273,6 +273,11 @@ An explicit flag wins over the variables.""",
     )
     clean.add_argument("--all", action="store_true", help="also those of runs that are still alive")
     clean.add_argument(
+        "--cache",
+        action="store_true",
+        help="also remove the cached set-up state of stacks (images labelled orchestrate.cache)",
+    )
+    clean.add_argument(
         "--address",
         metavar="HOST:PORT",
         help="sweep every alive node of this Ray cluster (default: RAY_ADDRESS if set, else only here)",

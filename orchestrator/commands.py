@@ -75,9 +75,12 @@ def down() -> int:
     return EXIT_OK
 
 
-def clean(all_owners: bool, address: str | None = None, stale_after: float | None = None) -> int:
+def clean(
+    all_owners: bool, address: str | None = None, stale_after: float | None = None, cache: bool = False
+) -> int:
     """`orchestrate clean`: remove what dead runs left, on this machine's engine or, with
-    `address`, on the engine of every node of that Ray cluster (one sweep task per node)."""
+    `address`, on the engine of every node of that Ray cluster (one sweep task per node).
+    `cache`: also this machine's cached set-up state of stacks (each node keeps its own)."""
     from agents.stack.lease import STALE_SECONDS
 
     stale = STALE_SECONDS if stale_after is None else stale_after
@@ -100,6 +103,10 @@ def clean(all_owners: bool, address: str | None = None, stale_after: float | Non
     check_engine()
     containers, networks = sweep(all_owners=all_owners, stale_after=stale)
     print(f"removed {containers} container(s) and {networks} network(s)")
+    if cache:
+        from agents.stack import clean_cache
+
+        print(f"removed {clean_cache()} cached stack image(s)")
     return EXIT_OK
 
 

@@ -254,6 +254,10 @@ class AgentStatistics:
     stack_up_seconds: float = 0.0
     stack_down_seconds: float = 0.0
     worker_restarts: int = 0
+    # the stack's set-up state cache: "hit", "miss" or ""; setup seconds paid, and saved by a hit
+    stack_cache: str = ""
+    setup_seconds: float = 0.0
+    setup_saved_seconds: float = 0.0
     host: str = ""
     error: str = ""
     # The cluster node (Ray node id and address); empty for local agents.

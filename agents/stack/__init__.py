@@ -32,10 +32,12 @@ __all__ = [
     "StackEndpoints",
     "StackSpec",
     "check_engine",
+    "clean_cache",
     "current_owner",
     "load_stack_file",
     "make_stack",
     "remove_run",
+    "stack_cache_key",
     "stack_env_json",
     "sweep",
 ]
@@ -109,14 +111,29 @@ def current_owner() -> str:
 
 def check_engine() -> str:
     """Raise DockerUnavailable (one line) unless a Docker engine answers; returns its version."""
-    from agents.stack.docker import check_engine as check
+    from agents.stack.engine import check_engine as check
 
     return check()
 
 
+def stack_cache_key(spec: StackSpec, cwd: str | os.PathLike[str]) -> str:
+    """The set-up state cache's key of `spec` run from `cwd`, with this machine's images."""
+    from agents.stack.engine import stack_cache_key as key_of
+
+    return key_of(spec, cwd)
+
+
+def clean_cache(key: str | None = None) -> int:
+    """Remove the cached set-up state of `key` (None: all; labelled images) on this machine's
+    engine; returns how many images went."""
+    from agents.stack.engine import clean_cache as clean
+
+    return clean(key)
+
+
 def remove_run(run_id: str) -> int:
     """Remove whatever run `run_id` left on this machine's engine; returns the containers removed."""
-    from agents.stack.docker import remove_run as remove
+    from agents.stack.engine import remove_run as remove
 
     return remove(run_id)
 
@@ -124,7 +141,7 @@ def remove_run(run_id: str) -> int:
 def sweep(all_owners: bool = False, stale_after: float | None = None) -> tuple[int, int]:
     """Remove leftovers of dead runs (or of everyone) on this machine's engine; returns
     (containers, networks) removed. `stale_after`: seconds after which a lease is stale."""
-    from agents.stack.docker import sweep as sweep_leftovers
+    from agents.stack.engine import sweep as sweep_leftovers
     from agents.stack.lease import STALE_SECONDS
 
     return sweep_leftovers(

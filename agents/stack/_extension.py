@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from agents.stack.compose import ServiceSpec
 
 __all__ = [
+    "DEFAULT_CACHE_MAX_MB",
     "DEFAULT_READY_TIMEOUT",
     "EXTENSION_KEYS",
     "RESET_STRATEGIES",
@@ -32,12 +33,17 @@ DEFAULT_READY_TIMEOUT = 60.0
 EXTENSION_KEYS = (
     "env",
     "setup",
+    "setup_inputs",
+    "cache",
+    "cache_max_mb",
     "ready_timeout",
     "reset",
     "reset_commands",
     "pytest_args",
     "collection_stack",
 )
+# The set-up state cache's size limit (all cached keys together) unless `cache_max_mb` says.
+DEFAULT_CACHE_MAX_MB = 2048
 # The built-in reset strategies (agents/stack/reset/ has one module per name).
 RESET_STRATEGIES = ("postgres", "redis")
 # Strategies that reach their service through a published port rather than `docker exec`.
@@ -58,6 +64,10 @@ class Extension:
     reset_commands: tuple[str, ...] = ()
     pytest_arg_templates: tuple[str, ...] = ()
     collection_stack: bool = True
+    # glob patterns (relative to the run's directory) of the files `setup` depends on; None: default
+    setup_inputs: tuple[str, ...] | None = None
+    cache: bool = True
+    cache_max_mb: int = DEFAULT_CACHE_MAX_MB
 
 
 class ExtensionChecker(YamlChecker):
@@ -78,11 +88,37 @@ class ExtensionChecker(YamlChecker):
             reset_commands=self.commands(body.get("reset_commands"), "x-orchestrate.reset_commands"),
             pytest_arg_templates=self.pytest_args(body.get("pytest_args"), services),
             collection_stack=self.flag(body.get("collection_stack", True), "x-orchestrate.collection_stack"),
+            setup_inputs=self.setup_inputs(body.get("setup_inputs")),
+            cache=self.flag(body.get("cache", True), "x-orchestrate.cache"),
+            cache_max_mb=self.cache_max_mb(body.get("cache_max_mb")),
         )
+
+    def setup_inputs(self, raw: object) -> tuple[str, ...] | None:
+        """Glob patterns relative to the run's directory, e.g. ["migrations/**", "fixtures/*.json"]."""
+        if raw is None:
+            return None
+        place = "x-orchestrate.setup_inputs"
+        if not isinstance(raw, list):
+            raise self.fail(place, 'must be a list of glob patterns, e.g. ["migrations/**"]')
+        patterns: list[str] = []
+        for index, item in enumerate(raw):
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(f"{place}[{index}]", "must be a non-empty glob pattern")
+            if item.startswith("/"):
+                raise self.fail(f"{place}[{index}]", "must be relative to the run's directory")
+            patterns.append(item.strip())
+        return tuple(patterns)
 
     def flag(self, raw: object, place: str) -> bool:
         if not isinstance(raw, bool):
-            raise self.fail(place, f"must be true or false, got {raw!r}")
+            raise self.fail(place, "must be true or false")
+        return raw
+
+    def cache_max_mb(self, raw: object) -> int:
+        if raw is None:
+            return DEFAULT_CACHE_MAX_MB
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            raise self.fail("x-orchestrate.cache_max_mb", "must be a whole number of megabytes (0: no limit)")
         return raw
 
     def env_templates(self, raw: object, services: Mapping[str, ServiceSpec]) -> dict[str, str]:

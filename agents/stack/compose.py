@@ -21,7 +21,11 @@ The subset, with orchestrate's one extension (`x-orchestrate`):
       env:                                      # exported to setup commands and to the tests
         DATABASE_URL: "postgresql://postgres:postgres@{db.host}:{db.port}/postgres"
         REDIS_URL: "redis://{cache.host}:{cache.ports[6379]}/0"
-      setup: ["python migrate.py"]              # run once per agent, after the stack is ready
+      setup: ["python migrate.py"]              # run once, after the stack is ready; its result
+                                                # is committed, cached and cloned to every agent
+      setup_inputs: ["migrations/**"]           # globs (run's directory) the cache key hashes
+      cache: true                               # false: every agent runs setup, nothing is kept
+      cache_max_mb: 2048                        # the cache's size limit (0: none); oldest go first
       ready_timeout: 60                         # seconds for every service to become ready
       reset: {db: postgres, cache: redis}       # service -> built-in strategy, before every unit
       reset_commands: ["python reseed.py"]      # shell commands run on the agent before every unit
@@ -56,7 +60,13 @@ from typing import Any
 import yaml
 
 from agents.stack._checks import YamlChecker
-from agents.stack._extension import DEFAULT_READY_TIMEOUT, RESET_STRATEGIES, ExtensionChecker, render
+from agents.stack._extension import (
+    DEFAULT_CACHE_MAX_MB,
+    DEFAULT_READY_TIMEOUT,
+    RESET_STRATEGIES,
+    ExtensionChecker,
+    render,
+)
 from agents.stack.errors import StackFileError
 
 __all__ = [
@@ -145,6 +155,10 @@ class StackSpec:
     # Whether a coordinator collects against a stack of its own when `env`/`pytest_args` are
     # given (orchestrator/collection_stack.py).
     collection_stack: bool = True
+    # what the set-up state cache hashes and keeps (agents/stack/cache.py); None: the default inputs
+    setup_inputs: tuple[str, ...] | None = None
+    cache: bool = True
+    cache_max_mb: int = DEFAULT_CACHE_MAX_MB
 
     def render_env(self, services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """The `env` templates filled in with published endpoints; called by a stack after `up`.
@@ -234,6 +248,9 @@ class _Validator(YamlChecker):
             reset_commands=extension.reset_commands,
             pytest_arg_templates=extension.pytest_arg_templates,
             collection_stack=extension.collection_stack,
+            setup_inputs=extension.setup_inputs,
+            cache=extension.cache,
+            cache_max_mb=extension.cache_max_mb,
         )
 
     # -- services ------------------------------------------------------------------------------

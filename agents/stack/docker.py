@@ -1,10 +1,13 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
-The only module that imports `docker`. Made by `agents.stack.make_stack`; the agent calls
-`up()` before its pytest worker starts, `watch()` once it is up, `snapshot()` once after it and
-`reset()` before every unit when the stack file asks for resets, and `down()` once at the end.
-Also home of the coordinator's engine check (`check_engine`) and of `sweep`, which removes what
-crashed coordinators left behind.
+One of the three modules using the Docker SDK (imported once, in agents/stack/_sdk.py): this
+one is one agent's stack; agents/stack/engine.py holds the engine-wide operations (the check,
+`sweep`, `remove_run`, re-exported here) and agents/stack/images.py the set-up state cache.
+Made by `agents.stack.make_stack`; the agent calls `up()` before its pytest worker starts,
+`watch()` once it is up, `snapshot()` once after it and `reset()` before every unit when the
+stack file asks for resets, and `down()` once at the end. With `setup` and the cache on, `up()`
+starts the services from the committed state of the stack's key, made here under the engine's
+setup lock when it is not there yet (agents/stack/images.py).
 
 Isolation: every stack has its own bridge network (`orch-<run>-<agent>`) on which services
 reach each other by service name, and every container port is published on 127.0.0.1 at a
@@ -27,6 +30,7 @@ agents/stack/watcher.py; snapshot, reset and the stack's commands in agents/stac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -36,10 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-from docker.models.containers import Container
-
+from agents.stack._sdk import Container, docker
+from agents.stack.cache import cache_key
 from agents.stack.compose import ServiceSpec, StackSpec
 from agents.stack.containers import (
     LABEL_AGENT,
@@ -50,17 +52,34 @@ from agents.stack.containers import (
     create_options,
     direct_targets,
     endpoint_of,
-    engine_message,
     one_line,
     safe_name,
     stack_labels,
 )
-from agents.stack.errors import DockerUnavailable, StackFailed
-from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
-from agents.stack.probes import address_answers, owner_is_dead
+from agents.stack.engine import (
+    API_TIMEOUT,
+    check_engine,
+    clean_cache,
+    container_logs,
+    remove_labelled,
+    remove_run,
+    stack_cache_key,
+    sweep,
+)
+from agents.stack.errors import StackFailed
+from agents.stack.images import (
+    CachedStack,
+    commit_services,
+    image_ids,
+    prune_cache,
+    read_state,
+    release_lock,
+    take_lock_or_wait,
+)
+from agents.stack.probes import address_answers
 from agents.stack.protocol import StackEndpoints
 from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
-from agents.stack.reset import ExecResult, ServiceHandle
+from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
 from agents.stack.snapshots import StackSnapshots, service_handle
 from agents.stack.watcher import DeathWatcher
 
@@ -71,17 +90,18 @@ __all__ = [
     "LABEL_SERVICE",
     "DockerStack",
     "check_engine",
+    "clean_cache",
     "remove_run",
+    "stack_cache_key",
     "sweep",
 ]
 
-LOG_TAIL_LINES = 20
-ENGINE_CHECK_TIMEOUT = 3.0
-_API_TIMEOUT = 60
 # Container events that may end a service (a `kill` only names the signal of the `die` after it).
 _DEATH_EVENTS = ("die", "oom", "kill", "destroy")
 # How long an exec'd health check that printed its last byte may take to report its exit code.
 _EXIT_CODE_SECONDS = 1.0
+# How long an agent waits, beyond ready_timeout, for another agent's setup of the same key.
+_SETUP_WAIT_SECONDS = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +160,7 @@ class _Started:
 
     def failure(self, what: str, client: docker.DockerClient | None = None) -> StackFailed:
         """StackFailed naming the service, saying `what`, with its last log lines."""
-        logs = _container_logs(client or self.client, self.container.id)
+        logs = container_logs(client or self.client, self.container.id)
         shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
         name = self.service.name
         return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
@@ -181,41 +201,118 @@ class DockerStack:
         self._watch_lock = threading.Lock()
         self._watchers: list[DeathWatcher] = []
         self._down_started = False
+        # The set-up state cache's key, once `up()` computed it (None: no setup, or no cache).
+        self.cache_key: str | None = None
 
     # -- the Stack protocol --------------------------------------------------------------------
 
     def up(self) -> StackEndpoints:
         """Create the network, start every service concurrently, wait until all are ready, run setup.
 
-        Raises StackFailed naming the service (with its last log lines) or the setup command (with
-        its output). Whatever was created stays until `down()`, which the agent always calls.
+        With `setup` and the cache on (the default), setup runs once per cache key on this
+        engine: the services then start from the committed state (agents/stack/images.py), here
+        and in every other agent. Raises StackFailed naming the service (with its last log lines)
+        or the setup command (with its output). Whatever was created stays until `down()`, which
+        the agent always calls.
         """
         started_at = self._clock()
         deadline = started_at + self.spec.ready_timeout
         client = self._connect()
+        cache = ""
+        setup_seconds = saved_seconds = 0.0
         try:
             self._create_network(client)
-            started = self._start_all(client)
-            self._started = started
-            wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
-            services = self._endpoints_of(client, started)
+            if self.spec.setup and self.spec.cache:
+                cached, paid = self._cached_state(client, deadline)
+                cache = "hit" if paid is None else "miss"
+                setup_seconds = paid or 0.0
+                saved_seconds = cached.setup_seconds if paid is None else 0.0
+                services = self._start_ready(client, self._clock() + self.spec.ready_timeout, cached.images)
+                self._endpoints = self._endpoints_with(services)
+                self._load_states(cached.with_state)
+            else:
+                self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
         except (docker.errors.DockerException, OSError) as exc:
             # What the specific translations below did not expect: the engine failing mid-way
             # (requests' connection errors and timeouts are OSErrors).
             message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
             raise StackFailed(message + one_line(exc)) from exc
-        env = self.spec.render_env(services)
-        pytest_args = self.spec.render_pytest_args(services)
-        self._endpoints = StackEndpoints(env=env, services=services, pytest_args=pytest_args)
-        up_seconds = self._clock() - started_at
-        setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
-        return StackEndpoints(
-            env=env,
-            services=services,
+        if not cache:
+            up_seconds = self._clock() - started_at
+            setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
+        else:
+            up_seconds = self._clock() - started_at - setup_seconds
+        return dataclasses.replace(
+            self._endpoints,
             up_seconds=up_seconds,
             setup_seconds=setup_seconds,
-            pytest_args=pytest_args,
+            cache=cache,
+            cache_saved_seconds=saved_seconds,
         )
+
+    def _cached_state(self, client: docker.DockerClient, deadline: float) -> tuple[CachedStack, float | None]:
+        """The committed set-up state of this stack's key, and the setup seconds this agent paid.
+
+        Found in the cache (None: no setup here), or made here under the engine-wide setup lock: the services
+        start from their images, setup runs, and each container is stopped and committed.
+        """
+        names = list(self.spec.services)
+        bases = {name: service.image for name, service in self.spec.services.items()}
+        key = cache_key(self.spec, image_ids(client, sorted(set(bases.values()))), self.cwd)
+        self.cache_key = key
+        waited_for = self.spec.ready_timeout + _SETUP_WAIT_SECONDS
+        first_image = next(iter(bases.values()))
+        cached = take_lock_or_wait(client, key, names, first_image, self._labels(), waited_for)
+        if cached is not None:
+            return cached, None
+        try:
+            self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
+            setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
+            containers = {item.service.name: item.container for item in self._started}
+            states = {name: self._redis(name).state_bytes() for name in self._in_memory_services()}
+            cached = commit_services(client, containers, key, setup_seconds, bases, states)
+            for container in containers.values():
+                container.remove(force=True, v=True)
+            self._started = []
+        finally:
+            release_lock(client, key)
+        prune_cache(client, self.spec.cache_max_mb * 1024 * 1024, keep=key)
+        return cached, setup_seconds
+
+    def _in_memory_services(self) -> list[str]:
+        """The services whose state after setup is in memory, not on disk: Redis (`reset: redis`,
+        or an image whose name says redis). A clone loads their keys once it is ready."""
+        return [
+            name
+            for name, service in self.spec.services.items()
+            if service.ports and (self.spec.reset.get(name) == "redis" or "redis" in service.image.lower())
+        ]
+
+    def _redis(self, name: str) -> RedisReset:
+        """A snapshot of the Redis service `name`'s keys, taken now."""
+        strategy = RedisReset(self._handle(name))
+        strategy.snapshot()
+        return strategy
+
+    def _load_states(self, services: frozenset[str]) -> None:
+        """Load each cloned service's kept state (agents/stack/images.py) into its running server."""
+        for item in self._started:
+            if item.service.name in services:
+                RedisReset(self._handle(item.service.name)).load_state(read_state(item.container))
+
+    def _start_ready(
+        self, client: docker.DockerClient, deadline: float, images: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, object]]:
+        """Start every service (from `images[name]` when given), wait until ready: the endpoints."""
+        started = self._start_all(client, images or {})
+        self._started = started
+        wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
+        return self._endpoints_of(client, started)
+
+    def _endpoints_with(self, services: dict[str, dict[str, object]]) -> StackEndpoints:
+        env = self.spec.render_env(services)
+        pytest_args = self.spec.render_pytest_args(services)
+        return StackEndpoints(env=env, services=services, pytest_args=pytest_args)
 
     @property
     def resets(self) -> bool:
@@ -295,7 +392,7 @@ class DockerStack:
         client = self._client or self._connect()
         try:
             labels = {LABEL_RUN: self.run_id, LABEL_AGENT: self.agent_id}
-            problems = _remove_labelled(client, labels)
+            problems = remove_labelled(client, labels)
         finally:
             client.close()
             self._client = None
@@ -308,7 +405,7 @@ class DockerStack:
     def _connect(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=_API_TIMEOUT)
+                self._client = docker.from_env(timeout=API_TIMEOUT)
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 self._client = None
@@ -335,10 +432,13 @@ class DockerStack:
                 f"agent {self.agent_id}: cannot create network {self.network_name}: {one_line(exc)}{hint}"
             ) from exc
 
-    def _start_all(self, client: docker.DockerClient) -> list[_Started]:
+    def _start_all(self, client: docker.DockerClient, images: Mapping[str, str]) -> list[_Started]:
         services = list(self.spec.services.values())
         with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack-up") as pool:
-            futures = [pool.submit(self._start_one, client, service) for service in services]
+            futures = [
+                pool.submit(self._start_one, client, service, images.get(service.name, service.image))
+                for service in services
+            ]
             # Wait for all before raising, so `down()` sees every container that was made.
             outcomes = [(future.exception(), future) for future in futures]
         for error, _ in outcomes:
@@ -346,7 +446,7 @@ class DockerStack:
                 raise error
         return [future.result() for _, future in outcomes]
 
-    def _start_one(self, client: docker.DockerClient, service: ServiceSpec) -> _Started:
+    def _start_one(self, client: docker.DockerClient, service: ServiceSpec, image: str) -> _Started:
         name = safe_name(f"{self.network_name}-{service.name}")
         options = create_options(
             service,
@@ -362,7 +462,7 @@ class DockerStack:
                 image_config = client.api.inspect_image(service.image).get("Config") or {}
                 image_check = image_config.get("Healthcheck")
             # create + start, never `run`: `run` pulls a missing image, and we use no registry.
-            container = client.containers.create(service.image, command, **options)
+            container = client.containers.create(image, command, **options)
             container.start()
         except docker.errors.ImageNotFound as exc:
             raise StackFailed(
@@ -371,7 +471,7 @@ class DockerStack:
                 service=service.name,
             ) from exc
         except docker.errors.APIError as exc:
-            logs = _container_logs(client, name)
+            logs = container_logs(client, name)
             raise StackFailed(
                 f"service '{service.name}': cannot start container: {one_line(exc)}",
                 service=service.name,
@@ -442,7 +542,7 @@ class _EngineEvents:
         labels = [f"{LABEL_RUN}={stack.run_id}", f"{LABEL_AGENT}={stack.agent_id}"]
         filters = {"type": "container", "label": labels, "event": list(_DEATH_EVENTS)}
         try:
-            client = docker.from_env(timeout=_API_TIMEOUT)
+            client = docker.from_env(timeout=API_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise StackFailed(f"agent {stack.agent_id}: no Docker engine answers: {one_line(exc)}") from exc
         try:
@@ -498,139 +598,3 @@ def _exec_exit_code(client: docker.DockerClient, exec_id: str, wait: bool) -> in
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.01)
-
-
-# -- engine-wide operations ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _engine(timeout: float = _API_TIMEOUT) -> Iterator[docker.DockerClient]:
-    """A client of this machine's engine; any engine error in the block becomes DockerUnavailable.
-
-    The one translation of the engine-wide operations below (check_engine, sweep, remove_run).
-    """
-    try:
-        client = docker.from_env(timeout=max(1, round(timeout)))
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailable(engine_message(exc)) from exc
-    try:
-        yield client
-    except (docker.errors.DockerException, OSError) as exc:
-        raise DockerUnavailable(engine_message(exc)) from exc
-    finally:
-        client.close()
-
-
-def check_engine(timeout: float = ENGINE_CHECK_TIMEOUT) -> str:
-    """Return the engine's version, or raise DockerUnavailable; called by the coordinator first."""
-    with _engine(timeout) as client:
-        client.ping()
-        return str(client.version().get("Version", "unknown"))
-
-
-def sweep(all_owners: bool = False, stale_after: float = STALE_SECONDS) -> tuple[int, int]:
-    """Remove containers and networks of dead runs; returns (containers, networks) removed.
-
-    Called by `orchestrate clean` (here, or on every node with --address), at coordinator start
-    and by every agent before its stack comes up. A run is dead here when its owner label names
-    this host and a pid that no longer runs (a local run), or when its agent's lease on this
-    node was not renewed for `stale_after` seconds (a run whose coordinator was elsewhere; see
-    agents/stack/lease.py). Other hosts' owners without a stale lease are left alone. With
-    `all_owners=True` everything labelled `orchestrate.owner` goes, live runs included.
-    """
-    problems: list[str] = []
-    stale = stale_leases(stale_after=stale_after)
-
-    def dead(labels: Mapping[str, str]) -> bool:
-        return (
-            all_owners
-            or owner_is_dead(labels.get(LABEL_OWNER, ""))
-            or (labels.get(LABEL_RUN, ""), labels.get(LABEL_AGENT, "")) in stale
-        )
-
-    with _engine() as client:
-        containers = client.containers.list(all=True, filters={"label": LABEL_OWNER})
-        doomed = [c for c in containers if dead(c.labels)]
-        removed_containers = sum(_remove_containers(doomed, problems))
-        networks = client.networks.list(filters={"label": LABEL_OWNER})
-        doomed_networks = [n for n in networks if dead(n.attrs.get("Labels") or {})]
-        removed_networks = sum(_remove_networks(doomed_networks, problems))
-    if problems:
-        raise StackFailed(f"sweep could not remove everything: {'; '.join(problems)}")
-    for run_id, agent_id in stale:  # their stacks are gone: the leases have served
-        drop_lease(run_id, agent_id)
-    return removed_containers, removed_networks
-
-
-def remove_run(run_id: str) -> int:
-    """Remove every container and network of run `run_id`; returns how many containers went.
-
-    Called by the coordinator once its run is over, as a backstop for agents that died without
-    taking their stack down (a killed actor). Raises StackFailed if something stays.
-    """
-    with _engine() as client:
-        count = len(client.containers.list(all=True, filters={"label": [f"{LABEL_RUN}={run_id}"]}))
-        problems = _remove_labelled(client, {LABEL_RUN: run_id})
-    if problems:
-        raise StackFailed(f"could not remove what run {run_id} left: {'; '.join(problems)}")
-    return count
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
-    """Remove every container and then every network carrying all `labels`; returns problems."""
-    filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
-    problems: list[str] = []
-    try:
-        containers = client.containers.list(all=True, filters=filters)
-        list(_remove_containers(containers, problems))
-        networks = client.networks.list(filters=filters)
-        list(_remove_networks(networks, problems))
-    except docker.errors.DockerException as exc:
-        problems.append(one_line(exc))
-    return problems
-
-
-def _remove_containers(containers: list[Container], problems: list[str]) -> list[int]:
-    """Force-remove containers concurrently; yields 1 per container removed, appends problems."""
-
-    def remove(container: Container) -> int:
-        try:
-            container.remove(force=True, v=True)
-            return 1
-        except docker.errors.NotFound:
-            return 0
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409 and "already in progress" in str(exc):
-                return 0
-            problems.append(f"container {container.name}: {one_line(exc)}")
-            return 0
-
-    if not containers:
-        return []
-    with ThreadPoolExecutor(max_workers=min(8, len(containers)), thread_name_prefix="stack-down") as pool:
-        return list(pool.map(remove, containers))
-
-
-def _remove_networks(networks: list[Any], problems: list[str]) -> list[int]:
-    removed = []
-    for network in networks:
-        try:
-            network.remove()
-            removed.append(1)
-        except docker.errors.NotFound:
-            removed.append(0)
-        except docker.errors.APIError as exc:
-            problems.append(f"network {network.name}: {one_line(exc)}")
-    return removed
-
-
-def _container_logs(client: docker.DockerClient, container: str) -> str:
-    try:
-        raw = client.api.logs(container, stdout=True, stderr=True, tail=LOG_TAIL_LINES)
-    except docker.errors.DockerException:
-        return ""
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return text.rstrip()

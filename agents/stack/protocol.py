@@ -28,6 +28,10 @@ class StackEndpoints:
     # x-orchestrate.pytest_args rendered for this stack: appended to this agent's worker command
     # line (after the run's own pytest arguments), never to the coordinator's collection
     pytest_args: tuple[str, ...] = ()
+    # the set-up state cache: "hit" (setup skipped), "miss" (this agent ran setup and committed
+    # it), "" (no setup, or the cache is off); a hit's `cache_saved_seconds` is what setup cost
+    cache: str = ""
+    cache_saved_seconds: float = 0.0
 
 
 class Stack(Protocol):

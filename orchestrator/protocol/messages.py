@@ -145,6 +145,12 @@ class AgentReady(Event):
     stack_up_seconds: float = 0.0
     worker_start_seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+    # The stack's set-up state cache (agents/stack/images.py): "hit" (no setup ran here),
+    # "miss" (this agent ran setup and committed it) or "" (no setup, or no cache); the setup
+    # seconds paid here, and those a hit saved.
+    stack_cache: str = ""
+    setup_seconds: float = 0.0
+    setup_saved_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

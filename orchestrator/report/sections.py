@@ -9,9 +9,10 @@ colour, width and `-q` behave as in the rest of the report.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.model import Outcome, RunReport, TestResult
+from orchestrator.model import AgentStatistics, Outcome, RunReport, TestResult
 from orchestrator.report.outcomes import failure_text
 from orchestrator.report.tables import agents_table_text
 
@@ -64,6 +65,26 @@ def write_sections(terminal: Any, report: RunReport) -> None:
                 else ""
             )
         )
+    cache_line = stack_cache_line(report.agents)
+    if cache_line:
+        terminal.write_line(cache_line)
+
+
+def stack_cache_line(agents: Sequence[AgentStatistics]) -> str:
+    """What the stacks' set-up state cache did this run, in one line ("" when no stack used it)."""
+    uses = [agent for agent in agents if agent.stack_cache]
+    if not uses:
+        return ""
+    misses = [agent for agent in uses if agent.stack_cache == "miss"]
+    clones = len(uses) - len(misses)
+    if misses:
+        paid = sum(agent.setup_seconds for agent in misses)
+        return (
+            f"stack cache: miss; setup ran {len(misses)}x ({paid:.1f}s), committed and cloned "
+            f"to {clones} other agent(s)"
+        )
+    saved = max(agent.setup_saved_seconds for agent in uses)
+    return f"stack cache: hit on {clones} agent(s); setup skipped (it took {saved:.1f}s when cached)"
 
 
 def crash_lines(message: str) -> list[str]:

@@ -26,7 +26,15 @@ import pytest
 import redis
 from docker.models.containers import Container
 
-from agents.stack import check_engine, current_owner, load_stack_file, make_stack, stack_env_json, sweep
+from agents.stack import (
+    check_engine,
+    clean_cache,
+    current_owner,
+    load_stack_file,
+    make_stack,
+    stack_env_json,
+    sweep,
+)
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, DockerStack
 from agents.stack.errors import DockerUnavailable, StackFailed
@@ -92,6 +100,8 @@ def make(engine: docker.DockerClient) -> Iterator[MakeStack]:
     yield factory
     for stack in made:
         stack.down()
+        if stack.cache_key is not None:  # the set-up state it committed: not left behind
+            clean_cache(stack.cache_key)
 
 
 def container_of(engine: docker.DockerClient, stack: DockerStack, service: str) -> Container:

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import redis
 
-from agents.stack import NullStack, check_engine, current_owner, load_stack_file
+from agents.stack import NullStack, check_engine, clean_cache, current_owner, load_stack_file
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_RUN, DockerStack
 from orchestrator.errors import StackFailed
@@ -110,6 +110,8 @@ def make(engine: docker.DockerClient) -> Iterator[MakeStack]:
     yield factory
     for stack in made:
         stack.down()
+        if stack.cache_key is not None:  # the set-up state it committed: not left behind
+            clean_cache(stack.cache_key)
 
 
 def pg_state(url: str) -> dict[str, object]:

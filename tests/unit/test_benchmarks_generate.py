@@ -230,11 +230,19 @@ def test_integration_suite_passes_against_one_stack(tmp_path: Path) -> None:
 
     suite = integration.make_integration_suite(20, seed=1, tests_per_module=(10, 10), work=50)
     root = integration.write_integration_suite(suite, tmp_path)
-    with integration.one_stack(root / integration.STACK_FILE, root, f"unit-{os.getpid()}") as (endpoints, up):
-        assert up > 0 and endpoints.env["DATABASE_URL"].startswith("postgresql://postgres:postgres@")
-        env = {**os.environ, **endpoints.env}
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True
-        )
+    from agents.stack import clean_cache, load_stack_file, stack_cache_key
+
+    try:
+        with integration.one_stack(root / integration.STACK_FILE, root, f"unit-{os.getpid()}") as (
+            endpoints,
+            up,
+        ):
+            assert up > 0 and endpoints.env["DATABASE_URL"].startswith("postgresql://postgres:postgres@")
+            env = {**os.environ, **endpoints.env}
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True
+            )
+    finally:  # the set-up state its stack committed is not left behind
+        clean_cache(stack_cache_key(load_stack_file(root / integration.STACK_FILE), root))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "20 passed" in done.stdout

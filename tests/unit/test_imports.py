@@ -80,7 +80,7 @@ def test_the_check_sees_forbidden_imports(
 # Each third-party engine is met at exactly one edge of ours.
 _EDGES = {
     "ray": ("orchestrator/backends/ray.py",),
-    "docker": ("agents/stack/docker.py",),
+    "docker": ("agents/stack/_sdk.py",),
     "msgpack": ("orchestrator/protocol/wire.py",),
     "rich": ("orchestrator/report/",),
 }

@@ -94,18 +94,42 @@ class RedisReset:
         """
         if self._entries is None:
             raise self._failed("restore() before snapshot()")
-        commands: list[Command] = [[b"FLUSHALL"]]
-        for database, entries in self._entries.items():
-            commands.append([b"SELECT", str(database).encode()])
-            commands += [
-                [b"RESTORE", entry.key, str(entry.ttl_ms).encode(), entry.payload] for entry in entries
-            ]
+        commands = self._restore_commands()
         with self._connect("resetting") as connection:
             replies = self._pipeline(connection, commands, "resetting")
         for command, reply in zip(commands, replies, strict=True):
             if isinstance(reply, _ErrorReply):
                 shown = b" ".join(command[:2]).decode(errors="replace")
                 raise self._failed(f"resetting failed: {shown}: {reply.message}")
+
+    def state_bytes(self) -> bytes:
+        """The snapshot as bytes (a count line, then the RESTORE pipeline in RESP): a clone's state."""
+        if self._entries is None:
+            raise self._failed("state_bytes() before snapshot()")
+        commands = self._restore_commands()[1:]  # no FLUSHALL: a clone starts empty
+        return b"%d\n" % len(commands) + b"".join(_encode(command) for command in commands)
+
+    def load_state(self, state: bytes) -> None:
+        """Send a `state_bytes()` pipeline to this (empty) server; raises StackFailed naming it."""
+        header, _, pipeline = state.partition(b"\n")
+        with self._connect("loading the cached state") as connection:
+            try:
+                replies = connection.send_raw(pipeline, int(header))
+            except (_ProtocolError, OSError, ValueError) as exc:
+                raise self._failed(f"loading the cached state failed: {exc}") from exc
+        errors = [reply.message for reply in replies if isinstance(reply, _ErrorReply)]
+        if errors:
+            raise self._failed(f"loading the cached state failed: {errors[0]}")
+
+    def _restore_commands(self) -> list[Command]:
+        assert self._entries is not None
+        commands: list[Command] = [[b"FLUSHALL"]]
+        for database, entries in self._entries.items():
+            commands.append([b"SELECT", str(database).encode()])
+            commands += [
+                [b"RESTORE", entry.key, str(entry.ttl_ms).encode(), entry.payload] for entry in entries
+            ]
+        return commands
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -193,6 +217,14 @@ class _Connection:
             raise _ProtocolError("no answer (timed out)") from exc
         except ValueError as exc:  # a length or integer that is not a number
             raise _ProtocolError(f"malformed reply: {exc}") from exc
+
+    def send_raw(self, pipeline: bytes, count: int) -> list[object]:
+        """Send already encoded commands, then read `count` replies."""
+        self._socket.sendall(pipeline)
+        try:
+            return [self._read() for _ in range(count)]
+        except TimeoutError as exc:
+            raise _ProtocolError("no answer (timed out)") from exc
 
     def _read(self) -> object:
         line = self._reader.readline()
