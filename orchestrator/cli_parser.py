@@ -10,9 +10,11 @@ import argparse
 from collections.abc import Callable
 from typing import NoReturn
 
+from orchestrator.backends import BACKEND_KINDS
 from orchestrator.errors import UsageError
 from orchestrator.model import GroupBy
 from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
+from orchestrator.scheduling import SCHEDULER_KINDS
 
 PROG = "orchestrate"
 
@@ -127,7 +129,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str)
     )
     parser.add_argument(
         "--schedule",
-        choices=["dynamic", "static"],
+        choices=list(SCHEDULER_KINDS),
         default="dynamic",
         help="dynamic: hand out units as agents free up, stealing queued units (default); static: the plan as is",
     )
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--backend",
-        choices=["ray", "local"],
+        choices=list(BACKEND_KINDS),
         default=None,
         help="local: agents on this machine, no Ray (default without --address); ray: Ray actors "
         "(default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",
@@ -349,7 +351,10 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
         "--repetitions", type=_positive_int, default=3, metavar="R", help="runs of each method (default: 3)"
     )
     bench.add_argument(
-        "--backend", choices=["ray", "local"], default="local", help="orchestrate's backend (default: local)"
+        "--backend",
+        choices=list(BACKEND_KINDS),
+        default="local",
+        help="orchestrate's backend (default: local)",
     )
     bench.add_argument("--stack", metavar="FILE", help="stack file for orchestrate's agents")
     bench.add_argument("--timeout", type=_positive_float, default=1800, metavar="SECONDS",

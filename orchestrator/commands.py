@@ -81,7 +81,7 @@ def clean(
     """`orchestrate clean`: remove what dead runs left, on this machine's engine or, with
     `address`, on the engine of every node of that Ray cluster (one sweep task per node).
     `cache`: also this machine's cached set-up state of stacks (each node keeps its own)."""
-    from agents.stack.lease import STALE_SECONDS
+    from agents.stack import STALE_SECONDS
 
     stale = STALE_SECONDS if stale_after is None else stale_after
     if address:

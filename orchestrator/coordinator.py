@@ -75,7 +75,7 @@ class Coordinator:
 
     def _say_replaced_options(self, stack_file: str) -> None:
         """One line when the user gave an option the stack's pytest_args give per agent."""
-        from agents.stack.compose import load_stack_file
+        from agents.stack import load_stack_file
         from agents.worker import without_stack_options
 
         spec = load_stack_file(stack_file)

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.backends import BACKEND_KINDS
 from orchestrator.model import GroupBy
+from orchestrator.scheduling import SCHEDULER_KINDS
 
 AUTO = "auto"
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
@@ -115,10 +117,10 @@ def add_options(parser: pytest.Parser) -> None:
     add("--orchestrate-reruns", type=int, default=0, metavar="N", help="rerun failed tests up to N times")
     add("--orchestrate-results", metavar="PATH", help="write the machine-readable results (JSON)")
     add("--orchestrate-durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH", help="duration store")
-    add("--orchestrate-schedule", choices=["dynamic", "static"], default="dynamic")
+    add("--orchestrate-schedule", choices=list(SCHEDULER_KINDS), default="dynamic")
     add("--orchestrate-group-by", choices=[g.value for g in GroupBy], default=GroupBy.CLASS.value)
     add("--orchestrate-split", action="store_true", default=False)
-    add("--orchestrate-backend", choices=["local", "ray"], default=None)
+    add("--orchestrate-backend", choices=list(BACKEND_KINDS), default=None)
     add("--orchestrate-address", metavar="ADDR", default=None, help="a Ray cluster to run agents on")
     add("--orchestrate-shard", metavar="I/N", default=None, help="run CI runner I of N's part only")
     add(

@@ -19,12 +19,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec, StackSpec, load_stack_file
+from agents.stack.lease import STALE_SECONDS
 from agents.stack.protocol import Stack, StackEndpoints
 
 if TYPE_CHECKING:
     from agents.stack.docker import DockerStack
 
 __all__ = [
+    "STALE_SECONDS",
     "HealthcheckSpec",
     "NullStack",
     "ServiceSpec",

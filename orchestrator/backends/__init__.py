@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.errors import ClusterUnreachable, UsageError
 
-__all__ = ["AgentBackend", "agent_capacity", "check_reachable", "make_backend"]
+__all__ = ["BACKEND_KINDS", "AgentBackend", "agent_capacity", "check_reachable", "make_backend"]
+
+# What `make_backend` builds: the CLI's and the pytest options' choices.
+BACKEND_KINDS = ("local", "ray")
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Docker's default address pools give about 30 user-defined networks per engine, one per stack.

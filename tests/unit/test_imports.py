@@ -1,7 +1,10 @@
 """The boundary between the coordinator and the agents, checked by walking every import.
 
 agents/ may import orchestrator.protocol (what both sides share) and nothing else of
-orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself.
+orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself; and the rest of
+orchestrator/ reaches agents/ only through its declared faces (`AGENT_FACES`): the stack
+package's public names, its errors, the worker's option rule, the markers, and the agent
+runtime that the Ray actor wraps (orchestrator/backends/ray.py alone).
 """
 
 from __future__ import annotations
@@ -51,6 +54,53 @@ def _violations(folder: str, allowed: tuple[str, ...]) -> list[str]:
 
 def test_agents_import_only_the_protocol_of_the_orchestrator() -> None:
     assert _violations("agents", allowed=("agents", "orchestrator.protocol")) == []
+
+
+# What of agents/ the coordinator side may import, and from where (None: any module).
+AGENT_FACES: dict[str, str | None] = {
+    "agents.stack": None,  # the package's __all__: validate, check the engine, sweep, clean
+    "agents.stack.errors": None,  # the error tree's stack half (orchestrator/errors.py joins it)
+    "agents.worker": None,  # without_stack_options: the one rule for per-agent options
+    "agents.fixtures": None,  # the markers' names and lines
+    "agents.runtime": "orchestrator/backends/ray.py",  # the agent a Ray actor hosts
+}
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _face_violations() -> list[str]:
+    found = []
+    for path in sorted((ROOT / "orchestrator").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for line, module in _imports(path):
+            if not _is_under(module, "agents") or module == "agents":
+                continue
+            # `from agents.stack import sweep` also yields agents.stack.sweep: a name of a face
+            face = module if _is_module(module) else module.rpartition(".")[0]
+            where = AGENT_FACES.get(face, "")
+            if where == "" or (where is not None and relative != where):
+                found.append(f"{relative}:{line}: imports {module}")
+    return found
+
+
+def test_the_coordinator_reaches_agents_only_through_their_faces() -> None:
+    assert _face_violations() == []
+
+
+def test_the_face_check_sees_a_private_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "orchestrator").mkdir()
+    (tmp_path / "agents" / "stack").mkdir(parents=True)
+    (tmp_path / "agents" / "stack" / "__init__.py").write_text("")
+    (tmp_path / "agents" / "stack" / "docker.py").write_text("")
+    (tmp_path / "orchestrator" / "x.py").write_text("from agents.stack.docker import DockerStack\n")
+    (tmp_path / "orchestrator" / "y.py").write_text("from agents.runtime import AgentRuntime\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    found = _face_violations()
+    assert "orchestrator/x.py:1: imports agents.stack.docker" in found
+    assert any("y.py:1: imports agents.runtime" in f for f in found)
 
 
 def test_the_protocol_imports_nothing_of_ours_outside_itself() -> None:
