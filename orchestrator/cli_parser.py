@@ -114,6 +114,14 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str)
         help="per-test timeout, enforced from outside: the worker is killed and replaced, the test is 'timeout'",
     )
     parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a status line (tests done, failures so far, each agent's phase, ETA) every SECONDS "
+        "(default 30; 0: none; none with -q)",
+    )
+    parser.add_argument(
         "--max-crashes",
         type=_positive_int,
         default=DEFAULT_MAX_CRASHES,

@@ -261,6 +261,9 @@ class Coordinator:
             keep_passed_reports=False,
             backend_started=self._backend_started_at,
             collection_hint=self._collection_hint,
+            status=self._print_status,
+            # -q (and quieter) turns the status lines off, as it quiets pytest's own progress.
+            status_interval=self.options.status_interval if self.config.option.verbose >= 0 else 0.0,
         )
         try:
             report = session_loop.run()
@@ -425,6 +428,14 @@ class Coordinator:
             # After the summary: agents and stacks are down already; stopping Ray takes a second.
             self._backend.shutdown()
             self._backend = None
+
+    def _print_status(self, text: str) -> None:
+        """A status line on a line of its own, after the progress dots written so far."""
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        writer = getattr(terminal, "_tw", None)
+        if writer is not None and writer.width_of_current_line:
+            writer.line()  # the dots so far stay on their line; pytest's go on below
+        self._print(text)
 
     def _print(self, text: str) -> None:
         terminal = self.config.pluginmanager.getplugin("terminalreporter")

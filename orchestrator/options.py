@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.backends import BACKEND_KINDS
 from orchestrator.model import GroupBy
+from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
 from orchestrator.scheduling import SCHEDULER_KINDS
 
 AUTO = "auto"
@@ -91,6 +92,8 @@ class Options:
     merge: tuple[str, ...]
     html: str | None
     excludes: tuple[str, ...]
+    # Seconds between status lines (orchestrator/report/status.py); 0: none.
+    status_interval: float = DEFAULT_STATUS_INTERVAL
 
     @property
     def outputs(self) -> OutputPaths:
@@ -143,6 +146,14 @@ def add_options(parser: pytest.Parser) -> None:
     )
     add("--orchestrate-html", metavar="PATH", default=None, help="write the HTML report")
     add(
+        "--orchestrate-status-interval",
+        type=float,
+        default=DEFAULT_STATUS_INTERVAL,
+        metavar="SECONDS",
+        help=f"a status line (tests done, failures, ETA) every SECONDS (default {DEFAULT_STATUS_INTERVAL:g}; 0: none; "
+        "none with -q)",
+    )
+    add(
         "--orchestrate-exclude",
         action="append",
         default=[],
@@ -193,6 +204,7 @@ def read_options(config: pytest.Config | KnownArgs) -> Options:
         merge=tuple(merge.split(",")) if merge else (),
         html=config.getoption("orchestrate_html"),
         excludes=tuple(config.getoption("orchestrate_exclude") or ()),
+        status_interval=max(0.0, float(config.getoption("orchestrate_status_interval") or 0.0)),
     )
 
 
@@ -281,5 +293,6 @@ _VALUE_OPTIONS = (
     "plan",
     "plot",
     "exclude",
+    "status-interval",
 )
 _FLAG_OPTIONS = ("split",)

@@ -36,6 +36,7 @@ from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
 from orchestrator.report.spool import ResultSpool
+from orchestrator.report.status import SLOW_MIN_SECONDS, RunStatus, SlowTest, status_line
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -74,6 +75,8 @@ class Session:
         keep_passed_reports: bool = True,
         backend_started: float | None = None,
         collection_hint: str = "",
+        status: Callable[[str], None] | None = None,
+        status_interval: float = 0.0,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -113,6 +116,12 @@ class Session:
         self._endings: Counter[str] = Counter()
         self._stop: StopRequest | None = None
         self._messages: list[str] = []
+        # The periodic status line (--status-interval): where it goes, how often, when next.
+        self._status = status if status_interval > 0 else None
+        self._status_interval = status_interval
+        self._next_status = 0.0
+        self._failed_so_far = 0
+        self._errors_so_far = 0
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -123,12 +132,14 @@ class Session:
             self._backend.start(self._configs)
         else:
             self._started = self._backend_started
+        self._next_status = self._clock() + self._status_interval
         try:
             while not self._done():
                 self._give_up_unrunnable()
                 self._dispatch()
-                for event in self._backend.wait_events(WAIT_SLICE_SECONDS):
+                for event in self._backend.wait_events(self._wait_slice()):
                     self._handle(event)
+                self._say_status()
                 reason = self._sink.stop_requested()
                 if reason and self._stop is None:
                     self._stop = StopRequest("maxfail", reason)
@@ -140,6 +151,58 @@ class Session:
         finally:
             self._stop_agents(abort=self._stop is not None or self.fatal is not None)
         return self._report()
+
+    def _wait_slice(self) -> float:
+        """How long the loop may wait for events: until the next status line at the latest."""
+        if self._status is None:
+            return WAIT_SLICE_SECONDS
+        return max(0.0, min(WAIT_SLICE_SECONDS, self._next_status - self._clock()))
+
+    def _say_status(self) -> None:
+        """Write the status line when it is due (CI logs: `orchestrate: status ... ETA ...`)."""
+        if self._status is None or self._clock() < self._next_status:
+            return
+        self._next_status = self._clock() + self._status_interval
+        self._status(status_line(self.status()))
+
+    def status(self) -> RunStatus:
+        """The run as it stands: tests done, failures so far, each agent's phase, the ETA."""
+        now = self._now()
+        phases: Counter[str] = Counter()
+        slow: list[SlowTest] = []
+        for record in self._agents.values():
+            if record.failed:
+                phases["failed"] += 1
+            elif record.stopped:
+                phases["stopped"] += 1
+            elif record.ready_at is None:
+                phases["starting"] += 1
+            elif (running := record.running_test(self._ledger.is_open)) is not None:
+                phases["running"] += 1
+                since = max(record.last_end_at, record.ready_at)
+                unit_id = record.unit_holding(running)
+                unit = record.units.get(unit_id) if unit_id else None
+                recorded = self._predicted_by_unit.get(unit_id or "", 0.0) / max(
+                    1, len(unit.node_ids) if unit else 1
+                )
+                if now - since >= max(SLOW_MIN_SECONDS, 2 * recorded):
+                    slow.append(SlowTest(running, record.agent_id, now - since))
+            else:
+                phases["idle"] += 1
+        live_agents = sum(1 for a in self._agents.values() if a.live)
+        eta = self._live.remaining_seconds() / live_agents if live_agents else None
+        return RunStatus(
+            elapsed=now,
+            tests_done=self._live.tests_ended,
+            tests_total=self._live.tests,
+            failed=self._failed_so_far,
+            errors=self._errors_so_far,
+            eta_seconds=eta,
+            agents=tuple(
+                (phase, phases[phase]) for phase in ("running", "idle", "starting", "failed", "stopped")
+            ),
+            slow=tuple(slow),
+        )
 
     def _done(self) -> bool:
         if self.fatal is not None or self._stop is not None or self._ledger.all_final():
@@ -435,6 +498,10 @@ class Session:
             self._scheduler.requeue([retry])
         else:
             self._learn(node_id, attempt)
+            if attempt.outcome is Outcome.ERROR:
+                self._errors_so_far += 1
+            elif attempt.outcome.is_failure:
+                self._failed_so_far += 1
             if (record := self._agents.get(attempt.agent_id)) is not None:
                 record.count_final(attempt.duration, self._now())
 
