@@ -24,8 +24,23 @@ RESOURCES_MARKER_LINE = (
 )
 
 
+# Test groups (issue 22), read by the coordinator (orchestrator/groups.py).
+GROUP_MARKER = "orchestrate_group"
+ALONE_MARKER = "orchestrate_alone"
+WEIGHT_MARKER = "orchestrate_weight"
+MARKER_LINES = (
+    RESOURCES_MARKER_LINE,
+    "orchestrate_group(name, limit=N, weight=W): a test group; never more than N slots of it are "
+    "held at once across all agents (a test holds W, default 1); limit may come from "
+    "[tool.orchestrate.groups] in pyproject.toml instead",
+    "orchestrate_alone: run while nothing else runs on any agent",
+    "orchestrate_weight(W): the test holds W slots of each of its groups' limits while it runs",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", RESOURCES_MARKER_LINE)
+    for line in MARKER_LINES:
+        config.addinivalue_line("markers", line)
 
 
 @dataclass(frozen=True, slots=True)

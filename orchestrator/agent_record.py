@@ -141,7 +141,18 @@ class AgentRecord:
         self.finished_at = now
         worst = min(outcomes, key=_WORST_FIRST.index) if outcomes else Outcome.PASSED
         started = self.unit_started.pop(unit.unit_id, now)
-        self.spans.append(UnitSpan(unit.unit_id, started, now, predicted, len(unit.node_ids), worst))
+        self.spans.append(
+            UnitSpan(
+                unit.unit_id,
+                started,
+                now,
+                predicted,
+                len(unit.node_ids),
+                worst,
+                groups=unit.group_names,
+                alone=unit.alone,
+            )
+        )
 
     def statistics(self, run_end: float | None) -> AgentStatistics:
         wall = 0.0

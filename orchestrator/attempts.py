@@ -39,8 +39,8 @@ class AttemptLedger:
         self._reruns = reruns
         self._max_crashes = max_crashes
         self.node_ids = tuple(n for unit in units for n in unit.node_ids)
-        self._unit_of_node = {n: unit.unit_id for unit in units for n in unit.node_ids}
-        self._resources_of_node = {n: unit.resources for unit in units for n in unit.node_ids}
+        # node id -> the unit it was collected into: a retry keeps its needs and groups.
+        self._unit_of_node = {n: unit for unit in units for n in unit.node_ids}
         self._attempts: dict[str, list[Attempt]] = {n: [] for n in self.node_ids}
         self._final: dict[str, Outcome] = {}
         self._retry_serial = 0
@@ -102,9 +102,10 @@ class AttemptLedger:
         self._attempts[node_id].append(attempt)
         self._sink.attempt_retried(node_id, attempt)
         self._retry_serial += 1
-        unit_id = f"{self._unit_of_node.get(node_id, node_id)} ({why} {self._retry_serial})"
+        unit = self._unit_of_node.get(node_id) or TestUnit(node_id, (node_id,))
+        unit_id = f"{unit.unit_id} ({why} {self._retry_serial})"
         self._retry_unit_of_node[node_id] = unit_id
-        return TestUnit(unit_id, (node_id,), resources=self._resources_of_node.get(node_id, ()))
+        return unit.retry(unit_id, node_id)
 
     def _finished(self, result: TestResult, replay: bool) -> None:
         """Hand a final result to the sink and the spool; keep what is still needed of it."""

@@ -133,7 +133,7 @@ class Coordinator:
             )
         if not session.items:
             return True  # pytest says "no tests ran" and exits 5, as it always does
-        units = units_of(session.items, self.options.group_by)
+        units = units_of(session.items, self.options.group_by, self.options.groups)
         if self.options.shard is not None:
             index, total = self.options.shard
             whole, units = shard_of(units, self.store, total, index, self.options.split)

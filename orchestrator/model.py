@@ -7,6 +7,7 @@ session for outcomes, the scheduler for queues), never in these objects.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections.abc import Mapping
@@ -36,6 +37,10 @@ class Outcome(enum.StrEnum):
 _FAILURES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED, Outcome.TIMEOUT})
 
 
+# The key of `Plan.group_bounds` for the alone units (not a group name: those are identifiers).
+ALONE_BOUND = "(alone)"
+
+
 class GroupBy(enum.StrEnum):
     """How tests are grouped into units that always run together on one agent."""
 
@@ -58,12 +63,31 @@ class TestUnit:
     # What a node must have to run the unit: (resource, amount) pairs, sorted, from its tests'
     # `@pytest.mark.orchestrate(resources={...})` markers (the largest amount of each resource).
     resources: tuple[tuple[str, float], ...] = ()
+    # The test groups the unit belongs to, as (name, limit) pairs sorted by name: never more
+    # than `limit` slots of a group are held at once across all agents (orchestrator/groups.py).
+    groups: tuple[tuple[str, int], ...] = ()
+    # Slots of each of its groups the unit holds while it runs (the most any of its tests needs).
+    weight: int = 1
+    # Runs while nothing else runs on any agent (`orchestrate_alone`, or an `alone` group).
+    alone: bool = False
+
+    @property
+    def constrained(self) -> bool:
+        """True when the unit belongs to a group or must run alone."""
+        return self.alone or bool(self.groups)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.groups)
 
     def subset(self, node_ids: tuple[str, ...]) -> TestUnit:
         """The same unit restricted to `node_ids` (used to reschedule what is left of it)."""
         keep = set(node_ids)
-        kept = tuple(n for n in self.node_ids if n in keep)
-        return TestUnit(self.unit_id, kept, self.splittable, self.resources)
+        return dataclasses.replace(self, node_ids=tuple(n for n in self.node_ids if n in keep))
+
+    def retry(self, unit_id: str, node_id: str) -> TestUnit:
+        """A unit of its own that runs `node_id` again, with this unit's needs and groups."""
+        return dataclasses.replace(self, unit_id=unit_id, node_ids=(node_id,), splittable=False)
 
     def needs_text(self) -> str:
         """The unit's requirement in words, e.g. 'GPU=1, special=2' (empty when it has none)."""
@@ -115,10 +139,17 @@ class Shard:
 
     agent_id: int
     units: tuple[UnitEstimate, ...]
+    # Predicted seconds the agent waits, with work queued, for a test group's slot or for an
+    # alone unit elsewhere to finish (0 without groups): it finishes at seconds + waits.
+    waits: float = 0.0
 
     @property
     def seconds(self) -> float:
         return sum(u.seconds for u in self.units)
+
+    @property
+    def finish(self) -> float:
+        return self.seconds + self.waits
 
     @property
     def node_ids(self) -> tuple[str, ...]:
@@ -145,13 +176,44 @@ class Plan:
 
     @property
     def makespan(self) -> float:
-        return max((s.seconds for s in self.shards), default=0.0)
+        return max((s.finish for s in self.shards), default=0.0)
 
     @property
     def lower_bound(self) -> float:
+        """No schedule finishes sooner: max(total/N, longest unit, each group's bound)."""
         if not self.shards:
             return 0.0
-        return max(self.total_seconds / len(self.shards), self.longest_unit_seconds)
+        return max(
+            self.total_seconds / len(self.shards), self.longest_unit_seconds, *self.group_bounds().values()
+        )
+
+    def group_bounds(self) -> dict[str, float]:
+        """The least time each test group needs: its slot-seconds over its limit (`alone`: the
+        alone units one after another, plus the rest spread over every agent)."""
+        load: dict[str, float] = {}
+        limits: dict[str, int] = {}
+        alone = 0.0
+        for shard in self.shards:
+            for estimate in shard.units:
+                unit = estimate.unit
+                if unit.alone:
+                    alone += estimate.seconds
+                for name, limit in unit.groups:
+                    load[name] = load.get(name, 0.0) + estimate.seconds * unit.weight
+                    limits[name] = limit
+        bounds = {name: seconds / limits[name] for name, seconds in load.items()}
+        if alone:
+            bounds[ALONE_BOUND] = alone + (self.total_seconds - alone) / len(self.shards)
+        return bounds
+
+    def binding_group(self) -> str | None:
+        """The group whose bound is the lower bound (ties with total/N included), when one is."""
+        bounds = self.group_bounds()
+        if not bounds:
+            return None
+        name = max(bounds, key=lambda n: (bounds[n], n))
+        others = max(self.total_seconds / max(1, len(self.shards)), self.longest_unit_seconds)
+        return name if bounds[name] >= others - 1e-9 else None
 
     @property
     def tests(self) -> int:
@@ -240,6 +302,9 @@ class UnitSpan:
     predicted_seconds: float
     tests: int
     outcome: Outcome
+    # The test groups the unit ran under, and whether it ran alone.
+    groups: tuple[str, ...] = ()
+    alone: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from orchestrator.backends import BACKEND_KINDS
+from orchestrator.errors import UsageError
+from orchestrator.groups import GroupSpec, read_groups
 from orchestrator.model import GroupBy
 from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
 from orchestrator.scheduling import SCHEDULER_KINDS
@@ -94,6 +96,8 @@ class Options:
     excludes: tuple[str, ...]
     # Seconds between status lines (orchestrator/report/status.py); 0: none.
     status_interval: float = DEFAULT_STATUS_INTERVAL
+    # The test groups of [tool.orchestrate.groups] (orchestrator/groups.py).
+    groups: tuple[GroupSpec, ...] = ()
 
     @property
     def outputs(self) -> OutputPaths:
@@ -205,6 +209,7 @@ def read_options(config: pytest.Config | KnownArgs) -> Options:
         html=config.getoption("orchestrate_html"),
         excludes=tuple(config.getoption("orchestrate_exclude") or ()),
         status_interval=max(0.0, float(config.getoption("orchestrate_status_interval") or 0.0)),
+        groups=_pyproject_groups(config),
     )
 
 
@@ -251,6 +256,14 @@ def _pyproject_stack(config: pytest.Config | KnownArgs) -> str | None:
     if not isinstance(value, str):
         raise pytest.UsageError(f"{path}: [tool.orchestrate] stack must be a string")
     return str(config.rootpath / value)
+
+
+def _pyproject_groups(config: pytest.Config | KnownArgs) -> tuple[GroupSpec, ...]:
+    """[tool.orchestrate.groups] from the rootdir's pyproject.toml."""
+    try:
+        return read_groups(config.rootpath / "pyproject.toml")
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def worker_args(args: Sequence[str]) -> list[str]:

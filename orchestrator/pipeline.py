@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from agents.fixtures import RESOURCES_MARKER
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import UsageError
+from orchestrator.groups import GroupResolver, GroupSpec, read_groups
 from orchestrator.model import GroupBy, Plan, TestUnit
 from orchestrator.scheduling import plan_lpt
 from orchestrator.scheduling.split import split_oversized
@@ -56,11 +58,22 @@ def _splittable(item: pytest.Item) -> bool:
     )
 
 
-def units_of(items: Sequence[pytest.Item], group_by: GroupBy) -> tuple[TestUnit, ...]:
-    """Group items into units, in collection order (a unit's tests keep pytest's order)."""
+def units_of(
+    items: Sequence[pytest.Item], group_by: GroupBy, groups: tuple[GroupSpec, ...] = ()
+) -> tuple[TestUnit, ...]:
+    """Group items into units, in collection order (a unit's tests keep pytest's order).
+
+    A unit needs the most of each resource any of its tests needs, belongs to the test groups
+    of all its tests (`groups`: those declared in pyproject.toml, besides the markers), holds
+    the largest weight of its tests and runs alone when one of its tests must.
+    """
     node_ids: dict[str, list[str]] = {}
     splittable: dict[str, bool] = {}
     needs: dict[str, dict[str, float]] = {}
+    limits: dict[str, dict[str, int]] = {}
+    weights: dict[str, int] = {}
+    alone: dict[str, bool] = {}
+    resolver = GroupResolver(groups)
     for item in items:
         unit_id = unit_of(item, group_by)
         node_ids.setdefault(unit_id, []).append(item.nodeid)
@@ -68,8 +81,20 @@ def units_of(items: Sequence[pytest.Item], group_by: GroupBy) -> tuple[TestUnit,
         need = needs.setdefault(unit_id, {})
         for name, amount in resources_of(item).items():
             need[name] = max(need.get(name, 0.0), amount)
+        constraints = resolver.of(item)
+        limits.setdefault(unit_id, {}).update(constraints.groups)
+        weights[unit_id] = max(weights.get(unit_id, 1), constraints.weight)
+        alone[unit_id] = alone.get(unit_id, False) or constraints.alone
     return tuple(
-        TestUnit(uid, tuple(ids), splittable[uid], tuple(sorted(needs[uid].items())))
+        TestUnit(
+            uid,
+            tuple(ids),
+            splittable[uid],
+            tuple(sorted(needs[uid].items())),
+            groups=tuple(sorted(limits[uid].items())),
+            weight=weights[uid] if limits[uid] else 1,
+            alone=alone[uid],
+        )
         for uid, ids in node_ids.items()
     )
 
@@ -130,10 +155,12 @@ def collect_units(args: Sequence[str], group_by: GroupBy) -> tuple[TestUnit, ...
     import io
 
     found: list[pytest.Item] = []
+    roots: list[Path] = []
 
     class _Keep:
         def pytest_collection_finish(self, session: pytest.Session) -> None:
             found.extend(session.items)
+            roots.append(session.config.rootpath)
 
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
@@ -142,4 +169,5 @@ def collect_units(args: Sequence[str], group_by: GroupBy) -> tuple[TestUnit, ...
         raise UsageError(
             f"collection failed (pytest exit code {int(code)}): {output.getvalue().strip()[-500:]}"
         )
-    return units_of(found, group_by)
+    groups = read_groups(roots[0] / "pyproject.toml") if roots else ()
+    return units_of(found, group_by, groups)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agents.fixtures import RESOURCES_MARKER_LINE
+from agents.fixtures import MARKER_LINES
 from orchestrator.options import add_options, read_options
 
 
@@ -58,7 +58,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     # Also here: with plugin autoload off, agents.fixtures (which registers it too) is not loaded.
-    config.addinivalue_line("markers", RESOURCES_MARKER_LINE)
+    for line in MARKER_LINES:
+        config.addinivalue_line("markers", line)
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
         return  # one of our agents' workers, or an xdist worker: never a coordinator
     wants = (

@@ -426,6 +426,7 @@ class Session:
             )
 
     def on_unit_finished(self, event: p.UnitFinished) -> None:
+        self._scheduler.unit_finished(event.agent_id, event.unit_id)
         record = self._agents[event.agent_id]
         unit = record.drop(event.unit_id)
         if unit is None:

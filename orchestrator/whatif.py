@@ -36,6 +36,8 @@ class Prediction:
     longest_unit_seconds: float
     # Fixed costs for this count; None when there is no start-up history for the run's key.
     fixed: StartupPrediction | None = None
+    # The test group whose limit is the lower bound at this count (Plan.binding_group), if any.
+    bound_by: str | None = None
 
     @property
     def startup_seconds(self) -> float:
@@ -107,6 +109,7 @@ def predict(
                 plan.total_seconds,
                 plan.longest_unit_seconds,
                 fixed_costs(agents),
+                plan.binding_group(),
             )
         )
     return tuple(predictions)

@@ -21,7 +21,8 @@ format: people and other tools read this file. The schema (format 1):
                   "timeline": {"started": 0.0, "stack_ready": 1.2, "worker_ready": 2.1,
                                "ready": 2.1, "finished": 9.0, "stopped": 9.6},
                   "units": [{"unit_id": "...", "started": 2.1, "finished": 3.0,
-                             "predicted_seconds": 0.8, "tests": 4, "outcome": "passed"}]}],
+                             "predicted_seconds": 0.8, "tests": 4, "outcome": "passed",
+                             "groups": ["payments"], "alone": false}]}],   # test groups
       "plan": {"agents": 4, "predicted_makespan": 3.1, "lower_bound": 3.0,
                "total_seconds": 12.0, "longest_unit_seconds": 2.5},
       "tests": [{"node_id": "tests/test_a.py::test_x", "outcome": "passed", "duration": 0.01,
@@ -258,6 +259,8 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
                 "predicted_seconds": span.predicted_seconds,
                 "tests": span.tests,
                 "outcome": span.outcome.value,
+                "groups": list(span.groups),
+                "alone": span.alone,
             }
             for span in agent.units
         ],
@@ -300,6 +303,8 @@ def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
                 float(u.get("predicted_seconds", 0.0)),
                 int(u.get("tests", 0)),
                 Outcome(u.get("outcome", "passed")),
+                groups=tuple(str(g) for g in u.get("groups", ())),
+                alone=bool(u.get("alone", False)),
             )
             for u in item.get("units", ())
         ),

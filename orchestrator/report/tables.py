@@ -13,7 +13,7 @@ from rich.text import Text
 from orchestrator.bench import BenchResult
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import UnitDuration
-from orchestrator.model import Plan, RunReport
+from orchestrator.model import ALONE_BOUND, Plan, RunReport, Shard, UnitSpan
 from orchestrator.whatif import Prediction
 
 
@@ -26,8 +26,12 @@ def render_plan(
     wall-clock: start-up, then the makespan, then teardown.
     """
     table = Table(title="plan", title_justify="left")
-    for column in ("agent", "units", "tests", "predicted s", "longest unit"):
-        table.add_column(column, justify="right" if column != "longest unit" else "left")
+    waits = any(shard.waits for shard in plan.shards)
+    grouped = any(e.unit.constrained for shard in plan.shards for e in shard.units)
+    columns = ("agent", "units", "tests", "predicted s") + (("waits s",) if waits else ())
+    columns += (("groups",) if grouped else ()) + ("longest unit",)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("longest unit", "groups") else "right")
     for shard in plan.shards:
         longest = max(shard.units, key=lambda u: u.seconds, default=None)
         table.add_row(
@@ -35,6 +39,8 @@ def render_plan(
             str(len(shard.units)),
             str(len(shard.node_ids)),
             f"{shard.seconds:.2f}",
+            *((f"{shard.waits:.2f}",) if waits else ()),
+            *((_shard_groups(shard),) if grouped else ()),
             f"{longest.unit.unit_id} ({longest.seconds:.2f}s)" if longest else "-",
         )
     console.print(table)
@@ -43,9 +49,16 @@ def render_plan(
     console.print(
         f"{plan.tests} tests, {sum(len(s.units) for s in plan.shards)} units, {plan.agents} agents; "
         f"total {plan.total_seconds:.2f}s; predicted makespan {plan.makespan:.2f}s; "
-        f"lower bound max(total/N, longest unit) {plan.lower_bound:.2f}s",
+        f"lower bound max(total/N, longest unit{', groups' if grouped else ''}) {plan.lower_bound:.2f}s",
         markup=False,
     )
+    bound_by = plan.binding_group()
+    if bound_by is not None:
+        console.print(
+            f"the bound is {_group_words(bound_by)}: {plan.group_bounds()[bound_by]:.2f}s of its units "
+            f"cannot be spread further, whatever the number of agents",
+            markup=False,
+        )
     if fixed is not None:
         console.print(
             f"predicted wall-clock {fixed.startup_seconds + plan.makespan + fixed.teardown_seconds:.2f}s "
@@ -60,6 +73,28 @@ def render_plan(
         f"({known_tests} tests in the duration store); plan fingerprint {plan.fingerprint()}",
         markup=False,
     )
+
+
+def _group_words(bound: str) -> str:
+    return "the alone units, one after another" if bound == ALONE_BOUND else f"test group {bound!r}"
+
+
+def _count_groups(pairs: Sequence[tuple[tuple[str, ...], bool]]) -> str:
+    """`payments x10, alone x1`: how many units ran (or are planned) under each group."""
+    counts: dict[str, int] = {}
+    for names, alone in pairs:
+        for name in (*names, *(("alone",) if alone else ())):
+            counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items())) or "-"
+
+
+def _shard_groups(shard: Shard) -> str:
+    return _count_groups([(e.unit.group_names, e.unit.alone) for e in shard.units])
+
+
+def span_groups(spans: Sequence[UnitSpan]) -> str:
+    """The groups the units of an agent ran under, with how many units each (`-`: none)."""
+    return _count_groups([(span.groups, span.alone) for span in spans])
 
 
 def slowest_text(units: Sequence[UnitDuration], known_tests: int) -> str:
@@ -90,7 +125,8 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
     Short headings, so the table fits 80 columns (CI logs): busy = time in tests; idle = from
     ready to the run's last test, not busy; plan = predicted; up/down = its stack's start-up
     (set-up commands included) and teardown; reset = resets between units (x-orchestrate reset),
-    shown when any happened; runner = the CI runner, after `orchestrate merge`.
+    shown when any happened; runner = the CI runner, after `orchestrate merge`; groups = the test
+    groups its units ran under, with how many units each, shown when any unit had one.
     """
     # One space between columns (the box's blank separator, no padding): 12 columns fit 80.
     table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
@@ -106,6 +142,9 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
     for heading in headings:
         table.add_column(heading, justify="right")
     table.add_column("restarts", justify="right")
+    grouped = any(span.groups or span.alone for agent in report.agents for span in agent.units)
+    if grouped:
+        table.add_column("groups")
     for agent in sorted(report.agents, key=lambda a: a.agent_id):
         where = agent.host + (f" {agent.address}" if agent.address else "")
         table.add_row(
@@ -121,6 +160,7 @@ def agents_table_text(report: RunReport, width: int = 80) -> str:
             f"{agent.stack_down_seconds:.1f}",
             *((f"{agent.reset_seconds:.1f}",) if resets else ()),
             str(agent.worker_restarts),
+            *((Text(span_groups(agent.units)),) if grouped else ()),
         )
     console = Console(file=io.StringIO(), width=max(width, 80), highlight=False, color_system=None)
     console.print(table)
@@ -136,9 +176,11 @@ def render_predictions(
     """The what-if table of `orchestrate plan --agents LIST`: one row per agent count."""
     table = Table(title="predicted makespan by agent count", title_justify="left")
     fixed = any(p.fixed is not None for p in predictions)
+    bounded = any(p.bound_by for p in predictions)
     columns = ("agents", "predicted s", "lower bound s", "speed-up", "efficiency") + (
         ("start-up s", "teardown s", "wall-clock s") if fixed else ()
     )
+    columns += ("bound by",) if bounded else ()
     for column in columns:
         table.add_column(column, justify="right")
     best = min(predictions, key=lambda p: p.wall_seconds) if fixed and predictions else None
@@ -158,13 +200,16 @@ def render_predictions(
                 if fixed
                 else ()
             ),
+            *((_bound_text(prediction.bound_by),) if bounded else ()),
         )
     console.print(table)
     if predictions:
         first = predictions[0]
         console.print(
             f"{tests} tests in {units} units; total {first.total_seconds:.2f}s, longest unit "
-            f"{first.longest_unit_seconds:.2f}s; lower bound = max(total/N, longest unit); "
+            f"{first.longest_unit_seconds:.2f}s; lower bound = max(total/N, longest unit"
+            + (", test groups" if bounded else "")
+            + "); "
             "efficiency = total / (N x predicted); "
             + (
                 "wall-clock = start-up + predicted + teardown, from the start-up history (* the shortest)"
@@ -176,6 +221,12 @@ def render_predictions(
         console.print(
             f"{unseen_tests} of {tests} tests have no recorded duration and are estimated", markup=False
         )
+
+
+def _bound_text(bound: str | None) -> str:
+    if bound is None:
+        return ""
+    return "alone units" if bound == ALONE_BOUND else f"group {bound}"
 
 
 def render_bench(result: BenchResult, console: Console) -> None:

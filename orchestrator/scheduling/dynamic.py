@@ -19,6 +19,12 @@ The rules, in the order an agent that wants work is served:
 Each rule only considers units the agent's node can run (TestUnit.resources against the
 resources it reported): the rest waits for an agent that can, or, once none is left, is
 taken back by the session through `take_unrunnable`.
+
+Test groups (scheduling/_slots.py): each rule also skips a unit whose group has no free slot
+now; it waits, and is handed out once a unit of its group finishes. Before rule 2, an agent
+that holds a slot of a group takes that group's next queued unit, so a group whose units run
+one after another never leaves its slot idle between them. While an alone unit is queued
+nothing else is handed out, so the agents drain and it can start.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Mapping, Sequence
 
 from orchestrator.model import Assignment, Plan, TestUnit
 from orchestrator.scheduling._agents import AgentBook
+from orchestrator.scheduling._slots import GroupSlots
 from orchestrator.scheduling.lpt import PlannedSeconds
 from orchestrator.scheduling.protocol import SchedulerStatistics
 
@@ -45,8 +52,14 @@ class DynamicScheduler:
         self._seconds = PlannedSeconds(plan)
         self._queued_units_by_agent: dict[int, deque[TestUnit]] = {}
         self._queued_seconds_by_agent: dict[int, float] = {}
+        # A plan with test groups lists each shard in start order (scheduling/grouped.py): kept.
+        grouped = any(e.unit.constrained for s in plan.shards for e in s.units)
         for shard in plan.shards:
-            ordered = sorted(shard.units, key=lambda e: (-e.seconds, e.unit.unit_id))
+            ordered = (
+                list(shard.units)
+                if grouped
+                else sorted(shard.units, key=lambda e: (-e.seconds, e.unit.unit_id))
+            )
             self._queued_units_by_agent[shard.agent_id] = deque(e.unit for e in ordered)
             self._queued_seconds_by_agent[shard.agent_id] = sum(e.seconds for e in ordered)
         self._queued_units = sum(map(len, self._queued_units_by_agent.values()))
@@ -54,6 +67,9 @@ class DynamicScheduler:
         self._shared_queue: list[tuple[float, str, int, TestUnit]] = []
         self._arrivals = 0
         self._agents = AgentBook()
+        self._slots = GroupSlots()
+        # Queued alone units: while there are any, nothing else is handed out.
+        self._alone_queued = sum(1 for s in plan.shards for e in s.units if e.unit.alone)
         self._stolen_units = 0
         self._handed_out = 0
 
@@ -75,13 +91,20 @@ class DynamicScheduler:
             if unit is None:
                 continue  # nothing queued that its node can run; another agent's may
             self._agents.served(agent_id)
+            self._slots.hold(agent_id, unit)
+            self._alone_queued -= unit.alone
             self._handed_out += 1
             assignments.append(Assignment(agent_id, unit))
         return assignments
 
+    def unit_finished(self, agent_id: int, unit_id: str) -> None:
+        """The agent finished the unit: its test groups' slots are free."""
+        self._slots.finished(agent_id, unit_id)
+
     def remove_agent(self, agent_id: int) -> None:
         """Forget the agent; its queue stays where it is, to be stolen by the others."""
         self._agents.remove(agent_id)
+        self._slots.release(agent_id)
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Put units in the shared queue, served before anything else (empty ones are dropped)."""
@@ -91,16 +114,19 @@ class DynamicScheduler:
                     self._shared_queue, (-self._seconds.of(unit), unit.unit_id, self._arrivals, unit)
                 )
                 self._arrivals += 1
+                self._alone_queued += unit.alone
 
     def take_unrunnable(self) -> list[TestUnit]:
         """Remove and return the queued units no live agent can run (the session ends them)."""
         taken = [entry[-1] for entry in self._shared_queue if not self._agents.runnable_anywhere(entry[-1])]
+        self._alone_queued -= sum(u.alone for u in taken)
         if taken:
             self._shared_queue = [e for e in self._shared_queue if self._agents.runnable_anywhere(e[-1])]
             heapq.heapify(self._shared_queue)
         for agent_id, queue in self._queued_units_by_agent.items():
             for unit in [u for u in queue if not self._agents.runnable_anywhere(u)]:
                 self._remove_queued(agent_id, unit)
+                self._alone_queued -= unit.alone
                 taken.append(unit)
         return taken
 
@@ -108,11 +134,11 @@ class DynamicScheduler:
         return bool(self._shared_queue or self._queued_units)
 
     def wants_work(self, agent_id: int) -> bool:
-        """It asked, and nothing queued anywhere is for its node: it may run dry (Flush)."""
+        """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
         if not self._agents.wants(agent_id):
             return False
         queued = itertools.chain((e[-1] for e in self._shared_queue), *self._queued_units_by_agent.values())
-        return not any(self._agents.can_run(agent_id, unit) for unit in queued)
+        return not any(self._may_take(agent_id, unit) for unit in queued)
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
@@ -123,12 +149,15 @@ class DynamicScheduler:
         )
 
     def _next_unit(self, agent_id: int) -> TestUnit | None:
-        """The rules of the module docstring, among the units the agent's node can run."""
+        """The rules of the module docstring, among the units the agent may take now."""
         for entry in sorted(self._shared_queue):
-            if self._agents.can_run(agent_id, entry[-1]):
+            if self._may_take(agent_id, entry[-1]):
                 self._shared_queue.remove(entry)
                 heapq.heapify(self._shared_queue)
                 return entry[-1]
+        following = self._holding_next(agent_id)
+        if following is not None:
+            return following
         own = self._first_runnable(agent_id, agent_id)
         if own is not None:
             self._remove_queued(agent_id, own)
@@ -143,10 +172,31 @@ class DynamicScheduler:
         self._remove_queued(victim, unit)
         return unit
 
+    def _holding_next(self, agent_id: int) -> TestUnit | None:
+        """The next queued unit of a group whose slot the agent holds (its own queue first), taken
+        off its queue: the slot goes on to it with no gap."""
+        held = {name for unit in self._slots.holding(agent_id) for name in unit.group_names}
+        if not held:
+            return None
+        for queue_of in [agent_id, *(a for a in self._queued_units_by_agent if a != agent_id)]:
+            for unit in self._queued_units_by_agent.get(queue_of, ()):
+                if held.intersection(unit.group_names) and self._may_take(agent_id, unit):
+                    self._stolen_units += queue_of != agent_id
+                    self._remove_queued(queue_of, unit)
+                    return unit
+        return None
+
+    def _may_take(self, agent_id: int, unit: TestUnit) -> bool:
+        """Its node can run the unit, and its groups' limits (and any alone unit) allow it now."""
+        if self._alone_queued and not unit.alone:
+            return False
+        return self._agents.can_run(agent_id, unit) and self._slots.allows(agent_id, unit)
+
     def _first_runnable(self, agent_id: int, queue_of: int) -> TestUnit | None:
-        """The largest unit queued for `queue_of` that `agent_id` can run (queues are longest first)."""
+        """The first unit queued for `queue_of` that `agent_id` may take now (queues are in plan
+        order: longest first, or start order with test groups)."""
         return next(
-            (u for u in self._queued_units_by_agent.get(queue_of, ()) if self._agents.can_run(agent_id, u)),
+            (u for u in self._queued_units_by_agent.get(queue_of, ()) if self._may_take(agent_id, u)),
             None,
         )
 

@@ -15,12 +15,15 @@ from collections.abc import Mapping, Sequence
 from orchestrator.errors import InternalError, UsageError
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
 from orchestrator.scheduling._agents import AgentBook
+from orchestrator.scheduling._slots import GroupSlots
+from orchestrator.scheduling.grouped import plan_grouped
 from orchestrator.scheduling.protocol import SchedulerStatistics
 
 
 def plan_lpt(estimates: Sequence[UnitEstimate], agents: int) -> Plan:
     """Pack units into `agents` shards, longest unit first onto the least loaded agent.
 
+    With test groups or alone units, scheduling/grouped.py plans instead, in start order.
     Deterministic whatever the input order: units are taken by (longest first, unit_id) and
     a tie between equally loaded agents goes to the lowest agent id, so every CI runner
     computing the plan from the same durations gets the same fingerprint. Each shard lists
@@ -31,6 +34,8 @@ def plan_lpt(estimates: Sequence[UnitEstimate], agents: int) -> Plan:
     if len({e.unit.unit_id for e in estimates}) != len(estimates):
         raise InternalError("two units share a unit_id; a scheduler could not tell them apart")
     ordered = sorted(estimates, key=lambda e: (-e.seconds, e.unit.unit_id))
+    if any(e.unit.constrained for e in ordered):
+        return plan_grouped(ordered, agents)
     loads = [(0.0, agent_id) for agent_id in range(agents)]  # sorted, hence already a heap
     units_by_agent: list[list[UnitEstimate]] = [[] for _ in range(agents)]
     for estimate in ordered:
@@ -72,17 +77,25 @@ class StaticScheduler:
     way, so no unit is lost. A unit that needs resources goes only to an agent whose node has
     them: a planned one its agent's node lacks is requeued; a requeued one no live agent can
     run waits (for a later agent, or for the session's `take_unrunnable`).
+
+    With test groups a shard goes out in plan order as far as the groups' limits allow
+    (scheduling/_slots.py): the rest of it follows, to the same agent, as units of its groups
+    finish elsewhere; while an alone unit is queued nothing else goes out.
     """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._seconds = PlannedSeconds(plan)
-        # Planned units not handed out yet, in plan order (longest first).
+        # Planned units not handed out yet, in plan order (longest first, or start order).
         self._planned_units_by_agent = {s.agent_id: [e.unit for e in s.units] for s in plan.shards if s.units}
         self._requeued_units: list[TestUnit] = []
         self._given_seconds_by_agent: dict[int, float] = {}
         self._handed_out = 0
         self._agents = AgentBook()
+        self._slots = GroupSlots()
+        # Agents whose shard goes out, in the order they first wanted work.
+        self._released: dict[int, None] = {}
+        self._alone_queued = sum(1 for s in plan.shards for e in s.units if e.unit.alone)
 
     def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
         """An agent is ready; it wants its shard. Called by the session on AgentReady."""
@@ -96,17 +109,26 @@ class StaticScheduler:
     def schedule(self) -> list[Assignment]:
         """Shards for agents that came up, then requeued units to the least loaded agents."""
         assignments: list[Assignment] = []
-        for agent_id in self._agents.wanting():
-            for unit in self._planned_units_by_agent.pop(agent_id, ()):
-                if self._agents.can_run(agent_id, unit):
-                    assignments.append(self._give(agent_id, unit))
+        self._released.update(dict.fromkeys(self._agents.wanting()))
+        for agent_id in self._released:
+            planned = self._planned_units_by_agent.get(agent_id)
+            while planned:
+                unit = planned[0]
+                if not self._agents.can_run(agent_id, unit):
+                    self._requeued_units.append(planned.pop(0))
+                elif self._may_take(agent_id, unit):
+                    assignments.append(self._give(agent_id, planned.pop(0)))
                 else:
-                    self._requeued_units.append(unit)
+                    break  # the rest waits for a slot, in plan order
+            if planned == []:
+                del self._planned_units_by_agent[agent_id]
         if self._requeued_units and self._agents.live:
             self._requeued_units.sort(key=lambda u: (-self._seconds.of(u), u.unit_id))
             waiting = []
             for unit in self._requeued_units:
-                able = [a for a in self._agents.live if self._agents.can_run(a, unit)]
+                able = [
+                    a for a in self._agents.live if self._agents.can_run(a, unit) and self._may_take(a, unit)
+                ]
                 if not able:
                     waiting.append(unit)
                     continue
@@ -115,14 +137,22 @@ class StaticScheduler:
             self._requeued_units = waiting
         return assignments
 
+    def unit_finished(self, agent_id: int, unit_id: str) -> None:
+        """The agent finished the unit: its test groups' slots are free."""
+        self._slots.finished(agent_id, unit_id)
+
     def remove_agent(self, agent_id: int) -> None:
         """Forget the agent; a shard it never got is queued for the others."""
         self._agents.remove(agent_id)
+        self._slots.release(agent_id)
+        self._released.pop(agent_id, None)
         self._requeued_units.extend(self._planned_units_by_agent.pop(agent_id, []))
 
     def requeue(self, units: Sequence[TestUnit]) -> None:
         """Queue units again (empty ones are dropped); the next `schedule` places them."""
-        self._requeued_units.extend(u for u in units if u.node_ids)
+        kept = [u for u in units if u.node_ids]
+        self._requeued_units.extend(kept)
+        self._alone_queued += sum(u.alone for u in kept)
 
     def take_unrunnable(self) -> list[TestUnit]:
         """Remove and return the queued units no live agent can run (the session ends them)."""
@@ -135,16 +165,21 @@ class StaticScheduler:
                 self._planned_units_by_agent[agent_id] = kept
             else:
                 del self._planned_units_by_agent[agent_id]
+        self._alone_queued -= sum(u.alone for u in taken)
         return taken
 
     def has_queued_work(self) -> bool:
         return bool(self._requeued_units or self._planned_units_by_agent)
 
     def wants_work(self, agent_id: int) -> bool:
-        return (
-            self._agents.wants(agent_id)
-            and agent_id not in self._planned_units_by_agent
-            and not any(self._agents.can_run(agent_id, u) for u in self._requeued_units)
+        """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
+        if not self._agents.wants(agent_id):
+            return False
+        planned = self._planned_units_by_agent.get(agent_id)
+        if planned and self._may_take(agent_id, planned[0]):
+            return False
+        return not any(
+            self._agents.can_run(agent_id, u) and self._may_take(agent_id, u) for u in self._requeued_units
         )
 
     def statistics(self) -> SchedulerStatistics:
@@ -155,8 +190,16 @@ class StaticScheduler:
             agents=len(self._agents.live),
         )
 
+    def _may_take(self, agent_id: int, unit: TestUnit) -> bool:
+        """The groups' limits (and any alone unit, queued or running) allow the unit there now."""
+        if self._alone_queued and not unit.alone:
+            return False
+        return self._slots.allows(agent_id, unit)
+
     def _give(self, agent_id: int, unit: TestUnit) -> Assignment:
         self._agents.served(agent_id)
+        self._slots.hold(agent_id, unit)
+        self._alone_queued -= unit.alone
         self._given_seconds_by_agent[agent_id] += self._seconds.of(unit)
         self._handed_out += 1
         return Assignment(agent_id, unit)

@@ -8,6 +8,9 @@ the queue it plans:
   agent wants work at once. A unit that needs resources (TestUnit.resources) is only ever
   given to an agent whose node has them.
 - `request_work(id)` when an agent's worker is about to run dry.
+- `unit_finished(id, unit_id)` when an agent reports a unit finished: the slots of its test
+  groups (and the cluster, for an alone unit) are free again (scheduling/_slots.py). A unit of
+  a group is handed out only when its group's limit allows, counted across all agents.
 - `schedule()` after every batch of events: returns new assignments, which the session sends.
   An agent that wanted work stops wanting it once it gets an assignment.
 - `remove_agent(id)` when an agent died, failed or stopped: it gets nothing more. What it held
@@ -49,6 +52,10 @@ class Scheduler(Protocol):
 
     def schedule(self) -> list[Assignment]: ...
 
+    def unit_finished(self, agent_id: int, unit_id: str) -> None:
+        """The agent finished the unit: what it held of test groups' limits is free."""
+        ...
+
     def remove_agent(self, agent_id: int) -> None: ...
 
     def requeue(self, units: Sequence[TestUnit]) -> None: ...
@@ -62,7 +69,8 @@ class Scheduler(Protocol):
         ...
 
     def wants_work(self, agent_id: int) -> bool:
-        """True when the agent asked for work and nothing is queued for it (it may be flushed)."""
+        """True when the agent asked for work and nothing queued can be given to it now (it may
+        be flushed: run what it holds; a group's slot that frees later still brings it work)."""
         ...
 
     def statistics(self) -> SchedulerStatistics: ...

@@ -12,6 +12,7 @@ test rather than the longest class.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -34,7 +35,7 @@ def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[Tes
         size = math.ceil(len(unit.node_ids) / chunks)
         parts = [unit.node_ids[i : i + size] for i in range(0, len(unit.node_ids), size)]
         units.extend(
-            TestUnit(f"{unit.unit_id} [part {n}/{len(parts)}]", part, True, unit.resources)
+            dataclasses.replace(unit, unit_id=f"{unit.unit_id} [part {n}/{len(parts)}]", node_ids=part)
             for n, part in enumerate(parts, start=1)
         )
     return tuple(units)
