@@ -22,7 +22,7 @@ import pytest
 from orchestrator import protocol as p
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import USER_ERRORS
+from orchestrator.errors import USER_ERRORS, UsageError
 from orchestrator.model import JunitSettings, RunReport, TestUnit
 from orchestrator.options import Options, worker_args
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
@@ -133,7 +133,10 @@ class Coordinator:
             )
         if not session.items:
             return True  # pytest says "no tests ran" and exits 5, as it always does
-        units = units_of(session.items, self.options.group_by, self.options.groups)
+        try:
+            units = units_of(session.items, self.options.group_by, self.options.groups)
+        except UsageError as exc:  # a malformed marker: one line, exit 4
+            raise pytest.UsageError(str(exc)) from None
         if self.options.shard is not None:
             index, total = self.options.shard
             whole, units = shard_of(units, self.store, total, index, self.options.split)

@@ -8,7 +8,7 @@ a class, a module or `pytestmark`) or in pyproject.toml, so a suite need not be 
     machine = {alone = true, tests = ["tests/test_sysctl.py"]}
 
 `tests` are glob patterns over node ids and their paths, relative to the rootdir: `**` matches
-anything, `*` and `?` stop at `/` and `::`, and a pattern matches a test when it matches its
+anything (`**/` also no directory at all), `*` and `?` stop at `/` and `::`, and a pattern matches a test when it matches its
 node id or any leading part of it (a directory, a file, a class). `orchestrate_alone` (or a
 group with `alone = true`) runs while nothing else runs on any agent; `orchestrate_weight(W)`
 (or `weight=W` on the group marker) makes a test hold W slots of each of its groups.
@@ -210,7 +210,10 @@ def _translate(pattern: str) -> str:
     out = []
     i = 0
     while i < len(pattern):
-        if pattern.startswith("**", i):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")  # any directories, or none
+            i += 3
+        elif pattern.startswith("**", i):
             out.append(".*")
             i += 2
         elif pattern[i] == "*":

@@ -182,7 +182,7 @@ def render_predictions(
     )
     columns += ("bound by",) if bounded else ()
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="left" if column == "bound by" else "right", no_wrap=True)
     best = min(predictions, key=lambda p: p.wall_seconds) if fixed and predictions else None
     for prediction in predictions:
         table.add_row(

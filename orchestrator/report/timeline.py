@@ -3,7 +3,9 @@
 Called by report/html.py. Each lane shows the agent's stack start, worker start and collection,
 each unit as a bar coloured by its worst outcome (an SVG <title> gives unit, tests, seconds and
 predicted seconds on hover), idle gaps and stack teardown; the plan's lower bound and predicted
-makespan are vertical lines, measured from the moment the first worker was ready.
+makespan are vertical lines, measured from the moment the first worker was ready. A unit that
+ran under a test group (or alone) has a stripe in its group's colour along its bar and the
+group in its hover text; a legend under the axis names the colours.
 """
 
 from __future__ import annotations
@@ -83,7 +85,14 @@ def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]
             f"</title></line>"
             f'<text x="{x(at) + 3:.1f}" y="{16 + 14 * position}" fill="{colour}">{esc(name)} {at - test_start:.1f} s</text>'
         )
-    height = axis_y + 40
+    groups = sorted({name for a in agents for u in units_of(a) for name in _unit_groups(u)})
+    for position, name in enumerate(groups):
+        legend_x = left + 110 * position
+        axis.append(
+            f'<rect x="{legend_x}" y="{axis_y + 42}" width="14" height="5" fill="{group_colour(name)}"/>'
+            f'<text x="{legend_x + 18}" y="{axis_y + 49}">{esc(name)}</text>'
+        )
+    height = axis_y + 40 + (22 if groups else 0)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'font-family="sans-serif" font-size="12" id="timeline">' + "".join(axis) + "".join(rows) + "</svg>"
@@ -138,7 +147,18 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Callable[[float], fl
             f"{_span(unit_start, unit_end)}"
             + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
         )
+        under = _unit_groups(unit)
+        if under:
+            tip += "\nran under " + ", ".join(under)
         bar(unit_start, unit_end, colour_of(unit.get("outcome")), tip, "unit")
+        for position, name in enumerate(under):
+            if unit_start is not None and unit_end is not None and unit_end > unit_start:
+                parts.append(
+                    f'<rect class="group" data-group="{esc(name)}" x="{x(unit_start):.1f}" '
+                    f'y="{y + height - 4 - 4 * position}" width="{max(0.5, x(unit_end) - x(unit_start)):.1f}" '
+                    f'height="3" fill="{group_colour(name)}"><title>{esc(name)}: {esc(unit.get("unit_id", "?"))}'
+                    f"</title></rect>"
+                )
     # Agents stop together at the end of the run, so an agent that ran out of work first waits
     # (idle) from its last test until its teardown starts: the teardown is only the last
     # `stack_down_seconds` before `stopped`, not everything after its last test.
@@ -155,6 +175,22 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Callable[[float], fl
         )
     parts.append("</g>")
     return "".join(parts)
+
+
+_GROUP_PALETTE = ("#6a3d9a", "#ff7f00", "#1f78b4", "#b15928", "#e31a1c", "#33a02c", "#fb9a99")
+
+
+def group_colour(name: str) -> str:
+    """A colour per test group, the same in every report ("alone" is black)."""
+    if name == "alone":
+        return "#111"
+    return _GROUP_PALETTE[sum(map(ord, name)) % len(_GROUP_PALETTE)]
+
+
+def _unit_groups(unit: Mapping[str, Any]) -> list[str]:
+    """The test groups a unit of the results file ran under, "alone" included."""
+    groups = [str(g) for g in unit.get("groups") or ()]
+    return groups + (["alone"] if unit.get("alone") else [])
 
 
 def _span(start: float | None, end: float | None) -> str:
