@@ -37,6 +37,9 @@ class Case:
     tests: int = 0  # trivial, startup and integration suites
     test_level_bound: bool = False  # classes may be cut: the bound is max(total/N, longest test)
     serial_once: bool = False  # serial pytest in the first repetition only (a long suite)
+    # A limit-1 test group of this many seconds over `group_classes` classes (generate.make_group_suite).
+    group_seconds: float = 0.0
+    group_classes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,19 @@ INTEGRATION = Case(
 )
 
 
+GROUPS = Case(
+    "groups",
+    "generated",
+    (4,),
+    ("xdist-loadgroup", "orchestrate"),
+    "sleep-bound 60 s suite, 15 s of it one test group of limit 1 over 10 classes (xdist_group and "
+    "orchestrate_group markers), durations 50% stale; bound max(total/N, group, longest class)",
+    classes=40,
+    group_seconds=15.0,
+    group_classes=10,
+)
+
+
 def all_cases(real: bool) -> list[Case]:
     """The cases of `--all`, cheapest first; the real suite only when a checkout is given."""
     cases = [STARTUP, TRIVIAL, SPLIT, BALANCE, BALANCE_300]
@@ -131,7 +147,7 @@ def all_cases(real: bool) -> list[Case]:
 
 def other_cases() -> list[Case]:
     """Cases only `--case NAME` runs: no goal of issue 11 rests on them."""
-    return [INTEGRATION]
+    return [INTEGRATION, GROUPS]
 
 
 CHECKS: tuple[Check, ...] = (

@@ -49,6 +49,7 @@ __all__ = [
     "BenchClass",
     "BenchTest",
     "Suite",
+    "make_group_suite",
     "make_suite",
     "recorded_durations",
     "write_collection_suite",
@@ -83,6 +84,8 @@ class BenchClass:
     name: str
     setup_seconds: float
     tests: tuple[BenchTest, ...]
+    # A test group of limit 1 the class belongs to (both orchestrate's and xdist's marker), or "".
+    group: str = ""
 
     @property
     def unit_id(self) -> str:
@@ -123,9 +126,18 @@ class Suite:
     def tests(self) -> int:
         return sum(len(c.tests) for c in self.classes)
 
+    def group_seconds(self) -> dict[str, float]:
+        """The serial time of each test group (limit 1: its classes run one after another)."""
+        groups: dict[str, float] = {}
+        for bench_class in self.classes:
+            if bench_class.group:
+                groups[bench_class.group] = groups.get(bench_class.group, 0.0) + bench_class.seconds
+        return groups
+
     def lower_bound(self, agents: int) -> float:
-        """No schedule on `agents` agents can finish sooner: max(total / agents, longest unit)."""
-        return max(self.total_seconds / agents, self.longest_unit_seconds)
+        """No schedule on `agents` agents can finish sooner: max(total / agents, longest unit,
+        each limit-1 group's total)."""
+        return max(self.total_seconds / agents, self.longest_unit_seconds, *self.group_seconds().values())
 
     def test_lower_bound(self, agents: int) -> float:
         """The bound when classes may be cut between agents: max(total / agents, longest test)."""
@@ -176,6 +188,42 @@ def make_suite(
         module = f"test_bench_{index // classes_per_module:03d}.py"
         bench_classes.append(BenchClass(module, f"TestClass{index:03d}", setup_seconds, tests))
     return Suite(tuple(bench_classes), seed)
+
+
+def make_group_suite(
+    total_seconds: float = 60.0,
+    group_seconds: float = 15.0,
+    group_classes: int = 10,
+    other_classes: int = 30,
+    *,
+    seed: int = 1,
+    sigma: float = 1.0,
+    setup_share: float = 0.15,
+    group: str = "payments",
+) -> Suite:
+    """A sleep-bound suite of `total_seconds` of which `group_seconds` is one limit-1 test group
+    spread over `group_classes` classes (in modules of their own among the others'), for the
+    test-groups benchmark: orchestrate's `orchestrate_group(limit=1)` against xdist's `loadgroup`.
+    """
+    if not 0 < group_seconds < total_seconds:
+        raise ValueError("group_seconds must be positive and below total_seconds")
+    grouped = make_suite(
+        group_classes, group_seconds, seed=seed, sigma=0.3, cpu_share=0.0, setup_share=setup_share
+    )
+    others = make_suite(
+        other_classes,
+        total_seconds - group_seconds,
+        seed=seed + 1,
+        sigma=sigma,
+        cpu_share=0.0,
+        setup_share=setup_share,
+    )
+    classes = [
+        BenchClass(f"test_group_{i:03d}.py", f"TestGroup{i:03d}", c.setup_seconds, c.tests, group)
+        for i, c in enumerate(grouped.classes)
+    ]
+    classes += [BenchClass(c.module, c.name, c.setup_seconds, c.tests) for c in others.classes]
+    return Suite(tuple(classes), seed)
 
 
 def recorded_durations(suite: Suite, drift: float, seed: int | None = None) -> dict[str, float]:
@@ -247,6 +295,12 @@ _MODULE_HEADER = textwrap.dedent(
 
 def _class_source(bench_class: BenchClass) -> str:
     lines = [f"class {bench_class.name}:"]
+    if bench_class.group:
+        lines = [
+            f"@pytest.mark.xdist_group({bench_class.group!r})",
+            f"@pytest.mark.orchestrate_group({bench_class.group!r}, limit=1)",
+            *lines,
+        ]
     if bench_class.setup_seconds > 0:  # without one, --split may cut the class
         lines += [
             '    @pytest.fixture(scope="class", autouse=True)',
@@ -440,6 +494,7 @@ def _suite_summary(suite: Suite) -> dict[str, object]:
         "total_seconds": suite.total_seconds,
         "longest_unit_seconds": suite.longest_unit_seconds,
         "units": {c.unit_id: c.seconds for c in suite.classes},
+        "groups": suite.group_seconds(),
     }
 
 

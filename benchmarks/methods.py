@@ -60,6 +60,7 @@ EXTRA_METHODS = (
     "orchestrate-warm",  # `orchestrate up --agents N` first (untimed); the run joins its Ray
     "orchestrate-first",  # a fresh, empty duration store: the suite's first run
     "orchestrate-second",  # the store a previous orchestrate run left: the run after it
+    "xdist-loadgroup",  # --dist loadgroup: each xdist_group on one worker (the test-groups case)
 )
 
 

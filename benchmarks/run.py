@@ -52,6 +52,7 @@ from benchmarks.generate import (  # noqa: E402
     ORCHESTRATE_DURATIONS,
     SPLIT_DURATIONS,
     Suite,
+    make_group_suite,
     make_suite,
     recorded_durations,
     write_durations,
@@ -105,9 +106,24 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
     bound: dict[str, float] = {}
     history: Path | None = None  # written by an unmeasured orchestrate run before the measured ones
     if case.kind == "generated":
-        suite = make_suite(
-            case.classes, case.total_seconds, seed=args.seed, sigma=case.sigma, setup_share=case.setup_share
-        )
+        if case.group_seconds:
+            suite = make_group_suite(
+                case.total_seconds,
+                case.group_seconds,
+                case.group_classes,
+                case.classes - case.group_classes,
+                seed=args.seed,
+                sigma=case.sigma,
+                setup_share=case.setup_share,
+            )
+        else:
+            suite = make_suite(
+                case.classes,
+                case.total_seconds,
+                seed=args.seed,
+                sigma=case.sigma,
+                setup_share=case.setup_share,
+            )
         suite_dir = write_suite(suite, root / "suite")
         write_durations(recorded_durations(suite, case.drift), suite_dir)
         measure_bound = suite.test_lower_bound if case.test_level_bound else suite.lower_bound
@@ -123,6 +139,9 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             f"{suite.tests} tests in {len(suite.classes)} classes, {suite.total_seconds:.0f}s serial, longest class "
             f"{suite.longest_unit_seconds:.1f}s, recorded durations off by up to {case.drift:.0%}"
             + ("; no class fixtures: classes can be cut" if case.setup_share == 0 else "")
+            + "".join(
+                f"; group {name} {seconds:.1f}s (limit 1)" for name, seconds in suite.group_seconds().items()
+            )
         )
     elif case.kind in ("trivial", "startup"):
         suite_dir = root / "suite"

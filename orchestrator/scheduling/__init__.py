@@ -1,7 +1,9 @@
 """Planning and scheduling: which unit runs on which agent. Pure logic, no I/O.
 
 The CLI calls `plan_lpt` on the estimates, then `make_scheduler(kind, plan)`; the session
-owns the scheduler it gets and acts on the assignments it returns.
+owns the scheduler it gets and acts on the assignments it returns. The invariant every
+scheduler keeps: no test group ever has more than its limit of slots held across all agents,
+and an alone unit is never held beside anything else (scheduling/_slots.py).
 """
 
 from __future__ import annotations

@@ -246,3 +246,16 @@ def test_integration_suite_passes_against_one_stack(tmp_path: Path) -> None:
         clean_cache(stack_cache_key(load_stack_file(root / integration.STACK_FILE), root))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "20 passed" in done.stdout
+
+
+def test_group_suite_marks_one_limit_one_group_for_both_runners(tmp_path: Path) -> None:
+    suite = generate.make_group_suite(60.0, 15.0, 10, 30, seed=3)
+    assert suite.total_seconds == pytest.approx(60.0)
+    assert suite.group_seconds() == {"payments": pytest.approx(15.0)}
+    assert sum(1 for c in suite.classes if c.group) == 10
+    assert suite.lower_bound(4) == pytest.approx(max(15.0, suite.longest_unit_seconds))
+    assert all(t.busy_seconds == 0 for c in suite.classes for t in c.tests)  # sleep-bound
+    root = generate.write_suite(suite, tmp_path)
+    source = (root / "test_group_000.py").read_text()
+    assert "@pytest.mark.xdist_group('payments')" in source
+    assert "@pytest.mark.orchestrate_group('payments', limit=1)" in source
