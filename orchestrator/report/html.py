@@ -38,7 +38,7 @@ from orchestrator.report._values import (
 )
 from orchestrator.report.charts import Series, line_chart_svg
 from orchestrator.report.html_tests import flaky_section, tests_section, unfinished_section
-from orchestrator.report.timeline import timeline_svg
+from orchestrator.report.timeline import timeline_svg, unit_groups
 
 __all__ = ["OUTCOME_COLOURS", "render_html", "write_html"]
 
@@ -176,7 +176,8 @@ def _summary(document: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) ->
     if plan:
         facts.append(
             f"{esc(_count_text(plan.get('agents', '?')))} agents; predicted makespan {seconds_text(number(plan, 'predicted_makespan'))} s, "
-            f"lower bound max(total/N, longest unit) {seconds_text(number(plan, 'lower_bound'))} s"
+            f"lower bound max(total/N, longest unit{', test groups' if _grouped(document) else ''}) "
+            f"{seconds_text(number(plan, 'lower_bound'))} s"
         )
     extra = as_map(document.get("extra"))
     if isinstance(extra.get("merged"), list):
@@ -259,6 +260,12 @@ def _agents_section(agents: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _grouped(document: Mapping[str, Any]) -> bool:
+    """Whether some unit of the run ran under a test group (or alone)."""
+    agents = document.get("agents")
+    return isinstance(agents, list) and any(unit_groups(u) for a in agents for u in units_of(as_map(a)))
+
+
 def _ratio(actual: float | None, predicted: float | None) -> str:
     if actual is None or not predicted:
         return ""
@@ -274,6 +281,7 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
     if not units:
         return ""
     units.sort(key=lambda item: -item[2])
+    grouped = any(unit_groups(unit) for _, unit, _ in units)
     rows = [
         [
             f"<code>{esc(unit.get('unit_id', '?'))}</code>",
@@ -283,6 +291,7 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
             seconds_text(number(unit, "predicted_seconds")),
             seconds_text(seconds),
             _ratio(seconds, number(unit, "predicted_seconds")),
+            *([esc(", ".join(unit_groups(unit)))] if grouped else []),
         ]
         for agent, unit, seconds in units[:_SLOWEST_UNITS]
     ]
@@ -292,7 +301,8 @@ def _units_section(agents: Sequence[Mapping[str, Any]]) -> str:
         else f"all {len(units)}"
     )
     return f"<h2>Units: predicted against actual ({shown}, slowest first)</h2>" + table(
-        ["unit", "agent", "tests", "outcome", "predicted s", "actual s", "actual/predicted"],
+        ["unit", "agent", "tests", "outcome", "predicted s", "actual s", "actual/predicted"]
+        + (["test groups"] if grouped else []),
         rows,
         numeric=[1, 2, 4, 5, 6],
     )

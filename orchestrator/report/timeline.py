@@ -24,7 +24,7 @@ from orchestrator.report._values import (
 )
 from orchestrator.report.charts import nice_ticks
 
-__all__ = ["timeline_svg"]
+__all__ = ["group_colour", "timeline_svg", "unit_groups"]
 
 
 def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]]) -> str:
@@ -85,7 +85,7 @@ def timeline_svg(document: Mapping[str, Any], agents: Sequence[Mapping[str, Any]
             f"</title></line>"
             f'<text x="{x(at) + 3:.1f}" y="{16 + 14 * position}" fill="{colour}">{esc(name)} {at - test_start:.1f} s</text>'
         )
-    groups = sorted({name for a in agents for u in units_of(a) for name in _unit_groups(u)})
+    groups = sorted({name for a in agents for u in units_of(a) for name in unit_groups(u)})
     for position, name in enumerate(groups):
         legend_x = left + 110 * position
         axis.append(
@@ -147,7 +147,7 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Callable[[float], fl
             f"{_span(unit_start, unit_end)}"
             + (f" (predicted {predicted:.2f} s)" if predicted is not None else "")
         )
-        under = _unit_groups(unit)
+        under = unit_groups(unit)
         if under:
             tip += "\nran under " + ", ".join(under)
         bar(unit_start, unit_end, colour_of(unit.get("outcome")), tip, "unit")
@@ -177,7 +177,8 @@ def _lane(agent: Mapping[str, Any], y: int, height: int, x: Callable[[float], fl
     return "".join(parts)
 
 
-_GROUP_PALETTE = ("#6a3d9a", "#ff7f00", "#1f78b4", "#b15928", "#e31a1c", "#33a02c", "#fb9a99")
+# Dark colours none of the outcomes uses, so a stripe never reads as an outcome.
+_GROUP_PALETTE = ("#1b1b6f", "#b35806", "#006d6f", "#6b3e26", "#5e3c99", "#7a7a00", "#00441b")
 
 
 def group_colour(name: str) -> str:
@@ -187,7 +188,7 @@ def group_colour(name: str) -> str:
     return _GROUP_PALETTE[sum(map(ord, name)) % len(_GROUP_PALETTE)]
 
 
-def _unit_groups(unit: Mapping[str, Any]) -> list[str]:
+def unit_groups(unit: Mapping[str, Any]) -> list[str]:
     """The test groups a unit of the results file ran under, "alone" included."""
     groups = [str(g) for g in unit.get("groups") or ()]
     return groups + (["alone"] if unit.get("alone") else [])

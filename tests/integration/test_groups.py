@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from conftest import load_results, run_orchestrate, write_suite
 
 LOCKED_TEST = """
@@ -61,12 +62,12 @@ def _payments_suite(root: Path, marker: str) -> None:
 def _run(root: Path, shared: Path, *args: str) -> tuple[int, str, Path]:
     results = root / "results.json"
     env = {**os.environ, "SHARED_DIR": str(shared)}
+    backend = [] if "--backend" in args else ["--backend", "local"]
     completed = run_orchestrate(
         [
             "run",
             ".",
-            "--backend",
-            "local",
+            *backend,
             "--results",
             str(results),
             "--durations",
@@ -94,6 +95,47 @@ def test_a_group_at_limit_one_never_shares_the_account(tmp_path: Path) -> None:
     ordered = sorted((u["started"], u["finished"]) for _, u in spans)
     assert all(a[1] <= b[0] + 0.05 for a, b in zip(ordered, ordered[1:], strict=False))  # one at a time
     assert "payments x" in output  # the agents table's groups column
+
+
+@pytest.mark.ray
+def test_the_limit_holds_on_ray_agents_too(tmp_path: Path) -> None:
+    suite, shared = tmp_path / "suite", tmp_path / "shared"
+    shared.mkdir()
+    _payments_suite(suite, '@pytest.mark.orchestrate_group("payments", limit=1)')
+
+    code, output, results = _run(suite, shared, "--agents", "3", "--backend", "ray")
+
+    assert code == 0, output
+    assert set(load_results(results).values()) == {"passed"}
+
+
+def test_a_crash_retry_keeps_its_group(tmp_path: Path) -> None:
+    # test_charge of TestPay0 kills its worker the first time; its retry is a unit of its own,
+    # still in the group: it never runs beside another holder of the account.
+    suite, shared = tmp_path / "suite", tmp_path / "shared"
+    shared.mkdir()
+    _payments_suite(suite, '@pytest.mark.orchestrate_group("payments", limit=1)')
+    path = suite / "test_pay_0.py"
+    path.write_text(
+        path.read_text()
+        .replace(
+            "def test_charge(self, account): pass",
+            "def test_charge(self, account):\n"
+            "        flag = os.path.join(os.environ['SHARED_DIR'], 'crashed')\n"
+            "        if not os.path.exists(flag):\n"
+            "            open(flag, 'w').close()\n"
+            "            os._exit(3)",
+        )
+        .replace("import pytest", "import os\n\nimport pytest")
+    )
+
+    code, output, results = _run(suite, shared, "--agents", "3")
+
+    assert code == 0, output
+    assert set(load_results(results).values()) == {"passed"}
+    data = json.loads(results.read_text())
+    retried = [u for a in data["agents"] for u in a["units"] if "crash retry" in u["unit_id"]]
+    assert retried and all(u["groups"] == ["payments"] for u in retried)
 
 
 def test_without_the_group_the_same_tests_collide(tmp_path: Path) -> None:
