@@ -32,6 +32,10 @@ class AgentBook:
         """True when the agent's node has every resource the unit needs."""
         return not unit.resources or unit.fits(self._resources_by_agent.get(agent_id, {}))
 
+    def node_key(self, agent_id: int) -> tuple[tuple[str, float], ...]:
+        """The agent's node resources as a value: agents with equal keys can run the same units."""
+        return tuple(sorted(self._resources_by_agent.get(agent_id, {}).items()))
+
     def runnable_anywhere(self, unit: TestUnit) -> bool:
         """True when some live agent can run the unit (asked after every batch of events: most
         units need nothing, and are answered without looking at the agents)."""

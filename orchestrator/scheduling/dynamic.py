@@ -30,12 +30,11 @@ nothing else is handed out, so the agents drain and it can start.
 from __future__ import annotations
 
 import heapq
-import itertools
-from collections import deque
 from collections.abc import Mapping, Sequence
 
 from orchestrator.model import Assignment, Plan, TestUnit
 from orchestrator.scheduling._agents import AgentBook
+from orchestrator.scheduling._queue import PlannedQueue
 from orchestrator.scheduling._slots import GroupSlots
 from orchestrator.scheduling.lpt import PlannedSeconds
 from orchestrator.scheduling.protocol import SchedulerStatistics
@@ -50,8 +49,7 @@ class DynamicScheduler:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._seconds = PlannedSeconds(plan)
-        self._queued_units_by_agent: dict[int, deque[TestUnit]] = {}
-        self._queued_seconds_by_agent: dict[int, float] = {}
+        self._queued_by_agent: dict[int, PlannedQueue] = {}
         # A plan with test groups lists each shard in start order (scheduling/grouped.py): kept.
         grouped = any(e.unit.constrained for s in plan.shards for e in s.units)
         for shard in plan.shards:
@@ -60,9 +58,10 @@ class DynamicScheduler:
                 if grouped
                 else sorted(shard.units, key=lambda e: (-e.seconds, e.unit.unit_id))
             )
-            self._queued_units_by_agent[shard.agent_id] = deque(e.unit for e in ordered)
-            self._queued_seconds_by_agent[shard.agent_id] = sum(e.seconds for e in ordered)
-        self._queued_units = sum(map(len, self._queued_units_by_agent.values()))
+            self._queued_by_agent[shard.agent_id] = PlannedQueue(
+                [e.unit for e in ordered], sum(e.seconds for e in ordered)
+            )
+        self._queued_units = sum(q.count for q in self._queued_by_agent.values())
         # Requeued units: a heap of (-seconds, unit_id, arrival, unit), longest first.
         self._shared_queue: list[tuple[float, str, int, TestUnit]] = []
         self._arrivals = 0
@@ -84,12 +83,21 @@ class DynamicScheduler:
     def schedule(self) -> list[Assignment]:
         """One unit for each agent that wants work, in the order they asked."""
         assignments: list[Assignment] = []
+        # Nodes for which an agent holding nothing found nothing: the next such agent will not
+        # either (while a group is full, most agents wait; each would scan every queue).
+        unserved_nodes: set[tuple[tuple[str, float], ...]] = set()
         for agent_id in self._agents.wanting():
             if not self.has_queued_work():
                 break  # nothing is queued anywhere, so nobody else can be served either
+            idle = not self._slots.holds_anything(agent_id)
+            node = self._agents.node_key(agent_id)
+            if idle and node in unserved_nodes:
+                continue
             unit = self._next_unit(agent_id)
             if unit is None:
-                continue  # nothing queued that its node can run; another agent's may
+                if idle:
+                    unserved_nodes.add(node)
+                continue  # nothing queued that its node can run now; another agent's may
             self._agents.served(agent_id)
             self._slots.hold(agent_id, unit)
             self._alone_queued -= unit.alone
@@ -123,7 +131,7 @@ class DynamicScheduler:
         if taken:
             self._shared_queue = [e for e in self._shared_queue if self._agents.runnable_anywhere(e[-1])]
             heapq.heapify(self._shared_queue)
-        for agent_id, queue in self._queued_units_by_agent.items():
+        for agent_id, queue in self._queued_by_agent.items():
             for unit in [u for u in queue if not self._agents.runnable_anywhere(u)]:
                 self._remove_queued(agent_id, unit)
                 self._alone_queued -= unit.alone
@@ -137,8 +145,9 @@ class DynamicScheduler:
         """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
         if not self._agents.wants(agent_id):
             return False
-        queued = itertools.chain((e[-1] for e in self._shared_queue), *self._queued_units_by_agent.values())
-        return not any(self._may_take(agent_id, unit) for unit in queued)
+        if any(self._may_take(agent_id, entry[-1]) for entry in self._shared_queue):
+            return False
+        return all(self._first_runnable(agent_id, a) is None for a in self._queued_by_agent)
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
@@ -162,10 +171,10 @@ class DynamicScheduler:
         if own is not None:
             self._remove_queued(agent_id, own)
             return own
-        victims = [a for a in self._queued_units_by_agent if self._first_runnable(agent_id, a) is not None]
+        victims = [a for a in self._queued_by_agent if self._first_runnable(agent_id, a) is not None]
         if not victims:
             return None
-        victim = max(victims, key=lambda a: (self._queued_seconds_by_agent[a], -a))
+        victim = max(victims, key=lambda a: (self._queued_by_agent[a].seconds, -a))
         unit = self._first_runnable(agent_id, victim)
         assert unit is not None
         self._stolen_units += 1
@@ -175,15 +184,20 @@ class DynamicScheduler:
     def _holding_next(self, agent_id: int) -> TestUnit | None:
         """The next queued unit of a group whose slot the agent holds (its own queue first), taken
         off its queue: the slot goes on to it with no gap."""
-        held = {name for unit in self._slots.holding(agent_id) for name in unit.group_names}
+        held = self._slots.held_groups(agent_id)
         if not held:
             return None
-        for queue_of in [agent_id, *(a for a in self._queued_units_by_agent if a != agent_id)]:
-            for unit in self._queued_units_by_agent.get(queue_of, ()):
-                if held.intersection(unit.group_names) and self._may_take(agent_id, unit):
-                    self._stolen_units += queue_of != agent_id
-                    self._remove_queued(queue_of, unit)
-                    return unit
+        for queue_of in [agent_id, *(a for a in self._queued_by_agent if a != agent_id)]:
+            queue = self._queued_by_agent.get(queue_of)
+            unit = (
+                queue.first(lambda u: bool(held.intersection(u.group_names)) and self._may_take(agent_id, u))
+                if queue is not None
+                else None
+            )
+            if unit is not None:
+                self._stolen_units += queue_of != agent_id
+                self._remove_queued(queue_of, unit)
+                return unit
         return None
 
     def _may_take(self, agent_id: int, unit: TestUnit) -> bool:
@@ -195,12 +209,11 @@ class DynamicScheduler:
     def _first_runnable(self, agent_id: int, queue_of: int) -> TestUnit | None:
         """The first unit queued for `queue_of` that `agent_id` may take now (queues are in plan
         order: longest first, or start order with test groups)."""
-        return next(
-            (u for u in self._queued_units_by_agent.get(queue_of, ()) if self._may_take(agent_id, u)),
-            None,
-        )
+        queue = self._queued_by_agent.get(queue_of)
+        return queue.first(lambda u: self._may_take(agent_id, u)) if queue is not None else None
 
     def _remove_queued(self, agent_id: int, unit: TestUnit) -> None:
-        self._queued_units_by_agent[agent_id].remove(unit)
+        queue = self._queued_by_agent[agent_id]
+        queue.remove(unit)
+        queue.seconds -= self._seconds.of(unit)
         self._queued_units -= 1
-        self._queued_seconds_by_agent[agent_id] -= self._seconds.of(unit)

@@ -78,9 +78,10 @@ class StaticScheduler:
     them: a planned one its agent's node lacks is requeued; a requeued one no live agent can
     run waits (for a later agent, or for the session's `take_unrunnable`).
 
-    With test groups a shard goes out in plan order as far as the groups' limits allow
-    (scheduling/_slots.py): the rest of it follows, to the same agent, as units of its groups
-    finish elsewhere; while an alone unit is queued nothing else goes out.
+    With test groups a shard goes out in plan order up to its first unit of a group: that one
+    goes out once the agent has finished what it holds and the group's limit allows
+    (scheduling/_slots.py), and the rest follows it; while an alone unit is queued nothing
+    else goes out.
     """
 
     def __init__(self, plan: Plan) -> None:
@@ -116,7 +117,7 @@ class StaticScheduler:
                 unit = planned[0]
                 if not self._agents.can_run(agent_id, unit):
                     self._requeued_units.append(planned.pop(0))
-                elif self._may_take(agent_id, unit):
+                elif self._releasable(agent_id, unit):
                     assignments.append(self._give(agent_id, planned.pop(0)))
                 else:
                     break  # the rest waits for a slot, in plan order
@@ -176,7 +177,7 @@ class StaticScheduler:
         if not self._agents.wants(agent_id):
             return False
         planned = self._planned_units_by_agent.get(agent_id)
-        if planned and self._may_take(agent_id, planned[0]):
+        if planned and self._releasable(agent_id, planned[0]):
             return False
         return not any(
             self._agents.can_run(agent_id, u) and self._may_take(agent_id, u) for u in self._requeued_units
@@ -195,6 +196,16 @@ class StaticScheduler:
         if self._alone_queued and not unit.alone:
             return False
         return self._slots.allows(agent_id, unit)
+
+    def _releasable(self, agent_id: int, unit: TestUnit) -> bool:
+        """Whether the agent's next planned unit goes out now. A unit of a group waits until the
+        agent has finished what it holds (a slot taken earlier would idle while the agent runs
+        the rest of its shard), unless the agent already holds a slot of each of its groups."""
+        if not self._may_take(agent_id, unit):
+            return False
+        if not unit.constrained or not self._slots.holds_anything(agent_id):
+            return True
+        return not unit.alone and self._slots.held_groups(agent_id).issuperset(unit.group_names)
 
     def _give(self, agent_id: int, unit: TestUnit) -> Assignment:
         self._agents.served(agent_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -423,3 +424,23 @@ def test_an_agent_blocked_by_a_slot_is_flushed_and_served_when_the_slot_frees(ki
     assert scheduler.wants_work(waiting)  # nothing it may take now: run what it holds
     scheduler.unit_finished(given[0].agent_id, given[0].unit.unit_id)
     assert [a.agent_id for a in scheduler.schedule()] == [waiting]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_full_group_of_thousands_of_units_costs_no_scan_per_request(kind: str) -> None:
+    """20,000 units, 2,000 of them in one limit-1 group that bounds the run: while the group is
+    full, every other agent waits; no request may scan the queues (it did: minutes)."""
+    rng = random.Random(1)
+    estimates = [
+        UnitEstimate(_unit(f"u{i:05}.py", 1, {"pay": 1} if i < 2000 else None), rng.lognormvariate(-2, 1.0))
+        for i in range(20_000)
+    ]
+    started = time.perf_counter()
+    plan = plan_lpt(estimates, 64)
+    seconds = {e.unit.unit_id: e.seconds for e in estimates}
+    run = simulate(make_scheduler(kind, plan), lambda u: seconds[u.unit_id], range(64))
+    took = time.perf_counter() - started
+    print(f"\n{kind}: planned and simulated 20,000 units on 64 agents in {took:.2f} s")
+    assert run.peak_by_group == {"pay": 1}
+    assert run.makespan == pytest.approx(plan.lower_bound, rel=0.01)
+    assert took < 20.0  # a few seconds here, most of it the simulation's own
