@@ -24,7 +24,7 @@ from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
 from orchestrator.errors import USER_ERRORS
 from orchestrator.model import JunitSettings, RunReport, TestUnit
-from orchestrator.options import Options, worker_args
+from orchestrator.options import RunConfig, args_for_workers
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 from orchestrator.protocol.versions import runtime_versions
 from orchestrator.report.outputs import warn as _warn
@@ -35,7 +35,7 @@ from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agent
 class Coordinator:
     """The coordinator's side of one pytest session: plans, runs the Session, reports."""
 
-    def __init__(self, config: pytest.Config, options: Options) -> None:
+    def __init__(self, config: pytest.Config, options: RunConfig) -> None:
         self.config = config
         self.options = options
         self.report: RunReport | None = None
@@ -94,7 +94,7 @@ class Coordinator:
                 f"the stack file gives each agent its own {', '.join(per_agent)}; the coordinator collects "
                 "without them: does collection depend on the service (names, versions, capabilities)?"
             )
-        _, replaced = without_stack_options(worker_args(self.config.invocation_params.args), templates)
+        _, replaced = without_stack_options(args_for_workers(self.config.invocation_params.args), templates)
         if replaced:
             names = ", ".join(replaced)
             self._warnings.append(
@@ -203,7 +203,7 @@ class Coordinator:
                 run_id=self._run_id,
                 owner=_current_owner(),
                 cwd=str(self.config.invocation_params.dir),
-                pytest_args=tuple(worker_args(self.config.invocation_params.args)),
+                pytest_args=tuple(args_for_workers(self.config.invocation_params.args)),
                 stack_text=self._stack_text,
                 stack_path=self.options.stack_file or "",
                 timeout=self.options.timeout,
@@ -445,7 +445,7 @@ class Coordinator:
             print(text)
 
 
-def _backend_label(options: Options) -> str:
+def _backend_label(options: RunConfig) -> str:
     """The backend as its start-up costs differ: local threads, a fresh Ray, a warm one, a cluster."""
     if options.backend != "ray":
         return options.backend
