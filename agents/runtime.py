@@ -64,10 +64,10 @@ from agents.agent import (
 from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
 from agents.stack import Stack, make_stack, stack_env_json, sweep
 from agents.stack.compose import parse_stack
-from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.lease import Lease
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli_parser import PROG, build_parser
-from orchestrator.errors import (
+from orchestrator.model import GroupBy
+from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH
+from orchestrator.protocol.errors import (
     EXIT_INTERRUPTED,
     USER_ERRORS,
     UsageError,
 )
-from orchestrator.model import GroupBy
-from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH
 
 if TYPE_CHECKING:
     from orchestrator.bench import BenchConfig

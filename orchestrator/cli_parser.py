@@ -10,7 +10,6 @@ import argparse
 from typing import Any, NoReturn
 
 from orchestrator.backends import BACKEND_KINDS
-from orchestrator.errors import UsageError
 from orchestrator.options import (
     AUTO,
     BENCH,
@@ -25,6 +24,7 @@ from orchestrator.options import (
     positive_int,
     positive_seconds,
 )
+from orchestrator.protocol.errors import UsageError
 
 PROG = "orchestrate"
 

@@ -38,8 +38,8 @@ from typing import Any
 import pytest
 
 from orchestrator import protocol as p
-from orchestrator.errors import USER_ERRORS
 from orchestrator.options import args_for_workers, build_run_config, given_options, is_coordinator
+from orchestrator.protocol.errors import USER_ERRORS
 
 __all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]
 

@@ -22,10 +22,10 @@ import pytest
 from orchestrator import protocol as p
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import USER_ERRORS
 from orchestrator.model import JunitSettings, RunReport, TestUnit
 from orchestrator.options import RunConfig, args_for_workers
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
+from orchestrator.protocol.errors import USER_ERRORS
 from orchestrator.protocol.versions import runtime_versions
 from orchestrator.report.outputs import warn as _warn
 from orchestrator.report.spool import ResultSpool

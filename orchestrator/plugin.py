@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     given = given_options(config)
     if not is_coordinator(given) or config.getoption("collectonly"):
         return
-    from orchestrator.errors import USER_ERRORS
+    from orchestrator.protocol.errors import USER_ERRORS
 
     try:
         options = build_run_config(given, config.rootpath)

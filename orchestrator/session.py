@@ -28,9 +28,9 @@ from orchestrator.agent_record import AgentRecord
 from orchestrator.attempts import AttemptLedger
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.durations.learning import LiveEstimate
-from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
+from orchestrator.protocol.errors import InternalError, VersionMismatch
 from orchestrator.protocol.reports import unpack_test_reports
 from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration

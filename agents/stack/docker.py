@@ -66,7 +66,6 @@ from agents.stack.engine import (
     stack_cache_key,
     sweep,
 )
-from agents.stack.errors import StackFailed
 from agents.stack.images import (
     CachedStack,
     commit_services,
@@ -82,6 +81,7 @@ from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
 from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
 from agents.stack.snapshots import StackSnapshots, service_handle
 from agents.stack.watcher import DeathWatcher
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "LABEL_AGENT",

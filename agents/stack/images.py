@@ -28,9 +28,9 @@ from typing import Any
 
 from agents.stack._sdk import Container, docker
 from agents.stack.containers import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, one_line, safe_name
-from agents.stack.errors import StackFailed
 from agents.stack.lease import STALE_SECONDS, stale_leases
 from agents.stack.probes import owner_is_dead
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "LABEL_CACHE",

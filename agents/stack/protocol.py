@@ -38,7 +38,7 @@ class Stack(Protocol):
     def up(self) -> StackEndpoints:
         """Start every service, wait until each is ready, run the set-up commands.
 
-        Raises agents.stack.errors.StackFailed (naming the service, with its last log lines).
+        Raises StackFailed (orchestrator/protocol/errors.py), naming the service, with its last log lines.
         """
         ...
 

@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec
 from agents.stack.containers import one_line
-from agents.stack.errors import StackFailed
 from agents.stack.probes import port_answers, published_ports
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "DEFAULT_INTERVAL",

@@ -49,8 +49,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
+from orchestrator.protocol.errors import ArtifactError
 
 if TYPE_CHECKING:
     from orchestrator.report.spool import ResultSpool

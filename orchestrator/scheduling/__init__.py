@@ -6,8 +6,8 @@ owns the scheduler it gets and acts on the assignments it returns.
 
 from __future__ import annotations
 
-from orchestrator.errors import UsageError
 from orchestrator.model import Plan
+from orchestrator.protocol.errors import UsageError
 from orchestrator.scheduling.dynamic import DynamicScheduler
 from orchestrator.scheduling.lpt import PlannedSeconds, StaticScheduler, plan_lpt
 from orchestrator.scheduling.protocol import Scheduler, SchedulerStatistics
