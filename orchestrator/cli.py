@@ -149,6 +149,7 @@ def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]
     for flag, value in (
         ("--orchestrate-timeout", args.timeout),
         ("--orchestrate-status-interval", getattr(args, "status_interval", None)),
+        ("--orchestrate-live", getattr(args, "live", None)),
         ("--orchestrate-results", args.results),
         ("--orchestrate-html", getattr(args, "html", None)),
         ("--junitxml", args.junitxml),

@@ -13,7 +13,7 @@ from typing import NoReturn
 from orchestrator.backends import BACKEND_KINDS
 from orchestrator.errors import UsageError
 from orchestrator.model import GroupBy
-from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
+from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES, LIVE_MODES
 from orchestrator.scheduling import SCHEDULER_KINDS
 
 PROG = "orchestrate"
@@ -119,7 +119,14 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str)
         default=None,
         metavar="SECONDS",
         help="a status line (tests done, failures so far, each agent's phase, ETA) every SECONDS "
-        "(default 30; 0: none; none with -q)",
+        "(default 30; 0: none; none with -q or with the live view)",
+    )
+    parser.add_argument(
+        "--live",
+        choices=list(LIVE_MODES),
+        default=None,
+        help="a live status area below pytest's output (each agent's phase, tests done, failures, ETA); "
+        "auto: when stdout is a terminal and not -q (default)",
     )
     parser.add_argument(
         "--max-crashes",

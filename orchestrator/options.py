@@ -22,6 +22,8 @@ from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
 from orchestrator.scheduling import SCHEDULER_KINDS
 
 AUTO = "auto"
+# --live / --orchestrate-live: the live status area in a terminal (orchestrator/report/live.py).
+LIVE_MODES = ("auto", "on", "off")
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
 DEFAULT_MAX_CRASHES = 2
 
@@ -94,6 +96,8 @@ class Options:
     excludes: tuple[str, ...]
     # Seconds between status lines (orchestrator/report/status.py); 0: none.
     status_interval: float = DEFAULT_STATUS_INTERVAL
+    # The live status area: "on", "off", or "auto" (on when stdout is a terminal and not -q).
+    live: str = AUTO
 
     @property
     def outputs(self) -> OutputPaths:
@@ -151,7 +155,14 @@ def add_options(parser: pytest.Parser) -> None:
         default=DEFAULT_STATUS_INTERVAL,
         metavar="SECONDS",
         help=f"a status line (tests done, failures, ETA) every SECONDS (default {DEFAULT_STATUS_INTERVAL:g}; 0: none; "
-        "none with -q)",
+        "none with -q or with the live view)",
+    )
+    add(
+        "--orchestrate-live",
+        choices=list(LIVE_MODES),
+        default=AUTO,
+        help="a live status area below pytest's output (agents' phases, tests done, failures, ETA); "
+        "auto: when stdout is a terminal and not -q",
     )
     add(
         "--orchestrate-exclude",
@@ -205,6 +216,7 @@ def read_options(config: pytest.Config | KnownArgs) -> Options:
         html=config.getoption("orchestrate_html"),
         excludes=tuple(config.getoption("orchestrate_exclude") or ()),
         status_interval=max(0.0, float(config.getoption("orchestrate_status_interval") or 0.0)),
+        live=config.getoption("orchestrate_live") or AUTO,
     )
 
 
@@ -294,5 +306,6 @@ _VALUE_OPTIONS = (
     "plot",
     "exclude",
     "status-interval",
+    "live",
 )
 _FLAG_OPTIONS = ("split",)
