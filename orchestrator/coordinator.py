@@ -174,7 +174,7 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
         )
-        self.report = self._run(session, prepared)
+        self.report = self._run(session, prepared, fixed)
         if fixed:
             self.report = replace(
                 self.report,
@@ -235,7 +235,7 @@ class Coordinator:
         self._backend_started_at = time.monotonic()
         self._backend.start(configs)
 
-    def _run(self, session: pytest.Session, prepared: Prepared) -> RunReport:
+    def _run(self, session: pytest.Session, prepared: Prepared, fixed: StartupPrediction | None) -> RunReport:
         from orchestrator.report.replay import PytestReplay
         from orchestrator.scheduling import make_scheduler
         from orchestrator.session import Session
@@ -264,6 +264,8 @@ class Coordinator:
             backend_started=self._backend_started_at,
             collection_hint=self._collection_hint,
             display=display,
+            startup_seconds=fixed.startup_seconds if fixed else 0.0,
+            teardown_seconds=fixed.teardown_seconds if fixed else 0.0,
         )
         try:
             try:

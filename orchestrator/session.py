@@ -82,6 +82,8 @@ class Session:
         backend_started: float | None = None,
         collection_hint: str = "",
         display: StatusDisplay | None = None,
+        startup_seconds: float = 0.0,
+        teardown_seconds: float = 0.0,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -125,6 +127,11 @@ class Session:
         # agents whose late services it was told about (by when they entered that phase).
         self._display = display
         self._late_told: set[tuple[int, float]] = set()
+        # The agents' predicted start-up (from the session's start to ready) and teardown (stacks
+        # down), in the ETA: agents still starting join the work later, the run ends after it.
+        self._startup_seconds = startup_seconds
+        self._teardown_seconds = teardown_seconds
+        self._stopping_at: float | None = None
         self._stopping = False
         self._failed_so_far = 0
         self._errors_so_far = 0
@@ -200,8 +207,9 @@ class Session:
                 recorded = (agent.estimate or 0.0) / max(1, len(unit.node_ids) if unit else 1)
                 if now - since >= max(SLOW_MIN_SECONDS, 2 * recorded):
                     slow.append(SlowTest(running, record.agent_id, now - since))
-        live_agents = sum(1 for a in self._agents.values() if a.live)
-        eta = self._live.remaining_seconds() / live_agents if live_agents else None
+        eta = self._eta(now)
+        if self._stopping_at is not None:
+            eta = max(0.0, self._teardown_seconds - (now - self._stopping_at))
         return RunStatus(
             elapsed=now,
             tests_done=self._live.tests_ended,
@@ -212,6 +220,27 @@ class Session:
             agents=tuple(agents),
             slow=tuple(slow),
         )
+
+    def _eta(self, now: float) -> float | None:
+        """Seconds until the run is predicted to end (tests, then teardown); None while no agent
+        is ready and no start-up was predicted. An agent still starting is expected at the
+        predicted start-up, or when the first agent was ready if that was later (they start
+        together, on the same machines)."""
+        records = self._agents.values()
+        live = [a for a in records if a.live]
+        starting = [
+            a
+            for a in records
+            if a.ready_at is None and not (a.failed or a.stopped) and a.agent_id not in self._unplanned
+        ]
+        ready_times = [a.ready_at for a in records if a.ready_at is not None]
+        if not live and not (starting and self._startup_seconds > 0):
+            return None
+        expected_ready = max(self._startup_seconds, min(ready_times, default=0.0))
+        ready_in = [0.0] * len(live) + [max(0.0, expected_ready - now)] * len(starting)
+        spent = sum(a.last_end_at - a.ready_at for a in records if a.ready_at is not None and a.tests)
+        held = ([n for unit in a.units.values() for n in unit.node_ids] for a in live)
+        return self._live.eta(ready_in, spent, held) + self._teardown_seconds
 
     def _done(self) -> bool:
         if self.fatal is not None or self._stop is not None or self._ledger.all_final():
@@ -260,6 +289,7 @@ class Session:
         """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
         command = p.Abort() if abort else p.Finish()
         self._stopping = True
+        self._stopping_at = self._now()
         for record in self._agents.values():
             if not record.stopped:
                 self._backend.send(record.agent_id, command)

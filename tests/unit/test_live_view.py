@@ -156,7 +156,7 @@ def test_the_view_follows_each_agent_from_its_stack_to_its_tests_and_its_end() -
     ]
     # Agent 1 is ready first; it is given its unit of the plan once the loop dispatches.
     assert screens[4] == [
-        "orchestrate ──────────────────────── 0/3 tests  0 failed  0 errors  4s elapsed  ETA 6s",
+        "orchestrate ──────────────────────── 0/3 tests  0 failed  0 errors  4s elapsed  ETA 3s",
         "  agent 0  starting   starting its pytest worker  0s",
         "  agent 1  idle       ",
     ]
@@ -165,12 +165,12 @@ def test_the_view_follows_each_agent_from_its_stack_to_its_tests_and_its_end() -
         "  agent 1  running    t.py::B  0s of ~2.0s  t.py::B::one",
     ]
     assert screens[6] == [
-        "orchestrate ━━━━━━━━──────────────── 1/3 tests  0 failed  0 errors  5s elapsed  ETA 2s",
+        "orchestrate ━━━━━━━━──────────────── 1/3 tests  0 failed  0 errors  5s elapsed  ETA 3s",
         "  agent 0  running    t.py::A  1s of ~4.0s  t.py::A::one",
         "  agent 1  idle       ",
     ]
     assert screens[7][:2] == [
-        "orchestrate ━━━━━━━━━━━━━━━━──────── 2/3 tests  1 failed  0 errors  6s elapsed  ETA 1s",
+        "orchestrate ━━━━━━━━━━━━━━━━──────── 2/3 tests  1 failed  0 errors  6s elapsed  ETA 2s",
         "  agent 0  running    t.py::A  1s of ~4.0s  t.py::A::two",
     ]
     assert screens[8][2] == "  agent 1  failed     stack failed mid-run: service 'db' died"
