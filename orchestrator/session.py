@@ -240,7 +240,12 @@ class Session:
         ready_in = [0.0] * len(live) + [max(0.0, expected_ready - now)] * len(starting)
         spent = sum(a.last_end_at - a.ready_at for a in records if a.ready_at is not None and a.tests)
         held = ([n for unit in a.units.values() for n in unit.node_ids] for a in live)
-        return self._live.eta(ready_in, spent, held) + self._teardown_seconds
+        running = [
+            (test, now - max(a.last_end_at, a.ready_at or 0.0))
+            for a in live
+            if (test := a.running_test(self._ledger.is_open)) is not None
+        ]
+        return self._live.eta(ready_in, spent, held, running) + self._teardown_seconds
 
     def _done(self) -> bool:
         if self.fatal is not None or self._stop is not None or self._ledger.all_final():

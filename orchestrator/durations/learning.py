@@ -96,7 +96,13 @@ class LiveEstimate:
                 seconds += planned
         return seconds
 
-    def eta(self, ready_in: Sequence[float], spent_seconds: float, held: Iterable[Iterable[str]]) -> float:
+    def eta(
+        self,
+        ready_in: Sequence[float],
+        spent_seconds: float,
+        held: Iterable[Iterable[str]],
+        running: Iterable[tuple[str, float]] = (),
+    ) -> float:
         """Seconds until the last agent is predicted to finish the remaining work.
 
         `ready_in` has one entry per agent that will run tests: in how many seconds it can
@@ -105,11 +111,16 @@ class LiveEstimate:
         units; it must finish them itself). Both are scaled by the pace measured so far:
         `spent_seconds` (the agents' time from ready to their last test's end, resets and gaps
         between tests included) over what the ended tests were estimated at, which corrects the
-        plan for this run's machine load, resets and per-test costs; 1 until a test ended.
+        plan for this run's machine load, resets and per-test costs; 1 until a test ended. A test
+        still `running` (node id, seconds so far) counts as far as it is known: the time it ran,
+        against its estimate up to that time (one that outruns its estimate already shows the
+        pace before it ends; one within it counts as on plan so far).
         """
-        pace = 1.0
-        if self._estimated_ended > 0 and spent_seconds > 0:
-            pace = spent_seconds / self._estimated_ended
+        spent, estimated = spent_seconds, self._estimated_ended
+        for node_id, seconds in running:
+            spent += seconds
+            estimated += min(seconds, self.remaining_of((node_id,)))
+        pace = spent / estimated if estimated > 0 and spent > 0 else 1.0
         tail = max((self.remaining_of(node_ids) for node_ids in held), default=0.0)
         return max(finish_in(pace * self.remaining_seconds(), ready_in), pace * tail)
 

@@ -52,6 +52,10 @@ def test_the_eta_is_the_remaining_work_at_the_pace_measured_so_far() -> None:
     # One agent still holds all of A's three tests left and must run them itself.
     held = [[f"a.py::A::test_{n}" for n in range(4)], []]
     assert live.eta([0.0] * 4, 3.0, held) == pytest.approx(1.5 * 3.0)
+    # A test still running 2 s into its 1 s estimate already says the pace is slower; one 0.5 s
+    # into it counts as on plan so far.
+    assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 2.0)]) == pytest.approx(5 / 3 * 6.0 / 2)
+    assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 0.5)]) == pytest.approx(3.5 / 2.5 * 6.0 / 2)
 
 
 def test_work_is_shared_by_agents_as_they_join() -> None:
