@@ -436,7 +436,8 @@ class Coordinator:
             self._backend = None
 
     def _status_display(self) -> StatusDisplay | None:
-        """The live area in a terminal (--live), else the CI lines (--status-interval), or none.
+        """The live area in a terminal (--live), else the CI lines (--status-interval, 0: only
+        the notices of late services), or none.
 
         -q (and quieter) turns both off unless the live area is asked for by name, as it quiets
         pytest's own progress; with the live area on, the periodic lines are off.
@@ -451,7 +452,7 @@ class Coordinator:
             from orchestrator.report.live import LiveArea
 
             return LiveArea(writer, time.monotonic())
-        if self.options.status_interval > 0 and not quiet:
+        if not quiet:
             return StatusLines(self._print_status, self.options.status_interval, time.monotonic())
         return None
 

@@ -11,6 +11,7 @@ live terminal area in orchestrator/report/live.py.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,12 +204,13 @@ class StatusDisplay(Protocol):
 
 
 class StatusLines:
-    """The CI logs' display: one `orchestrate: status ...` line every `interval` seconds."""
+    """The CI logs' display: one `orchestrate: status ...` line every `interval` seconds (0:
+    none), and its notices (a late service) at once."""
 
     def __init__(self, write_line: Callable[[str], None], interval: float, now: float) -> None:
         self._write_line = write_line
         self._interval = interval
-        self._next = now + interval
+        self._next = now + interval if interval > 0 else math.inf
 
     def wake_at(self) -> float:
         return self._next

@@ -1,12 +1,13 @@
 """A terminal: a real `orchestrate run` in a pseudo-terminal shows the live area below pytest's
-lines, updates it, leaves pytest's progress and counts lines intact, and is gone at the end."""
+lines, updates it, leaves pytest's progress and counts lines intact, and is gone at the end; a service late to be ready is named before its timeout."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from conftest import ORCHESTRATE, write_suite
+import pytest
+from conftest import ORCHESTRATE, run_orchestrate, write_suite
 from terminal import Screen, run_in_terminal
 
 COLUMNS = 100
@@ -82,3 +83,32 @@ def test_off_in_a_terminal_leaves_pytest_alone(tmp_path: Path) -> None:
     output, screen = _run(tmp_path, "--live", "off", "--status-interval", "0")
     assert not _frames(output) and "\x1b[J" not in output
     assert any(re.fullmatch(r"\.{6} +\[100%\]", line) for line in screen)
+
+
+LATE_STACK = """
+services:
+  cache:
+    image: orchestrate/redis:7
+    ports: ["6379"]
+    healthcheck: {disable: true}
+    # Ready (listening) only after 5 s: past half of the ready timeout, within it.
+    command: ["sh", "-c", "sleep 5; exec redis-server --bind 0.0.0.0 --protected-mode no"]
+x-orchestrate:
+  ready_timeout: 8
+"""
+
+
+@pytest.mark.docker
+def test_a_late_service_is_named_before_its_ready_timeout(tmp_path: Path) -> None:
+    write_suite(tmp_path, {"test_one.py": "def test_one(): pass\n", "stack.yml": LATE_STACK})
+    run = run_orchestrate(
+        ["run", ".", "--agents", "1", "--backend", "local", "--stack", "stack.yml", "--status-interval", "0"],
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    notices = [line for line in run.stdout.splitlines() if "not ready after" in line]
+    assert len(notices) == 1, run.stdout
+    assert re.fullmatch(
+        r"orchestrate: agent 0: service 'cache' not ready after [45]s \(ready timeout 8s\)", notices[0]
+    )
+    assert "orchestrate: status" not in run.stdout

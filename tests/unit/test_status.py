@@ -82,6 +82,10 @@ def test_the_lines_come_at_their_interval_and_notices_at_once() -> None:
     lines.update(130.0, False, lambda: status)
     assert len(written) == 2 and written[1].startswith("orchestrate: status 0/3 tests")
     assert lines.wake_at() == 160.0
+    # 0: no periodic line, but the notices still.
+    quiet = StatusLines(written.append, interval=0.0, now=100.0)
+    quiet.update(1e9, True, lambda: status)
+    assert quiet.wake_at() == float("inf") and len(written) == 2
 
 
 def test_durations_read_short() -> None:
