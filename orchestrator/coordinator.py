@@ -237,6 +237,7 @@ class Coordinator:
 
     def _run(self, session: pytest.Session, prepared: Prepared, fixed: StartupPrediction | None) -> RunReport:
         from orchestrator.report.replay import PytestReplay
+        from orchestrator.run_status import Forecast
         from orchestrator.scheduling import make_scheduler
         from orchestrator.session import Session
 
@@ -264,8 +265,7 @@ class Coordinator:
             backend_started=self._backend_started_at,
             collection_hint=self._collection_hint,
             display=display,
-            startup_seconds=fixed.startup_seconds if fixed else 0.0,
-            teardown_seconds=fixed.teardown_seconds if fixed else 0.0,
+            forecast=Forecast(fixed.startup_seconds, fixed.teardown_seconds) if fixed else None,
         )
         try:
             try:

@@ -36,13 +36,8 @@ from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
 from orchestrator.report.spool import ResultSpool
-from orchestrator.report.status import (
-    SLOW_MIN_SECONDS,
-    RunStatus,
-    SlowTest,
-    StatusDisplay,
-    late_service_notice,
-)
+from orchestrator.report.status import RunStatus, StatusDisplay
+from orchestrator.run_status import Forecast, late_services, run_status
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -82,8 +77,7 @@ class Session:
         backend_started: float | None = None,
         collection_hint: str = "",
         display: StatusDisplay | None = None,
-        startup_seconds: float = 0.0,
-        teardown_seconds: float = 0.0,
+        forecast: Forecast | None = None,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -127,12 +121,9 @@ class Session:
         # agents whose late services it was told about (by when they entered that phase).
         self._display = display
         self._late_told: set[tuple[int, float]] = set()
-        # The agents' predicted start-up (from the session's start to ready) and teardown (stacks
-        # down), in the ETA: agents still starting join the work later, the run ends after it.
-        self._startup_seconds = startup_seconds
-        self._teardown_seconds = teardown_seconds
+        # The agents' predicted start-up and teardown, in the ETA; when they were told to stop.
+        self._forecast = forecast or Forecast()
         self._stopping_at: float | None = None
-        self._stopping = False
         self._failed_so_far = 0
         self._errors_so_far = 0
 
@@ -175,77 +166,24 @@ class Session:
         """Let the display show the status if it is due; name late services at once, once."""
         if self._display is None:
             return
-        now = self._now()
-        for record in self._agents.values():
-            if (
-                record.ready_at is None
-                and record.phase == "services"
-                and not (record.failed or record.stopped)
-            ):
-                agent = record.view(now, None, self._predicted_by_unit.get, self._stopping)
-                key = (record.agent_id, record.phase_at)
-                if agent.late and key not in self._late_told:
-                    self._late_told.add(key)
-                    self._display.notice(late_service_notice(agent))
+        for notice in late_services(self._agents.values(), self._now(), self._late_told):
+            self._display.notice(notice)
         self._display.update(self._clock(), changed, self.status)
 
     def status(self) -> RunStatus:
         """The run as it stands: tests done, failures so far, each agent's phase, the ETA."""
-        now = self._now()
-        agents = []
-        slow: list[SlowTest] = []
-        for record in self._agents.values():
-            running = None
-            if record.ready_at is not None and not (record.failed or record.stopped):
-                running = record.running_test(self._ledger.is_open)
-            agent = record.view(now, running, self._predicted_by_unit.get, self._stopping)
-            agents.append(agent)
-            if agent.phase == "running" and running is not None:
-                # How long this test has run: since the test before it ended here.
-                since = max(record.last_end_at, record.ready_at or 0.0)
-                unit = record.units.get(agent.unit)
-                recorded = (agent.estimate or 0.0) / max(1, len(unit.node_ids) if unit else 1)
-                if now - since >= max(SLOW_MIN_SECONDS, 2 * recorded):
-                    slow.append(SlowTest(running, record.agent_id, now - since))
-        eta = self._eta(now)
-        if self._stopping_at is not None:
-            eta = max(0.0, self._teardown_seconds - (now - self._stopping_at))
-        return RunStatus(
-            elapsed=now,
-            tests_done=self._live.tests_ended,
-            tests_total=self._live.tests,
+        return run_status(
+            self._agents.values(),
+            self._ledger.is_open,
+            self._live,
+            self._predicted_by_unit,
+            now=self._now(),
             failed=self._failed_so_far,
             errors=self._errors_so_far,
-            eta_seconds=eta,
-            agents=tuple(agents),
-            slow=tuple(slow),
+            forecast=self._forecast,
+            stopping_at=self._stopping_at,
+            unplanned=self._unplanned,
         )
-
-    def _eta(self, now: float) -> float | None:
-        """Seconds until the run is predicted to end (tests, then teardown); None while no agent
-        is ready and no start-up was predicted. An agent still starting is expected at the
-        predicted start-up, or when the first agent was ready if that was later (they start
-        together, on the same machines)."""
-        records = self._agents.values()
-        live = [a for a in records if a.live]
-        starting = [
-            a
-            for a in records
-            if a.ready_at is None and not (a.failed or a.stopped) and a.agent_id not in self._unplanned
-        ]
-        ready_times = [a.ready_at for a in records if a.ready_at is not None]
-        if not live and not (starting and self._startup_seconds > 0):
-            return None
-        expected_ready = max(self._startup_seconds, min(ready_times, default=0.0))
-        ready_in = [0.0] * len(live) + [max(0.0, expected_ready - now)] * len(starting)
-        spent = sum(a.last_end_at - a.ready_at for a in records if a.ready_at is not None and a.tests)
-        held = ([n for unit in a.units.values() for n in unit.node_ids] for a in live)
-        running = [
-            (test, now - max(a.last_end_at, a.ready_at or 0.0))
-            for a in live
-            if (test := a.running_test(self._ledger.is_open)) is not None
-        ]
-        return self._live.eta(ready_in, spent, held, running) + self._teardown_seconds
 
     def _done(self) -> bool:
         if self.fatal is not None or self._stop is not None or self._ledger.all_final():
@@ -293,7 +231,6 @@ class Session:
     def _stop_agents(self, abort: bool) -> None:
         """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
         command = p.Abort() if abort else p.Finish()
-        self._stopping = True
         self._stopping_at = self._now()
         for record in self._agents.values():
             if not record.stopped:
