@@ -38,6 +38,7 @@ def run_status(
     forecast: Forecast,
     stopping_at: float | None,
     unplanned: Collection[int],
+    queued_units: int = 0,
 ) -> RunStatus:
     """The run as it stands at `now` (seconds from its start): tests done, failures so far, each
     agent's phase, slow tests, the ETA (`stopping_at`: when the agents were told to stop)."""
@@ -59,7 +60,7 @@ def run_status(
     if stopping_at is not None:
         eta: float | None = max(0.0, forecast.teardown_seconds - (now - stopping_at))
     else:
-        eta = _eta(records, is_open, live, now, forecast, unplanned)
+        eta = _eta(records, is_open, live, now, forecast, unplanned, queued_units)
     return RunStatus(
         elapsed=now,
         tests_done=live.tests_ended,
@@ -96,11 +97,13 @@ def _eta(
     now: float,
     forecast: Forecast,
     unplanned: Collection[int],
+    queued_units: int,
 ) -> float | None:
     """Seconds until the run is predicted to end (tests, then teardown); None while no agent is
     ready and no start-up was predicted. An agent still starting is expected at the predicted
     start-up, or when the first agent was ready if that was later (they start together, on the
-    same machines)."""
+    same machines). Stack resets are counted apart from the pace: one per unit still to start
+    (queued, or held behind an agent's current one), at the mean measured so far."""
     ready = [a for a in records if a.live]
     starting = [
         a
@@ -112,11 +115,16 @@ def _eta(
     first_ready = min((a.ready_at for a in records if a.ready_at is not None), default=0.0)
     expected_ready = max(forecast.startup_seconds, first_ready)
     ready_in = [0.0] * len(ready) + [max(0.0, expected_ready - now)] * len(starting)
-    spent = sum(a.last_end_at - a.ready_at for a in records if a.ready_at is not None and a.tests)
+    spent = sum(
+        a.last_end_at - a.ready_at - a.reset_seconds for a in records if a.ready_at is not None and a.tests
+    )
+    resets = sum(a.resets for a in records)
+    reset_mean = sum(a.reset_seconds for a in records) / resets if resets else 0.0
+    resets_left = queued_units + sum(max(0, len(a.units) - 1) for a in ready)
     held = ([n for unit in a.units.values() for n in unit.node_ids] for a in ready)
     running = [
         (test, now - max(a.last_end_at, a.ready_at or 0.0))
         for a in ready
         if (test := a.running_test(is_open)) is not None
     ]
-    return live.eta(ready_in, spent, held, running) + forecast.teardown_seconds
+    return live.eta(ready_in, spent, held, running, resets_left * reset_mean) + forecast.teardown_seconds

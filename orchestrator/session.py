@@ -183,6 +183,7 @@ class Session:
             forecast=self._forecast,
             stopping_at=self._stopping_at,
             unplanned=self._unplanned,
+            queued_units=self._scheduler.statistics().queued_units,
         )
 
     def _done(self) -> bool:

@@ -102,6 +102,7 @@ class LiveEstimate:
         spent_seconds: float,
         held: Iterable[Iterable[str]],
         running: Iterable[tuple[str, float]] = (),
+        overhead: float = 0.0,
     ) -> float:
         """Seconds until the last agent is predicted to finish the remaining work.
 
@@ -114,7 +115,8 @@ class LiveEstimate:
         plan for this run's machine load, resets and per-test costs; 1 until a test ended. A test
         still `running` (node id, seconds so far) counts as far as it is known: the time it ran,
         against its estimate up to that time (one that outruns its estimate already shows the
-        pace before it ends; one within it counts as on plan so far).
+        pace before it ends; one within it counts as on plan so far). `overhead` is work the
+        tests' estimates do not hold (the stack resets still to come), shared like the rest.
         """
         spent, estimated = spent_seconds, self._estimated_ended
         for node_id, seconds in running:
@@ -122,7 +124,7 @@ class LiveEstimate:
             estimated += min(seconds, self.remaining_of((node_id,)))
         pace = spent / estimated if estimated > 0 and spent > 0 else 1.0
         tail = max((self.remaining_of(node_ids) for node_ids in held), default=0.0)
-        return max(finish_in(pace * self.remaining_seconds(), ready_in), pace * tail)
+        return max(finish_in(pace * self.remaining_seconds() + overhead, ready_in), pace * tail)
 
 
 def finish_in(work: float, ready_in: Sequence[float]) -> float:

@@ -56,6 +56,8 @@ def test_the_eta_is_the_remaining_work_at_the_pace_measured_so_far() -> None:
     # into it counts as on plan so far.
     assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 2.0)]) == pytest.approx(5 / 3 * 6.0 / 2)
     assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 0.5)]) == pytest.approx(3.5 / 2.5 * 6.0 / 2)
+    # Work the estimates do not hold (resets to come) is shared like the rest.
+    assert live.eta([0.0, 0.0], 3.0, [], overhead=2.0) == pytest.approx((1.5 * 6.0 + 2.0) / 2)
 
 
 def test_work_is_shared_by_agents_as_they_join() -> None:
