@@ -36,6 +36,7 @@ from orchestrator.scheduling import SCHEDULER_KINDS
 __all__ = [
     "AUTO",
     "DEFAULT_DURATIONS_PATH",
+    "LIVE_MODES",
     "DEFAULT_MAX_CRASHES",
     "OPTIONS",
     "GivenOptions",
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 AUTO = "auto"
+# --live / --orchestrate-live: the live status area in a terminal (orchestrator/report/live.py).
+LIVE_MODES = ("auto", "on", "off")
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
 DEFAULT_MAX_CRASHES = 2
 
@@ -280,11 +283,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "status_interval",
         "a status line (tests done, failures so far, each agent's phase, ETA) every SECONDS; 0: none; "
-        "none with -q",
+        "none with -q or with the live view",
         parse=_seconds_or_zero,
         default=DEFAULT_STATUS_INTERVAL,
         metavar="SECONDS",
         pyproject="status_interval",
+    ),
+    OptionSpec(
+        "live",
+        "a live status area below pytest's output (each agent's phase, tests done, failures, ETA); "
+        "auto: when stdout is a terminal and not -q",
+        default=AUTO,
+        choices=LIVE_MODES,
+        pyproject="live",
     ),
     # The modes of a session: the `orchestrate` commands give them as values of their own.
     OptionSpec(
@@ -341,6 +352,8 @@ class RunConfig:
     excludes: tuple[str, ...]
     # Seconds between status lines (orchestrator/report/status.py); 0: none.
     status_interval: float = DEFAULT_STATUS_INTERVAL
+    # The live status area: "on", "off", or "auto" (on when stdout is a terminal and not -q).
+    live: str = AUTO
 
     @property
     def outputs(self) -> OutputPaths:
@@ -432,6 +445,7 @@ def build_run_config(
         html=value("html"),
         excludes=tuple(value("exclude")),
         status_interval=float(value("status_interval")),
+        live=value("live"),
     )
 
 

@@ -1,6 +1,7 @@
 """The Stack protocol: one agent's private set of services (containers), up, reset and down.
 
-Called by the agent (agents/agent.py): `up()` once before its pytest worker starts,
+Made by `agents.stack.make_stack(..., on_step=)`, whose `on_step` hears each StackStep of `up()`
+(from any thread). Called by the agent (agents/agent.py): `up()` once before its pytest worker starts,
 `watch(on_death)` once after `up()` succeeded (or `check()` every few seconds while tests run),
 `snapshot()` once right after `up()` and before any test, `reset()` before every unit (reruns and
 requeued units included) when `resets` is true, `down()` exactly once at the end, whatever
@@ -32,6 +33,16 @@ class StackEndpoints:
     # it), "" (no setup, or the cache is off); a hit's `cache_saved_seconds` is what setup cost
     cache: str = ""
     cache_saved_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StackStep:
+    """Where a stack's `up()` is, for whoever watches it start: its services starting (`ready`
+    and `waiting` name them), or its set-up running (here, or in another agent it waits for)."""
+
+    phase: str  # "services" or "setup"
+    ready: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
 
 
 class Stack(Protocol):
