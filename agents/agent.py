@@ -363,6 +363,7 @@ class AgentMachine:
             and not self._pending.is_started(unit_id)
             and self.state in (S.RUNNING, S.FINISHING)
         ):
+            self._emit(pm.AgentPhase(phase="reset", unit_id=unit_id))
             self._do(ResetStack(unit_id))
         else:
             # Nothing ran since the snapshot, or the unit is half done (a new worker resumes it):

@@ -29,7 +29,8 @@ def main() -> int:
     writer = wire.FrameWriter(event_fd)
 
     def emit(batch: Sequence[Event]) -> None:
-        """Write one batch of the agent's events (from its driver thread: one write a wake-up)."""
+        """Write one batch of the agent's events (the runtime hands them one at a time: one write a
+        wake-up of its driver thread, or a phase of the stack as it starts)."""
         # The coordinator may be gone: the command reader sees that and aborts.
         with contextlib.suppress(OSError):
             writer.send(encode(batch))

@@ -248,11 +248,15 @@ class WorkerPlugin:
         items = self._collection.items
         unknown = [n for _, ids in units for n in ids if n not in items]
         if unknown:
+            # Collect their files whole: a class may come from another one's items (a
+            # modifyitems hook that makes a class per database, as SQLAlchemy's plugin does), so
+            # its own name is no collector of the file's.
+            self._collection.collect_whole_files(self._session, {file_node_id(n) for n in unknown})
+            unknown = [n for n in unknown if n not in items]
+        if unknown:
             # What this worker collected instead, where the names match: the coordinator shows
             # the difference (a parametrization that depends on the process, a class named after
-            # the database it is connected to). The files of `unknown` are collected whole first.
-            files = {file_node_id(n) for n in unknown}
-            self._collection.collect_whole_files(self._session, files)
+            # the database it is connected to).
             names = {(file_node_id(n), _test_name(n)) for n in unknown}
             similar = [n for n in items if (file_node_id(n), _test_name(n)) in names]
             self.say(wh.NotCollected(tuple(unknown), tuple(similar)))

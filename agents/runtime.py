@@ -25,6 +25,7 @@ the traceback) and AgentStopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import selectors
@@ -62,12 +63,12 @@ from agents.agent import (
     WorkerSaid,
 )
 from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, make_stack, stack_env_json, sweep
-from agents.stack.compose import parse_stack
-from agents.stack.errors import DockerUnavailable, StackFailed
+from agents.stack import Stack, StackStep, make_stack, stack_env_json, sweep
+from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.lease import Lease
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,12 @@ class AgentRuntime:
         os.set_blocking(self._wake_write, False)
         self._selector = selectors.DefaultSelector()
         self._outbox: list[pm.Event] = []
+        # Batches reach the backend from the driver, and from the stack's threads while `up()`
+        # waits for its services (their AgentPhase): one at a time, in order.
+        self._emit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stack: Stack | None = None
+        self._spec: StackSpec | None = None
         self._lease: Lease | None = None
         # Ends the stack's watch on Docker's events (a dead service becomes StackDied).
         self._stop_watch: Callable[[], None] | None = None
@@ -223,6 +228,7 @@ class AgentRuntime:
             if self._worker is not None:
                 self._worker.kill()
         elif isinstance(action, ResetStack):
+            self._flush_events()  # what came before (the reset's phase) is not held up by it
             return self._reset(action.unit_id)
         elif isinstance(action, TakeStackDown):
             return self._take_stack_down()
@@ -242,7 +248,25 @@ class AgentRuntime:
         """Hand what this wake-up emitted to the backend, as one batch."""
         if self._outbox:
             batch, self._outbox = self._outbox, []
-            self._emit_batch(batch)
+            with self._emit_lock:
+                self._emit_batch(batch)
+
+    def _tell_phase(self, phase: pm.AgentPhase) -> None:
+        """Send a phase of the stack's start at once, from whichever thread sees it.
+
+        The machine is not involved: it is in STARTING_STACK throughout, and the driver thread
+        is inside `up()`, so the phase goes straight out, as `_fail` sends its events.
+        """
+        with self._emit_lock:
+            self._emit_batch([dataclasses.replace(phase, agent_id=self.config.agent_id)])
+
+    def _on_stack_step(self, step: StackStep) -> None:
+        timeout = 0.0
+        if step.phase == "services" and self._spec is not None:
+            timeout = self._spec.ready_timeout
+        self._tell_phase(
+            pm.AgentPhase(phase=step.phase, ready=step.ready, waiting=step.waiting, timeout=timeout)
+        )
 
     # -- the stack -------------------------------------------------------------------------
 
@@ -251,13 +275,22 @@ class AgentRuntime:
         config = self.config
         try:
             spec = parse_stack(config.stack_text, Path(config.stack_path)) if config.stack_text else None
+            self._spec = spec
             if spec is not None:
                 self._take_lease_and_sweep()
-            self._stack = make_stack(spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd)
+            self._stack = make_stack(
+                spec,
+                config.run_id,
+                str(config.agent_id),
+                config.owner,
+                cwd=config.cwd,
+                on_step=self._on_stack_step,
+            )
             endpoints = self._stack.up()
             seconds = endpoints.up_seconds + endpoints.setup_seconds
             resets = self._stack.resets
             if resets:
+                self._tell_phase(pm.AgentPhase(phase="snapshot"))
                 try:
                     seconds += self._stack.snapshot()
                 except StackFailed as exc:

@@ -301,8 +301,8 @@ def measure(method: str, agents: int, repetition: int, context: Context) -> Meas
     """
     if context.stack_file is None or method.startswith("orchestrate"):
         return _measure(method, agents, repetition, context)
-    from agents.stack.errors import StackError
     from benchmarks.integration import one_stack
+    from orchestrator.protocol.errors import StackError
 
     run_id = f"bench-{os.getpid()}-{method}-n{agents}-r{repetition}"
     try:

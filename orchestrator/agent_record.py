@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from orchestrator import protocol as p
 from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
+from orchestrator.report.status import AgentStatus
 
 # A unit's span in the timeline takes the worst outcome of its tests.
 _WORST_FIRST = (
@@ -61,6 +62,12 @@ class AgentRecord:
         self.ready_at: float | None = None
         self.finished_at: float | None = None
         self.stopped_at: float | None = None
+        # Where it is in its start-up or its stack's care, as the live status shows it (AgentPhase,
+        # StackReady, AgentReady: "starting", "services", "setup", "snapshot", "worker",
+        # "resetting", "ready"), since when, and the last AgentPhase (its services' names).
+        self.phase = "starting"
+        self.phase_at = 0.0
+        self.phase_event: p.AgentPhase | None = None
 
     def hold(self, unit: TestUnit) -> None:
         """The agent was given `unit`."""
@@ -108,8 +115,50 @@ class AgentRecord:
         """The id of the held unit `node_id` belongs to (a dict lookup: units can hold 50,000 tests)."""
         return self._unit_of_node.get(node_id)
 
+    def enter(self, phase: str, now: float, event: p.AgentPhase | None = None) -> None:
+        """The agent entered `phase` (what the live status shows), as `event` said.
+
+        A phase said again (another of its services is ready) keeps the time it began.
+        """
+        if phase != self.phase:
+            self.phase_at = now
+        self.phase = phase
+        self.phase_event = event
+
+    def view(
+        self, now: float, running: str | None, estimate: Callable[[str], float | None], stopping: bool
+    ) -> AgentStatus:
+        """The agent as the status shows it now; `running` is the test it runs, if any."""
+        if self.failed:
+            return AgentStatus(self.agent_id, "failed", reason=self.failed)
+        if self.stopped:
+            return AgentStatus(self.agent_id, "stopped")
+        if self.ready_at is None or self.phase == "resetting":
+            event = self.phase_event
+            if event is None or event.phase != "services":
+                return AgentStatus(self.agent_id, self.phase, now - self.phase_at)
+            return AgentStatus(
+                self.agent_id,
+                "services",
+                now - self.phase_at,
+                ready=event.ready,
+                waiting=event.waiting,
+                timeout=event.timeout,
+            )
+        if running is not None:
+            unit_id = self.unit_holding(running) or ""
+            # No test of the unit ended yet: it started when the one before it ended.
+            since = self.unit_started.get(unit_id, max(self.last_end_at, self.ready_at))
+            return AgentStatus(
+                self.agent_id, "running", now - since, unit=unit_id, test=running, estimate=estimate(unit_id)
+            )
+        if stopping:
+            return AgentStatus(self.agent_id, "stopping")
+        return AgentStatus(self.agent_id, "idle", now - max(self.last_end_at, self.ready_at))
+
     def mark_ready(self, event: p.AgentReady, now: float) -> None:
         """The agent's stack is up and its worker has collected: it can take work."""
+        self.enter("ready", now)
         self.live = True
         self.ready_at = now
         self.last_end_at = now
@@ -126,7 +175,10 @@ class AgentRecord:
         self.stack_down = event.stack_down_seconds
         self.restarts = event.worker_restarts
 
-    def count_reset(self, seconds: float) -> None:
+    def count_reset(self, seconds: float, now: float) -> None:
+        """The stack was reset (the unit it was reset for runs next)."""
+        if self.phase == "resetting":
+            self.enter("ready", now)
         self.resets += 1
         self.reset_seconds += seconds
 

@@ -13,15 +13,16 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli_parser import PROG, build_parser
-from orchestrator.errors import (
+from orchestrator.model import GroupBy
+from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH
+from orchestrator.protocol.errors import (
     EXIT_INTERRUPTED,
     USER_ERRORS,
     UsageError,
 )
-from orchestrator.model import GroupBy
 
 if TYPE_CHECKING:
     from orchestrator.bench import BenchConfig
@@ -54,13 +55,13 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     from orchestrator import commands
 
     if args.command in ("run", "plan", "shard"):
-        return _pytest_session(_session_args(args, pytest_args))
+        return _pytest_session(*_session(args, pytest_args))
     if args.command == "bench":
         return commands.bench(_bench_config(args, pytest_args))
     if pytest_args:
         raise UsageError(f"`{args.command}` takes no pytest arguments after --")
     if args.command == "merge":
-        return _pytest_session(_merge_args(args))
+        return _pytest_session(*_merge(args))
     if args.command == "report":
         return commands.report(args.results_file, args.html)
     if args.command == "durations":
@@ -79,25 +80,29 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
     raise UsageError(f"unknown command {args.command!r}")
 
 
-def _pytest_session(args: list[str]) -> int:
+def _pytest_session(args: list[str], given: dict[str, Any]) -> int:
     """`orchestrate run/plan/shard/merge` is a pytest session with orchestrate's plugin driving it.
 
-    What `pytest.main` does, but a usage error (pytest's, or ours raised inside the session)
-    becomes orchestrate's one line instead of pytest's usage text.
+    What `pytest.main` does, with orchestrate's options handed over as typed values (a plugin
+    object, orchestrator/options.py), and a usage error (pytest's, or ours raised inside the
+    session) as orchestrate's one line instead of pytest's usage text.
     """
     import pytest
     from _pytest.config import _prepareconfig
 
+    from orchestrator.options import GivenOptions
+
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         args = ["-p", "orchestrator.plugin", *args]
     os.environ["PYTEST_VERSION"] = pytest.__version__
+    given_plugin = GivenOptions(given)
     try:
-        config = _prepareconfig(args, None)
+        config = _prepareconfig(args, [given_plugin])
     except pytest.UsageError as exc:
         raise UsageError(_usage_line(exc)) from None
     except Exception:
         # A conftest that fails to import, and the like: pytest words it best.
-        return int(pytest.main(args))
+        return int(pytest.main(args, [given_plugin]))
     try:
         return int(config.hook.pytest_cmdline_main(config=config))
     except pytest.UsageError as exc:
@@ -115,80 +120,49 @@ def _usage_line(exc: Exception) -> str:
     return lines[0] if lines else "pytest refused its arguments"
 
 
-def _session_args(args: argparse.Namespace, pytest_args: list[str]) -> list[str]:
-    """The pytest command line for `run`, `plan` and `shard`: the user's, then orchestrate's options.
+def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The table's options `command` was given, as the values argparse parsed."""
+    from orchestrator.options import OPTIONS
 
-    Always `--option=value`: pytest looks for its rootdir among the arguments it does not know yet
-    (plugins' options are not registered then), and a bare path value would count as one.
-    """
+    values = {spec.name: getattr(args, spec.name, None) for spec in OPTIONS if command in spec.commands}
+    return {name: value for name, value in values.items() if value not in (None, False)}
+
+
+def _pytest_own(args: argparse.Namespace) -> list[str]:
+    """pytest's own options that `orchestrate` also takes, for pytest's command line."""
+    own = ["-v"] if args.verbose else []
+    # `--option=value`: pytest looks for its rootdir among the arguments it does not know yet.
+    return own + ([f"--junitxml={args.junitxml}"] if args.junitxml else [])
+
+
+def _session(args: argparse.Namespace, pytest_args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The pytest command line and orchestrate's given options for `run`, `plan` and `shard`."""
     for path in args.paths:
         # A path may also be a node id (file.py::Test) or, with --pyargs, a package name.
         file_part = path.split("::", 1)[0]
         if "--pyargs" not in pytest_args and not os.path.exists(file_part):
             raise UsageError(f"file or directory not found: {path}")
     session = [*args.paths, *pytest_args]
-    # An int, "auto", or (plan) a tuple of counts.
-    counts = args.agents if isinstance(args.agents, tuple) else (args.agents,)
-    session.append(f"--agents={counts[0]}")
-    session += [f"--orchestrate-durations={args.durations}", f"--orchestrate-group-by={args.group_by}"]
-    if args.split:
-        session.append("--orchestrate-split")
-    stack_file = getattr(args, "stack", None) or _pyproject_setting("stack")
+    given = _given(args, args.command)
     if args.command == "plan":
-        session += [f"--orchestrate-plan={','.join(map(str, counts))}", "-qq", "--no-header"]
-        if args.plot:
-            session.append(f"--orchestrate-plot={args.plot}")
-        if stack_file:
-            # Not checked: `plan` starts nothing; the file only names its start-up history.
-            session.append(f"--orchestrate-stack={stack_file}")
-        return session
-    if stack_file:
-        # Checked by the coordinator plugin as the session starts (file, then engine unless the
-        # stacks run on a cluster's nodes); its usage error comes back here as one line.
-        session.append(f"--orchestrate-stack={stack_file}")
-    for flag, value in (
-        ("--orchestrate-timeout", args.timeout),
-        ("--orchestrate-status-interval", getattr(args, "status_interval", None)),
-        ("--orchestrate-results", args.results),
-        ("--orchestrate-html", getattr(args, "html", None)),
-        ("--junitxml", args.junitxml),
-    ):
-        if value is not None:
-            session.append(f"{flag}={value}")
-    session += [f"--orchestrate-max-crashes={args.max_crashes}", f"--orchestrate-reruns={args.reruns}"]
-    session.append(f"--orchestrate-schedule={args.schedule}")
-    if args.verbose:
-        session.append("-v")
+        counts = args.agents
+        given |= {"agents": AUTO if counts == AUTO else counts[0], "plan": counts}
+        return [*session, "-qq", "--no-header"], given
+    given["agents"] = args.agents
+    session += _pytest_own(args)
     if args.command == "shard":
-        index, total = _shard_position(args.index, args.total, os.environ)
-        return [*session, f"--orchestrate-shard={index}/{total}", "--orchestrate-backend=local"]
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
+        given |= {"shard": _shard_position(args.index, args.total, os.environ), "backend": "local"}
+        return session, given
+    address = given.get("address") or os.environ.get("RAY_ADDRESS") or None
     if address:
         from orchestrator.backends import check_reachable
 
         check_reachable(address)
-        session.append(f"--orchestrate-address={address}")
-    if args.backend:
-        session.append(f"--orchestrate-backend={args.backend}")
-    session += [f"--orchestrate-exclude={pattern}" for pattern in args.exclude]
-    return session
+    return session, given
 
 
-def _merge_args(args: argparse.Namespace) -> list[str]:
-    for path in args.artifacts:
-        if "," in path:
-            raise UsageError(f"a results file name may not contain a comma: {path}")
-    session = [f"--orchestrate-merge={','.join(args.artifacts)}", f"--orchestrate-durations={args.durations}"]
-    for flag, value in (
-        ("--orchestrate-results", args.results),
-        ("--orchestrate-html", getattr(args, "html", None)),
-        ("--junitxml", args.junitxml),
-    ):
-        if value is not None:
-            session.append(f"{flag}={value}")
-    if args.verbose:
-        session.append("-v")
-    return session
+def _merge(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    return _pytest_own(args), _given(args, "merge") | {"merge": tuple(args.artifacts)}
 
 
 # Each CI's parallel-job variables: (index variable, its base, total variable).
@@ -234,23 +208,6 @@ def _env_int(env: Mapping[str, str], name: str) -> int:
         raise UsageError(f"{name} is not a whole number: {env[name]!r}") from None
 
 
-def _pyproject_setting(key: str) -> str | None:
-    """A value from [tool.orchestrate] in ./pyproject.toml, if there is one."""
-    import tomllib
-
-    try:
-        with open("pyproject.toml", "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"pyproject.toml: {exc}") from exc
-    value = data.get("tool", {}).get("orchestrate", {}).get(key)
-    if value is not None and not isinstance(value, str):
-        raise UsageError(f"pyproject.toml: [tool.orchestrate] {key} must be a string")
-    return value
-
-
 # --- the HTML report, `plan --agents LIST`, `report` and `bench` (issue 13) ---
 
 
@@ -269,10 +226,10 @@ def _bench_config(args: argparse.Namespace, pytest_args: list[str]) -> BenchConf
         run=BenchSuite(
             paths=tuple(args.paths),
             pytest_args=tuple(pytest_args),
-            durations_path=args.durations,
-            group_by=GroupBy(args.group_by),
-            stack_file=args.stack or _pyproject_setting("stack"),
-            split=args.split,
+            durations_path=args.durations or DEFAULT_DURATIONS_PATH,
+            group_by=GroupBy(args.group_by or GroupBy.CLASS),
+            stack_file=args.stack or _pyproject_stack(),
+            split=bool(args.split),
             backend=args.backend,
             cwd=os.getcwd(),
         ),
@@ -283,6 +240,21 @@ def _bench_config(args: argparse.Namespace, pytest_args: list[str]) -> BenchConf
         results=args.results,
         html=args.html,
     )
+
+
+def _pyproject_stack() -> str | None:
+    """[tool.orchestrate] stack of ./pyproject.toml (`bench` starts no session of its own here)."""
+    from pathlib import Path
+
+    import pytest
+
+    from orchestrator.options import read_pyproject
+
+    try:
+        value = read_pyproject(Path.cwd()).get("stack")
+    except pytest.UsageError as exc:
+        raise UsageError(str(exc)) from None
+    return str(value) if value is not None else None
 
 
 __all__ = ["build_parser", "main"]

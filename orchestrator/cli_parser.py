@@ -7,14 +7,24 @@ text on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from orchestrator.backends import BACKEND_KINDS
-from orchestrator.errors import UsageError
-from orchestrator.model import GroupBy
-from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH, DEFAULT_MAX_CRASHES
-from orchestrator.scheduling import SCHEDULER_KINDS
+from orchestrator.options import (
+    AUTO,
+    BENCH,
+    DEFAULT_DURATIONS_PATH,
+    MERGE,
+    OPTIONS,
+    PLAN,
+    RUN,
+    SHARD,
+    agent_counts_value,
+    agents_value,
+    positive_int,
+    positive_seconds,
+)
+from orchestrator.protocol.errors import UsageError
 
 PROG = "orchestrate"
 
@@ -26,72 +36,40 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than `minimum`."""
+def _add_table_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The options of orchestrate's table (orchestrator/options.py) that `command` takes.
 
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value}")
-    return value
+    Every default is None (not given): the session resolves it, with the environment and
+    pyproject.toml, in one place (`build_run_config`).
+    """
+    for spec in OPTIONS:
+        if command not in spec.commands:
+            continue
+        kwargs: dict[str, Any] = {"dest": spec.name, "default": None, "help": spec.help_text()}
+        if spec.flag:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = spec.metavar
+            if spec.repeat:
+                kwargs["action"] = "append"
+            if spec.parse is not None:
+                kwargs["type"] = spec.parse
+            if spec.choices:
+                kwargs["choices"] = list(spec.choices)
+        if spec.env:
+            kwargs["help"] += f"; default: {spec.env} if set"
+        if spec.pyproject:
+            kwargs["help"] += f"; pyproject.toml: [tool.orchestrate] {spec.pyproject}"
+        parser.add_argument(spec.cli_flag, **kwargs)
 
 
-def _add_selection_options(parser: argparse.ArgumentParser) -> None:
+def _add_session_options(parser: argparse.ArgumentParser, command: str, default_agents: int | str) -> None:
     parser.add_argument(
         "paths", nargs="*", help="test paths (as given to pytest); default: pytest's testpaths or ."
     )
     parser.add_argument(
-        "--durations",
-        default=DEFAULT_DURATIONS_PATH,
-        metavar="PATH",
-        help=f"duration store (msgpack) read for planning and updated after the run (default: {DEFAULT_DURATIONS_PATH})",
-    )
-    parser.add_argument(
-        "--group-by",
-        choices=[g.value for g in GroupBy],
-        default=GroupBy.CLASS.value,
-        help="unit of scheduling: tests of one class (module-level functions: their module), "
-        "or of one module/file, always run together on one agent (default: class)",
-    )
-
-
-def _add_split_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--split",
-        action="store_true",
-        help="cut units longer than total/N into chunks run on several agents, where none of their tests "
-        "uses a class- or module-scoped fixture (off by default: tests of a class may depend on each other)",
-    )
-
-
-def _agents_or_auto(text: str) -> int | str:
-    """An argparse type: a positive number of agents, or "auto"."""
-    return AUTO if text.strip().lower() == AUTO else _positive_int(text)
-
-
-def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str) -> None:
-    parser.add_argument(
         "--agents",
-        type=_agents_or_auto,
+        type=agents_value,
         default=default_agents,
         metavar="N|auto",
         help="number of agents, each with its own pytest worker and stack; auto: the number with the "
@@ -99,55 +77,8 @@ def _add_run_options(parser: argparse.ArgumentParser, default_agents: int | str)
         f"(default: {default_agents})",
     )
     parser.add_argument("--junitxml", metavar="PATH", help="write one JUnit XML report for the whole run")
-    parser.add_argument("--results", metavar="PATH", help="write the machine-readable results (JSON)")
-    _add_html_option(parser)
-    parser.add_argument(
-        "--stack",
-        metavar="FILE",
-        help="compose-format stack file: every agent brings up its own copy (default: [tool.orchestrate] stack "
-        "in pyproject.toml, else none)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="per-test timeout, enforced from outside: the worker is killed and replaced, the test is 'timeout'",
-    )
-    parser.add_argument(
-        "--status-interval",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="a status line (tests done, failures so far, each agent's phase, ETA) every SECONDS "
-        "(default 30; 0: none; none with -q)",
-    )
-    parser.add_argument(
-        "--max-crashes",
-        type=_positive_int,
-        default=DEFAULT_MAX_CRASHES,
-        metavar="N",
-        help=f"a test that kills its worker is tried at most N times, then it is 'crashed' (default: {DEFAULT_MAX_CRASHES})",
-    )
-    parser.add_argument(
-        "--reruns",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="rerun a failed test up to N times; one that then passes is reported as passed (flaky)",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=list(SCHEDULER_KINDS),
-        default="dynamic",
-        help="dynamic: hand out units as agents free up, stealing queued units (default); static: the plan as is",
-    )
-    _add_split_option(parser)
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="pytest's -v: one line per test",
-    )
+    _add_table_options(parser, command)
+    parser.add_argument("-v", "--verbose", action="store_true", help="pytest's -v: one line per test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,50 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect the suite, plan it by past durations, run it on N agents, and merge one report. "
         "Everything after `--` is handed to pytest in every agent (-k, -m, -x, --maxfail, -p, --pyargs, ...).",
     )
-    _add_selection_options(run)
-    _add_run_options(run, default_agents=AUTO)
-    run.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="a Ray cluster to run the agents on (host:port, or ray://host:10001); default: RAY_ADDRESS if set",
-    )
-    run.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="on a cluster: leave files matching PATTERN (gitignore syntax) out of the code Ray ships "
-        "to the agents; .gitignore is honoured, .git, .venv and .orchestrate never go",
-    )
-    run.add_argument(
-        "--backend",
-        choices=list(BACKEND_KINDS),
-        default=None,
-        help="local: agents on this machine, no Ray (default without --address); ray: Ray actors "
-        "(default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",
-    )
+    _add_session_options(run, RUN, default_agents=AUTO)
 
     plan = sub.add_parser("plan", help="print the plan without running anything")
-    _add_selection_options(plan)
-    _add_split_option(plan)
+    plan.add_argument(
+        "paths", nargs="*", help="test paths (as given to pytest); default: pytest's testpaths or ."
+    )
     plan.add_argument(
         "--agents",
-        type=_agent_counts_or_auto,
+        type=agent_counts_value,
         default=AUTO,
         metavar="N|LIST|auto",
         help="number of agents (default: auto, as `run` chooses it); a list (1,2,4,8) or a range (1-16) "
         "prints the predicted makespan, lower bound, efficiency and, with start-up history, the "
         "wall-clock for each",
     )
-    plan.add_argument(
-        "--stack",
-        metavar="FILE",
-        help="the stack file runs use: its start-up history predicts the wall-clock "
-        "(default: [tool.orchestrate] stack in pyproject.toml)",
-    )
-    plan.add_argument(
-        "--plot", metavar="PATH", help="also draw the predicted makespan against N as an SVG picture"
-    )
+    _add_table_options(plan, PLAN)
 
     shard = sub.add_parser(
         "shard",
@@ -231,20 +134,15 @@ the CI's parallel-job variables:
     --index ${{ matrix.index }} --total ${{ strategy.job-total }}
 An explicit flag wins over the variables.""",
     )
-    _add_selection_options(shard)
-    _add_run_options(shard, default_agents=1)
-    shard.add_argument("--index", type=_positive_int, metavar="I", help="this runner's part, 1..N")
-    shard.add_argument("--total", type=_positive_int, metavar="N", help="number of runners")
+    _add_session_options(shard, SHARD, default_agents=1)
+    shard.add_argument("--index", type=positive_int, metavar="I", help="this runner's part, 1..N")
+    shard.add_argument("--total", type=positive_int, metavar="N", help="number of runners")
 
     merge = sub.add_parser("merge", help="merge the results artifacts of all CI runners into one report")
     merge.add_argument("artifacts", nargs="+", help="results files written by `orchestrate shard --results`")
     merge.add_argument("--junitxml", metavar="PATH", help="write one JUnit XML report")
-    merge.add_argument("--results", metavar="PATH", help="write the merged results (JSON)")
-    merge.add_argument(
-        "--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH", help="duration store to update"
-    )
+    _add_table_options(merge, MERGE)
     merge.add_argument("-v", "--verbose", action="store_true")
-    _add_html_option(merge)
     _add_report_and_bench_parsers(sub)
 
     durations = sub.add_parser("durations", help="inspect or import the duration store")
@@ -253,7 +151,7 @@ An explicit flag wins over the variables.""",
     )
     show = dsub.add_parser("show", help="list the slowest units")
     show.add_argument("--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH")
-    show.add_argument("-n", type=_positive_int, default=20, metavar="N", help="how many units (default 20)")
+    show.add_argument("-n", type=positive_int, default=20, metavar="N", help="how many units (default 20)")
     imp = dsub.add_parser("import", help="import pytest-split .test_durations JSON or JUnit XML files")
     imp.add_argument("files", nargs="+")
     imp.add_argument("--durations", default=DEFAULT_DURATIONS_PATH, metavar="PATH")
@@ -267,7 +165,7 @@ An explicit flag wins over the variables.""",
     )
     up.add_argument(
         "--agents",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="warm agents to keep (default: CPU count)",
@@ -294,7 +192,7 @@ An explicit flag wins over the variables.""",
     )
     clean.add_argument(
         "--stale-after",
-        type=_positive_float,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="a lease not renewed for this long is a dead run's (default 30)",
@@ -302,27 +200,12 @@ An explicit flag wins over the variables.""",
     return parser
 
 
-def _add_html_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--html",
-        metavar="PATH",
-        help="write a self-contained HTML report (outcomes, timeline per agent, predicted against actual)",
-    )
-
-
-def _agent_counts_or_auto(text: str) -> tuple[int, ...] | str:
-    """An argparse type: "auto", or what `_agent_counts` takes."""
-    return AUTO if text.strip().lower() == AUTO else _agent_counts(text)
-
-
 def _agent_counts(text: str) -> tuple[int, ...]:
     """An argparse type: one agent count, a list (1,2,4,8) or a range (1-16)."""
-    from orchestrator.whatif import parse_agent_counts
-
-    try:
-        return parse_agent_counts(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    counts = agent_counts_value(text)
+    if isinstance(counts, str):
+        raise argparse.ArgumentTypeError("a count, a list (1,2,4) or a range (1-8), not auto")
+    return counts
 
 
 def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
@@ -344,8 +227,10 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
         "`orchestrate run ... --results`, `pytest` (serial), `pytest -n N --dist worksteal` (xdist). "
         "orchestrate runs plan from a fresh copy of the duration store each time, which they do not change.",
     )
-    _add_selection_options(bench)
-    _add_split_option(bench)
+    bench.add_argument(
+        "paths", nargs="*", help="test paths (as given to pytest); default: pytest's testpaths or ."
+    )
+    _add_table_options(bench, BENCH)
     bench.add_argument(
         "--agents", type=_agent_counts, default=(2, 4), metavar="LIST", help="agent counts (default: 2,4)"
     )
@@ -356,7 +241,7 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
         help="what orchestrate is compared with: serial, xdist, or both (default: serial,xdist); none: ''",
     )
     bench.add_argument(
-        "--repetitions", type=_positive_int, default=3, metavar="R", help="runs of each method (default: 3)"
+        "--repetitions", type=positive_int, default=3, metavar="R", help="runs of each method (default: 3)"
     )
     bench.add_argument(
         "--backend",
@@ -364,8 +249,11 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
         default="local",
         help="orchestrate's backend (default: local)",
     )
-    bench.add_argument("--stack", metavar="FILE", help="stack file for orchestrate's agents")
-    bench.add_argument("--timeout", type=_positive_float, default=1800, metavar="SECONDS",
+    bench.add_argument("--timeout", type=positive_seconds, default=1800, metavar="SECONDS",
                        help="give up on one run after this long (default: 1800)")  # fmt: skip
     bench.add_argument("--results", metavar="PATH", help="write the measurements as JSON")
-    _add_html_option(bench)
+    bench.add_argument(
+        "--html",
+        metavar="PATH",
+        help="write a self-contained HTML report (outcomes, timeline per agent, predicted against actual)",
+    )

@@ -38,8 +38,8 @@ from typing import Any
 import pytest
 
 from orchestrator import protocol as p
-from orchestrator.errors import USER_ERRORS
-from orchestrator.options import KnownArgs, read_options, worker_args
+from orchestrator.options import args_for_workers, build_run_config, given_options, is_coordinator
+from orchestrator.protocol.errors import USER_ERRORS
 
 __all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]
 
@@ -129,13 +129,11 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     """In pytest_load_initial_conftests: when the stack file gives per-agent pytest_args or env,
     start the agents (an explicit --agents N) and a collection stack, and give this process's
     arguments and environment what a worker gets on that stack (see the module docstring)."""
-    known = early_config.known_args_namespace
-    if not getattr(known, "agents", None) or getattr(known, "orchestrate_merge", None):
-        return
-    if getattr(known, "orchestrate_plan", None):
-        return  # `plan` starts nothing
+    given = given_options(early_config, early=True)
+    if not is_coordinator(given) or given.get("merge") or given.get("plan"):
+        return  # not a run; `plan` starts nothing
     try:
-        options = read_options(KnownArgs(early_config))
+        options = build_run_config(given, early_config.rootpath)
         if not options.stack_file or options.address:
             return
         from agents.stack import load_stack_file
@@ -148,7 +146,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     per_agent = any(a.startswith("-") for a in spec.pytest_arg_templates) or bool(spec.env)
     if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
         return
-    collect_only = bool(getattr(known, "collectonly", False))
+    collect_only = bool(getattr(early_config.known_args_namespace, "collectonly", False))
     coordinator: Any = None
     try:
         if collect_only:
@@ -174,7 +172,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
             run_id=run_id,
             owner=owner,
             cwd=str(early_config.invocation_params.dir),
-            pytest_args=tuple(worker_args(early_config.invocation_params.args)),
+            pytest_args=tuple(args_for_workers(early_config.invocation_params.args)),
             stack_text=spec_text(options.stack_file),
             stack_path=options.stack_file,
             python=sys.executable,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator import warm
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import EXIT_OK, EXIT_TESTS_FAILED, EXIT_USAGE_ERROR, ArtifactError
+from orchestrator.protocol.errors import EXIT_OK, EXIT_TESTS_FAILED, EXIT_USAGE_ERROR, ArtifactError
 
 if TYPE_CHECKING:
     from orchestrator.bench import BenchConfig

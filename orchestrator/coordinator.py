@@ -22,20 +22,21 @@ import pytest
 from orchestrator import protocol as p
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import USER_ERRORS, UsageError
 from orchestrator.model import JunitSettings, RunReport, TestUnit
-from orchestrator.options import Options, worker_args
+from orchestrator.options import RunConfig, args_for_workers
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
+from orchestrator.protocol.errors import USER_ERRORS, UsageError
 from orchestrator.protocol.versions import runtime_versions
 from orchestrator.report.outputs import warn as _warn
 from orchestrator.report.spool import ResultSpool
+from orchestrator.report.status import StatusDisplay
 from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agents
 
 
 class Coordinator:
     """The coordinator's side of one pytest session: plans, runs the Session, reports."""
 
-    def __init__(self, config: pytest.Config, options: Options) -> None:
+    def __init__(self, config: pytest.Config, options: RunConfig) -> None:
         self.config = config
         self.options = options
         self.report: RunReport | None = None
@@ -94,7 +95,7 @@ class Coordinator:
                 f"the stack file gives each agent its own {', '.join(per_agent)}; the coordinator collects "
                 "without them: does collection depend on the service (names, versions, capabilities)?"
             )
-        _, replaced = without_stack_options(worker_args(self.config.invocation_params.args), templates)
+        _, replaced = without_stack_options(args_for_workers(self.config.invocation_params.args), templates)
         if replaced:
             names = ", ".join(replaced)
             self._warnings.append(
@@ -176,7 +177,7 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
         )
-        self.report = self._run(session, prepared)
+        self.report = self._run(session, prepared, fixed)
         if fixed:
             self.report = replace(
                 self.report,
@@ -206,7 +207,7 @@ class Coordinator:
                 run_id=self._run_id,
                 owner=_current_owner(),
                 cwd=str(self.config.invocation_params.dir),
-                pytest_args=tuple(worker_args(self.config.invocation_params.args)),
+                pytest_args=tuple(args_for_workers(self.config.invocation_params.args)),
                 stack_text=self._stack_text,
                 stack_path=self.options.stack_file or "",
                 timeout=self.options.timeout,
@@ -237,8 +238,9 @@ class Coordinator:
         self._backend_started_at = time.monotonic()
         self._backend.start(configs)
 
-    def _run(self, session: pytest.Session, prepared: Prepared) -> RunReport:
+    def _run(self, session: pytest.Session, prepared: Prepared, fixed: StartupPrediction | None) -> RunReport:
         from orchestrator.report.replay import PytestReplay
+        from orchestrator.run_status import Forecast
         from orchestrator.scheduling import make_scheduler
         from orchestrator.session import Session
 
@@ -251,6 +253,7 @@ class Coordinator:
             from orchestrator.report.spool import ResultSpool
 
             self._spool = ResultSpool()
+        display = self._status_display()
         session_loop = Session(
             prepared.units,
             make_scheduler(self.options.schedule, prepared.plan),
@@ -264,12 +267,15 @@ class Coordinator:
             keep_passed_reports=False,
             backend_started=self._backend_started_at,
             collection_hint=self._collection_hint,
-            status=self._print_status,
-            # -q (and quieter) turns the status lines off, as it quiets pytest's own progress.
-            status_interval=self.options.status_interval if self.config.option.verbose >= 0 else 0.0,
+            display=display,
+            forecast=Forecast(fixed.startup_seconds, fixed.teardown_seconds) if fixed else None,
         )
         try:
-            report = session_loop.run()
+            try:
+                report = session_loop.run()
+            finally:
+                if display is not None:
+                    display.close()  # before pytest's summary
             if session_loop.fatal is not None:
                 raise pytest.UsageError(str(session_loop.fatal))
             return report
@@ -432,6 +438,27 @@ class Coordinator:
             self._backend.shutdown()
             self._backend = None
 
+    def _status_display(self) -> StatusDisplay | None:
+        """The live area in a terminal (--live), else the CI lines (--status-interval, 0: only
+        the notices of late services), or none.
+
+        -q (and quieter) turns both off unless the live area is asked for by name, as it quiets
+        pytest's own progress; with the live area on, the periodic lines are off.
+        """
+        from orchestrator.report.status import StatusLines
+
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        writer = getattr(terminal, "_tw", None)
+        quiet = self.config.option.verbose < 0
+        live = self.options.live
+        if writer is not None and (live == "on" or (live == "auto" and not quiet and _is_terminal(writer))):
+            from orchestrator.report.live import LiveArea
+
+            return LiveArea(writer, time.monotonic())
+        if not quiet:
+            return StatusLines(self._print_status, self.options.status_interval, time.monotonic())
+        return None
+
     def _print_status(self, text: str) -> None:
         """A status line on a line of its own, after the progress dots written so far."""
         terminal = self.config.pluginmanager.getplugin("terminalreporter")
@@ -448,7 +475,13 @@ class Coordinator:
             print(text)
 
 
-def _backend_label(options: Options) -> str:
+def _is_terminal(writer: Any) -> bool:
+    """Whether pytest's terminal writer writes to a terminal that takes cursor movements."""
+    isatty = getattr(getattr(writer, "_file", None), "isatty", None)
+    return bool(isatty is not None and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def _backend_label(options: RunConfig) -> str:
     """The backend as its start-up costs differ: local threads, a fresh Ray, a warm one, a cluster."""
     if options.backend != "ray":
         return options.backend

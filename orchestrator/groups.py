@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 
 from agents.fixtures import ALONE_MARKER, GROUP_MARKER, WEIGHT_MARKER
-from orchestrator.errors import UsageError
+from orchestrator.protocol.errors import UsageError
 
-__all__ = ["GroupResolver", "GroupSpec", "TestConstraints", "read_groups"]
+__all__ = ["GroupResolver", "GroupSpec", "TestConstraints", "groups_of_table", "read_groups"]
 
 _KEYS = frozenset({"limit", "tests", "alone"})
 
@@ -68,10 +68,14 @@ def read_groups(pyproject: Path) -> tuple[GroupSpec, ...]:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return ()
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{pyproject}: {exc}") from exc
-    table = data.get("tool", {}).get("orchestrate", {}).get("groups", {})
-    where = f"{pyproject}: [tool.orchestrate.groups]"
+    return groups_of_table(data.get("tool", {}).get("orchestrate", {}).get("groups", {}), str(pyproject))
+
+
+def groups_of_table(table: object, path: str) -> tuple[GroupSpec, ...]:
+    """The groups of a parsed [tool.orchestrate.groups] table of the file `path`, checked."""
+    where = f"{path}: [tool.orchestrate.groups]"
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table of groups")
     return tuple(_spec(name, value, where) for name, value in table.items())

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from orchestrator.errors import InternalError
 from orchestrator.model import TestResult
+from orchestrator.protocol.errors import InternalError
 
 __all__ = ["check_results"]
 

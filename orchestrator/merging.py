@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import USER_ERRORS
 from orchestrator.model import RunReport
+from orchestrator.protocol.errors import USER_ERRORS
 from orchestrator.report.replay import PytestReplay
 from orchestrator.report.results import read_results
 from orchestrator.sharding import ShardArtifact, merge_shards

@@ -114,6 +114,15 @@ class Collection:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Where a session's own outputs go (none: not written)."""
+
+    results: str | None = None
+    html: str | None = None
+    durations: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JunitSettings:
     """The user's junit_* ini options, read at collection so our XML matches pytest's."""
 

@@ -16,9 +16,9 @@ import pytest
 from agents.fixtures import RESOURCES_MARKER
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import UsageError
 from orchestrator.groups import GroupResolver, GroupSpec, read_groups
 from orchestrator.model import GroupBy, Plan, TestUnit
+from orchestrator.protocol.errors import UsageError
 from orchestrator.scheduling import plan_lpt
 from orchestrator.scheduling.split import split_oversized
 

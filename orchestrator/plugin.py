@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from agents.fixtures import MARKER_LINES
-from orchestrator.options import add_options, read_options
+from orchestrator.options import add_options, build_run_config, given_options, is_coordinator
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,12 +44,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     """Before pytest_configure, after xdist's own (tryfirst): xdist must not take the coordinator's run."""
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
         return
-    wants = (
-        config.getoption("agents")
-        or config.getoption("orchestrate_merge")
-        or config.getoption("orchestrate_plan")
-    )
-    if wants and not config.getoption("collectonly"):
+    if is_coordinator(given_options(config)) and not config.getoption("collectonly"):
         from orchestrator._xdist import keep_xdist_out
 
         keep_xdist_out(config)
@@ -62,17 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
         return  # one of our agents' workers, or an xdist worker: never a coordinator
-    wants = (
-        config.getoption("agents")
-        or config.getoption("orchestrate_merge")
-        or config.getoption("orchestrate_plan")
-    )
-    if not wants or config.getoption("collectonly"):
+    given = given_options(config)
+    if not is_coordinator(given) or config.getoption("collectonly"):
         return
-    from orchestrator.errors import USER_ERRORS
+    from orchestrator.protocol.errors import USER_ERRORS
 
     try:
-        options = read_options(config)
+        options = build_run_config(given, config.rootpath)
         if options.merge:
             from orchestrator.merging import MergeReplay
 

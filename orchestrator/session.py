@@ -28,15 +28,16 @@ from orchestrator.agent_record import AgentRecord
 from orchestrator.attempts import AttemptLedger
 from orchestrator.backends.protocol import AgentBackend
 from orchestrator.durations.learning import LiveEstimate
-from orchestrator.errors import InternalError, VersionMismatch
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
+from orchestrator.protocol.errors import InternalError, VersionMismatch
 from orchestrator.protocol.reports import unpack_test_reports
 from orchestrator.protocol.versions import version_differences
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.report.sink import ReportSink
 from orchestrator.report.spool import ResultSpool
-from orchestrator.report.status import SLOW_MIN_SECONDS, RunStatus, SlowTest, status_line
+from orchestrator.report.status import RunStatus, StatusDisplay
+from orchestrator.run_status import Forecast, late_services, run_status
 from orchestrator.scheduling.protocol import Scheduler
 
 # How long agents get to finish cleanly (stacks down) once the run is over or interrupted.
@@ -75,8 +76,8 @@ class Session:
         keep_passed_reports: bool = True,
         backend_started: float | None = None,
         collection_hint: str = "",
-        status: Callable[[str], None] | None = None,
-        status_interval: float = 0.0,
+        display: StatusDisplay | None = None,
+        forecast: Forecast | None = None,
     ) -> None:
         self._scheduler = scheduler
         # The coordinator's python, pytest and orchestrate: every agent must run the same.
@@ -116,10 +117,13 @@ class Session:
         self._endings: Counter[str] = Counter()
         self._stop: StopRequest | None = None
         self._messages: list[str] = []
-        # The periodic status line (--status-interval): where it goes, how often, when next.
-        self._status = status if status_interval > 0 else None
-        self._status_interval = status_interval
-        self._next_status = 0.0
+        # What shows the run's status while it runs (CI lines, the live area), if anything; the
+        # agents whose late services it was told about (by when they entered that phase).
+        self._display = display
+        self._late_told: set[tuple[int, float]] = set()
+        # The agents' predicted start-up and teardown, in the ETA; when they were told to stop.
+        self._forecast = forecast or Forecast()
+        self._stopping_at: float | None = None
         self._failed_so_far = 0
         self._errors_so_far = 0
 
@@ -132,14 +136,14 @@ class Session:
             self._backend.start(self._configs)
         else:
             self._started = self._backend_started
-        self._next_status = self._clock() + self._status_interval
         try:
             while not self._done():
                 self._give_up_unrunnable()
                 self._dispatch()
-                for event in self._backend.wait_events(self._wait_slice()):
+                events = self._backend.wait_events(self._wait_slice())
+                for event in events:
                     self._handle(event)
-                self._say_status()
+                self._show_status(bool(events))
                 reason = self._sink.stop_requested()
                 if reason and self._stop is None:
                     self._stop = StopRequest("maxfail", reason)
@@ -153,55 +157,33 @@ class Session:
         return self._report()
 
     def _wait_slice(self) -> float:
-        """How long the loop may wait for events: until the next status line at the latest."""
-        if self._status is None:
+        """How long the loop may wait for events: until the display's next update at the latest."""
+        if self._display is None:
             return WAIT_SLICE_SECONDS
-        return max(0.0, min(WAIT_SLICE_SECONDS, self._next_status - self._clock()))
+        return max(0.0, min(WAIT_SLICE_SECONDS, self._display.wake_at() - self._clock()))
 
-    def _say_status(self) -> None:
-        """Write the status line when it is due (CI logs: `orchestrate: status ... ETA ...`)."""
-        if self._status is None or self._clock() < self._next_status:
+    def _show_status(self, changed: bool) -> None:
+        """Let the display show the status if it is due; name late services at once, once."""
+        if self._display is None:
             return
-        self._next_status = self._clock() + self._status_interval
-        self._status(status_line(self.status()))
+        for notice in late_services(self._agents.values(), self._now(), self._late_told):
+            self._display.notice(notice)
+        self._display.update(self._clock(), changed, self.status)
 
     def status(self) -> RunStatus:
         """The run as it stands: tests done, failures so far, each agent's phase, the ETA."""
-        now = self._now()
-        phases: Counter[str] = Counter()
-        slow: list[SlowTest] = []
-        for record in self._agents.values():
-            if record.failed:
-                phases["failed"] += 1
-            elif record.stopped:
-                phases["stopped"] += 1
-            elif record.ready_at is None:
-                phases["starting"] += 1
-            elif (running := record.running_test(self._ledger.is_open)) is not None:
-                phases["running"] += 1
-                since = max(record.last_end_at, record.ready_at)
-                unit_id = record.unit_holding(running)
-                unit = record.units.get(unit_id) if unit_id else None
-                recorded = self._predicted_by_unit.get(unit_id or "", 0.0) / max(
-                    1, len(unit.node_ids) if unit else 1
-                )
-                if now - since >= max(SLOW_MIN_SECONDS, 2 * recorded):
-                    slow.append(SlowTest(running, record.agent_id, now - since))
-            else:
-                phases["idle"] += 1
-        live_agents = sum(1 for a in self._agents.values() if a.live)
-        eta = self._live.remaining_seconds() / live_agents if live_agents else None
-        return RunStatus(
-            elapsed=now,
-            tests_done=self._live.tests_ended,
-            tests_total=self._live.tests,
+        return run_status(
+            self._agents.values(),
+            self._ledger.is_open,
+            self._live,
+            self._predicted_by_unit,
+            now=self._now(),
             failed=self._failed_so_far,
             errors=self._errors_so_far,
-            eta_seconds=eta,
-            agents=tuple(
-                (phase, phases[phase]) for phase in ("running", "idle", "starting", "failed", "stopped")
-            ),
-            slow=tuple(slow),
+            forecast=self._forecast,
+            stopping_at=self._stopping_at,
+            unplanned=self._unplanned,
+            queued_units=self._scheduler.statistics().queued_units,
         )
 
     def _done(self) -> bool:
@@ -250,14 +232,17 @@ class Session:
     def _stop_agents(self, abort: bool) -> None:
         """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
         command = p.Abort() if abort else p.Finish()
+        self._stopping_at = self._now()
         for record in self._agents.values():
             if not record.stopped:
                 self._backend.send(record.agent_id, command)
         deadline = self._clock() + STOP_GRACE_SECONDS
         while not all(a.stopped for a in self._agents.values()) and self._clock() < deadline:
             try:
-                for event in self._backend.wait_events(WAIT_SLICE_SECONDS):
+                events = self._backend.wait_events(self._wait_slice())
+                for event in events:
                     self._handle(event)
+                self._show_status(bool(events))
             except KeyboardInterrupt:
                 # A second Ctrl-C: still clean up, but stop waiting for tests to finish.
                 self._messages.append("interrupted again: aborting agents, still taking stacks down")
@@ -327,7 +312,15 @@ class Session:
 
     def on_stack_ready(self, event: p.StackReady) -> None:
         """An agent's stack is up; its worker starts next, with these arguments."""
-        self._agents[event.agent_id].worker_args = event.worker_args
+        record = self._agents[event.agent_id]
+        record.worker_args = event.worker_args
+        record.enter("worker", self._now())
+
+    def on_agent_phase(self, event: p.AgentPhase) -> None:
+        """An agent's start-up (services, setup, snapshot) or its stack's reset moved on."""
+        self._agents[event.agent_id].enter(
+            "resetting" if event.phase == "reset" else event.phase, self._now(), event
+        )
 
     def on_work_wanted(self, event: p.WorkWanted) -> None:
         if self._agents[event.agent_id].live:
@@ -419,7 +412,7 @@ class Session:
                 )
 
     def on_stack_reset(self, event: p.StackReset) -> None:
-        self._agents[event.agent_id].count_reset(event.seconds)
+        self._agents[event.agent_id].count_reset(event.seconds, self._now())
         if event.error:
             self._messages.append(
                 f"agent {event.agent_id}: stack reset before {event.unit_id} failed: {event.error}"

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from orchestrator.errors import EXIT_INTERRUPTED, EXIT_NO_TESTS, EXIT_OK, EXIT_TESTS_FAILED, ArtifactError
 from orchestrator.model import (
     AgentStatistics,
     Attempt,
@@ -30,6 +29,13 @@ from orchestrator.model import (
     Plan,
     RunReport,
     TestResult,
+)
+from orchestrator.protocol.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_TESTS,
+    EXIT_OK,
+    EXIT_TESTS_FAILED,
+    ArtifactError,
 )
 
 __all__ = ["MergedShards", "ShardArtifact", "ShardRecord", "merge_shards"]

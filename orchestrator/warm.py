@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import EnvironmentProblem
+from orchestrator.protocol.errors import EnvironmentProblem
 
 STATE_PATH = Path(".orchestrate") / "warm.json"
 LOG_PATH = Path(".orchestrate") / "warm-ray.log"

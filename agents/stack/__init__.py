@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec, StackSpec, load_stack_file
 from agents.stack.lease import STALE_SECONDS
-from agents.stack.protocol import Stack, StackEndpoints
+from agents.stack.protocol import Stack, StackEndpoints, StackStep
 
 if TYPE_CHECKING:
     from agents.stack.docker import DockerStack
@@ -33,6 +33,7 @@ __all__ = [
     "Stack",
     "StackEndpoints",
     "StackSpec",
+    "StackStep",
     "check_engine",
     "clean_cache",
     "current_owner",
@@ -87,17 +88,19 @@ def make_stack(
     agent_id: str,
     owner: str,
     cwd: str | os.PathLike[str] | None = None,
+    on_step: Callable[[StackStep], None] | None = None,
 ) -> Stack:
     """The stack one agent runs: a DockerStack for a stack file, else a NullStack.
 
     Called by the agent when it starts. `owner` is the coordinator's `current_owner()`; `cwd`
-    is where setup commands run (default: this process's working directory).
+    is where setup commands run (default: this process's working directory); `on_step` hears
+    where `up()` is (services ready and waiting, setup), from any thread.
     """
     if spec is None:
         return NullStack()
     from agents.stack.docker import DockerStack
 
-    stack: DockerStack = DockerStack(spec, run_id, agent_id, owner, cwd=cwd)
+    stack: DockerStack = DockerStack(spec, run_id, agent_id, owner, cwd=cwd, on_step=on_step)
     return stack
 
 

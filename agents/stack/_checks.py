@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from agents.stack.errors import StackFileError
+from orchestrator.protocol.errors import StackFileError
 
 __all__ = ["YamlChecker", "did_you_mean"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agents.stack._checks import YamlChecker, did_you_mean
-from agents.stack.errors import StackFileError
+from orchestrator.protocol.errors import StackFileError
 
 if TYPE_CHECKING:
     from agents.stack.compose import ServiceSpec

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agents.stack import stack_env_json
-from agents.stack.errors import StackFailed
 from agents.stack.protocol import StackEndpoints
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = ["run_commands"]
 

@@ -67,7 +67,7 @@ from agents.stack._extension import (
     ExtensionChecker,
     render,
 )
-from agents.stack.errors import StackFileError
+from orchestrator.protocol.errors import StackFileError
 
 __all__ = [
     "DEFAULT_READY_TIMEOUT",

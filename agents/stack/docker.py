@@ -66,7 +66,6 @@ from agents.stack.engine import (
     stack_cache_key,
     sweep,
 )
-from agents.stack.errors import StackFailed
 from agents.stack.images import (
     CachedStack,
     commit_services,
@@ -77,11 +76,12 @@ from agents.stack.images import (
     take_lock_or_wait,
 )
 from agents.stack.probes import address_answers
-from agents.stack.protocol import StackEndpoints
+from agents.stack.protocol import StackEndpoints, StackStep
 from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
 from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
 from agents.stack.snapshots import StackSnapshots, service_handle
 from agents.stack.watcher import DeathWatcher
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "LABEL_AGENT",
@@ -184,8 +184,10 @@ class DockerStack:
         *,
         cwd: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_step: Callable[[StackStep], None] | None = None,
     ) -> None:
         self.spec = spec
+        self._on_step = on_step
         self.run_id = run_id
         self.agent_id = agent_id
         self.owner = owner
@@ -239,6 +241,8 @@ class DockerStack:
             raise StackFailed(message + one_line(exc)) from exc
         if not cache:
             up_seconds = self._clock() - started_at
+            if self.spec.setup:
+                self._step("setup")
             setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
         else:
             up_seconds = self._clock() - started_at - setup_seconds
@@ -262,11 +266,14 @@ class DockerStack:
         self.cache_key = key
         waited_for = self.spec.ready_timeout + _SETUP_WAIT_SECONDS
         first_image = next(iter(bases.values()))
-        cached = take_lock_or_wait(client, key, names, first_image, self._labels(), waited_for)
+        cached = take_lock_or_wait(
+            client, key, names, first_image, self._labels(), waited_for, on_wait=lambda: self._step("setup")
+        )
         if cached is not None:
             return cached, None
         try:
             self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
+            self._step("setup")
             setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
             containers = {item.service.name: item.container for item in self._started}
             states = {name: self._redis(name).state_bytes() for name in self._in_memory_services()}
@@ -304,10 +311,25 @@ class DockerStack:
         self, client: docker.DockerClient, deadline: float, images: Mapping[str, str] | None = None
     ) -> dict[str, dict[str, object]]:
         """Start every service (from `images[name]` when given), wait until ready: the endpoints."""
+        names = list(self.spec.services)
+        ready: list[str] = []
+        lock = threading.Lock()
+
+        def one_ready(name: str) -> None:
+            with lock:
+                ready.append(name)
+                self._step("services", tuple(ready), tuple(n for n in names if n not in ready))
+
+        self._step("services", (), tuple(names))
         started = self._start_all(client, images or {})
         self._started = started
-        wait_ready(started, deadline, self.spec.ready_timeout, self._clock)
+        wait_ready(started, deadline, self.spec.ready_timeout, self._clock, on_ready=one_ready)
         return self._endpoints_of(client, started)
+
+    def _step(self, phase: str, ready: tuple[str, ...] = (), waiting: tuple[str, ...] = ()) -> None:
+        """Tell `on_step` where `up()` is (the agent relays it to the coordinator's live status)."""
+        if self._on_step is not None:
+            self._on_step(StackStep(phase, ready, waiting))
 
     def _endpoints_with(self, services: dict[str, dict[str, object]]) -> StackEndpoints:
         env = self.spec.render_env(services)

@@ -18,10 +18,10 @@ from agents.stack._sdk import Container, docker
 from agents.stack.cache import cache_key
 from agents.stack.compose import StackSpec
 from agents.stack.containers import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, engine_message, one_line
-from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.images import image_ids, remove_cache
 from agents.stack.lease import STALE_SECONDS, drop_lease, stale_leases
 from agents.stack.probes import owner_is_dead
+from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 __all__ = [
     "API_TIMEOUT",

@@ -22,15 +22,15 @@ import io
 import tarfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agents.stack._sdk import Container, docker
 from agents.stack.containers import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, one_line, safe_name
-from agents.stack.errors import StackFailed
 from agents.stack.lease import STALE_SECONDS, stale_leases
 from agents.stack.probes import owner_is_dead
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "LABEL_CACHE",
@@ -109,14 +109,16 @@ def take_lock_or_wait(
     image: str,
     labels: Mapping[str, str],
     timeout: float,
+    on_wait: Callable[[], None] | None = None,
 ) -> CachedStack | None:
     """The cached images of `key`, or None once this process holds the setup lock (it sets up).
 
-    Waits (on events, up to `timeout` seconds) while another agent holds the lock; raises
-    StackFailed when the wait runs out.
+    Waits (on events, up to `timeout` seconds) while another agent holds the lock, calling
+    `on_wait()` once when it starts to; raises StackFailed when the wait runs out.
     """
     lock_name = _lock_name(key)
     deadline = time.monotonic() + timeout
+    waiting = False
     while True:
         # Opened before looking, so a `destroy` between the look and the wait is not missed.
         stream = client.events(
@@ -129,6 +131,9 @@ def take_lock_or_wait(
                 return cached
             if _create_lock(client, lock_name, key, image, labels):
                 return None
+            if not waiting and on_wait is not None:
+                on_wait()
+            waiting = True
             remaining = deadline - time.monotonic()
             if _wait_for_event(stream, min(remaining, STALE_SECONDS)):
                 continue

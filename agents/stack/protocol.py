@@ -1,6 +1,7 @@
 """The Stack protocol: one agent's private set of services (containers), up, reset and down.
 
-Called by the agent (agents/agent.py): `up()` once before its pytest worker starts,
+Made by `agents.stack.make_stack(..., on_step=)`, whose `on_step` hears each StackStep of `up()`
+(from any thread). Called by the agent (agents/agent.py): `up()` once before its pytest worker starts,
 `watch(on_death)` once after `up()` succeeded (or `check()` every few seconds while tests run),
 `snapshot()` once right after `up()` and before any test, `reset()` before every unit (reruns and
 requeued units included) when `resets` is true, `down()` exactly once at the end, whatever
@@ -34,11 +35,21 @@ class StackEndpoints:
     cache_saved_seconds: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class StackStep:
+    """Where a stack's `up()` is, for whoever watches it start: its services starting (`ready`
+    and `waiting` name them), or its set-up running (here, or in another agent it waits for)."""
+
+    phase: str  # "services" or "setup"
+    ready: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+
+
 class Stack(Protocol):
     def up(self) -> StackEndpoints:
         """Start every service, wait until each is ready, run the set-up commands.
 
-        Raises agents.stack.errors.StackFailed (naming the service, with its last log lines).
+        Raises StackFailed (orchestrator/protocol/errors.py), naming the service, with its last log lines.
         """
         ...
 

@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec
 from agents.stack.containers import one_line
-from agents.stack.errors import StackFailed
 from agents.stack.probes import port_answers, published_ports
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -107,16 +107,24 @@ class StartingService(Protocol):
 
 
 def wait_ready(
-    services: Sequence[StartingService], deadline: float, ready_timeout: float, clock: Callable[[], float]
+    services: Sequence[StartingService],
+    deadline: float,
+    ready_timeout: float,
+    clock: Callable[[], float],
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Wait for every service at once (a thread each); the first that cannot be ready raises.
 
     Its StackFailed names the service and its last log lines; the other waits then stop.
+    `on_ready(name)` is called (from that service's thread) as each one becomes ready.
     """
     give_up = threading.Event()
     first_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack-ready") as pool:
-        futures = [pool.submit(_wait_one, item, deadline, ready_timeout, clock, give_up) for item in services]
+        futures = [
+            pool.submit(_wait_one, item, deadline, ready_timeout, clock, give_up, on_ready)
+            for item in services
+        ]
         for future in as_completed(futures):
             error = future.exception()
             if error is not None and first_error is None:
@@ -132,6 +140,7 @@ def _wait_one(
     ready_timeout: float,
     clock: Callable[[], float],
     give_up: threading.Event,
+    on_ready: Callable[[str], None] | None,
 ) -> None:
     check = item.health_check
     probe = HealthProbe(check, item.started_at) if check is not None else None
@@ -140,6 +149,8 @@ def _wait_one(
         if verdict.failure:
             raise item.failure(verdict.failure)
         if verdict.ready:
+            if on_ready is not None:
+                on_ready(item.service.name)
             return
         now = clock()
         if now >= deadline:

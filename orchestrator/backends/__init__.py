@@ -14,7 +14,7 @@ import socket
 from collections.abc import Sequence
 
 from orchestrator.backends.protocol import AgentBackend
-from orchestrator.errors import ClusterUnreachable, UsageError
+from orchestrator.protocol.errors import ClusterUnreachable, UsageError
 
 __all__ = ["BACKEND_KINDS", "AgentBackend", "agent_capacity", "check_reachable", "make_backend"]
 

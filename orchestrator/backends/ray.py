@@ -35,7 +35,7 @@ from ray.exceptions import RayError
 
 from agents.runtime import AgentRuntime
 from orchestrator.backends import check_reachable
-from orchestrator.errors import ClusterUnreachable, UsageError
+from orchestrator.protocol.errors import ClusterUnreachable, UsageError
 from orchestrator.protocol.messages import (
     Abort,
     AgentConfig,
@@ -329,7 +329,7 @@ class NodeSweep:
 def _sweep_here(all_owners: bool, stale_after: float) -> NodeSweep:
     """One node's sweep, run as a Ray task pinned to that node (see `sweep_nodes`)."""
     from agents.stack import sweep
-    from agents.stack.errors import DockerUnavailable, StackFailed
+    from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
     where = {"hostname": socket.gethostname(), "address": ray.util.get_node_ip_address()}
     try:

@@ -5,16 +5,16 @@ all), which can be off by any factor. `LiveEstimate` keeps, per module, what its
 took so far, and estimates every test still to run that the plan guessed (a unit with unseen
 tests) from its module's mean so far (else the mean of every ended test, else the plan's
 guess); tests with a recorded history keep their planned share. Pure and O(1) per ended test;
-the session feeds it and reports its re-estimated makespan.
+the session feeds it and reports its re-estimated makespan, and the status's ETA (`eta`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from orchestrator.model import UnitEstimate
 
-__all__ = ["LiveEstimate"]
+__all__ = ["LiveEstimate", "finish_in"]
 
 
 def _module(node_id: str) -> str:
@@ -45,6 +45,8 @@ class LiveEstimate:
                     self._known_left += share
         self._seconds_by_module: dict[str, tuple[float, int]] = {}
         self._seconds_ended = 0.0
+        # What the ended tests were estimated at (planned share; a guessed one: what it took).
+        self._estimated_ended = 0.0
         self.tests_ended = 0
         self.tests = len(self._planned)
 
@@ -58,8 +60,10 @@ class LiveEstimate:
             self._guessed.discard(node_id)
             self._guessed_left_by_module[module] -= 1
             self._guessed_planned_left -= planned
+            self._estimated_ended += seconds
         else:
             self._known_left -= planned
+            self._estimated_ended += planned
         total, count = self._seconds_by_module.get(module, (0.0, 0))
         self._seconds_by_module[module] = (total + seconds, count + 1)
         self._seconds_ended += seconds
@@ -76,3 +80,62 @@ class LiveEstimate:
                 total, count = self._seconds_by_module.get(module, (0.0, 0))
                 guessed += left * (total / count if count else overall)
         return max(0.0, self._known_left) + guessed
+
+    def remaining_of(self, node_ids: Iterable[str]) -> float:
+        """The estimated seconds of these tests that have not ended (others count nothing)."""
+        overall = self._seconds_ended / self.tests_ended if self.tests_ended else None
+        seconds = 0.0
+        for node_id in node_ids:
+            planned = self._planned.get(node_id)
+            if planned is None:
+                continue
+            if node_id in self._guessed:
+                total, count = self._seconds_by_module.get(_module(node_id), (0.0, 0))
+                seconds += total / count if count else (overall if overall is not None else planned)
+            else:
+                seconds += planned
+        return seconds
+
+    def eta(
+        self,
+        ready_in: Sequence[float],
+        spent_seconds: float,
+        held: Iterable[Iterable[str]],
+        running: Iterable[tuple[str, float]] = (),
+        overhead: float = 0.0,
+    ) -> float:
+        """Seconds until the last agent is predicted to finish the remaining work.
+
+        `ready_in` has one entry per agent that will run tests: in how many seconds it can
+        (0: ready now). The remaining work is shared by the agents as they become ready
+        (`finish_in`), unless one agent still holds more (`held`: the node ids of each agent's
+        units; it must finish them itself). Both are scaled by the pace measured so far:
+        `spent_seconds` (the agents' time from ready to their last test's end, resets and gaps
+        between tests included) over what the ended tests were estimated at, which corrects the
+        plan for this run's machine load, resets and per-test costs; 1 until a test ended. A test
+        still `running` (node id, seconds so far) counts as far as it is known: the time it ran,
+        against its estimate up to that time (one that outruns its estimate already shows the
+        pace before it ends; one within it counts as on plan so far). `overhead` is work the
+        tests' estimates do not hold (the stack resets still to come), shared like the rest.
+        """
+        spent, estimated = spent_seconds, self._estimated_ended
+        for node_id, seconds in running:
+            spent += seconds
+            estimated += min(seconds, self.remaining_of((node_id,)))
+        pace = spent / estimated if estimated > 0 and spent > 0 else 1.0
+        tail = max((self.remaining_of(node_ids) for node_ids in held), default=0.0)
+        return max(finish_in(pace * self.remaining_seconds() + overhead, ready_in), pace * tail)
+
+
+def finish_in(work: float, ready_in: Sequence[float]) -> float:
+    """When `work` seconds of work are done by agents that join in `ready_in` seconds each.
+
+    Each agent works from its moment on; the answer T solves sum(max(0, T - r)) = work. With no
+    agent at all, infinity.
+    """
+    joins = sorted(max(0.0, r) for r in ready_in)
+    for count in range(1, len(joins) + 1):
+        finish = (work + sum(joins[:count])) / count
+        if count == len(joins) or finish <= joins[count]:
+            return finish
+    return float("inf")

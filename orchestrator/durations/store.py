@@ -39,9 +39,9 @@ from typing import Any
 from _pytest.junitxml import mangle_test_address
 
 from orchestrator.durations.startup import StartupCosts, StartupHistory
-from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
 from orchestrator.protocol import wire
+from orchestrator.protocol.errors import UsageError
 
 DEFAULT_PATH = Path(".orchestrate") / "durations.msgpack"
 

@@ -7,7 +7,7 @@ queue, a Ray actor call, a socket), it carries the bytes of `encode`, and the ot
 rebuilds the same frozen values with `decode`, which refuses unknown tags and versions.
 
     coordinator ── AgentConfig (once), Assign, Flush, Finish, Abort ──► agent
-    coordinator ◄── AgentReady, TestEnded, WarningRecorded, TestCrashed,
+    coordinator ◄── AgentPhase, StackReady, AgentReady, TestEnded, WarningRecorded, TestCrashed,
                     TestTimedOut, TestExited, NotCollected, StackReset, UnitFinished,
                     WorkWanted, AgentFailed, AgentStopped ────────────── agent
 
@@ -168,6 +168,27 @@ class StackReady(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AgentPhase(Event):
+    """The agent entered a phase of its start-up or of its stack's care: one message per change,
+    never one per test (what the live status shows between StackReady, AgentReady and the tests).
+
+    `phase` is one of `PHASES`: "services" (its stack's services are starting: `ready` and
+    `waiting` name them, `timeout` is the stack's ready timeout in seconds), "setup" (the stack's
+    set-up commands run, or it waits for the set-up state another agent makes), "snapshot"
+    (the stack's state is recorded for resets), "reset" (the stack goes back to its snapshot
+    before `unit_id`; StackReset follows).
+    """
+
+    name: ClassVar[str] = "agent_phase"
+    PHASES: ClassVar[tuple[str, ...]] = ("services", "setup", "snapshot", "reset")
+    phase: str = ""
+    ready: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
+    timeout: float = 0.0
+    unit_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TestEnded(Event):
     """`node_id` ran to its teardown on the agent: the one event of a test that ended normally.
 
@@ -288,6 +309,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Finish,
         Abort,
         AgentReady,
+        AgentPhase,
         StackReady,
         TestEnded,
         WarningRecorded,

@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.durations.store import DurationStore
-from orchestrator.errors import InternalError
-from orchestrator.model import Outcome, RunReport, TestResult
-from orchestrator.options import OutputPaths
+from orchestrator.model import Outcome, OutputPaths, RunReport, TestResult
+from orchestrator.protocol.errors import InternalError
 from orchestrator.report.junit import add_rerun_elements
 from orchestrator.report.results import iter_written_tests, write_results
 from orchestrator.report.spool import ResultSpool

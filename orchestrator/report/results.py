@@ -18,6 +18,8 @@ format: people and other tools read this file. The schema (format 1):
                   "node": {"node_id": "", "address": "", "hostname": "..."},
                   "resets": 0, "reset_seconds": 0.0,     # stack resets between units
                   "worker_start_seconds": 0.9,
+                  "stack_cache": "miss",                 # the set-up state cache: hit, miss, ""
+                  "setup_seconds": 0.2, "setup_saved_seconds": 0.0,
                   "timeline": {"started": 0.0, "stack_ready": 1.2, "worker_ready": 2.1,
                                "ready": 2.1, "finished": 9.0, "stopped": 9.6},
                   "units": [{"unit_id": "...", "started": 2.1, "finished": 3.0,
@@ -48,8 +50,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult, UnitSpan
+from orchestrator.protocol.errors import ArtifactError
 
 if TYPE_CHECKING:
     from orchestrator.report.spool import ResultSpool
@@ -241,6 +243,9 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
         "reset_seconds": agent.reset_seconds,
         "worker_start_seconds": agent.worker_start_seconds,
         "worker_args": list(agent.worker_args),
+        "stack_cache": agent.stack_cache,
+        "setup_seconds": agent.setup_seconds,
+        "setup_saved_seconds": agent.setup_saved_seconds,
         "timeline": {
             "started": None
             if agent.ready_at is None
@@ -292,6 +297,9 @@ def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
         reset_seconds=float(item.get("reset_seconds", 0.0)),
         worker_start_seconds=float(item.get("worker_start_seconds", 0.0)),
         worker_args=tuple(str(a) for a in item.get("worker_args", ())),
+        stack_cache=str(item.get("stack_cache", "")),
+        setup_seconds=float(item.get("setup_seconds", 0.0)),
+        setup_saved_seconds=float(item.get("setup_saved_seconds", 0.0)),
         ready_at=(item.get("timeline") or {}).get("ready"),
         finished_at=(item.get("timeline") or {}).get("finished"),
         stopped_at=(item.get("timeline") or {}).get("stopped"),

@@ -8,8 +8,8 @@ and an alone unit is never held beside anything else (scheduling/_slots.py).
 
 from __future__ import annotations
 
-from orchestrator.errors import UsageError
 from orchestrator.model import Plan
+from orchestrator.protocol.errors import UsageError
 from orchestrator.scheduling.dynamic import DynamicScheduler
 from orchestrator.scheduling.lpt import PlannedSeconds, StaticScheduler, plan_lpt
 from orchestrator.scheduling.protocol import Scheduler, SchedulerStatistics

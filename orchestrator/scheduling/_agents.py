@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from orchestrator.errors import InternalError
 from orchestrator.model import TestUnit
+from orchestrator.protocol.errors import InternalError
 
 
 class AgentBook:

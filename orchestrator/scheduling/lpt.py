@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 
-from orchestrator.errors import InternalError, UsageError
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
+from orchestrator.protocol.errors import InternalError, UsageError
 from orchestrator.scheduling._agents import AgentBook
 from orchestrator.scheduling._slots import GroupSlots
 from orchestrator.scheduling.grouped import plan_grouped

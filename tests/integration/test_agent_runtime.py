@@ -13,8 +13,8 @@ import pytest
 from agents import runtime as runtime_module
 from agents.runtime import AgentRuntime
 from agents.stack import StackEndpoints
-from agents.stack.errors import StackFailed
 from orchestrator.protocol import messages as pm
+from orchestrator.protocol.errors import StackFailed
 from orchestrator.protocol.reports import unpack_test_reports
 
 SUITE = """

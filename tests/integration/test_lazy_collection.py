@@ -242,6 +242,64 @@ def test_a_conftest_that_only_sees_items_keeps_workers_lazy(tmp_path: Path) -> N
     assert _passed(events) == ["tests/test_m1.py::TestB::test_1"]
 
 
+# As SQLAlchemy's plugin does: a class marked for backends is replaced by one class per backend,
+# made from its items in pytest_collection_modifyitems, named after the backend (the node ids a
+# worker is given name a class that is no collector of the file's own walk).
+PER_BACKEND_CONFTEST = """
+    import sys
+
+    import pytest
+
+    def pytest_collection_modifyitems(session, config, items):
+        made = {}
+        for item in list(items):
+            cls = item.getparent(pytest.Class)
+            if cls is None or not getattr(cls.obj, "per_backend", False):
+                continue
+            if cls not in made:
+                sub = type(cls.name + "_db_15", (cls.obj,), {"per_backend": False})
+                setattr(sys.modules[cls.obj.__module__], sub.__name__, sub)
+                new = pytest.Class.from_parent(cls.parent, name=sub.__name__, obj=sub)
+                made[cls] = {i.name: i for i in new.collect()}
+        items[:] = [made[i.getparent(pytest.Class)][i.name] if i.getparent(pytest.Class) in made else i
+                    for i in items]
+"""
+PER_BACKEND_MODULE = """
+    class TestPlain:
+        def test_1(self):
+            pass
+
+
+    class TestQuery:
+        per_backend = True
+
+        def test_select(self):
+            pass
+
+        def test_insert(self):
+            pass
+"""
+
+
+@pytest.mark.slow
+def test_a_class_made_per_backend_by_a_modifyitems_hook_is_found(tmp_path: Path) -> None:
+    """Its name is no collector of the file: the worker collects the file whole and finds it."""
+    write_suite(
+        tmp_path,
+        {"tests/conftest.py": PER_BACKEND_CONFTEST, "tests/test_q.py": PER_BACKEND_MODULE},
+    )
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    runtime.start()
+    collector.wait_for(pm.AgentReady)
+    made = ("test_q.py::TestQuery_db_15::test_select", "test_q.py::TestQuery_db_15::test_insert")
+    runtime.command(pm.Assign(units=(_unit("q", *made),)))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert not [e for e in events if isinstance(e, pm.NotCollected)]
+    assert sorted(_passed(events)) == sorted(f"tests/{n}" for n in made)
+
+
 @pytest.mark.slow
 def test_orchestrate_says_once_why_workers_collected_everything(tmp_path: Path) -> None:
     _write_modules(tmp_path, count=4, conftest=MAKE_REPORT_CONFTEST)

@@ -3,8 +3,8 @@ the same primary key and count a Redis key from zero pass on 2 agents with `rese
 without it.
 
 Also shows that `x-orchestrate.pytest_args` reach each agent's worker (the suite reads its
-database from `--dburi`) and never the coordinator's collection (the suite's conftest refuses
-`--dburi` outside an agent's worker).
+database from `--dburi`), and the coordinator's collection rendered for a stack of its own (the
+suite's conftest connects to the database it is given, from pytest_configure).
 
 Also: a unit retried after its worker crashed, or rerun by --reruns, starts from the snapshot;
 a reset that fails makes its unit's tests errors naming the failure, and the agent goes on.
@@ -77,9 +77,12 @@ CONFTEST = """
 
 
     def pytest_configure(config):
-        # x-orchestrate.pytest_args belong to the agents' workers only, never to the collection.
-        if config.getoption("--dburi") and "ORCHESTRATE_AGENT" not in os.environ:
-            raise pytest.UsageError("--dburi reached a pytest process that is not an agent's worker")
+        # Every process given --dburi (each agent's worker, and the coordinator's collection
+        # with the URI rendered for its own collection stack) reaches a live, set-up database.
+        uri = config.getoption("--dburi")
+        if uri:
+            with psycopg.connect(uri, autocommit=True, connect_timeout=10) as db:
+                db.execute("SELECT count(*) FROM items").fetchone()
 
 
     @pytest.fixture

@@ -26,9 +26,9 @@ import redis
 from agents.stack import check_engine, clean_cache, current_owner, images, stack_cache_key
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_RUN, DockerStack
-from agents.stack.errors import StackFailed
 from agents.stack.images import LABEL_CACHE, LABEL_CACHE_LOCK
 from agents.stack.protocol import StackEndpoints
+from orchestrator.protocol.errors import StackFailed
 
 pytestmark = pytest.mark.docker
 

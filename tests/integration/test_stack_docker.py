@@ -37,8 +37,8 @@ from agents.stack import (
 )
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, DockerStack
-from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.probes import address_answers
+from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 pytestmark = pytest.mark.docker
 

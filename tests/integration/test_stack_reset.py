@@ -25,7 +25,7 @@ import redis
 from agents.stack import NullStack, check_engine, clean_cache, current_owner, load_stack_file
 from agents.stack.compose import StackSpec, parse_stack
 from agents.stack.docker import LABEL_RUN, DockerStack
-from orchestrator.errors import StackFailed
+from orchestrator.protocol.errors import StackFailed
 
 pytestmark = pytest.mark.docker
 

@@ -1,4 +1,5 @@
-"""CI logs: a real run prints `orchestrate: status ... ETA ...` lines at the interval asked for."""
+"""CI logs: a real run prints `orchestrate: status ... ETA ...` lines at the interval asked for
+(stdout is not a terminal: the live area stays off)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def _status_lines(tmp_path: Path, *extra: str) -> list[str]:
         ["run", ".", "--agents", "2", "--durations", str(tmp_path / "d.msgpack"), *extra], tmp_path
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    assert "\x1b[" not in run.stdout, "not a terminal: no live area (auto), no styles"
     return [line for line in run.stdout.splitlines() if "orchestrate: status" in line]
 
 

@@ -479,7 +479,11 @@ def test_reset_handshake_between_units() -> None:
     # Nothing ran on the fresh stack yet: no reset needed.
     assert agent.say(wh.ResetWanted("u1")) == [SendToWorker(wh.ResetFinished(""))]
     agent.run(A)
-    assert agent.say(wh.ResetWanted("u2")) == [ResetStack("u2")]
+    # The session hears the reset begin (its live status shows it), then the stack is reset.
+    assert agent.say(wh.ResetWanted("u2")) == [
+        Emit(pm.AgentPhase(agent_id=7, phase="reset", unit_id="u2")),
+        ResetStack("u2"),
+    ]
     out = agent(ResetDone("u2", seconds=0.2))
     assert out == [
         Emit(pm.StackReset(agent_id=7, unit_id="u2", seconds=0.2)),

@@ -9,7 +9,7 @@ import pytest
 
 from agents.stack import load_stack_file
 from agents.stack.compose import DEFAULT_READY_TIMEOUT, HealthcheckSpec, StackSpec, parse_stack
-from agents.stack.errors import StackFileError
+from orchestrator.protocol.errors import StackFileError
 
 GOOD = """
 services:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UsageError
 from orchestrator.groups import GroupSpec, read_groups
 from orchestrator.model import GroupBy
 from orchestrator.pipeline import units_of
+from orchestrator.protocol.errors import UsageError
 
 SUITE = """
 import pytest

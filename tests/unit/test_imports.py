@@ -3,7 +3,7 @@
 agents/ may import orchestrator.protocol (what both sides share) and nothing else of
 orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself; and the rest of
 orchestrator/ reaches agents/ only through its declared faces (`AGENT_FACES`): the stack
-package's public names, its errors, the worker's option rule, the markers, and the agent
+package's public names, the worker's option rule, the markers, and the agent
 runtime that the Ray actor wraps (orchestrator/backends/ray.py alone).
 """
 
@@ -33,7 +33,7 @@ def _imports(path: Path) -> Iterator[tuple[int, str]]:
             else:
                 module = node.module or ""
             yield node.lineno, module
-            # `from orchestrator import errors` imports orchestrator.errors
+            # `from orchestrator import model` imports orchestrator.model
             for alias in node.names:
                 yield node.lineno, f"{module}.{alias.name}"
 
@@ -59,7 +59,6 @@ def test_agents_import_only_the_protocol_of_the_orchestrator() -> None:
 # What of agents/ the coordinator side may import, and from where (None: any module).
 AGENT_FACES: dict[str, str | None] = {
     "agents.stack": None,  # the package's __all__: validate, check the engine, sweep, clean
-    "agents.stack.errors": None,  # the error tree's stack half (orchestrator/errors.py joins it)
     "agents.worker": None,  # without_stack_options: the one rule for per-agent options
     "agents.fixtures": None,  # the markers' names and lines
     "agents.runtime": "orchestrator/backends/ray.py",  # the agent a Ray actor hosts
@@ -110,7 +109,7 @@ def test_the_protocol_imports_nothing_of_ours_outside_itself() -> None:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("from orchestrator import errors\n", "agents/x.py:1: imports orchestrator.errors"),
+        ("from orchestrator import sizing\n", "agents/x.py:1: imports orchestrator.sizing"),
         ("import orchestrator.model\n", "agents/x.py:1: imports orchestrator.model"),
         (
             "def f():\n    from orchestrator.session import Session\n",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.durations.learning import LiveEstimate
+from orchestrator.durations.learning import LiveEstimate, finish_in
 from orchestrator.model import TestUnit, UnitEstimate
 from orchestrator.session import seconds_at_load_one
 
@@ -37,6 +37,34 @@ def test_a_test_ends_once_and_unknown_ids_are_ignored() -> None:
     live.ended("elsewhere.py::test_x", 5.0)
     assert live.tests_ended == 1
     assert live.remaining_seconds() == pytest.approx(0.5)
+
+
+def test_the_eta_is_the_remaining_work_at_the_pace_measured_so_far() -> None:
+    live = LiveEstimate([_unit("a.py::A", 4, 4.0, unseen=0), _unit("b.py::B", 4, 4.0, unseen=0)])
+    # Nothing ended: the plan as it is, over the agents.
+    assert live.eta([0.0, 0.0], 0.0, []) == pytest.approx(4.0)
+    # One agent ready, the other in 2 s: 2 s alone, then 3 s each.
+    assert live.eta([0.0, 2.0], 0.0, []) == pytest.approx(5.0)
+    live.ended("a.py::A::test_0", 1.0)
+    live.ended("b.py::B::test_0", 1.0)
+    # Two agents spent 3 s for 2 s of planned tests (load, resets): everything left is 1.5 x slower.
+    assert live.eta([0.0, 0.0], 3.0, []) == pytest.approx(1.5 * 6.0 / 2)
+    # One agent still holds all of A's three tests left and must run them itself.
+    held = [[f"a.py::A::test_{n}" for n in range(4)], []]
+    assert live.eta([0.0] * 4, 3.0, held) == pytest.approx(1.5 * 3.0)
+    # A test still running 2 s into its 1 s estimate already says the pace is slower; one 0.5 s
+    # into it counts as on plan so far.
+    assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 2.0)]) == pytest.approx(5 / 3 * 6.0 / 2)
+    assert live.eta([0.0, 0.0], 3.0, [], [("a.py::A::test_1", 0.5)]) == pytest.approx(3.5 / 2.5 * 6.0 / 2)
+    # Work the estimates do not hold (resets to come) is shared like the rest.
+    assert live.eta([0.0, 0.0], 3.0, [], overhead=2.0) == pytest.approx((1.5 * 6.0 + 2.0) / 2)
+
+
+def test_work_is_shared_by_agents_as_they_join() -> None:
+    assert finish_in(6.0, [0.0, 0.0, 0.0]) == pytest.approx(2.0)
+    assert finish_in(6.0, [0.0, 10.0]) == pytest.approx(6.0)  # done before the second joins
+    assert finish_in(6.0, [0.0, 2.0]) == pytest.approx(4.0)  # 2 s alone, then 2 s for both
+    assert finish_in(1.0, []) == float("inf")
 
 
 @pytest.mark.parametrize(

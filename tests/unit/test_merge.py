@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from orchestrator.cli import _shard_position, build_parser
-from orchestrator.errors import EXIT_USAGE_ERROR, ArtifactError, UsageError
 from orchestrator.model import (
     AgentStatistics,
     Attempt,
@@ -29,6 +28,7 @@ from orchestrator.model import (
     TestUnit,
     UnitEstimate,
 )
+from orchestrator.protocol.errors import EXIT_USAGE_ERROR, ArtifactError, UsageError
 from orchestrator.report import read_results, write_results
 from orchestrator.scheduling import plan_lpt
 from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ArtifactError
 from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
+from orchestrator.protocol.errors import ArtifactError
 from orchestrator.report import (
     outcome_of,
     read_results,

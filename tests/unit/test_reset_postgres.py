@@ -14,7 +14,7 @@ import pytest
 from agents.stack.compose import ServiceSpec
 from agents.stack.reset import PostgresReset, ServiceHandle
 from agents.stack.reset.protocol import ExecResult
-from orchestrator.errors import StackFailed
+from orchestrator.protocol.errors import StackFailed
 
 
 def probe_output(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import UsageError
 from orchestrator.model import GroupBy
 from orchestrator.pipeline import units_of
+from orchestrator.protocol.errors import UsageError
 
 SUITE = """
 import pytest

@@ -20,8 +20,8 @@ import pytest
 
 from orchestrator.durations.estimate import estimate_units
 from orchestrator.durations.store import DurationStore, TestHistory
-from orchestrator.errors import InternalError, UsageError
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
+from orchestrator.protocol.errors import InternalError, UsageError
 from orchestrator.scheduling import (
     DynamicScheduler,
     PlannedSeconds,

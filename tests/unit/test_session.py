@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import pytest
 
 from orchestrator import protocol as p
-from orchestrator.errors import InternalError
 from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
+from orchestrator.protocol.errors import InternalError
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.scheduling import make_scheduler, plan_lpt
 from orchestrator.session import Session

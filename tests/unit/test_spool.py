@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import InternalError
-from orchestrator.model import AgentStatistics, Attempt, Outcome, RunReport, TestResult
-from orchestrator.options import OutputPaths
+from orchestrator.model import AgentStatistics, Attempt, Outcome, OutputPaths, RunReport, TestResult
+from orchestrator.protocol.errors import InternalError
 from orchestrator.report.outputs import finish_outputs
 from orchestrator.report.results import iter_written_tests, report_to_document, write_results
 from orchestrator.report.spool import ResultSpool, lighten

@@ -9,7 +9,7 @@ import pytest
 
 from agents.stack.cache import cache_key, input_files
 from agents.stack.compose import StackSpec, parse_stack
-from agents.stack.errors import StackFileError
+from orchestrator.protocol.errors import StackFileError
 
 STACK = """
 services:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from agents.stack.compose import HealthcheckSpec, ServiceSpec
-from agents.stack.errors import StackFailed
 from agents.stack.readiness import (
     DEFAULT_INTERVAL,
     DEFAULT_TIMEOUT,
@@ -26,6 +25,7 @@ from agents.stack.readiness import (
     running,
     wait_ready,
 )
+from orchestrator.protocol.errors import StackFailed
 
 # orchestrate/postgres:15's HEALTHCHECK as `inspect_image` gives it
 IMAGE_CHECK = {

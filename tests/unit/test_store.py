@@ -20,9 +20,9 @@ from orchestrator.durations.store import (
     junit_key,
     unit_of,
 )
-from orchestrator.errors import UsageError
 from orchestrator.model import TestUnit
 from orchestrator.protocol import wire
+from orchestrator.protocol.errors import UsageError
 
 
 def _store(**seconds_by_node_id: float) -> DurationStore:

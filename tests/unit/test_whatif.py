@@ -7,8 +7,8 @@ import re
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.errors import EXIT_USAGE_ERROR
 from orchestrator.model import TestUnit, UnitEstimate
+from orchestrator.protocol.errors import EXIT_USAGE_ERROR
 from orchestrator.report.charts import predictions_svg
 from orchestrator.whatif import parse_agent_counts, predict
 

@@ -24,8 +24,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from agents.stack.errors import StackFailed
 from agents.stack.reset.protocol import ExecResult, ServiceHandle
+from orchestrator.protocol.errors import StackFailed
 
 SNAPSHOT_PREFIX = "orchestrate_snapshot_"
 # Always there, never a test database, and not used as a template by our own statements.

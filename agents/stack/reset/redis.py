@@ -22,8 +22,8 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.stack.errors import StackFailed
 from agents.stack.reset.protocol import ServiceHandle
+from orchestrator.protocol.errors import StackFailed
 
 _DEFAULT_PORT = 6379
 _TIMEOUT = 10.0

@@ -6,17 +6,17 @@
     ├── EnvironmentProblem           something outside us is missing (exit 4)
     │   ├── ClusterUnreachable       `--address` names a Ray cluster that does not answer
     │   └── VersionMismatch          an agent's Python, orchestrate or pytest differs from ours
+    ├── StackError                   the stack layer's (agents/stack/)
+    │   ├── StackFileError           the stack file is missing or invalid (exit 4)
+    │   ├── DockerUnavailable        no Docker engine answers (exit 4)
+    │   └── StackFailed              an agent's stack did not come up, died, or could not be
+    │                                reset/removed (per agent; reaching the user only through
+    │                                `orchestrate clean` or the sweep before a run: exit 4)
     └── InternalError                a broken invariant: a bug in orchestrate (exit 3)
 
-    StackError (agents/stack/errors.py, re-exported here; agents/ cannot import this module)
-    ├── StackFileError               the stack file is missing or invalid (exit 4)
-    ├── DockerUnavailable            no Docker engine answers (exit 4)
-    └── StackFailed                  an agent's container stack failed (per agent)
-
-Collection errors and an empty collection are pytest's own to report (the coordinator is a
-pytest session), with pytest's exit codes 2 and 5.
-
-`USER_ERRORS` is what the CLI catches: both trees, each with its `exit_code`.
+In the protocol package because both sides raise them: the agents (their stacks) and the
+coordinator. Collection errors and an empty collection are pytest's own to report (the
+coordinator is a pytest session), with pytest's exit codes 2 and 5.
 
 Docker and Ray errors are translated at the module that talks to them
 (`raise DockerUnavailable(...) from exc`), so nothing above the edge imports their types.
@@ -25,9 +25,13 @@ A side effect that does not change the result (writing the duration store) warns
 
 from __future__ import annotations
 
-from agents.stack.errors import DockerUnavailable, StackError, StackFailed, StackFileError
-
 __all__ = [
+    "EXIT_INTERNAL_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_TESTS",
+    "EXIT_OK",
+    "EXIT_TESTS_FAILED",
+    "EXIT_USAGE_ERROR",
     "USER_ERRORS",
     "ArtifactError",
     "ClusterUnreachable",
@@ -77,9 +81,34 @@ class VersionMismatch(EnvironmentProblem):
     pass
 
 
+class StackError(OrchestrateError):
+    """Base of the stack layer's errors."""
+
+    exit_code = EXIT_INTERNAL_ERROR
+
+
+class StackFileError(StackError):
+    exit_code = EXIT_USAGE_ERROR
+
+
+class DockerUnavailable(StackError):
+    exit_code = EXIT_USAGE_ERROR
+
+
+class StackFailed(StackError):
+    """A stack failed: names the service (when one is to blame) and carries its last log lines."""
+
+    exit_code = EXIT_USAGE_ERROR
+
+    def __init__(self, message: str, service: str = "", logs: str = "") -> None:
+        super().__init__(message)
+        self.service = service
+        self.logs = logs
+
+
 class InternalError(OrchestrateError):
     exit_code = EXIT_INTERNAL_ERROR
 
 
 # Everything with a one-line message and an exit code for the user.
-USER_ERRORS: tuple[type[Exception], ...] = (OrchestrateError, StackError)
+USER_ERRORS: tuple[type[Exception], ...] = (OrchestrateError,)
