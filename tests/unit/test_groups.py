@@ -169,3 +169,16 @@ def test_a_retry_and_a_requeued_part_keep_the_units_groups(pytester: pytest.Pyte
     part = unit.subset(unit.node_ids[1:])  # type: ignore[attr-defined]
     for kept in (retry, part):
         assert (kept.groups, kept.weight, kept.alone) == (unit.groups, unit.weight, unit.alone)  # type: ignore[attr-defined]
+
+
+def test_the_run_config_reads_the_groups_once_with_the_rest_of_pyproject(tmp_path: Path) -> None:
+    from orchestrator.options import build_run_config
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.orchestrate]\ntimeout = 5\n[tool.orchestrate.groups]\npay = {limit = 2, tests = ["t/**"]}\n'
+    )
+    config = build_run_config({"agents": 2}, tmp_path, environ={})
+    assert config.groups == (GroupSpec("pay", 2, ("t/**",)),)
+    (tmp_path / "pyproject.toml").write_text("[tool.orchestrate.groups]\npay = {limit = -1}\n")
+    with pytest.raises(pytest.UsageError, match=r"pay: limit must be a whole number of at least 1, got -1"):
+        build_run_config({"agents": 2}, tmp_path, environ={})
