@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli_parser import PROG, build_parser
 from orchestrator.model import GroupBy
-from orchestrator.options import AUTO, DEFAULT_DURATIONS_PATH
+from orchestrator.option_table import AUTO, DEFAULT_DURATIONS_PATH
 from orchestrator.protocol.errors import (
     EXIT_INTERRUPTED,
     USER_ERRORS,
@@ -122,7 +122,7 @@ def _usage_line(exc: Exception) -> str:
 
 def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """The table's options `command` was given, as the values argparse parsed."""
-    from orchestrator.options import OPTIONS
+    from orchestrator.option_table import OPTIONS
 
     values = {spec.name: getattr(args, spec.name, None) for spec in OPTIONS if command in spec.commands}
     return {name: value for name, value in values.items() if value not in (None, False)}

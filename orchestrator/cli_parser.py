@@ -10,7 +10,7 @@ import argparse
 from typing import Any, NoReturn
 
 from orchestrator.backends import BACKEND_KINDS
-from orchestrator.options import (
+from orchestrator.option_table import (
     AUTO,
     BENCH,
     DEFAULT_DURATIONS_PATH,
@@ -19,11 +19,8 @@ from orchestrator.options import (
     PLAN,
     RUN,
     SHARD,
-    agent_counts_value,
-    agents_value,
-    positive_int,
-    positive_seconds,
 )
+from orchestrator.option_types import agent_counts_value, agents_value, positive_int, positive_seconds
 from orchestrator.protocol.errors import UsageError
 
 PROG = "orchestrate"

@@ -38,8 +38,9 @@ from typing import Any
 import pytest
 
 from orchestrator import protocol as p
-from orchestrator.options import args_for_workers, build_run_config, given_options, is_coordinator
+from orchestrator.options import build_run_config, given_options, is_coordinator
 from orchestrator.protocol.errors import USER_ERRORS
+from orchestrator.worker_options import args_for_workers
 
 __all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]
 

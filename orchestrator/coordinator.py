@@ -23,7 +23,7 @@ from orchestrator import protocol as p
 from orchestrator.durations.startup import StartupPrediction
 from orchestrator.durations.store import DurationStore
 from orchestrator.model import JunitSettings, RunReport, TestUnit
-from orchestrator.options import RunConfig, args_for_workers
+from orchestrator.options import RunConfig
 from orchestrator.pipeline import Prepared, prepare, shard_of, units_of
 from orchestrator.protocol.errors import USER_ERRORS, UsageError
 from orchestrator.protocol.versions import runtime_versions
@@ -31,6 +31,7 @@ from orchestrator.report.outputs import warn as _warn
 from orchestrator.report.spool import ResultSpool
 from orchestrator.report.status import StatusDisplay
 from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agents
+from orchestrator.worker_options import args_for_workers
 
 
 class Coordinator:

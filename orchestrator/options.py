@@ -1,6 +1,6 @@
 """orchestrate's options: one table of specs, read once into a frozen RunConfig.
 
-`OPTIONS` is the one place an option is declared (name, type, default, choices, help, the
+`OPTIONS` (orchestrator/option_table.py) is the one place an option is declared (name, type, default, choices, help, the
 orchestrate commands that take it, its pyproject.toml key and environment variable). Three
 faces read it, and `build_run_config` turns what was given into one RunConfig:
 
@@ -21,310 +21,28 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.backends import BACKEND_KINDS
 from orchestrator.groups import GroupSpec, groups_of_table
 from orchestrator.model import GroupBy, OutputPaths
+from orchestrator.option_table import AUTO, OPTIONS, OptionSpec
 from orchestrator.protocol.errors import UsageError
 from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
-from orchestrator.scheduling import SCHEDULER_KINDS
 
 __all__ = [
-    "AUTO",
-    "DEFAULT_DURATIONS_PATH",
-    "LIVE_MODES",
-    "DEFAULT_MAX_CRASHES",
-    "OPTIONS",
     "GivenOptions",
-    "OptionSpec",
     "RunConfig",
     "add_options",
-    "args_for_workers",
     "build_run_config",
     "given_options",
+    "is_coordinator",
     "read_pyproject",
 ]
-
-AUTO = "auto"
-# --live / --orchestrate-live: the live status area in a terminal (orchestrator/report/live.py).
-LIVE_MODES = ("auto", "on", "off")
-DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
-DEFAULT_MAX_CRASHES = 2
-
-# The orchestrate commands an option belongs to.
-RUN, PLAN, SHARD, MERGE, BENCH = "run", "plan", "shard", "merge", "bench"
-
-
-# --- value types: each turns the text of a command line or an environment variable into a value;
-# argparse (the CLI's and pytest's) shows their ArgumentTypeError as a one-line usage error.
-
-
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value}")
-        return value
-
-    parse.__name__ = f"whole number >= {minimum}"
-    return parse
-
-
-def positive_seconds(text: str) -> float:
-    """A positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value}")
-    return value
-
-
-def _seconds_or_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
-    return value
-
-
-positive_int = _whole_number(1)
-non_negative_int = _whole_number(0)
-
-
-def agents_value(text: str) -> int | str:
-    """A positive number of agents, or "auto"."""
-    return AUTO if text.strip().lower() == AUTO else positive_int(text)
-
-
-def agent_counts_value(text: str) -> tuple[int, ...] | str:
-    """ "auto", one agent count, a list (1,2,4,8) or a range (1-16)."""
-    if text.strip().lower() == AUTO:
-        return AUTO
-    from orchestrator.whatif import parse_agent_counts
-
-    try:
-        return parse_agent_counts(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def shard_value(text: str) -> tuple[int, int]:
-    """`I/N`: CI runner I (1-based) of N."""
-    index, slash, total = text.partition("/")
-    try:
-        position = (int(index), int(total))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not I/N: {text!r}") from None
-    if not slash or not 1 <= position[0] <= position[1]:
-        raise argparse.ArgumentTypeError(f"not I/N with 1 <= I <= N: {text!r}")
-    return position
-
-
-@dataclass(frozen=True, slots=True)
-class OptionSpec:
-    """One option of orchestrate, as every face declares and reads it.
-
-    `name` is the RunConfig field and the CLI's `--name` (underscores as dashes); under pytest it
-    is `--orchestrate-name` (`--agents` is the one without the prefix). `parse` turns text into
-    the value (None: a string); `flag` takes no value; `repeat` collects every use in a tuple.
-    """
-
-    name: str
-    help: str
-    parse: Callable[[str], Any] | None = None
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    flag: bool = False
-    repeat: bool = False
-    commands: frozenset[str] = frozenset({RUN, SHARD})
-    pyproject: str | None = None
-    env: str | None = None
-    path: bool = False  # a path: from pyproject.toml, relative to the rootdir
-
-    @property
-    def cli_flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def pytest_flag(self) -> str:
-        return "--agents" if self.name == "agents" else "--orchestrate-" + self.name.replace("_", "-")
-
-    @property
-    def pytest_dest(self) -> str:
-        return self.pytest_flag.lstrip("-").replace("-", "_")
-
-    def help_text(self) -> str:
-        if self.default in (None, False, ()):
-            return self.help
-        return f"{self.help} (default: {self.default})"
-
-
-OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec(
-        "agents",
-        "run the suite on N orchestrate agents (each: one pytest worker, one container stack); auto: the N "
-        "with the shortest predicted wall-clock, start-up included, up to the CPU count",
-        parse=agents_value,
-        metavar="N|auto",
-        commands=frozenset(),  # each command declares its own --agents (a count, a list, a default)
-    ),
-    OptionSpec(
-        "stack",
-        "compose-format stack file: every agent brings up its own copy",
-        metavar="FILE",
-        commands=frozenset({RUN, SHARD, PLAN, BENCH}),
-        pyproject="stack",
-        path=True,
-    ),
-    OptionSpec(
-        "timeout",
-        "per-test timeout, enforced from outside: the worker is killed and replaced, the test is 'timeout'",
-        parse=positive_seconds,
-        metavar="SECONDS",
-        pyproject="timeout",
-    ),
-    OptionSpec(
-        "max_crashes",
-        "a test that kills its worker is tried at most N times, then it is 'crashed'",
-        parse=positive_int,
-        default=DEFAULT_MAX_CRASHES,
-        metavar="N",
-        pyproject="max_crashes",
-    ),
-    OptionSpec(
-        "reruns",
-        "rerun a failed test up to N times; one that then passes is reported as passed (flaky)",
-        parse=non_negative_int,
-        default=0,
-        metavar="N",
-        pyproject="reruns",
-    ),
-    OptionSpec(
-        "results",
-        "write the machine-readable results (JSON)",
-        metavar="PATH",
-        commands=frozenset({RUN, SHARD, MERGE}),
-    ),
-    OptionSpec(
-        "html",
-        "write a self-contained HTML report (outcomes, timeline per agent, predicted against actual)",
-        metavar="PATH",
-        commands=frozenset({RUN, SHARD, MERGE}),
-    ),
-    OptionSpec(
-        "durations",
-        "duration store (msgpack) read for planning and updated after the run",
-        default=DEFAULT_DURATIONS_PATH,
-        metavar="PATH",
-        commands=frozenset({RUN, SHARD, PLAN, MERGE, BENCH}),
-        pyproject="durations",
-    ),
-    OptionSpec(
-        "schedule",
-        "dynamic: hand out units as agents free up, stealing queued units; static: the plan as is",
-        default="dynamic",
-        choices=SCHEDULER_KINDS,
-        pyproject="schedule",
-    ),
-    OptionSpec(
-        "group_by",
-        "unit of scheduling: tests of one class (module-level functions: their module), or of one "
-        "module/file, always run together on one agent",
-        default=GroupBy.CLASS.value,
-        choices=tuple(g.value for g in GroupBy),
-        commands=frozenset({RUN, SHARD, PLAN, BENCH}),
-        pyproject="group_by",
-    ),
-    OptionSpec(
-        "split",
-        "cut units longer than total/N into chunks run on several agents, where none of their tests uses "
-        "a class- or module-scoped fixture (off by default: tests of a class may depend on each other)",
-        flag=True,
-        default=False,
-        commands=frozenset({RUN, SHARD, PLAN, BENCH}),
-        pyproject="split",
-    ),
-    OptionSpec(
-        "backend",
-        "local: agents on this machine, no Ray (the default without --address); ray: Ray actors (the "
-        "default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",
-        choices=BACKEND_KINDS,
-        commands=frozenset({RUN}),
-        pyproject="backend",
-    ),
-    OptionSpec(
-        "address",
-        "a Ray cluster to run the agents on (host:port, or ray://host:10001)",
-        metavar="ADDR",
-        commands=frozenset({RUN}),
-        env="RAY_ADDRESS",
-    ),
-    OptionSpec(
-        "exclude",
-        "on a cluster: leave files matching PATTERN (gitignore syntax) out of the code Ray ships to the "
-        "agents; .gitignore is honoured, .git, .venv and .orchestrate never go",
-        metavar="PATTERN",
-        repeat=True,
-        default=(),
-        commands=frozenset({RUN}),
-    ),
-    OptionSpec(
-        "status_interval",
-        "a status line (tests done, failures so far, each agent's phase, ETA) every SECONDS; 0: none; "
-        "none with -q or with the live view",
-        parse=_seconds_or_zero,
-        default=DEFAULT_STATUS_INTERVAL,
-        metavar="SECONDS",
-        pyproject="status_interval",
-    ),
-    OptionSpec(
-        "live",
-        "a live status area below pytest's output (each agent's phase, tests done, failures, ETA); "
-        "auto: when stdout is a terminal and not -q",
-        default=AUTO,
-        choices=LIVE_MODES,
-        pyproject="live",
-    ),
-    # The modes of a session: the `orchestrate` commands give them as values of their own.
-    OptionSpec(
-        "shard", "run CI runner I of N's part only", parse=shard_value, metavar="I/N", commands=frozenset()
-    ),
-    OptionSpec(
-        "plan",
-        "print the plan for these agent counts (auto: for the count --agents auto chooses), run nothing",
-        parse=agent_counts_value,
-        metavar="N,...|auto",
-        commands=frozenset(),
-    ),
-    OptionSpec(
-        "plot",
-        "with the plan of several counts: draw the predicted makespan against N (SVG)",
-        metavar="PATH",
-        commands=frozenset({PLAN}),
-    ),
-    OptionSpec(
-        "merge",
-        "merge this results file (repeat for each)",
-        metavar="FILE",
-        repeat=True,
-        default=(),
-        commands=frozenset(),
-    ),
-)
 
 _SPECS = {spec.name: spec for spec in OPTIONS}
 
@@ -508,60 +226,3 @@ def _default_backend(address: str | None) -> str:
     from orchestrator import warm
 
     return "ray" if address or warm.current() is not None else "local"
-
-
-# Options of reporting plugins that only the coordinator may act on: a worker given them would
-# write its own partial file over the user's. (name, takes a value)
-_COORDINATOR_ONLY_OPTIONS = (
-    ("--junitxml", True),
-    ("--junit-xml", True),
-    ("--junitprefix", True),
-    ("--junit-prefix", True),
-    ("--html", True),
-    ("--css", True),
-    ("--self-contained-html", False),
-    ("--json-report", False),
-    ("--json-report-file", True),
-    ("--json-report-summary", False),
-    ("--json-report-omit", True),
-    ("--json-report-indent", True),
-    ("--json-report-verbosity", True),
-    ("--alluredir", True),
-    ("--clean-alluredir", False),
-    ("--report-log", True),
-    ("--resultlog", True),
-    ("--result-log", True),
-    ("--lf", False),
-    ("--last-failed", False),
-    ("--ff", False),
-    ("--failed-first", False),
-    ("--nf", False),
-    ("--new-first", False),
-    ("--lfnf", True),
-    ("--last-failed-no-failures", True),
-    ("--cache-clear", False),
-    ("--durations", True),
-    ("--durations-min", True),
-)
-
-
-def args_for_workers(args: Sequence[str]) -> list[str]:
-    """The coordinator's pytest arguments less orchestrate's own and the reporters' options.
-
-    Workers get the user's paths, selection and plugin options, so they collect what the
-    coordinator collected; they never get options that write the run's report files.
-    """
-    ours = {spec.pytest_flag: not spec.flag for spec in OPTIONS}
-    dropped = dict(_COORDINATOR_ONLY_OPTIONS) | ours
-    kept: list[str] = []
-    skip_next = False
-    for arg in args:
-        if skip_next:
-            skip_next = False
-            continue
-        name, eq, _ = arg.partition("=")
-        if name in dropped:
-            skip_next = dropped[name] and not eq
-            continue
-        kept.append(arg)
-    return kept

@@ -9,12 +9,9 @@ import pytest
 
 from orchestrator.cli import _given, _session
 from orchestrator.cli_parser import build_parser
-from orchestrator.options import (
-    OPTIONS,
-    RUN,
-    args_for_workers,
-    build_run_config,
-)
+from orchestrator.option_table import OPTIONS, RUN
+from orchestrator.options import build_run_config
+from orchestrator.worker_options import args_for_workers
 
 
 def _run_args(*argv: str) -> tuple[list[str], dict[str, object]]:
