@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.agent import (
     Action,
@@ -52,6 +53,7 @@ from agents.agent import (
     SendToWorker,
     StackDied,
     StackDown,
+    StackReachable,
     StackUp,
     StackUpFailed,
     StartWorker,
@@ -62,12 +64,16 @@ from agents.agent import (
     WorkerSaid,
 )
 from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, make_stack, stack_env_json, sweep
+from agents.stack import Stack, StackEndpoints, make_stack, stack_env_json, sweep
 from agents.stack.compose import parse_stack
 from agents.stack.errors import DockerUnavailable, StackFailed
 from agents.stack.lease import Lease
+from agents.stack.warm import WarmSlot, open_slot, slot_stack
 from agents.worker import WorkerProcess, worker_args
 from orchestrator.protocol import messages as pm
+
+if TYPE_CHECKING:
+    from agents.stack.borrowed import WarmDockerStack
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,13 @@ class AgentRuntime:
         self._worker_args: list[str] = []
         self._private_dir = ""
         self._stopped_sent = False
+        self._stack_thread: threading.Thread | None = None
+        # A borrowed warm stack: its slot, the slot's lock (a file descriptor) and whether the
+        # stack is kept at the end (False once it failed: it is removed, the next run rebuilds it).
+        self._warm_slot: WarmSlot | None = None
+        self._warm_stack: WarmDockerStack | None = None
+        self._warm_lock: int | None = None
+        self._warm_keep = False
 
     # -- called by the backend -------------------------------------------------------------
 
@@ -154,7 +167,10 @@ class AgentRuntime:
         try:
             self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
             self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
-            self._bring_stack_up()
+            self._stack_thread = threading.Thread(
+                target=self._bring_stack_up, name=f"orchestrate-stack-{self.config.agent_id}", daemon=True
+            )
+            self._stack_thread.start()
             while True:
                 deadline = self._machine.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
@@ -168,6 +184,7 @@ class AgentRuntime:
                 if stopped:
                     return
         except BaseException as exc:  # the driver never swallows an error: the agent fails with it
+            self._warm_keep = False
             self._fail(exc)
             self._flush_events()
         finally:
@@ -247,27 +264,89 @@ class AgentRuntime:
     # -- the stack -------------------------------------------------------------------------
 
     def _bring_stack_up(self) -> None:
-        """Stack up (and snapshot), then queue StackUp or StackUpFailed behind earlier commands."""
+        """Stack up (and snapshot), then queue StackUp or StackUpFailed behind earlier commands.
+
+        Runs in a thread of its own, so that a worker can start while a borrowed warm stack is
+        being reset (StackReachable first); the driver joins it before taking the stack down.
+        """
         config = self.config
+        started = self._clock()
+        warm = ""
         try:
             spec = parse_stack(config.stack_text, Path(config.stack_path)) if config.stack_text else None
             if spec is not None:
                 self._take_lease_and_sweep()
-            self._stack = make_stack(spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd)
-            endpoints = self._stack.up()
-            seconds = endpoints.up_seconds + endpoints.setup_seconds
-            resets = self._stack.resets
-            if resets:
-                try:
-                    seconds += self._stack.snapshot()
-                except StackFailed as exc:
-                    raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
+            slot = None
+            if spec is not None and config.warm_id and not config.collector:
+                slot = WarmSlot(config.warm_id, config.agent_id, config.warm_owner, Path(config.warm_dir))
+                self._warm_lock = slot.lock()
+                warm = "busy"  # another run borrows it: a stack of this run's own instead
+            if spec is not None and slot is not None and self._warm_lock is not None:
+                self._warm_slot = slot
+                self._stack = self._warm_stack = slot_stack(spec, slot, config.cwd)  # removed if it fails
+                up = open_slot(
+                    spec, slot, config.cwd, self._clock, lambda ends: self._reachable(ends, started)
+                )
+                self._stack = self._warm_stack = up.stack
+                endpoints, seconds, warm = up.endpoints, up.seconds, up.how
+                resets = up.stack.resets
+            else:
+                self._stack = make_stack(
+                    spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd
+                )
+                endpoints = self._stack.up()
+                seconds = endpoints.up_seconds + endpoints.setup_seconds
+                resets = self._stack.resets
+                if resets:
+                    try:
+                        seconds += self._stack.snapshot()
+                    except StackFailed as exc:
+                        raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
         except StackFailed as exc:
             self._put(StackUpFailed(str(exc), exc.logs))
             return
         except Exception as exc:
             self._put(StackUpFailed(f"stack failed: {exc!r}"))
             return
+        if not self._worker_args:
+            self._prepare_worker(endpoints, resets)
+        if spec is not None:
+            # Docker's events, not polling: nothing runs while every service lives.
+            self._stop_watch = self._stack.watch(self._stack_died)
+        self._warm_keep = True
+        self._put(
+            StackUp(
+                stack_seconds=seconds,
+                resets=resets,
+                now=self._clock(),
+                stack_args=tuple(endpoints.pytest_args),
+                stack_env=dict(endpoints.env),
+                worker_args=tuple(self._worker_args),
+                cache=endpoints.cache,
+                setup_seconds=endpoints.setup_seconds,
+                setup_saved_seconds=endpoints.cache_saved_seconds,
+                started=started,
+                warm=warm,
+            )
+        )
+
+    def _reachable(self, endpoints: StackEndpoints, started: float) -> None:
+        """A borrowed stack's endpoints, before its reset: the worker may start with them."""
+        resets = self._stack.resets if self._stack is not None else False
+        self._prepare_worker(endpoints, resets)
+        self._put(
+            StackReachable(
+                started=started,
+                now=self._clock(),
+                stack_args=tuple(endpoints.pytest_args),
+                stack_env=dict(endpoints.env),
+                worker_args=tuple(self._worker_args),
+            )
+        )
+
+    def _prepare_worker(self, endpoints: StackEndpoints, resets: bool) -> None:
+        """The worker's environment and command line on this stack."""
+        config = self.config
         env = dict(os.environ if config.env is None else config.env)
         env.update(endpoints.env)
         env[AGENT_ENV] = str(config.agent_id)
@@ -283,22 +362,10 @@ class AgentRuntime:
             basetemp=config.basetemp,
             stack_args=endpoints.pytest_args,
         )
-        if spec is not None:
-            # Docker's events, not polling: nothing runs while every service lives.
-            self._stop_watch = self._stack.watch(lambda message: self._put(StackDied(message)))
-        self._put(
-            StackUp(
-                stack_seconds=seconds,
-                resets=resets,
-                now=self._clock(),
-                stack_args=tuple(endpoints.pytest_args),
-                stack_env=dict(endpoints.env),
-                worker_args=tuple(self._worker_args),
-                cache=endpoints.cache,
-                setup_seconds=endpoints.setup_seconds,
-                setup_saved_seconds=endpoints.cache_saved_seconds,
-            )
-        )
+
+    def _stack_died(self, message: str) -> None:
+        self._warm_keep = False  # a warm stack that lost a service is removed, not kept
+        self._put(StackDied(message))
 
     def _take_lease_and_sweep(self) -> None:
         """Hold this stack's lease on the node, then clear what dead runs left on its engine.
@@ -323,21 +390,32 @@ class AgentRuntime:
         try:
             seconds = self._stack.reset()
         except StackFailed as exc:
+            self._warm_keep = False
             return ResetDone(unit_id, error=str(exc))
         except Exception as exc:
+            self._warm_keep = False
             return ResetDone(unit_id, error=f"stack reset failed: {exc!r}")
         return ResetDone(unit_id, seconds=seconds)
 
     def _take_stack_down(self) -> StackDown:
+        if self._stack_thread is not None and self._stack_thread is not threading.current_thread():
+            self._stack_thread.join()  # a stack still coming up (its worker started early)
         self._stop_watching()
         down = StackDown()
         try:
-            if self._stack is not None:
+            if self._warm_stack is not None and self._warm_keep:
+                self._warm_stack.keep()  # borrowed: kept up for the next run, which resets it first
+            elif self._stack is not None:
+                if self._warm_slot is not None:
+                    self._warm_slot.drop_record()  # the next run brings this slot up anew
                 down = StackDown(seconds=self._stack.down())
         except Exception as exc:
             down = StackDown(error=str(exc) if isinstance(exc, StackFailed) else repr(exc))
         finally:
-            self._stack = None
+            self._stack = self._warm_stack = None
+            if self._warm_lock is not None:
+                os.close(self._warm_lock)
+                self._warm_lock = None
             if self._lease is not None:
                 # A stack that could not be removed keeps its lease, to go stale for a later sweep.
                 self._lease.release(keep=bool(down.error))

@@ -60,7 +60,14 @@ class AgentRecord:
         self.restarts = 0
         self.ready_at: float | None = None
         self.finished_at: float | None = None
+        # When it began its teardown (TearingDown), then when it had stopped, if the session
+        # still waited then.
         self.stopped_at: float | None = None
+        self.tearing_down = False
+        # Run seconds of its start-up's moments: stack_started, worker_started, stack_ready,
+        # worker_ready (from AgentReady.phases_ago).
+        self.phases: dict[str, float] = {}
+        self.stack_warm = ""
 
     def hold(self, unit: TestUnit) -> None:
         """The agent was given `unit`."""
@@ -117,6 +124,8 @@ class AgentRecord:
         self.stack_up = event.stack_up_seconds
         self.stack_cache = (event.stack_cache, event.setup_seconds, event.setup_saved_seconds)
         self.worker_start = event.worker_start_seconds
+        self.phases = {name: max(0.0, now - ago) for name, ago in event.phases_ago.items()}
+        self.stack_warm = event.stack_warm
 
     def mark_stopped(self, event: p.AgentStopped, now: float) -> None:
         """The agent has stopped, its stack down."""
@@ -171,4 +180,6 @@ class AgentRecord:
             stopped_at=self.stopped_at,
             units=tuple(self.spans),
             worker_args=self.worker_args,
+            phases=dict(self.phases),
+            stack_warm=self.stack_warm,
         )

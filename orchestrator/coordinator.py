@@ -55,6 +55,10 @@ class Coordinator:
         self._collection_hint = ""
         self._warnings: list[str] = []
         self._spool: ResultSpool | None = None
+        # The warm stacks this run borrows: not looked up yet (False), none (None), or them.
+        self._warm: Any = False
+        self._leftovers_due = False
+        self._warned = 0
         store, warning = DurationStore.load(options.durations)
         self.store = store
         if warning:
@@ -71,7 +75,14 @@ class Coordinator:
 
         capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
         self.capacity = Capacity(capacity, why)
-        self.startup_key = startup_key(_backend_label(options), self._stack_text)
+        label = _backend_label(options)
+        if self._stack_text and not options.address and options.stack_file:
+            from orchestrator import warm_stacks
+
+            stacks = warm_stacks.current(Path(config.invocation_params.dir) / warm_stacks.STATE_PATH)
+            if stacks is not None and stacks.stack == os.path.realpath(options.stack_file):
+                label += "+warm-stacks"  # borrowed stacks start in a fraction of a cold one's time
+        self.startup_key = startup_key(label, self._stack_text)
 
     def _say_replaced_options(self, stack_file: str) -> None:
         """One line when the user gave an option the stack's pytest_args give per agent."""
@@ -190,8 +201,34 @@ class Coordinator:
         self._raise_stop(session, self.report)
         return True
 
+    def _warm_stacks(self) -> Any:
+        """The warm stacks of `orchestrate up --stack` this run borrows (None: none), said once."""
+        if self._warm is not False:
+            return self._warm
+        self._warm = None
+        if not self._stack_text or self.options.address or self.options.stack_file is None:
+            return None
+        from orchestrator import warm_stacks
+
+        stacks = warm_stacks.current(Path(self.config.invocation_params.dir) / warm_stacks.STATE_PATH)
+        if stacks is None:
+            return None
+        if stacks.stack != os.path.realpath(self.options.stack_file):
+            self._print(
+                f"orchestrate: the warm stacks here are of {stacks.stack}, not of this run's stack file: "
+                "every agent brings up a stack of its own"
+            )
+            return None
+        self._print(
+            f"orchestrate: borrowing the {stacks.agents} warm stacks of `orchestrate up` (each reset to "
+            "its snapshot first; `orchestrate down` removes them)"
+        )
+        self._warm = stacks
+        return stacks
+
     def _agent_configs(self, agent_ids: Iterable[int]) -> list[p.AgentConfig]:
         local = not self.options.address
+        warm = self._warm_stacks()
         # Before pytest parsed its options (agents started from pytest_load_initial_conftests),
         # the early parse has them.
         basetemp = getattr(self.config.option, "basetemp", None) or getattr(
@@ -210,6 +247,9 @@ class Coordinator:
                 python=sys.executable,
                 env=dict(os.environ) if local else None,
                 basetemp=str(basetemp) if basetemp else None,
+                warm_id=warm_field(warm, agent_id, "warm_id"),
+                warm_owner=warm_field(warm, agent_id, "warm_owner"),
+                warm_dir=warm_field(warm, agent_id, "warm_dir"),
             )
             for agent_id in agent_ids
         ]
@@ -272,8 +312,9 @@ class Coordinator:
             return report
         finally:
             self._early_configs = []
-            if self._stack_text and local:
-                _remove_leftovers(self._run_id, self._warnings)
+            # After the backend's shutdown (pytest_unconfigure), once every agent has stopped:
+            # the report does not wait for the stacks' teardown.
+            self._leftovers_due = bool(self._stack_text and local)
 
     def _print_plans(self, units: Sequence[TestUnit], split: bool) -> None:
         """`orchestrate plan`: one plan in detail, or the predicted makespan for each agent count."""
@@ -394,6 +435,7 @@ class Coordinator:
 
         for warning in self._warnings:
             _warn(warning)
+        self._warned = len(self._warnings)
         if self._in_process_durations:
             from orchestrator.report.outputs import save_durations
 
@@ -425,9 +467,15 @@ class Coordinator:
                 _remove_leftovers(self._run_id, self._warnings)
             self._early_configs = []
         if self._backend is not None:
-            # After the summary: agents and stacks are down already; stopping Ray takes a second.
+            # After the summary: agents take their stacks down meanwhile; this waits until they
+            # have, so that nothing of the run is left when the command returns.
             self._backend.shutdown()
             self._backend = None
+        if self._leftovers_due:
+            self._leftovers_due = False
+            _remove_leftovers(self._run_id, self._warnings)
+            for warning in self._warnings[self._warned :]:
+                _warn(warning)
 
     def _print_status(self, text: str) -> None:
         """A status line on a line of its own, after the progress dots written so far."""
@@ -443,6 +491,15 @@ class Coordinator:
             terminal.write_line(text)
         else:
             print(text)
+
+
+def warm_field(stacks: Any, agent_id: int, name: str) -> str:
+    """One AgentConfig field giving agent `agent_id` its warm slot ("" without warm stacks)."""
+    if stacks is None:
+        return ""
+    from orchestrator.warm_stacks import borrow_fields
+
+    return borrow_fields(stacks, agent_id).get(name, "")
 
 
 def _backend_label(options: Options) -> str:
