@@ -15,8 +15,10 @@ event through `emit`, a batch at a time, in order, AgentStopped last.
 
 The driver thread owns the machine, the stack and the worker handle, and reads the worker's
 pipes itself, so a test's end costs one wake-up of one thread here: a read that takes every
-frame waiting (under load, many tests'), the machine's transitions, one batch out. Stack up,
-reset and down run in it too (the worker is idle or waiting for them meanwhile). The threads
+frame waiting (under load, many tests'), the machine's transitions, one batch out. The stack
+comes up in a thread of its own (agents/_stack_side.py), so that a worker can start while a
+borrowed warm stack is reset; reset and down run in the driver (the worker is idle or waiting
+for them meanwhile). The threads
 that remain only wait (on a process's exit, the stack) and turn what they see into inputs;
 none of them swallows an error: an unexpected exception ends the agent with AgentFailed (with
 the traceback) and AgentStopped.
@@ -38,9 +40,8 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+from agents._stack_side import StackSide
 from agents.agent import (
     Action,
     AgentMachine,
@@ -48,14 +49,8 @@ from agents.agent import (
     Emit,
     Input,
     KillWorker,
-    ResetDone,
     ResetStack,
     SendToWorker,
-    StackDied,
-    StackDown,
-    StackReachable,
-    StackUp,
-    StackUpFailed,
     StartWorker,
     Stop,
     TakeStackDown,
@@ -63,17 +58,8 @@ from agents.agent import (
     WorkerExited,
     WorkerSaid,
 )
-from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, StackEndpoints, make_stack, stack_env_json, sweep
-from agents.stack.compose import parse_stack
-from agents.stack.errors import DockerUnavailable, StackFailed
-from agents.stack.lease import Lease
-from agents.stack.warm import WarmSlot, open_slot, slot_stack
-from agents.worker import WorkerProcess, worker_args
+from agents.worker import WorkerProcess
 from orchestrator.protocol import messages as pm
-
-if TYPE_CHECKING:
-    from agents.stack.borrowed import WarmDockerStack
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,23 +103,13 @@ class AgentRuntime:
         self._selector = selectors.DefaultSelector()
         self._outbox: list[pm.Event] = []
         self._thread: threading.Thread | None = None
-        self._stack: Stack | None = None
-        self._lease: Lease | None = None
-        # Ends the stack's watch on Docker's events (a dead service becomes StackDied).
-        self._stop_watch: Callable[[], None] | None = None
+        self._stack = StackSide(
+            config, self._put, clock, lambda exc: self._put(_ThreadFailed(exc, "renewing the stack's lease"))
+        )
         self._worker: WorkerProcess | None = None
         self._worker_messages_ended = False
-        self._worker_env: dict[str, str] = {}
-        self._worker_args: list[str] = []
         self._private_dir = ""
         self._stopped_sent = False
-        self._stack_thread: threading.Thread | None = None
-        # A borrowed warm stack: its slot, the slot's lock (a file descriptor) and whether the
-        # stack is kept at the end (False once it failed: it is removed, the next run rebuilds it).
-        self._warm_slot: WarmSlot | None = None
-        self._warm_stack: WarmDockerStack | None = None
-        self._warm_lock: int | None = None
-        self._warm_keep = False
 
     # -- called by the backend -------------------------------------------------------------
 
@@ -167,10 +143,7 @@ class AgentRuntime:
         try:
             self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
             self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
-            self._stack_thread = threading.Thread(
-                target=self._bring_stack_up, name=f"orchestrate-stack-{self.config.agent_id}", daemon=True
-            )
-            self._stack_thread.start()
+            self._stack.start(self._private_dir)
             while True:
                 deadline = self._machine.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
@@ -184,11 +157,11 @@ class AgentRuntime:
                 if stopped:
                     return
         except BaseException as exc:  # the driver never swallows an error: the agent fails with it
-            self._warm_keep = False
+            self._stack.failed()
             self._fail(exc)
             self._flush_events()
         finally:
-            self._stop_watching()
+            self._stack.stop_watching()
             if self._worker is not None:
                 self._worker.kill()
             if self._private_dir:
@@ -240,9 +213,9 @@ class AgentRuntime:
             if self._worker is not None:
                 self._worker.kill()
         elif isinstance(action, ResetStack):
-            return self._reset(action.unit_id)
+            return self._stack.reset(action.unit_id)
         elif isinstance(action, TakeStackDown):
-            return self._take_stack_down()
+            return self._stack.take_down()
         elif isinstance(action, Stop):
             pass
         else:
@@ -261,177 +234,14 @@ class AgentRuntime:
             batch, self._outbox = self._outbox, []
             self._emit_batch(batch)
 
-    # -- the stack -------------------------------------------------------------------------
-
-    def _bring_stack_up(self) -> None:
-        """Stack up (and snapshot), then queue StackUp or StackUpFailed behind earlier commands.
-
-        Runs in a thread of its own, so that a worker can start while a borrowed warm stack is
-        being reset (StackReachable first); the driver joins it before taking the stack down.
-        """
-        config = self.config
-        started = self._clock()
-        warm = ""
-        try:
-            spec = parse_stack(config.stack_text, Path(config.stack_path)) if config.stack_text else None
-            if spec is not None:
-                self._take_lease_and_sweep()
-            slot = None
-            if spec is not None and config.warm_id and not config.collector:
-                slot = WarmSlot(config.warm_id, config.agent_id, config.warm_owner, Path(config.warm_dir))
-                self._warm_lock = slot.lock()
-                warm = "busy"  # another run borrows it: a stack of this run's own instead
-            if spec is not None and slot is not None and self._warm_lock is not None:
-                self._warm_slot = slot
-                self._stack = self._warm_stack = slot_stack(spec, slot, config.cwd)  # removed if it fails
-                up = open_slot(
-                    spec, slot, config.cwd, self._clock, lambda ends: self._reachable(ends, started)
-                )
-                self._stack = self._warm_stack = up.stack
-                endpoints, seconds, warm = up.endpoints, up.seconds, up.how
-                resets = up.stack.resets
-            else:
-                self._stack = make_stack(
-                    spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd
-                )
-                endpoints = self._stack.up()
-                seconds = endpoints.up_seconds + endpoints.setup_seconds
-                resets = self._stack.resets
-                if resets:
-                    try:
-                        seconds += self._stack.snapshot()
-                    except StackFailed as exc:
-                        raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
-        except StackFailed as exc:
-            self._put(StackUpFailed(str(exc), exc.logs))
-            return
-        except Exception as exc:
-            self._put(StackUpFailed(f"stack failed: {exc!r}"))
-            return
-        if not self._worker_args:
-            self._prepare_worker(endpoints, resets)
-        if spec is not None:
-            # Docker's events, not polling: nothing runs while every service lives.
-            self._stop_watch = self._stack.watch(self._stack_died)
-        self._warm_keep = True
-        self._put(
-            StackUp(
-                stack_seconds=seconds,
-                resets=resets,
-                now=self._clock(),
-                stack_args=tuple(endpoints.pytest_args),
-                stack_env=dict(endpoints.env),
-                worker_args=tuple(self._worker_args),
-                cache=endpoints.cache,
-                setup_seconds=endpoints.setup_seconds,
-                setup_saved_seconds=endpoints.cache_saved_seconds,
-                started=started,
-                warm=warm,
-            )
-        )
-
-    def _reachable(self, endpoints: StackEndpoints, started: float) -> None:
-        """A borrowed stack's endpoints, before its reset: the worker may start with them."""
-        resets = self._stack.resets if self._stack is not None else False
-        self._prepare_worker(endpoints, resets)
-        self._put(
-            StackReachable(
-                started=started,
-                now=self._clock(),
-                stack_args=tuple(endpoints.pytest_args),
-                stack_env=dict(endpoints.env),
-                worker_args=tuple(self._worker_args),
-            )
-        )
-
-    def _prepare_worker(self, endpoints: StackEndpoints, resets: bool) -> None:
-        """The worker's environment and command line on this stack."""
-        config = self.config
-        env = dict(os.environ if config.env is None else config.env)
-        env.update(endpoints.env)
-        env[AGENT_ENV] = str(config.agent_id)
-        env[RUN_ENV] = config.run_id
-        env[STACK_ENV] = stack_env_json(endpoints)
-        if resets:
-            env[RESET_ENV] = "1"
-        self._worker_env = env
-        self._worker_args = worker_args(
-            config.pytest_args,
-            self._private_dir,
-            config.agent_id,
-            basetemp=config.basetemp,
-            stack_args=endpoints.pytest_args,
-        )
-
-    def _stack_died(self, message: str) -> None:
-        self._warm_keep = False  # a warm stack that lost a service is removed, not kept
-        self._put(StackDied(message))
-
-    def _take_lease_and_sweep(self) -> None:
-        """Hold this stack's lease on the node, then clear what dead runs left on its engine.
-
-        The lease comes first, so a sweep by another agent on this node never takes this stack
-        for a dead one while it starts. What this sweep finds is the next run's clean-up of a
-        killed coordinator's stacks (agents/stack/lease.py). A sweep that fails changes nothing
-        for this run: the stack's own `up` says clearly what is wrong with the engine.
-        """
-        config = self.config
-        self._lease = Lease(
-            config.run_id,
-            str(config.agent_id),
-            on_error=lambda exc: self._put(_ThreadFailed(exc, "renewing the stack's lease")),
-        )
-        self._lease.take()
-        with contextlib.suppress(StackFailed, DockerUnavailable):
-            sweep()
-
-    def _reset(self, unit_id: str) -> ResetDone:
-        assert self._stack is not None
-        try:
-            seconds = self._stack.reset()
-        except StackFailed as exc:
-            self._warm_keep = False
-            return ResetDone(unit_id, error=str(exc))
-        except Exception as exc:
-            self._warm_keep = False
-            return ResetDone(unit_id, error=f"stack reset failed: {exc!r}")
-        return ResetDone(unit_id, seconds=seconds)
-
-    def _take_stack_down(self) -> StackDown:
-        if self._stack_thread is not None and self._stack_thread is not threading.current_thread():
-            self._stack_thread.join()  # a stack still coming up (its worker started early)
-        self._stop_watching()
-        down = StackDown()
-        try:
-            if self._warm_stack is not None and self._warm_keep:
-                self._warm_stack.keep()  # borrowed: kept up for the next run, which resets it first
-            elif self._stack is not None:
-                if self._warm_slot is not None:
-                    self._warm_slot.drop_record()  # the next run brings this slot up anew
-                down = StackDown(seconds=self._stack.down())
-        except Exception as exc:
-            down = StackDown(error=str(exc) if isinstance(exc, StackFailed) else repr(exc))
-        finally:
-            self._stack = self._warm_stack = None
-            if self._warm_lock is not None:
-                os.close(self._warm_lock)
-                self._warm_lock = None
-            if self._lease is not None:
-                # A stack that could not be removed keeps its lease, to go stale for a later sweep.
-                self._lease.release(keep=bool(down.error))
-                self._lease = None
-        return down
-
-    def _stop_watching(self) -> None:
-        stop, self._stop_watch = self._stop_watch, None
-        if stop is not None:
-            stop()
-
     # -- the worker ------------------------------------------------------------------------
 
     def _start_worker(self) -> None:
         worker = WorkerProcess(
-            self.config.python or sys.executable, self._worker_args, self.config.cwd, self._worker_env
+            self.config.python or sys.executable,
+            self._stack.worker_args,
+            self.config.cwd,
+            self._stack.worker_env,
         )
         self._worker = worker
         self._worker_messages_ended = False
@@ -495,7 +305,7 @@ class AgentRuntime:
         )
         if self._worker is not None:
             self._worker.kill()
-        down = self._take_stack_down()
+        down = self._stack.take_down()
         if down.error:
             self._emit(
                 pm.AgentFailed(agent_id=self.config.agent_id, message=f"stack teardown failed: {down.error}")
