@@ -105,7 +105,11 @@ class StackSide:
                 self._stack = make_stack(
                     spec, config.run_id, str(config.agent_id), config.owner, cwd=config.cwd
                 )
-                endpoints = self._stack.up()
+                early = spec is not None and spec.early_worker and not config.collector
+                if early:  # the worker starts once the containers run (StackReachable)
+                    endpoints = self._stack.up(lambda ends: self._reachable(ends, started))
+                else:
+                    endpoints = self._stack.up()
                 seconds = endpoints.up_seconds + endpoints.setup_seconds
                 resets = self._stack.resets
                 if resets:

@@ -314,10 +314,13 @@ class AgentMachine:
             raise InvalidInput(
                 f"agent {self.agent_id}: worker said {type(message).__name__} before collecting"
             )
-        if self.state is S.WAITING_STACK and not isinstance(message, wh.Warned):
-            raise InvalidInput(
-                f"agent {self.agent_id}: worker said {type(message).__name__} before it was given work"
-            )
+        if self.state is S.WAITING_STACK:
+            if isinstance(message, wh.NeedWork):
+                return  # the session hands out work once the agent is ready (AgentReady)
+            if not isinstance(message, wh.Warned):
+                raise InvalidInput(
+                    f"agent {self.agent_id}: worker said {type(message).__name__} before it was given work"
+                )
         match message:
             case wh.Started(node_id):
                 self._running = node_id

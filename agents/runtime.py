@@ -213,8 +213,10 @@ class AgentRuntime:
             if self._worker is not None:
                 self._worker.kill()
         elif isinstance(action, ResetStack):
+            self._flush_events()  # what this wake-up emitted goes out before a slow step
             return self._stack.reset(action.unit_id)
         elif isinstance(action, TakeStackDown):
+            self._flush_events()  # TearingDown first: the session's report need not wait
             return self._stack.take_down()
         elif isinstance(action, Stop):
             pass

@@ -35,10 +35,12 @@ class StackEndpoints:
 
 
 class Stack(Protocol):
-    def up(self) -> StackEndpoints:
+    def up(self, on_endpoints: Callable[[StackEndpoints], None] | None = None) -> StackEndpoints:
         """Start every service, wait until each is ready, run the set-up commands.
 
-        Raises agents.stack.errors.StackFailed (naming the service, with its last log lines).
+        `on_endpoints`, if given, is called once with the endpoints as soon as the containers the
+        tests will use run, before they are ready (`x-orchestrate.early_worker`). Raises
+        agents.stack.errors.StackFailed (naming the service, with its last log lines).
         """
         ...
 

@@ -41,7 +41,9 @@ def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
 
 def _check(events: list[pm.Event]) -> None:
     names = [e.name for e in events]
-    assert names[0] == "agent_ready" and names[-1] == "agent_stopped", names
+    # StackReady (how the worker starts on its stack) comes first, AgentStopped last.
+    assert names[:2] == ["stack_ready", "agent_ready"] and names[-1] == "agent_stopped", names
+    assert names[-2] == "tearing_down", names
     # One event per test, carrying all of its reports.
     phases = [
         (e.node_id, r["nodeid"], r["when"], r["outcome"])

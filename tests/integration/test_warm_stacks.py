@@ -9,16 +9,21 @@ committed are removed at the end.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
-from conftest import load_results, run_orchestrate, write_suite
+from conftest import ORCHESTRATE, load_results, run_orchestrate, write_suite
 
 from agents.stack import clean_cache, load_stack_file, stack_cache_key
 from agents.stack.containers import LABEL_RUN
+from agents.stack.warm import WarmSlot
 
 pytestmark = pytest.mark.docker
 
@@ -76,6 +81,10 @@ class TestOne:
 class TestTwo:
     def test_finds_setup_state_only(self):
         check_and_dirty()
+        if os.environ.get("HANG_AFTER_WRITING"):  # the coordinator is killed meanwhile
+            pathlib.Path("written").touch()
+            import time
+            time.sleep(300)
 """
 
 
@@ -177,3 +186,36 @@ def test_up_refuses_a_stack_that_cannot_be_reset(tmp_path: Path) -> None:
     assert up.returncode == 4
     assert "names no strategy for cache" in up.stderr and "Traceback" not in up.stderr
     assert not (tmp_path / ".orchestrate" / "warm-stacks.json").exists()
+
+
+def test_a_run_killed_mid_test_leaves_a_stack_the_next_run_resets(suite: Path) -> None:
+    up = run_orchestrate(["up", "--stack", "stack.yml", "--agents", "1"], suite, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((suite / ".orchestrate" / "warm-stacks.json").read_text())
+    command = [*ORCHESTRATE, "run", "--stack", "stack.yml", "--agents", "1"]
+    env = dict(os.environ, HANG_AFTER_WRITING="1")
+    killed = subprocess.Popen(
+        command,
+        cwd=suite,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (suite / "written").exists():  # the test wrote its rows and keys, then hangs
+        assert killed.poll() is None and time.monotonic() < deadline, "the run never reached its test"
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)  # the coordinator only: its agent sees it go
+    killed.wait(30)
+    slot = WarmSlot(state["warm_id"], 0, state["owner"], Path(state["directory"]))
+    deadline = time.monotonic() + 60
+    while (fd := slot.lock()) is None:  # the orphaned agent lets go of the stack it borrowed
+        assert time.monotonic() < deadline, "the killed run's agent kept the warm stack"
+        time.sleep(0.1)
+    os.close(fd)
+    # The stack is kept (not removed) and dirty; the next run resets it before its first unit.
+    assert len(_warm_containers(state["warm_id"])) == 2
+    after = run_orchestrate(["run", "--stack", "stack.yml", "--agents", "1", "--results", "r.json"], suite)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert _warm(json.loads((suite / "r.json").read_text())) == ["borrowed"]

@@ -40,6 +40,7 @@ def test_a_worker_that_collected_first_waits_for_the_stack_and_gets_no_work_befo
     assert machine.handle(UNIT) == []
     assert machine.handle(WorkerSaid(wh.Collected((), lazy=True), now=1.5)) == []  # stack not up
     assert machine.state is State.WAITING_STACK
+    assert machine.handle(WorkerSaid(wh.NeedWork(), now=1.6)) == []  # work comes once it is ready
     out = machine.handle(StackUp(stack_seconds=2.0, now=2.0, started=0.0, warm="borrowed"))
     ready = out[0]
     assert isinstance(ready, Emit) and isinstance(ready.event, pm.AgentReady)
