@@ -59,6 +59,9 @@ class Coordinator:
         self._warm: Any = False
         self._leftovers_due = False
         self._warned = 0
+        # SIGINT's handler while an interrupted run cleans up (`_hold_interrupts`), and presses.
+        self._previous_sigint: Any = None
+        self._presses = 0
         store, warning = DurationStore.load(options.durations)
         self.store = store
         if warning:
@@ -307,6 +310,8 @@ class Coordinator:
         )
         try:
             report = session_loop.run()
+            if report.stop is not None and report.stop.kind == "interrupt":
+                self._hold_interrupts()
             if session_loop.fatal is not None:
                 raise pytest.UsageError(str(session_loop.fatal))
             return report
@@ -476,6 +481,30 @@ class Coordinator:
             _remove_leftovers(self._run_id, self._warnings)
             for warning in self._warnings[self._warned :]:
                 _warn(warning)
+        self._release_interrupts()
+
+    def _hold_interrupts(self) -> None:
+        """After Ctrl-C, a second press no longer breaks off the clean-up: the report is written
+        while the stacks come down, and the command waits for them (pytest_unconfigure)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def count(signum: int, frame: object) -> None:
+            self._presses += 1
+
+        self._previous_sigint = signal.signal(signal.SIGINT, count)
+
+    def _release_interrupts(self) -> None:
+        import signal
+
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+            if self._presses:
+                _warn("interrupted again: the stacks were still taken down")
 
     def _print_status(self, text: str) -> None:
         """A status line on a line of its own, after the progress dots written so far."""

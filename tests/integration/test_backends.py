@@ -70,7 +70,7 @@ def test_local_backend(tmp_path: Path) -> None:
 def test_ray_backend(tmp_path: Path) -> None:
     events = _run("ray", tmp_path)
     _check(events)
-    ready = events[0]
+    ready = events[1]  # after StackReady
     assert (
         isinstance(ready, pm.AgentReady) and ready.node.node_id and ready.node.address and ready.node.hostname
     )
