@@ -126,6 +126,7 @@ def _run(root: Path, results: str) -> dict[str, object]:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "borrowing the 2 warm stacks" in run.stdout
+    assert "warm stacks: " in run.stdout  # the summary's line: borrowed, or replaced and why
     assert set(load_results(root / results).values()) == {"passed"}
     document: dict[str, object] = json.loads((root / results).read_text())
     return document

@@ -54,3 +54,21 @@ def test_up_refuses_a_service_no_reset_covers(tmp_path: Path) -> None:
         check_resettable(str(tmp_path / "stack.yml"))
     (tmp_path / "commands.yml").write_text(STACK + '  reset_commands: ["python reseed.py"]\n')
     check_resettable(str(tmp_path / "commands.yml"))  # the commands take care of the rest
+
+
+def test_the_summary_says_what_the_warm_stacks_did() -> None:
+    from orchestrator.model import AgentStatistics
+    from orchestrator.report.sections import warm_stacks_line
+
+    stale = "replaced: stale: its cache key changed (stack file, images or setup inputs)"
+    agents = [
+        AgentStatistics(0, stack_warm="borrowed"),
+        AgentStatistics(1, stack_warm=stale),
+        AgentStatistics(2, stack_warm="busy"),
+        AgentStatistics(3),
+    ]
+    assert warm_stacks_line(agents) == (
+        "warm stacks: 1 borrowed (reset to their snapshot), 1 replaced (stale: its cache key changed "
+        "(stack file, images or setup inputs)), 1 held by another run (those agents brought up their own)"
+    )
+    assert warm_stacks_line([AgentStatistics(0)]) == ""
