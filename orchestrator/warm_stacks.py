@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -183,7 +184,9 @@ def down(state_path: Path = STATE_PATH) -> tuple[WarmStacks | None, int]:
         if not _wait_exit(stacks.pid, STOP_SECONDS):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(stacks.pid, signal.SIGKILL)
-    return stacks, remove_run(stacks.warm_id)
+    removed = remove_run(stacks.warm_id)
+    shutil.rmtree(stacks.directory, ignore_errors=True)  # the slots' records and locks
+    return stacks, removed
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
