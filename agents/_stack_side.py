@@ -125,10 +125,10 @@ class StackSide:
             return
         if not self.worker_args:
             self._prepare_worker(endpoints, resets)
+        self._warm_keep = True  # before the watch: a death it reports makes it False
         if spec is not None:
             # Docker's events, not polling: nothing runs while every service lives.
             self._stop_watch = self._stack.watch(self._stack_died)
-        self._warm_keep = True
         self._put(
             StackUp(
                 stack_seconds=seconds,
