@@ -161,7 +161,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
         else:
             from orchestrator.coordinator import Coordinator
 
-            coordinator = Coordinator(early_config, options)
+            coordinator = Coordinator(early_config, options, early=True)
             early_config.stash[EARLY_COORDINATOR] = coordinator
             if options.agents is not None:
                 coordinator.start_agents_early()
@@ -210,7 +210,7 @@ def _start_agents(early_config: pytest.Config, options: Any) -> None:
     from orchestrator.coordinator import Coordinator
 
     try:
-        coordinator = Coordinator(early_config, options)
+        coordinator = Coordinator(early_config, options, early=True)
     except USER_ERRORS:
         return  # pytest_configure meets the same error and reports it
     early_config.stash[EARLY_COORDINATOR] = coordinator

@@ -35,9 +35,11 @@ from orchestrator.sizing import AgentChoice, Capacity, choose_agents, trim_agent
 class Coordinator:
     """The coordinator's side of one pytest session: plans, runs the Session, reports."""
 
-    def __init__(self, config: pytest.Config, options: Options) -> None:
+    def __init__(self, config: pytest.Config, options: Options, early: bool = False) -> None:
         self.config = config
         self.options = options
+        # Lines held while pytest captures output (see `_say`); None: said at once.
+        self._early_output: list[tuple[str, bool]] | None = [] if early else None
         self.report: RunReport | None = None
         self.prepared: Prepared | None = None
         self.extra: dict[str, Any] = {}
@@ -67,7 +69,7 @@ class Coordinator:
         if warning:
             _warn(warning)
         if options.stack_file and not options.planning:
-            self._stack_text = _load_stack(options.stack_file, local=not options.address)
+            self._stack_text = _load_stack(options.stack_file, not options.address, self._say)
             self._say_replaced_options(options.stack_file)
         elif options.stack_file:
             # `plan` starts nothing, but the stack's start-up history is kept under its text.
@@ -515,11 +517,27 @@ class Coordinator:
         self._print(text)
 
     def _print(self, text: str) -> None:
+        self._say(text, False)
+
+    def _say(self, text: str, to_stderr: bool) -> None:
+        """A line for the user; held while pytest captures this process's output (a coordinator
+        made from pytest_load_initial_conftests), until `flush_early_output`."""
+        if self._early_output is not None:
+            self._early_output.append((text, to_stderr))
+            return
         terminal = self.config.pluginmanager.getplugin("terminalreporter")
-        if terminal is not None:
+        if to_stderr:
+            print(text, file=sys.stderr)
+        elif terminal is not None:
             terminal.write_line(text)
         else:
             print(text)
+
+    def flush_early_output(self) -> None:
+        """Say what was held: pytest no longer captures (pytest_configure)."""
+        held, self._early_output = self._early_output or [], None
+        for text, to_stderr in held:
+            self._say(text, to_stderr)
 
 
 def warm_field(stacks: Any, agent_id: int, name: str) -> str:
@@ -542,7 +560,7 @@ def _backend_label(options: Options) -> str:
     return "ray-warm" if warm.current() is not None else "ray"
 
 
-def _load_stack(path: str, local: bool) -> str:
+def _load_stack(path: str, local: bool, say: Any) -> str:
     """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
     anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
     from agents.stack import check_engine, load_stack_file, sweep
@@ -553,9 +571,9 @@ def _load_stack(path: str, local: bool) -> str:
     check_engine()
     removed = sweep(all_owners=False)
     if any(removed):
-        print(
+        say(
             f"orchestrate: warning: removed {removed[0]} container(s) and {removed[1]} network(s) left by dead runs",
-            file=sys.stderr,
+            True,
         )
     return Path(path).read_text(encoding="utf-8")
 

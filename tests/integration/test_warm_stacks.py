@@ -195,20 +195,17 @@ def test_a_run_killed_mid_test_leaves_a_stack_the_next_run_resets(suite: Path) -
     state = json.loads((suite / ".orchestrate" / "warm-stacks.json").read_text())
     command = [*ORCHESTRATE, "run", "--stack", "stack.yml", "--agents", "1"]
     env = dict(os.environ, HANG_AFTER_WRITING="1")
-    killed = subprocess.Popen(
-        command,
-        cwd=suite,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not (suite / "written").exists():  # the test wrote its rows and keys, then hangs
-        assert killed.poll() is None and time.monotonic() < deadline, "the run never reached its test"
-        time.sleep(0.1)
-    os.killpg(killed.pid, signal.SIGKILL)  # the coordinator only: its agent sees it go
-    killed.wait(30)
+    log = suite / "killed-run.log"
+    with log.open("w") as output:
+        killed = subprocess.Popen(
+            command, cwd=suite, env=env, stdout=output, stderr=output, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
+        while not (suite / "written").exists():  # the test wrote its rows and keys, then hangs
+            assert killed.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.killpg(killed.pid, signal.SIGKILL)  # the coordinator only: its agent sees it go
+        killed.wait(30)
     slot = WarmSlot(state["warm_id"], 0, state["owner"], Path(state["directory"]))
     deadline = time.monotonic() + 60
     while (fd := slot.lock()) is None:  # the orphaned agent lets go of the stack it borrowed
