@@ -49,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-id", required=True)
     parser.add_argument("--cwd", required=True)
     args = parser.parse_args(argv)
-    # Blocked before anything is made: a signal while the stacks come up waits for sigwait.
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     directory = Path(args.dir)
     owner = current_owner()
     slots = [WarmSlot(args.warm_id, index, owner, directory) for index in range(args.agents)]
@@ -62,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         _remove(args.warm_id, directory)
         print(f"failed: {' '.join(str(exc).split())}", flush=True)
         return 1
+    # From here a signal waits for sigwait. Before (while the stacks come up, their setup
+    # commands inheriting this thread's mask), SIGTERM ends the keeper at once, and `orchestrate
+    # down`, which sent it, removes what it made by label.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     print("ready", flush=True)
     with contextlib.suppress(OSError):
         sys.stdout.close()
