@@ -31,6 +31,22 @@ class StackUp:
     cache: str = ""
     setup_seconds: float = 0.0
     setup_saved_seconds: float = 0.0
+    # when the stack's start began (the runtime's clock); "borrowed", "replaced: <why>", "busy"
+    # or "" (AgentReady.stack_warm)
+    started: float = 0.0
+    warm: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StackReachable:
+    """The stack's endpoints are known and final, but it is not ready yet (a borrowed warm stack
+    being reset): the worker may start now, with these arguments; StackUp follows."""
+
+    started: float = 0.0
+    now: float = 0.0
+    stack_args: tuple[str, ...] = ()
+    stack_env: dict[str, str] = field(default_factory=dict)
+    worker_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +100,16 @@ class StackDown:
 
 
 Input = (
-    StackUp | StackUpFailed | CommandIn | WorkerSaid | WorkerExited | Tick | StackDied | ResetDone | StackDown
+    StackUp
+    | StackReachable
+    | StackUpFailed
+    | CommandIn
+    | WorkerSaid
+    | WorkerExited
+    | Tick
+    | StackDied
+    | ResetDone
+    | StackDown
 )
 
 # -- actions ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from agents._io import (
     SendToWorker,
     StackDied,
     StackDown,
+    StackReachable,
     StackUp,
     StackUpFailed,
     StartWorker,
@@ -60,6 +61,7 @@ __all__ = [
     "SendToWorker",
     "StackDied",
     "StackDown",
+    "StackReachable",
     "StackUp",
     "StackUpFailed",
     "StartWorker",
@@ -123,6 +125,15 @@ class AgentMachine:
         self._fruitless_exits = 0
         # Whether a test ran on the stack since it was brought up or last reset.
         self._stack_dirty = False
+        # The stack is up (StackUp); the worker may have started before (StackReachable) and
+        # collected: its Collected waits here for the stack.
+        self._stack_ready = False
+        self._waiting_collected: wh.Collected | None = None
+        self._worker_early = False
+        self._worker_collected_at = 0.0
+        # The start-up's moments by the runtime's clock: stack_started, worker_started,
+        # stack_ready, worker_ready (AgentReady.phases_ago).
+        self._phases: dict[str, float] = {}
         self._out: list[Action] = []
 
     # -- the one entry point ---------------------------------------------------------------
@@ -160,9 +171,32 @@ class AgentMachine:
 
     # -- inputs ----------------------------------------------------------------------------
 
+    def _on_StackReachable(self, event: StackReachable) -> None:
+        """A borrowed stack's endpoints: the worker starts now, while the stack is reset."""
+        self._phases["stack_started"] = event.started
+        if self._abort_wanted or self.collector:
+            return  # the stack comes down once it is up
+        self._emit(
+            pm.StackReady(
+                stack_args=event.stack_args, stack_env=dict(event.stack_env), worker_args=event.worker_args
+            )
+        )
+        self._worker_early = True
+        self._start_worker(event.now)
+
     def _on_StackUp(self, event: StackUp) -> None:
         self._stack_seconds = event.stack_seconds
         self._stack_up = event
+        self._stack_ready = True
+        self._phases.setdefault("stack_started", event.started)
+        self._phases["stack_ready"] = event.now
+        if self.state is not S.STARTING_STACK:
+            if not self._worker_early and self.state is not S.STOPPING_STACK and self.state is not S.STOPPED:
+                raise InvalidInput(f"agent {self.agent_id}: the stack came up twice")
+            # The worker started early (StackReachable): ready once it has collected too.
+            if self.state is S.WAITING_STACK and self._waiting_collected is not None:
+                self._become_ready(self._waiting_collected, event.now)
+            return
         if self._abort_wanted or (self.collector and self._finish_wanted):
             self._take_stack_down()
             return
@@ -177,8 +211,13 @@ class AgentMachine:
         self._start_worker(event.now)
 
     def _on_StackUpFailed(self, event: StackUpFailed) -> None:
+        if self.state in (S.STOPPING_WORKER, S.STOPPING_STACK, S.STOPPED):
+            return  # stopping already (an abort): the stack comes down after the worker
         self._emit(pm.AgentFailed(message=event.message, logs=event.logs))
-        self._take_stack_down()
+        if self.state is S.STARTING_STACK:
+            self._take_stack_down()
+        else:
+            self._stop_worker(kill=True)  # it started early; the stack comes down after it
 
     def _on_Tick(self, event: Tick) -> None:
         if (
@@ -275,6 +314,13 @@ class AgentMachine:
             raise InvalidInput(
                 f"agent {self.agent_id}: worker said {type(message).__name__} before collecting"
             )
+        if self.state is S.WAITING_STACK:
+            if isinstance(message, wh.NeedWork):
+                return  # the session hands out work once the agent is ready (AgentReady)
+            if not isinstance(message, wh.Warned):
+                raise InvalidInput(
+                    f"agent {self.agent_id}: worker said {type(message).__name__} before it was given work"
+                )
         match message:
             case wh.Started(node_id):
                 self._running = node_id
@@ -313,6 +359,17 @@ class AgentMachine:
     def _collected(self, message: wh.Collected, now: float) -> None:
         if self.state is not S.STARTING_WORKER:
             raise InvalidInput(f"agent {self.agent_id}: worker collected twice")
+        self._worker_collected_at = now
+        self._phases.setdefault("worker_ready", now)
+        if not self._stack_ready:
+            self._waiting_collected = message
+            self.state = S.WAITING_STACK
+            return
+        self._become_ready(message, now)
+
+    def _become_ready(self, message: wh.Collected, now: float) -> None:
+        """The stack is up and the worker has collected: announce once, hand it its work."""
+        self._waiting_collected = None
         if not self._announced:
             self._announced = True
             self._emit(
@@ -325,8 +382,10 @@ class AgentMachine:
                     stack_cache=self._stack_up.cache,
                     setup_seconds=self._stack_up.setup_seconds,
                     setup_saved_seconds=self._stack_up.setup_saved_seconds,
-                    worker_start_seconds=max(0.0, now - self._worker_started_at),
+                    worker_start_seconds=max(0.0, self._worker_collected_at - self._worker_started_at),
                     versions=dict(message.versions or {}),
+                    stack_warm=self._stack_up.warm,
+                    phases_ago={name: max(0.0, now - at) for name, at in self._phases.items()},
                 )
             )
         # Everything still pending, in its order, written once; then what was asked since.
@@ -417,6 +476,7 @@ class AgentMachine:
 
     def _start_worker(self, now: float) -> None:
         self._worker_started_at = now
+        self._phases.setdefault("worker_started", now)
         self._ended_by_this_worker = 0
         self._do(StartWorker())
         self.state = S.STARTING_WORKER
@@ -428,6 +488,8 @@ class AgentMachine:
         self.state = S.STOPPING_WORKER
 
     def _take_stack_down(self) -> None:
+        # Nothing more runs here: the session's report need not wait for the teardown.
+        self._emit(pm.TearingDown())
         self._do(TakeStackDown())
         self.state = S.STOPPING_STACK
 

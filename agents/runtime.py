@@ -15,8 +15,10 @@ event through `emit`, a batch at a time, in order, AgentStopped last.
 
 The driver thread owns the machine, the stack and the worker handle, and reads the worker's
 pipes itself, so a test's end costs one wake-up of one thread here: a read that takes every
-frame waiting (under load, many tests'), the machine's transitions, one batch out. Stack up,
-reset and down run in it too (the worker is idle or waiting for them meanwhile). The threads
+frame waiting (under load, many tests'), the machine's transitions, one batch out. The stack
+comes up in a thread of its own (agents/_stack_side.py), so that a worker can start while a
+borrowed warm stack is reset; reset and down run in the driver (the worker is idle or waiting
+for them meanwhile). The threads
 that remain only wait (on a process's exit, the stack) and turn what they see into inputs;
 none of them swallows an error: an unexpected exception ends the agent with AgentFailed (with
 the traceback) and AgentStopped.
@@ -39,8 +41,8 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from agents._stack_side import StackSide
 from agents.agent import (
     Action,
     AgentMachine,
@@ -48,13 +50,8 @@ from agents.agent import (
     Emit,
     Input,
     KillWorker,
-    ResetDone,
     ResetStack,
     SendToWorker,
-    StackDied,
-    StackDown,
-    StackUp,
-    StackUpFailed,
     StartWorker,
     Stop,
     TakeStackDown,
@@ -62,13 +59,8 @@ from agents.agent import (
     WorkerExited,
     WorkerSaid,
 )
-from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, StackStep, make_stack, stack_env_json, sweep
-from agents.stack.compose import StackSpec, parse_stack
-from agents.stack.lease import Lease
-from agents.worker import WorkerProcess, worker_args
+from agents.worker import WorkerProcess
 from orchestrator.protocol import messages as pm
-from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +103,19 @@ class AgentRuntime:
         os.set_blocking(self._wake_write, False)
         self._selector = selectors.DefaultSelector()
         self._outbox: list[pm.Event] = []
-        # Batches reach the backend from the driver, and from the stack's threads while `up()`
-        # waits for its services (their AgentPhase): one at a time, in order.
+        # Batches reach the backend from the driver, and from the stack's thread while it comes
+        # up (its AgentPhase): one at a time, in order.
         self._emit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._stack: Stack | None = None
-        self._spec: StackSpec | None = None
-        self._lease: Lease | None = None
-        # Ends the stack's watch on Docker's events (a dead service becomes StackDied).
-        self._stop_watch: Callable[[], None] | None = None
+        self._stack = StackSide(
+            config,
+            self._put,
+            clock,
+            lambda exc: self._put(_ThreadFailed(exc, "renewing the stack's lease")),
+            self._tell_phase,
+        )
         self._worker: WorkerProcess | None = None
         self._worker_messages_ended = False
-        self._worker_env: dict[str, str] = {}
-        self._worker_args: list[str] = []
         self._private_dir = ""
         self._stopped_sent = False
 
@@ -159,7 +151,7 @@ class AgentRuntime:
         try:
             self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
             self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
-            self._bring_stack_up()
+            self._stack.start(self._private_dir)
             while True:
                 deadline = self._machine.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self._clock())
@@ -173,10 +165,11 @@ class AgentRuntime:
                 if stopped:
                     return
         except BaseException as exc:  # the driver never swallows an error: the agent fails with it
+            self._stack.failed()
             self._fail(exc)
             self._flush_events()
         finally:
-            self._stop_watching()
+            self._stack.stop_watching()
             if self._worker is not None:
                 self._worker.kill()
             if self._private_dir:
@@ -228,10 +221,11 @@ class AgentRuntime:
             if self._worker is not None:
                 self._worker.kill()
         elif isinstance(action, ResetStack):
-            self._flush_events()  # what came before (the reset's phase) is not held up by it
-            return self._reset(action.unit_id)
+            self._flush_events()  # what this wake-up emitted goes out before a slow step
+            return self._stack.reset(action.unit_id)
         elif isinstance(action, TakeStackDown):
-            return self._take_stack_down()
+            self._flush_events()  # TearingDown first: the session's report need not wait
+            return self._stack.take_down()
         elif isinstance(action, Stop):
             pass
         else:
@@ -252,141 +246,22 @@ class AgentRuntime:
                 self._emit_batch(batch)
 
     def _tell_phase(self, phase: pm.AgentPhase) -> None:
-        """Send a phase of the stack's start at once, from whichever thread sees it.
+        """Send a phase of the stack's start at once, from the stack's thread.
 
-        The machine is not involved: it is in STARTING_STACK throughout, and the driver thread
-        is inside `up()`, so the phase goes straight out, as `_fail` sends its events.
+        The machine is not involved: it waits for StackUp throughout, so the phase goes
+        straight out, as `_fail` sends its events.
         """
         with self._emit_lock:
             self._emit_batch([dataclasses.replace(phase, agent_id=self.config.agent_id)])
-
-    def _on_stack_step(self, step: StackStep) -> None:
-        timeout = 0.0
-        if step.phase == "services" and self._spec is not None:
-            timeout = self._spec.ready_timeout
-        self._tell_phase(
-            pm.AgentPhase(phase=step.phase, ready=step.ready, waiting=step.waiting, timeout=timeout)
-        )
-
-    # -- the stack -------------------------------------------------------------------------
-
-    def _bring_stack_up(self) -> None:
-        """Stack up (and snapshot), then queue StackUp or StackUpFailed behind earlier commands."""
-        config = self.config
-        try:
-            spec = parse_stack(config.stack_text, Path(config.stack_path)) if config.stack_text else None
-            self._spec = spec
-            if spec is not None:
-                self._take_lease_and_sweep()
-            self._stack = make_stack(
-                spec,
-                config.run_id,
-                str(config.agent_id),
-                config.owner,
-                cwd=config.cwd,
-                on_step=self._on_stack_step,
-            )
-            endpoints = self._stack.up()
-            seconds = endpoints.up_seconds + endpoints.setup_seconds
-            resets = self._stack.resets
-            if resets:
-                self._tell_phase(pm.AgentPhase(phase="snapshot"))
-                try:
-                    seconds += self._stack.snapshot()
-                except StackFailed as exc:
-                    raise StackFailed(f"stack snapshot failed: {exc}", exc.service, exc.logs) from exc
-        except StackFailed as exc:
-            self._put(StackUpFailed(str(exc), exc.logs))
-            return
-        except Exception as exc:
-            self._put(StackUpFailed(f"stack failed: {exc!r}"))
-            return
-        env = dict(os.environ if config.env is None else config.env)
-        env.update(endpoints.env)
-        env[AGENT_ENV] = str(config.agent_id)
-        env[RUN_ENV] = config.run_id
-        env[STACK_ENV] = stack_env_json(endpoints)
-        if resets:
-            env[RESET_ENV] = "1"
-        self._worker_env = env
-        self._worker_args = worker_args(
-            config.pytest_args,
-            self._private_dir,
-            config.agent_id,
-            basetemp=config.basetemp,
-            stack_args=endpoints.pytest_args,
-        )
-        if spec is not None:
-            # Docker's events, not polling: nothing runs while every service lives.
-            self._stop_watch = self._stack.watch(lambda message: self._put(StackDied(message)))
-        self._put(
-            StackUp(
-                stack_seconds=seconds,
-                resets=resets,
-                now=self._clock(),
-                stack_args=tuple(endpoints.pytest_args),
-                stack_env=dict(endpoints.env),
-                worker_args=tuple(self._worker_args),
-                cache=endpoints.cache,
-                setup_seconds=endpoints.setup_seconds,
-                setup_saved_seconds=endpoints.cache_saved_seconds,
-            )
-        )
-
-    def _take_lease_and_sweep(self) -> None:
-        """Hold this stack's lease on the node, then clear what dead runs left on its engine.
-
-        The lease comes first, so a sweep by another agent on this node never takes this stack
-        for a dead one while it starts. What this sweep finds is the next run's clean-up of a
-        killed coordinator's stacks (agents/stack/lease.py). A sweep that fails changes nothing
-        for this run: the stack's own `up` says clearly what is wrong with the engine.
-        """
-        config = self.config
-        self._lease = Lease(
-            config.run_id,
-            str(config.agent_id),
-            on_error=lambda exc: self._put(_ThreadFailed(exc, "renewing the stack's lease")),
-        )
-        self._lease.take()
-        with contextlib.suppress(StackFailed, DockerUnavailable):
-            sweep()
-
-    def _reset(self, unit_id: str) -> ResetDone:
-        assert self._stack is not None
-        try:
-            seconds = self._stack.reset()
-        except StackFailed as exc:
-            return ResetDone(unit_id, error=str(exc))
-        except Exception as exc:
-            return ResetDone(unit_id, error=f"stack reset failed: {exc!r}")
-        return ResetDone(unit_id, seconds=seconds)
-
-    def _take_stack_down(self) -> StackDown:
-        self._stop_watching()
-        down = StackDown()
-        try:
-            if self._stack is not None:
-                down = StackDown(seconds=self._stack.down())
-        except Exception as exc:
-            down = StackDown(error=str(exc) if isinstance(exc, StackFailed) else repr(exc))
-        finally:
-            self._stack = None
-            if self._lease is not None:
-                # A stack that could not be removed keeps its lease, to go stale for a later sweep.
-                self._lease.release(keep=bool(down.error))
-                self._lease = None
-        return down
-
-    def _stop_watching(self) -> None:
-        stop, self._stop_watch = self._stop_watch, None
-        if stop is not None:
-            stop()
 
     # -- the worker ------------------------------------------------------------------------
 
     def _start_worker(self) -> None:
         worker = WorkerProcess(
-            self.config.python or sys.executable, self._worker_args, self.config.cwd, self._worker_env
+            self.config.python or sys.executable,
+            self._stack.worker_args,
+            self.config.cwd,
+            self._stack.worker_env,
         )
         self._worker = worker
         self._worker_messages_ended = False
@@ -450,7 +325,7 @@ class AgentRuntime:
         )
         if self._worker is not None:
             self._worker.kill()
-        down = self._take_stack_down()
+        down = self._stack.take_down()
         if down.error:
             self._emit(
                 pm.AgentFailed(agent_id=self.config.agent_id, message=f"stack teardown failed: {down.error}")

@@ -7,9 +7,12 @@ A case is a suite against one Postgres per agent whose `setup` sleeps `--setup-s
 migration) and then creates a table; or, with --demo, the bundled example. Each repetition runs,
 interleaved: `nocache` (x-orchestrate.cache: false, every agent runs setup: the behaviour before
 the cache), `cold` (a setup input changed: a new key, setup once, cloned to every agent), and
-`hit` (the same key again: no setup). Each figure is the whole `orchestrate run` command's wall
-time; the line the run's summary prints about the cache is kept beside it. The images this
-script committed are removed at the end (`clean_cache` of each key it made).
+`hit` (the same key again: no setup); with --demo also `warm` (the example's own stack file,
+whose `--agents` warm stacks `orchestrate up --stack` brought up once before the repetitions:
+every such run borrows them, resets them and starts fresh workers). Each figure is the whole
+`orchestrate run` command's wall time; the line the run's summary prints about the cache is kept
+beside it. The images this script committed are removed at the end (`clean_cache` of each key
+it made), and the warm stacks by `orchestrate down`.
 """
 
 from __future__ import annotations
@@ -126,9 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cwd = args.out / "cases" / "stack-cache"
         write_case(cwd, args.setup_seconds)
         suite, stack, nocache = ".", "stack.yml", "nocache.yml"
-    walls: dict[str, list[float]] = {"nocache": [], "cold": [], "hit": []}
+    walls: dict[str, list[float]] = {"nocache": [], "cold": [], "hit": [], "warm": []}
     lines: dict[str, str] = {}
     keys: set[str] = set()
+    warm_stack = "examples/integration/stack.yml" if args.demo else ""
+    if warm_stack:
+        orchestrate = [sys.executable, "-m", "orchestrator"]
+        subprocess.run(
+            [*orchestrate, "up", "--stack", warm_stack, "--agents", str(args.agents)], cwd=cwd, check=True
+        )
     try:
         for repetition in range(args.repetitions):
             if nocache:
@@ -142,7 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wall, lines[kind] = run(cwd, suite, stack, args.agents)
                 walls[kind].append(wall)
                 print(f"repetition {repetition + 1}: {kind} {wall:.2f}s  {lines[kind]}", flush=True)
+            if warm_stack:
+                wall, lines["warm"] = run(cwd, suite, warm_stack, args.agents)
+                walls["warm"].append(wall)
+                print(f"repetition {repetition + 1}: warm {wall:.2f}s", flush=True)
     finally:
+        if warm_stack:
+            subprocess.run([*orchestrate, "down"], cwd=cwd, check=False)
         for key in keys:
             clean_cache(key)
     summary = {

@@ -61,6 +61,8 @@ class AgentRecord:
         self.restarts = 0
         self.ready_at: float | None = None
         self.finished_at: float | None = None
+        # When it began its teardown (TearingDown), then when it had stopped, if the session
+        # still waited then.
         self.stopped_at: float | None = None
         # Where it is in its start-up or its stack's care, as the live status shows it (AgentPhase,
         # StackReady, AgentReady: "starting", "services", "setup", "snapshot", "worker",
@@ -68,6 +70,11 @@ class AgentRecord:
         self.phase = "starting"
         self.phase_at = 0.0
         self.phase_event: p.AgentPhase | None = None
+        self.tearing_down = False
+        # Run seconds of its start-up's moments: stack_started, worker_started, stack_ready,
+        # worker_ready (from AgentReady.phases_ago).
+        self.phases: dict[str, float] = {}
+        self.stack_warm = ""
 
     def hold(self, unit: TestUnit) -> None:
         """The agent was given `unit`."""
@@ -166,6 +173,8 @@ class AgentRecord:
         self.stack_up = event.stack_up_seconds
         self.stack_cache = (event.stack_cache, event.setup_seconds, event.setup_saved_seconds)
         self.worker_start = event.worker_start_seconds
+        self.phases = {name: max(0.0, now - ago) for name, ago in event.phases_ago.items()}
+        self.stack_warm = event.stack_warm
 
     def mark_stopped(self, event: p.AgentStopped, now: float) -> None:
         """The agent has stopped, its stack down."""
@@ -234,4 +243,6 @@ class AgentRecord:
             stopped_at=self.stopped_at,
             units=tuple(self.spans),
             worker_args=self.worker_args,
+            phases=dict(self.phases),
+            stack_warm=self.stack_warm,
         )

@@ -69,7 +69,8 @@ def _dispatch(args: argparse.Namespace, pytest_args: list[str]) -> int:
             return commands.durations_show(args.durations, args.n)
         return commands.durations_import(args.files, args.durations)
     if args.command == "up":
-        return commands.up(args.agents or os.cpu_count() or 1)
+        stack_file = args.stack or None
+        return commands.up(args.agents or os.cpu_count() or 1, stack_file)
     if args.command == "down":
         return commands.down()
     if args.command == "clean":

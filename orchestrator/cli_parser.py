@@ -165,9 +165,17 @@ An explicit flag wins over the variables.""",
         type=positive_int,
         default=None,
         metavar="N",
-        help="warm agents to keep (default: CPU count)",
+        help="warm agents (with --stack: warm stacks) to keep (default: CPU count)",
     )
-    sub.add_parser("down", help="stop the warm Ray instance started by `orchestrate up`")
+    up.add_argument(
+        "--stack",
+        metavar="FILE",
+        help="keep N agents' stacks of FILE up instead (no Ray): each later run here with that stack file "
+        "borrows them, reset to their snapshot, and replaces one whose cache key changed",
+    )
+    sub.add_parser(
+        "down", help="remove the warm stacks and stop the warm Ray instance started by `orchestrate up`"
+    )
 
     clean = sub.add_parser(
         "clean",

@@ -145,9 +145,11 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     except pytest.UsageError:
         return
     per_agent = any(a.startswith("-") for a in spec.pytest_arg_templates) or bool(spec.env)
-    if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
-        return
     collect_only = bool(getattr(early_config.known_args_namespace, "collectonly", False))
+    if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
+        if options.agents and not collect_only:
+            _start_agents(early_config, options)
+        return
     coordinator: Any = None
     try:
         if collect_only:
@@ -158,7 +160,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
         else:
             from orchestrator.coordinator import Coordinator
 
-            coordinator = Coordinator(early_config, options)
+            coordinator = Coordinator(early_config, options, early=True)
             early_config.stash[EARLY_COORDINATOR] = coordinator
             if options.agents is not None:
                 coordinator.start_agents_early()
@@ -199,6 +201,19 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     os.environ.update(ready.stack_env)
     if coordinator is not None:
         coordinator.collection_served = True
+
+
+def _start_agents(early_config: pytest.Config, options: Any) -> None:
+    """An explicit --agents N with a stack: start the agents now, before conftests load, so that
+    their stacks and workers come up while this process imports, configures and collects."""
+    from orchestrator.coordinator import Coordinator
+
+    try:
+        coordinator = Coordinator(early_config, options, early=True)
+    except USER_ERRORS:
+        return  # pytest_configure meets the same error and reports it
+    early_config.stash[EARLY_COORDINATOR] = coordinator
+    coordinator.start_agents_early()
 
 
 def spec_text(path: str) -> str:

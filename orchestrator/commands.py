@@ -50,8 +50,19 @@ def durations_import(files: Sequence[str], path: str) -> int:
     return EXIT_OK
 
 
-def up(agents: int) -> int:
-    """`orchestrate up`: start the warm Ray instance and its `agents` warm agent actors."""
+def up(agents: int, stack_file: str | None = None) -> int:
+    """`orchestrate up`: start the warm Ray instance and its `agents` warm agent actors; with
+    `stack_file`, instead keep `agents` warm stacks for the local agents of later runs."""
+    if stack_file:
+        from orchestrator import warm_stacks
+
+        stacks, started = warm_stacks.up(stack_file, agents)
+        verb = "started" if started else "already up:"
+        print(
+            f"orchestrate: {verb} {stacks.agents} warm stacks of {stack_file} (keeper pid {stacks.pid}); "
+            "runs here borrow them, `orchestrate down` removes them"
+        )
+        return EXIT_OK
     from orchestrator.backends.ray import start_warm_agents
 
     instance, started = warm.up(num_cpus=os.cpu_count() or 1)
@@ -65,13 +76,18 @@ def up(agents: int) -> int:
 
 
 def down() -> int:
-    """`orchestrate down`: stop the warm Ray instance."""
+    """`orchestrate down`: remove the warm stacks and stop the warm Ray instance."""
+    from orchestrator import warm_stacks
+
+    stacks, leftover = warm_stacks.down()
+    if stacks is not None:
+        extra = f" ({leftover} container(s) its keeper had left)" if leftover else ""
+        print(f"orchestrate: removed the {stacks.agents} warm stacks of {stacks.stack}{extra}")
     instance = warm.down()
-    print(
-        "orchestrate: no warm Ray instance was running"
-        if instance is None
-        else f"orchestrate: stopped the warm Ray instance at {instance.address}"
-    )
+    if instance is not None:
+        print(f"orchestrate: stopped the warm Ray instance at {instance.address}")
+    elif stacks is None:
+        print("orchestrate: no warm Ray instance was running, and no warm stacks were up")
     return EXIT_OK
 
 

@@ -37,9 +37,11 @@ from orchestrator.worker_options import args_for_workers
 class Coordinator:
     """The coordinator's side of one pytest session: plans, runs the Session, reports."""
 
-    def __init__(self, config: pytest.Config, options: RunConfig) -> None:
+    def __init__(self, config: pytest.Config, options: RunConfig, early: bool = False) -> None:
         self.config = config
         self.options = options
+        # Lines held while pytest captures output (see `_say`); None: said at once.
+        self._early_output: list[tuple[str, bool]] | None = [] if early else None
         self.report: RunReport | None = None
         self.prepared: Prepared | None = None
         self.extra: dict[str, Any] = {}
@@ -57,12 +59,19 @@ class Coordinator:
         self._collection_hint = ""
         self._warnings: list[str] = []
         self._spool: ResultSpool | None = None
+        # The warm stacks this run borrows: not looked up yet (False), none (None), or them.
+        self._warm: Any = False
+        self._leftovers_due = False
+        self._warned = 0
+        # SIGINT's handler while an interrupted run cleans up (`_hold_interrupts`), and presses.
+        self._previous_sigint: Any = None
+        self._presses = 0
         store, warning = DurationStore.load(options.durations)
         self.store = store
         if warning:
             _warn(warning)
         if options.stack_file and not options.planning:
-            self._stack_text = _load_stack(options.stack_file, local=not options.address)
+            self._stack_text = _load_stack(options.stack_file, not options.address, self._say)
             self._say_replaced_options(options.stack_file)
         elif options.stack_file:
             # `plan` starts nothing, but the stack's start-up history is kept under its text.
@@ -73,7 +82,14 @@ class Coordinator:
 
         capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
         self.capacity = Capacity(capacity, why)
-        self.startup_key = startup_key(_backend_label(options), self._stack_text)
+        label = _backend_label(options)
+        if self._stack_text and not options.address and options.stack_file:
+            from orchestrator import warm_stacks
+
+            stacks = warm_stacks.current(Path(config.invocation_params.dir) / warm_stacks.STATE_PATH)
+            if stacks is not None and stacks.stack == os.path.realpath(options.stack_file):
+                label += "+warm-stacks"  # borrowed stacks start in a fraction of a cold one's time
+        self.startup_key = startup_key(label, self._stack_text)
 
     def _say_replaced_options(self, stack_file: str) -> None:
         """One line when the user gave an option the stack's pytest_args give per agent."""
@@ -195,8 +211,34 @@ class Coordinator:
         self._raise_stop(session, self.report)
         return True
 
+    def _warm_stacks(self) -> Any:
+        """The warm stacks of `orchestrate up --stack` this run borrows (None: none), said once."""
+        if self._warm is not False:
+            return self._warm
+        self._warm = None
+        if not self._stack_text or self.options.address or self.options.stack_file is None:
+            return None
+        from orchestrator import warm_stacks
+
+        stacks = warm_stacks.current(Path(self.config.invocation_params.dir) / warm_stacks.STATE_PATH)
+        if stacks is None:
+            return None
+        if stacks.stack != os.path.realpath(self.options.stack_file):
+            self._print(
+                f"orchestrate: the warm stacks here are of {stacks.stack}, not of this run's stack file: "
+                "every agent brings up a stack of its own"
+            )
+            return None
+        self._print(
+            f"orchestrate: borrowing the {stacks.agents} warm stacks of `orchestrate up` (each reset to "
+            "its snapshot first; `orchestrate down` removes them)"
+        )
+        self._warm = stacks
+        return stacks
+
     def _agent_configs(self, agent_ids: Iterable[int]) -> list[p.AgentConfig]:
         local = not self.options.address
+        warm = self._warm_stacks()
         # Before pytest parsed its options (agents started from pytest_load_initial_conftests),
         # the early parse has them.
         basetemp = getattr(self.config.option, "basetemp", None) or getattr(
@@ -215,6 +257,9 @@ class Coordinator:
                 python=sys.executable,
                 env=dict(os.environ) if local else None,
                 basetemp=str(basetemp) if basetemp else None,
+                warm_id=warm_field(warm, agent_id, "warm_id"),
+                warm_owner=warm_field(warm, agent_id, "warm_owner"),
+                warm_dir=warm_field(warm, agent_id, "warm_dir"),
             )
             for agent_id in agent_ids
         ]
@@ -277,13 +322,16 @@ class Coordinator:
             finally:
                 if display is not None:
                     display.close()  # before pytest's summary
+            if report.stop is not None and report.stop.kind == "interrupt":
+                self._hold_interrupts()
             if session_loop.fatal is not None:
                 raise pytest.UsageError(str(session_loop.fatal))
             return report
         finally:
             self._early_configs = []
-            if self._stack_text and local:
-                _remove_leftovers(self._run_id, self._warnings)
+            # After the backend's shutdown (pytest_unconfigure), once every agent has stopped:
+            # the report does not wait for the stacks' teardown.
+            self._leftovers_due = bool(self._stack_text and local)
 
     def _print_plans(self, units: Sequence[TestUnit], split: bool) -> None:
         """`orchestrate plan`: one plan in detail, or the predicted makespan for each agent count."""
@@ -404,6 +452,7 @@ class Coordinator:
 
         for warning in self._warnings:
             _warn(warning)
+        self._warned = len(self._warnings)
         if self._in_process_durations:
             from orchestrator.report.outputs import save_durations
 
@@ -435,9 +484,39 @@ class Coordinator:
                 _remove_leftovers(self._run_id, self._warnings)
             self._early_configs = []
         if self._backend is not None:
-            # After the summary: agents and stacks are down already; stopping Ray takes a second.
+            # After the summary: agents take their stacks down meanwhile; this waits until they
+            # have, so that nothing of the run is left when the command returns.
             self._backend.shutdown()
             self._backend = None
+        if self._leftovers_due:
+            self._leftovers_due = False
+            _remove_leftovers(self._run_id, self._warnings)
+            for warning in self._warnings[self._warned :]:
+                _warn(warning)
+        self._release_interrupts()
+
+    def _hold_interrupts(self) -> None:
+        """After Ctrl-C, a second press no longer breaks off the clean-up: the report is written
+        while the stacks come down, and the command waits for them (pytest_unconfigure)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def count(signum: int, frame: object) -> None:
+            self._presses += 1
+
+        self._previous_sigint = signal.signal(signal.SIGINT, count)
+
+    def _release_interrupts(self) -> None:
+        import signal
+
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+            if self._presses:
+                _warn("interrupted again: the stacks were still taken down")
 
     def _status_display(self) -> StatusDisplay | None:
         """The live area in a terminal (--live), else the CI lines (--status-interval, 0: only
@@ -469,11 +548,36 @@ class Coordinator:
         self._print(text)
 
     def _print(self, text: str) -> None:
+        self._say(text, False)
+
+    def _say(self, text: str, to_stderr: bool) -> None:
+        """A line for the user; held while pytest captures this process's output (a coordinator
+        made from pytest_load_initial_conftests), until `flush_early_output`."""
+        if self._early_output is not None:
+            self._early_output.append((text, to_stderr))
+            return
         terminal = self.config.pluginmanager.getplugin("terminalreporter")
-        if terminal is not None:
+        if to_stderr:
+            print(text, file=sys.stderr)
+        elif terminal is not None:
             terminal.write_line(text)
         else:
             print(text)
+
+    def flush_early_output(self) -> None:
+        """Say what was held: pytest no longer captures (pytest_configure)."""
+        held, self._early_output = self._early_output or [], None
+        for text, to_stderr in held:
+            self._say(text, to_stderr)
+
+
+def warm_field(stacks: Any, agent_id: int, name: str) -> str:
+    """One AgentConfig field giving agent `agent_id` its warm slot ("" without warm stacks)."""
+    if stacks is None:
+        return ""
+    from orchestrator.warm_stacks import borrow_fields
+
+    return borrow_fields(stacks, agent_id).get(name, "")
 
 
 def _is_terminal(writer: Any) -> bool:
@@ -493,7 +597,7 @@ def _backend_label(options: RunConfig) -> str:
     return "ray-warm" if warm.current() is not None else "ray"
 
 
-def _load_stack(path: str, local: bool) -> str:
+def _load_stack(path: str, local: bool, say: Any) -> str:
     """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
     anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
     from agents.stack import check_engine, load_stack_file, sweep
@@ -504,9 +608,9 @@ def _load_stack(path: str, local: bool) -> str:
     check_engine()
     removed = sweep(all_owners=False)
     if any(removed):
-        print(
+        say(
             f"orchestrate: warning: removed {removed[0]} container(s) and {removed[1]} network(s) left by dead runs",
-            file=sys.stderr,
+            True,
         )
     return Path(path).read_text(encoding="utf-8")
 

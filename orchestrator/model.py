@@ -346,6 +346,11 @@ class AgentStatistics:
     finished_at: float | None = None
     stopped_at: float | None = None
     units: tuple[UnitSpan, ...] = ()
+    # Run seconds of the start-up's moments (stack_started, worker_started, stack_ready,
+    # worker_ready): where the worker's start overlapped the stack's; empty when not recorded.
+    phases: dict[str, float] = field(default_factory=dict)
+    # A warm stack (`orchestrate up --stack`): "borrowed", "replaced: <why>", "busy" or "".
+    stack_warm: str = ""
     # The CI runner (1-based `--index`) whose artifact this agent came from; None unless merged.
     runner: int | None = None
     # The worker's pytest arguments (after `-m pytest`), the stack's pytest_args rendered in.

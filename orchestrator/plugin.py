@@ -78,6 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.pluginmanager.register(coordinator, "orchestrate-coordinator")
+    coordinator.flush_early_output()  # what it said while pytest captured (made early)
     terminal = config.pluginmanager.getplugin("terminalreporter")
     if terminal is not None:
         # Results of different files interleave: dots in one stream, as pytest-xdist prints them.

@@ -48,7 +48,9 @@ _FULL_COLLECTION = "workers collected the whole suite at start-up"
 DEFAULT_COLLECTION_HINT = "does a parametrization depend on the process: env vars, time, randomness?"
 # How many node ids of each side of a collection difference are listed.
 _SHOWN_DIFFERENCES = 5
-_LIFECYCLE_EVENTS = frozenset({p.AgentFailed.name, p.AgentStopped.name, p.StackReset.name})
+_LIFECYCLE_EVENTS = frozenset(
+    {p.AgentFailed.name, p.TearingDown.name, p.AgentStopped.name, p.StackReset.name}
+)
 # Why the tests a stop left unrun did not run, in the words of the results file and the summary.
 _NOT_RUN_BECAUSE = {
     "interrupt": lambda stop: "interrupted",
@@ -190,7 +192,7 @@ class Session:
         if self.fatal is not None or self._stop is not None or self._ledger.all_final():
             return True
         # Nobody left to run the rest: every agent failed or stopped.
-        return all(a.stopped or a.failed for a in self._agents.values())
+        return all(a.stopped or a.failed or a.tearing_down for a in self._agents.values())
 
     def _dispatch(self) -> None:
         """Send the scheduler's new assignments; let agents with nothing to do run what they hold."""
@@ -230,14 +232,20 @@ class Session:
                 self._record(node_id, Attempt(-1, Outcome.NOT_RUN, 0.0, (), reason), rerunnable=False)
 
     def _stop_agents(self, abort: bool) -> None:
-        """Finish (or abort) every agent and wait until each has stopped (its stack is down)."""
+        """Finish (or abort) every agent and wait until each runs nothing more (TearingDown).
+
+        Not until its stack is down: the report is written while the stacks come down (the
+        backend's shutdown waits for that, after the report).
+        """
         command = p.Abort() if abort else p.Finish()
         self._stopping_at = self._now()
         for record in self._agents.values():
             if not record.stopped:
                 self._backend.send(record.agent_id, command)
         deadline = self._clock() + STOP_GRACE_SECONDS
-        while not all(a.stopped for a in self._agents.values()) and self._clock() < deadline:
+        while (
+            not all(a.stopped or a.tearing_down for a in self._agents.values()) and self._clock() < deadline
+        ):
             try:
                 events = self._backend.wait_events(self._wait_slice())
                 for event in events:
@@ -252,7 +260,7 @@ class Session:
                     if not record.stopped:
                         self._backend.send(record.agent_id, p.Abort())
         for record in self._agents.values():
-            if not record.stopped:
+            if not record.stopped and not record.tearing_down:
                 self._messages.append(
                     f"agent {record.agent_id} did not stop within {STOP_GRACE_SECONDS:.0f} s"
                 )
@@ -444,6 +452,14 @@ class Session:
             # so it is the first of them with no end yet): it may be the cause.
             self._endings[running] += 1
             self._crashed(event.agent_id, running, event.message)
+        self._release(record)
+
+    def on_tearing_down(self, event: p.TearingDown) -> None:
+        """The agent runs nothing more; its stack comes down (or is kept warm) meanwhile."""
+        record = self._agents[event.agent_id]
+        record.tearing_down = True
+        record.live = False
+        record.stopped_at = self._now()
         self._release(record)
 
     def on_agent_stopped(self, event: p.AgentStopped) -> None:

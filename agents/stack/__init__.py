@@ -49,7 +49,7 @@ __all__ = [
 class NullStack:
     """The Stack for runs without a stack file: nothing to start, empty endpoints."""
 
-    def up(self) -> StackEndpoints:
+    def up(self, on_endpoints: Callable[[StackEndpoints], None] | None = None) -> StackEndpoints:
         """Return empty endpoints; called by the agent like any other stack's `up`."""
         return StackEndpoints()
 

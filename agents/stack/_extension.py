@@ -41,6 +41,7 @@ EXTENSION_KEYS = (
     "reset_commands",
     "pytest_args",
     "collection_stack",
+    "early_worker",
 )
 # The set-up state cache's size limit (all cached keys together) unless `cache_max_mb` says.
 DEFAULT_CACHE_MAX_MB = 2048
@@ -68,6 +69,7 @@ class Extension:
     setup_inputs: tuple[str, ...] | None = None
     cache: bool = True
     cache_max_mb: int = DEFAULT_CACHE_MAX_MB
+    early_worker: bool = False
 
 
 class ExtensionChecker(YamlChecker):
@@ -91,6 +93,7 @@ class ExtensionChecker(YamlChecker):
             setup_inputs=self.setup_inputs(body.get("setup_inputs")),
             cache=self.flag(body.get("cache", True), "x-orchestrate.cache"),
             cache_max_mb=self.cache_max_mb(body.get("cache_max_mb")),
+            early_worker=self.flag(body.get("early_worker", False), "x-orchestrate.early_worker"),
         )
 
     def setup_inputs(self, raw: object) -> tuple[str, ...] | None:

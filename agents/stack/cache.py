@@ -55,7 +55,8 @@ def cache_key(spec: StackSpec, image_ids: Mapping[str, str], cwd: Path) -> str:
     """
     digest = hashlib.sha256()
     digest.update(f"orchestrate-stack-cache {KEY_VERSION}\n".encode())
-    digest.update(repr(dataclasses.replace(spec, path=Path("stack.yml"))).encode())
+    # When the worker starts changes nothing setup leaves.
+    digest.update(repr(dataclasses.replace(spec, path=Path("stack.yml"), early_worker=False)).encode())
     for image in sorted({service.image for service in spec.services.values()}):
         digest.update(f"\nimage {image} {image_ids.get(image, '')}".encode())
     for relative in input_files(spec, cwd):

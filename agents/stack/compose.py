@@ -30,6 +30,7 @@ The subset, with orchestrate's one extension (`x-orchestrate`):
       reset: {db: postgres, cache: redis}       # service -> built-in strategy, before every unit
       reset_commands: ["python reseed.py"]      # shell commands run on the agent before every unit
       pytest_args: ["--dburi", "postgresql://postgres:postgres@{db.host}:{db.port}/test"]
+      early_worker: true                        # start-up uses no service: worker starts early
 
 Ports are always published on 127.0.0.1 at a random host port, so that any number of agents
 can run the same stack on one machine; a "host:container" mapping is therefore refused
@@ -159,6 +160,9 @@ class StackSpec:
     setup_inputs: tuple[str, ...] | None = None
     cache: bool = True
     cache_max_mb: int = DEFAULT_CACHE_MAX_MB
+    # The suite's start-up (conftest imports, plugins' configure/sessionstart, collection) uses
+    # no service: each worker starts once its stack's containers run, while they become ready.
+    early_worker: bool = False
 
     def render_env(self, services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """The `env` templates filled in with published endpoints; called by a stack after `up`.
@@ -251,6 +255,7 @@ class _Validator(YamlChecker):
             setup_inputs=extension.setup_inputs,
             cache=extension.cache,
             cache_max_mb=extension.cache_max_mb,
+            early_worker=extension.early_worker,
         )
 
     # -- services ------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ from agents.stack.images import (
     release_lock,
     take_lock_or_wait,
 )
-from agents.stack.probes import address_answers
+from agents.stack.probes import address_answers, address_reachable
 from agents.stack.protocol import StackEndpoints, StackStep
 from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
 from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
@@ -208,12 +208,13 @@ class DockerStack:
 
     # -- the Stack protocol --------------------------------------------------------------------
 
-    def up(self) -> StackEndpoints:
+    def up(self, on_endpoints: Callable[[StackEndpoints], None] | None = None) -> StackEndpoints:
         """Create the network, start every service concurrently, wait until all are ready, run setup.
 
         With `setup` and the cache on (the default), setup runs once per cache key on this
         engine: the services then start from the committed state (agents/stack/images.py), here
-        and in every other agent. Raises StackFailed naming the service (with its last log lines)
+        and in every other agent. `on_endpoints` gets the endpoints of the containers the tests
+        use once they run, before they are ready. Raises StackFailed naming the service (with its last log lines)
         or the setup command (with its output). Whatever was created stays until `down()`, which
         the agent always calls.
         """
@@ -229,11 +230,15 @@ class DockerStack:
                 cache = "hit" if paid is None else "miss"
                 setup_seconds = paid or 0.0
                 saved_seconds = cached.setup_seconds if paid is None else 0.0
-                services = self._start_ready(client, self._clock() + self.spec.ready_timeout, cached.images)
+                services = self._start_ready(
+                    client, self._clock() + self.spec.ready_timeout, cached.images, on_endpoints
+                )
                 self._endpoints = self._endpoints_with(services)
                 self._load_states(cached.with_state)
             else:
-                self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
+                self._endpoints = self._endpoints_with(
+                    self._start_ready(client, deadline, None, on_endpoints)
+                )
         except (docker.errors.DockerException, OSError) as exc:
             # What the specific translations below did not expect: the engine failing mid-way
             # (requests' connection errors and timeouts are OSErrors).
@@ -308,9 +313,16 @@ class DockerStack:
                 RedisReset(self._handle(item.service.name)).load_state(read_state(item.container))
 
     def _start_ready(
-        self, client: docker.DockerClient, deadline: float, images: Mapping[str, str] | None = None
+        self,
+        client: docker.DockerClient,
+        deadline: float,
+        images: Mapping[str, str] | None = None,
+        on_endpoints: Callable[[StackEndpoints], None] | None = None,
     ) -> dict[str, dict[str, object]]:
-        """Start every service (from `images[name]` when given), wait until ready: the endpoints."""
+        """Start every service (from `images[name]` when given), wait until ready: the endpoints.
+
+        With `on_endpoints`, they are worked out before the wait (and handed over), not after.
+        """
         names = list(self.spec.services)
         ready: list[str] = []
         lock = threading.Lock()
@@ -323,8 +335,12 @@ class DockerStack:
         self._step("services", (), tuple(names))
         started = self._start_all(client, images or {})
         self._started = started
+        early = None
+        if on_endpoints is not None:
+            early = self._endpoints_of(client, started, before_ready=True)
+            on_endpoints(self._endpoints_with(early))
         wait_ready(started, deadline, self.spec.ready_timeout, self._clock, on_ready=one_ready)
-        return self._endpoints_of(client, started)
+        return early if early is not None else self._endpoints_of(client, started)
 
     def _step(self, phase: str, ready: tuple[str, ...] = (), waiting: tuple[str, ...] = ()) -> None:
         """Tell `on_step` where `up()` is (the agent relays it to the coordinator's live status)."""
@@ -508,7 +524,7 @@ class DockerStack:
         )
 
     def _endpoints_of(
-        self, client: docker.DockerClient, started: list[_Started]
+        self, client: docker.DockerClient, started: list[_Started], before_ready: bool = False
     ) -> dict[str, dict[str, object]]:
         """Each ready service's endpoint: at its container's own address, or its published port.
 
@@ -517,7 +533,8 @@ class DockerStack:
         """
         attributes = {item.service.name: client.api.inspect_container(item.container.id) for item in started}
         targets = direct_targets([item.service for item in started], attributes, self.network_name)
-        direct = targets is not None and all(address_answers(host, port) for host, port in targets)
+        answers = address_reachable if before_ready else address_answers
+        direct = targets is not None and all(answers(host, port) for host, port in targets)
         network = self.network_name if direct else None
         return {
             item.service.name: endpoint_of(item.service, attributes[item.service.name], network)

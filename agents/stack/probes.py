@@ -61,6 +61,18 @@ def address_answers(host: str, port: int, timeout: float = DIRECT_CONNECT_TIMEOU
         return False
 
 
+def address_reachable(host: str, port: int, timeout: float = DIRECT_CONNECT_TIMEOUT) -> bool:
+    """True when this process reaches `host`:`port` at all: a connect succeeds, or the host
+    answers that nothing listens there yet (a container's own IP before its service is ready)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 def owner_is_dead(owner: str) -> bool:
     """True when `owner` (`<hostname>:<pid>`) is a process on this host that no longer runs."""
     host, _, pid_text = owner.rpartition(":")

@@ -46,10 +46,12 @@ class StackStep:
 
 
 class Stack(Protocol):
-    def up(self) -> StackEndpoints:
+    def up(self, on_endpoints: Callable[[StackEndpoints], None] | None = None) -> StackEndpoints:
         """Start every service, wait until each is ready, run the set-up commands.
 
-        Raises StackFailed (orchestrator/protocol/errors.py), naming the service, with its last log lines.
+        `on_endpoints`, if given, is called once with the endpoints as soon as the containers the
+        tests will use run, before they are ready (`x-orchestrate.early_worker`). Raises
+        StackFailed (orchestrator/protocol/errors.py), (naming the service, with its last log lines).
         """
         ...
 

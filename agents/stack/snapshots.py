@@ -14,6 +14,7 @@ from agents.stack.commands import run_commands
 from agents.stack.compose import ServiceSpec, StackSpec
 from agents.stack.protocol import StackEndpoints
 from agents.stack.reset import ContainerExec, ResetStrategy, ServiceHandle, make_reset
+from orchestrator.protocol.errors import StackFailed
 
 __all__ = ["StackSnapshots", "service_handle"]
 
@@ -48,6 +49,26 @@ class StackSnapshots:
             strategies.append(strategy)
         self._strategies = tuple(strategies)
         return self._clock() - started_at
+
+    def export(self) -> dict[str, bytes]:
+        """Each snapshotted service's recorded state (ResetStrategy.export), by service name."""
+        return {strategy.service: strategy.export() for strategy in self._strategies or ()}
+
+    def attach(self, handle_of: Callable[[str], ServiceHandle], states: Mapping[str, bytes]) -> None:
+        """Take the recorded states of an earlier `snapshot()` (`export()`) instead of a new one.
+
+        Raises StackFailed when a service named in `reset` has no recorded state.
+        """
+        strategies: list[ResetStrategy] = []
+        for name, strategy_name in self.spec.reset.items():
+            if name not in states:
+                raise StackFailed(
+                    f"service '{name}': the warm stack's record has no snapshot of it", service=name
+                )
+            strategy = make_reset(strategy_name, handle_of(name))
+            strategy.attach(states[name])
+            strategies.append(strategy)
+        self._strategies = tuple(strategies)
 
     def reset(self, endpoints: StackEndpoints | None) -> float:
         """Restore every snapshotted service, then run `reset_commands`; returns seconds taken.

@@ -9,7 +9,7 @@ rebuilds the same frozen values with `decode`, which refuses unknown tags and ve
     coordinator ── AgentConfig (once), Assign, Flush, Finish, Abort ──► agent
     coordinator ◄── AgentPhase, StackReady, AgentReady, TestEnded, WarningRecorded, TestCrashed,
                     TestTimedOut, TestExited, NotCollected, StackReset, UnitFinished,
-                    WorkWanted, AgentFailed, AgentStopped ────────────── agent
+                    WorkWanted, AgentFailed, TearingDown, AgentStopped ── agent
 
 What each side decides: the agent executes what it is given and reports what happened (a
 test crashed its worker, a test timed out); it never retries anything. Whether a crashed test
@@ -76,6 +76,12 @@ class AgentConfig:
     # A collection agent: it brings its stack up, says how a worker would be started on it
     # (StackReady) and keeps the stack up until Finish; it never starts a worker.
     collector: bool = False
+    # A warm stack to borrow (`orchestrate up --stack`, agents/stack/warm.py): the label its
+    # containers carry as their run, the keeper process's `<hostname>:<pid>` that owns them, and
+    # the folder of the slots' records and locks; empty: a stack of this run's own.
+    warm_id: str = ""
+    warm_owner: str = ""
+    warm_dir: str = ""
 
 
 # -- messages -----------------------------------------------------------------------------------
@@ -151,6 +157,13 @@ class AgentReady(Event):
     stack_cache: str = ""
     setup_seconds: float = 0.0
     setup_saved_seconds: float = 0.0
+    # A warm stack (AgentConfig.warm_id): "borrowed", "replaced: <why>", "busy" (another run
+    # holds it: this agent brought up a stack of its own), or "" (no warm stack).
+    stack_warm: str = ""
+    # Seconds before this event at which the stack started, the worker started, the stack was
+    # ready and the worker had collected (the agent's clock): the agent's start-up timeline,
+    # where the worker's start may overlap the stack's.
+    phases_ago: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +314,16 @@ class AgentStopped(Event):
     worker_restarts: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class TearingDown(Event):
+    """The agent runs nothing more: its worker is gone, its stack comes down (or is kept warm).
+
+    The session's report does not wait for the teardown; AgentStopped still follows.
+    """
+
+    name: ClassVar[str] = "tearing_down"
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.name: cls
     for cls in (
@@ -321,6 +344,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         UnitFinished,
         WorkWanted,
         AgentFailed,
+        TearingDown,
         AgentStopped,
     )
 }

@@ -20,8 +20,10 @@ format: people and other tools read this file. The schema (format 1):
                   "worker_start_seconds": 0.9,
                   "stack_cache": "miss",                 # the set-up state cache: hit, miss, ""
                   "setup_seconds": 0.2, "setup_saved_seconds": 0.0,
-                  "timeline": {"started": 0.0, "stack_ready": 1.2, "worker_ready": 2.1,
-                               "ready": 2.1, "finished": 9.0, "stopped": 9.6},
+                  "stack_warm": "",                      # "borrowed", "replaced: <why>", "busy"
+                  "timeline": {"started": 0.0, "stack_ready": 1.2, "worker_started": 1.2,
+                               "worker_ready": 2.1, "ready": 2.1, "finished": 9.0,
+                               "stopped": 9.6},
                   "units": [{"unit_id": "...", "started": 2.1, "finished": 3.0,
                              "predicted_seconds": 0.8, "tests": 4, "outcome": "passed",
                              "groups": ["payments"], "alone": false}]}],   # test groups
@@ -36,8 +38,9 @@ format: people and other tools read this file. The schema (format 1):
     }
 
 Times in "timeline", "units" and the attempts are seconds since the run's start (the
-coordinator's clock); "stopped" is when the agent's stack was down, so its teardown is the last
-`stack_down_seconds` before it. Outcomes are Outcome values ("passed" ... "not-run"); `reports`
+coordinator's clock); "worker_started" is when its worker started (before "stack_ready" when
+it overlapped the stack's start: a borrowed warm stack); "stopped" is when the agent began its
+teardown (the report does not wait for it; `stack_down_seconds` is 0 then). Outcomes are Outcome values ("passed" ... "not-run"); `reports`
 are pytest's own `pytest_report_to_serializable` dicts, unchanged but for JSON turning tuples
 into lists. A value JSON cannot hold (an odd `record_property` value) is written as its repr.
 """
@@ -246,13 +249,21 @@ def _agent_to_json(agent: AgentStatistics) -> dict[str, Any]:
         "stack_cache": agent.stack_cache,
         "setup_seconds": agent.setup_seconds,
         "setup_saved_seconds": agent.setup_saved_seconds,
+        "stack_warm": agent.stack_warm,
         "timeline": {
-            "started": None
+            "started": agent.phases.get("stack_started")
+            if "stack_started" in agent.phases
+            else None
             if agent.ready_at is None
             else max(0.0, _stack_ready(agent) - agent.stack_up_seconds),
             "ready": agent.ready_at,
-            "stack_ready": None if agent.ready_at is None else _stack_ready(agent),
-            "worker_ready": agent.ready_at,
+            "stack_ready": agent.phases.get("stack_ready")
+            if "stack_ready" in agent.phases
+            else None
+            if agent.ready_at is None
+            else _stack_ready(agent),
+            "worker_started": agent.phases.get("worker_started"),
+            "worker_ready": agent.phases.get("worker_ready", agent.ready_at),
             "finished": agent.finished_at,
             "stopped": agent.stopped_at,
         },
@@ -301,6 +312,17 @@ def _agent_from_json(item: Mapping[str, Any]) -> AgentStatistics:
         setup_seconds=float(item.get("setup_seconds", 0.0)),
         setup_saved_seconds=float(item.get("setup_saved_seconds", 0.0)),
         ready_at=(item.get("timeline") or {}).get("ready"),
+        stack_warm=str(item.get("stack_warm", "")),
+        phases={
+            name: float(value)
+            for name, value in (
+                ("stack_started", (item.get("timeline") or {}).get("started")),
+                ("stack_ready", (item.get("timeline") or {}).get("stack_ready")),
+                ("worker_started", (item.get("timeline") or {}).get("worker_started")),
+                ("worker_ready", (item.get("timeline") or {}).get("worker_ready")),
+            )
+            if value is not None and (item.get("timeline") or {}).get("worker_started") is not None
+        },
         finished_at=(item.get("timeline") or {}).get("finished"),
         stopped_at=(item.get("timeline") or {}).get("stopped"),
         units=tuple(

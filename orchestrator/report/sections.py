@@ -68,6 +68,25 @@ def write_sections(terminal: Any, report: RunReport) -> None:
     cache_line = stack_cache_line(report.agents)
     if cache_line:
         terminal.write_line(cache_line)
+    warm_line = warm_stacks_line(report.agents)
+    if warm_line:
+        terminal.write_line(warm_line)
+
+
+def warm_stacks_line(agents: Sequence[AgentStatistics]) -> str:
+    """What the warm stacks of `orchestrate up --stack` did this run, in one line ("" if none)."""
+    uses = [agent.stack_warm for agent in agents if agent.stack_warm]
+    if not uses:
+        return ""
+    borrowed = uses.count("borrowed")
+    replaced = [use.removeprefix("replaced: ") for use in uses if use.startswith("replaced")]
+    busy = uses.count("busy")
+    parts = [f"{borrowed} borrowed (reset to their snapshot)"] if borrowed else []
+    if replaced:
+        parts.append(f"{len(replaced)} replaced ({replaced[0]})")
+    if busy:
+        parts.append(f"{busy} held by another run (those agents brought up their own)")
+    return "warm stacks: " + ", ".join(parts)
 
 
 def stack_cache_line(agents: Sequence[AgentStatistics]) -> str:

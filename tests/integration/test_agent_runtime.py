@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import runtime as runtime_module
+from agents import _stack_side as stack_side_module
 from agents.runtime import AgentRuntime
 from agents.stack import StackEndpoints
 from orchestrator.protocol import messages as pm
@@ -220,7 +220,7 @@ def test_stack_reset_between_units_and_a_failed_reset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = FakeResettingStack()
-    monkeypatch.setattr(runtime_module, "make_stack", lambda *args, **kwargs: stack)
+    monkeypatch.setattr(stack_side_module, "make_stack", lambda *args, **kwargs: stack)
     collector = Collector()
     runtime = _runtime(tmp_path, collector)
     runtime.start()

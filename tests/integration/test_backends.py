@@ -41,8 +41,9 @@ def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
 
 def _check(events: list[pm.Event]) -> None:
     names = [e.name for e in events]
-    # The stack (none here) is up before the worker starts, which is ready before any test.
+    # StackReady (how the worker starts on its stack) comes first, AgentStopped last.
     assert names[:2] == ["stack_ready", "agent_ready"] and names[-1] == "agent_stopped", names
+    assert names[-2] == "tearing_down", names
     # One event per test, carrying all of its reports.
     phases = [
         (e.node_id, r["nodeid"], r["when"], r["outcome"])
@@ -69,7 +70,7 @@ def test_local_backend(tmp_path: Path) -> None:
 def test_ray_backend(tmp_path: Path) -> None:
     events = _run("ray", tmp_path)
     _check(events)
-    ready = events[1]
+    ready = events[1]  # after StackReady
     assert (
         isinstance(ready, pm.AgentReady) and ready.node.node_id and ready.node.address and ready.node.hostname
     )

@@ -44,7 +44,12 @@ def test_example_suite_runs_isolated_on_three_agents(tmp_path: Path) -> None:
     assert any("test_isolation.py" in n for n in outcomes)
     agents = document["agents"]
     assert len(agents) == 3 and all(a["tests"] > 0 for a in agents)
-    assert all(a["stack_up_seconds"] > 0 and a["stack_down_seconds"] > 0 for a in agents)
+    # The report does not wait for the stacks' teardown: each agent's "stopped" is when it began.
+    assert all(a["stack_up_seconds"] > 0 and a["timeline"]["stopped"] is not None for a in agents)
+    # `early_worker: true`: each worker started once its containers ran, before they were ready.
+    for agent in agents:
+        timeline = agent["timeline"]
+        assert timeline["started"] <= timeline["worker_started"] < timeline["stack_ready"], timeline
     assert "34 passed" in run.stdout
 
 

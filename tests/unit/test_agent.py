@@ -37,6 +37,12 @@ A = "t.py::A"
 B = "t.py::B"
 
 
+# The start-up's moments of Agent.ready(): stack from 0.0 to 10.0, worker from 10.0 to 11.5.
+_PHASES = {"stack_started": 11.5, "stack_ready": 1.5, "worker_started": 1.5, "worker_ready": 0.0}
+# Taking the stack down is always announced first: the session's report does not wait for it.
+_DOWN = [Emit(pm.TearingDown(agent_id=7)), TakeStackDown()]
+
+
 def _events(actions: list[Action]) -> list[pm.Event]:
     return [a.event for a in actions if isinstance(a, Emit)]
 
@@ -125,6 +131,7 @@ def test_normal_flow_holds_the_last_test_until_flush() -> None:
             collected=2,
             stack_up_seconds=2.5,
             worker_start_seconds=1.5,
+            phases_ago=_PHASES,
         )
     )
     assert out[1:] == [_sent_run(u1=[A])]
@@ -148,7 +155,7 @@ def test_normal_flow_holds_the_last_test_until_flush() -> None:
     assert agent(CommandIn(pm.Finish())) == [SendToWorker(wh.FinishRun())]
     assert agent.machine.state is State.FINISHING
     assert agent.say(wh.NeedWork()) == []  # finishing: the session has nothing more to give
-    assert agent(WorkerExited(1)) == [TakeStackDown()]  # exit code 1: a test failed, normal
+    assert agent(WorkerExited(1)) == _DOWN  # exit code 1: a test failed, normal
     assert agent.stop_stack() == [Emit(pm.AgentStopped(agent_id=7, stack_down_seconds=0.5)), Stop()]
     assert agent.machine.state is State.STOPPED
     assert [e for e in agent.events() if isinstance(e, pm.UnitFinished)] == [
@@ -171,6 +178,7 @@ def test_a_lazy_worker_is_ready_with_no_node_ids_and_gets_the_work_at_once() -> 
                 lazy_collection=True,
                 stack_up_seconds=2.5,
                 worker_start_seconds=1.5,
+                phases_ago=_PHASES,
             )
         ),
         _sent_run(u1=[A]),
@@ -281,7 +289,7 @@ def test_a_worker_dying_again_and_again_without_ending_a_test_fails_the_agent() 
                 logs="boom",
             )
         ),
-        TakeStackDown(),
+        *_DOWN,
     ]
     assert agent.machine.worker_restarts == MAX_FRUITLESS_RESTARTS - 1
 
@@ -296,7 +304,7 @@ def test_a_worker_that_exits_before_collecting_fails_the_agent() -> None:
                 agent_id=7, message="pytest worker exited with code 4 before collecting", logs="ERROR: usage"
             )
         ),
-        TakeStackDown(),
+        *_DOWN,
     ]
     assert _names(agent.stop_stack()) == ["agent_stopped", "Stop"]
 
@@ -317,9 +325,9 @@ def test_abort_while_the_stack_comes_up_takes_it_down_once_up() -> None:
     agent = Agent()
     agent(_units(u1=[A]))
     assert agent(CommandIn(pm.Abort())) == []
-    assert agent.up() == [TakeStackDown()]
+    assert agent.up() == _DOWN
     assert agent.stop_stack()[-1] == Stop()
-    assert [e.name for e in agent.events()] == ["agent_stopped"]
+    assert [e.name for e in agent.events()] == ["tearing_down", "agent_stopped"]
 
 
 def test_abort_while_the_stack_fails_to_come_up() -> None:
@@ -327,6 +335,7 @@ def test_abort_while_the_stack_fails_to_come_up() -> None:
     agent(CommandIn(pm.Abort()))
     assert _names(agent(StackUpFailed("service 'db' never became ready", "log"))) == [
         "agent_failed",
+        "tearing_down",
         "TakeStackDown",
     ]
 
@@ -342,7 +351,7 @@ def test_abort_while_running_kills_the_worker_and_reports_no_crash() -> None:
         pm.TestEnded(agent_id=7, node_id=A, reports=_packed(A), seconds=0.0)
     ]
     assert agent(_units(u2=[B + "2"])) == []
-    assert agent(WorkerExited(-9)) == [TakeStackDown()]
+    assert agent(WorkerExited(-9)) == _DOWN
     agent.stop_stack()
     names = [e.name for e in agent.events()]
     assert "test_crashed" not in names
@@ -369,7 +378,7 @@ def test_a_crash_while_finishing_restarts_for_the_rest_then_finishes() -> None:
     assert _names(agent(WorkerExited(-6))) == ["test_crashed", "StartWorker"]
     assert agent.say(wh.Collected((A, B))) == [_sent_run(u1=[B]), SendToWorker(wh.FinishRun())]
     agent.run(B)
-    assert agent(WorkerExited(0)) == [TakeStackDown()]
+    assert agent(WorkerExited(0)) == _DOWN
 
 
 def test_a_crash_on_the_last_test_while_finishing_needs_no_new_worker() -> None:
@@ -378,7 +387,12 @@ def test_a_crash_on_the_last_test_while_finishing_needs_no_new_worker() -> None:
     agent(_units(u1=[A]))
     agent(CommandIn(pm.Finish()))
     agent.say(wh.Started(A))
-    assert _names(agent(WorkerExited(-6))) == ["test_crashed", "unit_finished", "TakeStackDown"]
+    assert _names(agent(WorkerExited(-6))) == [
+        "test_crashed",
+        "unit_finished",
+        "tearing_down",
+        "TakeStackDown",
+    ]
 
 
 def test_a_stack_that_dies_mid_run_fails_the_agent() -> None:
@@ -398,10 +412,10 @@ def test_a_stack_that_dies_mid_run_fails_the_agent() -> None:
         KillWorker(),
     ]
     assert agent(StackDied("again")) == []
-    assert agent(WorkerExited(-9)) == [TakeStackDown()]
+    assert agent(WorkerExited(-9)) == _DOWN
     assert agent(StackDied("late")) == []  # the watchdog raced the teardown
     agent.stop_stack()
-    assert [e.name for e in agent.events()][-2:] == ["agent_failed", "agent_stopped"]
+    assert [e.name for e in agent.events()][-3:] == ["agent_failed", "tearing_down", "agent_stopped"]
 
 
 def test_a_stack_that_fails_to_come_up() -> None:
@@ -409,7 +423,7 @@ def test_a_stack_that_fails_to_come_up() -> None:
     out = agent(StackUpFailed("service 'db': health check failed", logs="FATAL"))
     assert out == [
         Emit(pm.AgentFailed(agent_id=7, message="service 'db': health check failed", logs="FATAL")),
-        TakeStackDown(),
+        *_DOWN,
     ]
 
 
@@ -429,7 +443,7 @@ def test_pytest_stopping_by_itself_is_not_restarted() -> None:
     agent.run(A, call="failed")
     assert agent.say(wh.Stopping("stopping after 1 failures")) == []
     assert agent.machine.state is State.STOPPING_WORKER
-    assert agent(WorkerExited(1)) == [TakeStackDown()]
+    assert agent(WorkerExited(1)) == _DOWN
 
 
 @pytest.mark.parametrize(
@@ -453,7 +467,7 @@ def test_pytest_exit_and_keyboard_interrupt_stop_the_agent(exited: wh.Exited, ex
     assert _events(agent.say(exited)) == [expected]
     assert agent.machine.state is State.STOPPING_WORKER
     # The worker ends its own session normally (session fixtures torn down): not a crash.
-    assert agent(WorkerExited(2 if exited.returncode is None else exited.returncode)) == [TakeStackDown()]
+    assert agent(WorkerExited(2 if exited.returncode is None else exited.returncode)) == _DOWN
     agent.stop_stack()
     names = [e.name for e in agent.events()]
     assert "test_crashed" not in names and "unit_finished" not in names
@@ -609,7 +623,7 @@ def test_a_collection_agent_serves_its_stack_without_a_worker_until_finish() -> 
     assert machine.state is State.SERVING
     with pytest.raises(InvalidInput):
         machine.handle(CommandIn(pm.Assign((pm.UnitWork("u", ("t.py::a",)),))))
-    assert machine.handle(CommandIn(pm.Finish())) == [TakeStackDown()]
+    assert machine.handle(CommandIn(pm.Finish())) == [Emit(pm.TearingDown(agent_id=3)), TakeStackDown()]
     out = machine.handle(StackDown(seconds=0.2))
     assert out[-1] == Stop() and isinstance(out[0], Emit) and isinstance(out[0].event, pm.AgentStopped)
 
@@ -619,10 +633,10 @@ def test_a_collection_agent_whose_stack_dies_fails_and_takes_it_down() -> None:
     machine.handle(StackUp())
     out = machine.handle(StackDied("db exited"))
     assert isinstance(out[0], Emit) and isinstance(out[0].event, pm.AgentFailed)
-    assert out[1:] == [TakeStackDown()]
+    assert out[1:] == [Emit(pm.TearingDown(agent_id=3)), TakeStackDown()]
 
 
 def test_a_collection_agent_finished_while_its_stack_starts_takes_it_down_once_up() -> None:
     machine = AgentMachine(3, collector=True)
     assert machine.handle(CommandIn(pm.Finish())) == []
-    assert machine.handle(StackUp()) == [TakeStackDown()]
+    assert machine.handle(StackUp()) == [Emit(pm.TearingDown(agent_id=3)), TakeStackDown()]

@@ -447,3 +447,25 @@ def test_the_last_capable_agent_lost_leaves_its_unit_not_run_with_the_reason() -
     assert [a.outcome for a in lost.attempts] == [Outcome.CRASHED, Outcome.NOT_RUN]
     assert "needs GPU=1" in lost.attempts[-1].message
     assert {o for n, o in outcomes.items() if not n.startswith("g.py")} == {Outcome.PASSED}
+
+
+class TearingDownBackend(ScriptedBackend):
+    """Agents that, once finished, say TearingDown and never get to AgentStopped during the run
+    (their stacks take long to come down)."""
+
+    def send(self, agent_id: int, command: p.Command) -> None:
+        if isinstance(command, p.Finish | p.Abort) and agent_id not in self.stopped:
+            self.commands.append((agent_id, command.name))
+            self.stopped.add(agent_id)
+            self.pending.append(p.TearingDown(agent_id))
+            return
+        super().send(agent_id, command)
+
+
+def test_the_report_does_not_wait_for_the_stacks_to_come_down() -> None:
+    backend = TearingDownBackend()
+    report, _ = _run(backend)
+    assert set(_outcomes(report).values()) == {Outcome.PASSED}
+    # Every agent said it runs nothing more: the report is made, no AgentStopped awaited.
+    assert all(agent.stopped_at is not None and agent.stack_down_seconds == 0.0 for agent in report.agents)
+    assert not any("did not stop" in message for message in report.messages)

@@ -110,6 +110,19 @@ class PostgresReset:
             self._psql(statements, "taking the snapshot")
         self._databases = state.databases
 
+    def export(self) -> bytes:
+        """The snapshot's databases (name, owner, template) as JSON: the templates stay in the server."""
+        if self._databases is None:
+            raise self._failed("export() before snapshot()")
+        return json.dumps([[d.name, d.owner, d.snapshot] for d in self._databases]).encode()
+
+    def attach(self, state: bytes) -> None:
+        """Restore to the templates an earlier `snapshot()` of this server left (`export()`)."""
+        try:
+            self._databases = tuple(_Database(str(n), str(o), str(s)) for n, o, s in json.loads(state))
+        except (ValueError, TypeError) as exc:
+            raise self._failed(f"the warm stack's snapshot record is unreadable: {exc}") from exc
+
     def restore(self) -> None:
         """Recreate every database from its snapshot, drop databases made since; called before each unit.
 

@@ -70,3 +70,12 @@ class ResetStrategy(Protocol):
     def restore(self) -> None:
         """Put the service back to the recorded state. Raises StackFailed naming the service."""
         ...
+
+    def export(self) -> bytes:
+        """The recorded state as bytes, for a warm stack's record (agents/stack/warm.py)."""
+        ...
+
+    def attach(self, state: bytes) -> None:
+        """Take an `export()` of this service's snapshot, instead of `snapshot()`: a warm stack
+        borrowed by a later run restores to the state recorded when it was first set up."""
+        ...

@@ -60,6 +60,8 @@ class RedisReset:
         self._handle = handle
         self._timeout = timeout
         self._entries: dict[int, tuple[_Entry, ...]] | None = None
+        # An earlier snapshot's `state_bytes()`, taken over by `attach()` (a warm stack).
+        self._attached: bytes | None = None
 
     @property
     def service(self) -> str:
@@ -92,6 +94,9 @@ class RedisReset:
 
         Raises StackFailed naming the service and the first command Redis refused.
         """
+        if self._entries is None and self._attached is not None:
+            self._restore_attached(self._attached)
+            return
         if self._entries is None:
             raise self._failed("restore() before snapshot()")
         commands = self._restore_commands()
@@ -101,6 +106,19 @@ class RedisReset:
             if isinstance(reply, _ErrorReply):
                 shown = b" ".join(command[:2]).decode(errors="replace")
                 raise self._failed(f"resetting failed: {shown}: {reply.message}")
+
+    def export(self) -> bytes:
+        """The snapshot as `state_bytes()`, for a warm stack's record."""
+        return self._attached if self._entries is None and self._attached is not None else self.state_bytes()
+
+    def attach(self, state: bytes) -> None:
+        """Restore to an earlier snapshot's `state_bytes()` from now on, instead of `snapshot()`."""
+        self._attached = state
+
+    def _restore_attached(self, state: bytes) -> None:
+        with self._connect("resetting") as connection:
+            self._call(connection, [b"FLUSHALL"], "resetting")
+        self.load_state(state)
 
     def state_bytes(self) -> bytes:
         """The snapshot as bytes (a count line, then the RESTORE pipeline in RESP): a clone's state."""
