@@ -16,7 +16,7 @@ import pytest
 from agents.env_names import AGENT_ENV, STACK_ENV
 
 # Registered here, in every pytest process (coordinator, agents' workers, plain pytest), so
-# --strict-markers accepts it everywhere; read by the coordinator (orchestrator/pipeline.py).
+# --strict-markers accepts it everywhere; read by the coordinator (orchestrator/planning/pipeline.py).
 RESOURCES_MARKER = "orchestrate"
 RESOURCES_MARKER_LINE = (
     "orchestrate(resources={name: amount}): run only on an agent whose cluster node has these Ray "
@@ -24,7 +24,7 @@ RESOURCES_MARKER_LINE = (
 )
 
 
-# Test groups (issue 22), read by the coordinator (orchestrator/groups.py).
+# Test groups (issue 22), read by the coordinator (orchestrator/planning/groups.py).
 GROUP_MARKER = "orchestrate_group"
 ALONE_MARKER = "orchestrate_alone"
 WEIGHT_MARKER = "orchestrate_weight"

@@ -1,6 +1,6 @@
 """An agent in a process of its own: `python -m agents.host`, spoken to over two private pipes.
 
-Started by orchestrator/backends/local.py, one process per agent on this machine (the Ray
+Started by orchestrator/run/backends/local.py, one process per agent on this machine (the Ray
 backend wraps the same AgentRuntime in an actor instead). The first frame in is the agent's
 config, every later one a batch of commands; every frame out is a batch of events (what the agent emitted in one wake-up), all as the
 bytes of orchestrator.protocol's encoding. The process is its own session, so a Ctrl-C at the

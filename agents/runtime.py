@@ -1,6 +1,6 @@
 """The agent's I/O around its AgentMachine: one driver thread, the stack, the worker's pipes.
 
-A backend (orchestrator/backends/local.py's agent process, ray.py's actor) makes one
+A backend (orchestrator/run/backends/local.py's agent process, ray.py's actor) makes one
 `AgentRuntime` per agent, calls `start()` once and `command()` from any thread, and gets every
 event through `emit`, a batch at a time, in order, AgentStopped last.
 

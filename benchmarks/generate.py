@@ -260,7 +260,7 @@ def write_suite(suite: Suite, directory: str | Path) -> Path:
 
 def write_durations(durations: Mapping[str, float], directory: str | Path) -> tuple[Path, Path]:
     """Write `durations` as orchestrate's store and as pytest-split's JSON; return both paths."""
-    from orchestrator.durations.store import DurationStore
+    from orchestrator.planning.durations.store import DurationStore
 
     root = Path(directory)
     store_path = root / ORCHESTRATE_DURATIONS

@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.durations.estimate import estimate_units
-from orchestrator.durations.store import DurationStore
 from orchestrator.model import TestUnit
-from orchestrator.scheduling import plan_lpt
+from orchestrator.planning.durations.estimate import estimate_units
+from orchestrator.planning.durations.store import DurationStore
+from orchestrator.planning.scheduling import plan_lpt
 
 __all__ = ["measure_planning"]
 
@@ -229,7 +229,7 @@ def _memory_child(mode: str) -> dict[str, Any]:
 
     import pytest
 
-    import orchestrator.backends
+    import orchestrator.run.backends
 
     figures: dict[str, Any] = {"baseline_rss_bytes": _max_rss_bytes()}
     marks: dict[str, float] = {}
@@ -246,7 +246,7 @@ def _memory_child(mode: str) -> dict[str, Any]:
             marks["ran"] = time.perf_counter()
             figures["peak_rss_after_run_bytes"] = _max_rss_bytes()
 
-    orchestrator.backends.make_backend = lambda *args, **kwargs: _FakeBackend()  # type: ignore[assignment]
+    orchestrator.run.backends.make_backend = lambda *args, **kwargs: _FakeBackend()  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as scratch:
         suite = Path(scratch) / "suite"
         _write_suite(suite)

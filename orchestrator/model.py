@@ -64,7 +64,7 @@ class TestUnit:
     # `@pytest.mark.orchestrate(resources={...})` markers (the largest amount of each resource).
     resources: tuple[tuple[str, float], ...] = ()
     # The test groups the unit belongs to, as (name, limit) pairs sorted by name: never more
-    # than `limit` slots of a group are held at once across all agents (orchestrator/groups.py).
+    # than `limit` slots of a group are held at once across all agents (orchestrator/planning/groups.py).
     groups: tuple[tuple[str, int], ...] = ()
     # Slots of each of its groups the unit holds while it runs (the most any of its tests needs).
     weight: int = 1

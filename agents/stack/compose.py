@@ -154,7 +154,7 @@ class StackSpec:
     # extra arguments for each agent's pytest worker, templates like `env`; see `render_pytest_args`
     pytest_arg_templates: tuple[str, ...] = ()
     # Whether a coordinator collects against a stack of its own when `env`/`pytest_args` are
-    # given (orchestrator/collection_stack.py).
+    # given (orchestrator/run/collection_stack.py).
     collection_stack: bool = True
     # what the set-up state cache hashes and keeps (agents/stack/cache.py); None: the default inputs
     setup_inputs: tuple[str, ...] | None = None
@@ -176,7 +176,7 @@ class StackSpec:
         """The `pytest_args` templates filled in like `render_env`; called by a stack after `up`.
 
         The agent appends them to its own worker's command line; a collection agent hands them
-        to the coordinator for its own collection (orchestrator/collection_stack.py).
+        to the coordinator for its own collection (orchestrator/run/collection_stack.py).
         """
         return tuple(render(template, services) for template in self.pytest_arg_templates)
 

@@ -1,8 +1,8 @@
 """What a process runs on, for the check that every agent matches its coordinator.
 
 Called by the worker's plugin (its `collected` message, relayed as AgentReady.versions) and by
-the coordinator (orchestrator/plugin.py), which compares the two in the session
-(`version_differences`, called by orchestrator/session.py when an agent is ready).
+the coordinator (orchestrator/front/plugin.py), which compares the two in the session
+(`version_differences`, called by orchestrator/run/session.py when an agent is ready).
 """
 
 from __future__ import annotations

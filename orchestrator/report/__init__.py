@@ -1,7 +1,7 @@
 """What pytest does not report itself: orchestrate's terminal sections, the results file, rerun
 elements in pytest's JUnit file, and the replay of agents' results through pytest's hooks.
 
-Called by the coordinator plugin (orchestrator/plugin.py) and `orchestrate merge`.
+Called by the coordinator plugin (orchestrator/front/plugin.py) and `orchestrate merge`.
 """
 
 from orchestrator.report.outcomes import outcome_of, rebuild_report, report_duration

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from orchestrator.durations.store import DurationStore
 from orchestrator.model import Outcome, OutputPaths, RunReport, TestResult
+from orchestrator.planning.durations.store import DurationStore
 from orchestrator.protocol.errors import InternalError
 from orchestrator.report.junit import add_rerun_elements
 from orchestrator.report.results import iter_written_tests, write_results

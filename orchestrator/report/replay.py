@@ -1,7 +1,7 @@
 """Replay the agents' results through pytest's own hooks, as pytest-xdist's controller does.
 
 `PytestReplay` is the session's ReportSink inside the coordinator's pytest session (created by
-orchestrator/plugin.py). Each final result becomes `pytest_runtest_logstart`, one
+orchestrator/front/plugin.py). Each final result becomes `pytest_runtest_logstart`, one
 `pytest_runtest_logreport` per pytest report (rebuilt with `pytest_report_from_serializable`)
 and `pytest_runtest_logfinish`, so pytest's terminal reporter, junitxml, cacheprovider
 (`--lf`), `--durations`, `-r` and every third-party reporter see what they would have seen

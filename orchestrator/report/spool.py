@@ -1,6 +1,6 @@
 """The final results as they end, on disk: so the coordinator keeps no pytest report it no longer needs.
 
-Created by the coordinator plugin (orchestrator/plugin.py) for a run that writes a results file
+Created by the coordinator plugin (orchestrator/front/plugin.py) for a run that writes a results file
 or an HTML page, and handed to the Session, which adds every final TestResult right after the
 sink replayed it, then keeps only a light copy (`lighten`: a passed attempt's reports are
 dropped; those of anything else stay, for the JUnit rerun elements and the HTML details). At

@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.bench import BenchResult
-from orchestrator.durations.startup import StartupPrediction
-from orchestrator.durations.store import UnitDuration
+from orchestrator.front.bench import BenchResult
 from orchestrator.model import ALONE_BOUND, Plan, RunReport, Shard, UnitSpan
-from orchestrator.whatif import Prediction
+from orchestrator.planning.durations.startup import StartupPrediction
+from orchestrator.planning.durations.store import UnitDuration
+from orchestrator.planning.whatif import Prediction
 
 
 def render_plan(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import run_orchestrate, run_pytest
 
-from orchestrator.durations.store import DurationStore
+from orchestrator.planning.durations.store import DurationStore
 
 SUITE = {
     f"test_m{i}.py": textwrap.dedent(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends import make_backend
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol.reports import unpack_test_reports
+from orchestrator.run.backends import make_backend
 
 
 def _run(kind: str, tmp_path: Path) -> list[pm.Event]:

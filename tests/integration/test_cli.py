@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import run_orchestrate, run_pytest, write_suite
 
-from orchestrator.cli import build_parser
+from orchestrator.front.cli import build_parser
 
 SUITE = {"test_ok.py": "def test_one():\n    pass\n"}
 

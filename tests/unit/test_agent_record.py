@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.agent_record import AgentRecord
 from orchestrator.model import TestUnit
+from orchestrator.run.agent_record import AgentRecord
 
 
 def test_the_held_unit_of_a_test_until_it_is_dropped() -> None:

@@ -1,8 +1,8 @@
-"""Why a benchmarked run failed, in one line, from pytest's output (orchestrator/bench.py)."""
+"""Why a benchmarked run failed, in one line, from pytest's output (orchestrator/front/bench.py)."""
 
 from __future__ import annotations
 
-from orchestrator.bench import failure_reason
+from orchestrator.front.bench import failure_reason
 
 XDIST_WITHOUT_STACK = """\
 ============================= test session starts ==============================

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.durations.store import DurationStore
+from orchestrator.planning.durations.store import DurationStore
 
 
 def _load_generate():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.durations.estimate import DEFAULT_TEST_SECONDS, estimate_units
-from orchestrator.durations.store import DurationStore, TestHistory, junit_key
 from orchestrator.model import TestUnit
+from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, estimate_units
+from orchestrator.planning.durations.store import DurationStore, TestHistory, junit_key
 
 
 def _store(seconds_by_node_id: dict[str, float]) -> DurationStore:

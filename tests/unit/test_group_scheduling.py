@@ -23,9 +23,15 @@ from dataclasses import dataclass, field
 import pytest
 
 from orchestrator.model import ALONE_BOUND, Plan, Shard, TestUnit, UnitEstimate
-from orchestrator.scheduling import DynamicScheduler, Scheduler, StaticScheduler, make_scheduler, plan_lpt
-from orchestrator.scheduling._slots import GroupSlots
-from orchestrator.whatif import predict
+from orchestrator.planning.scheduling import (
+    DynamicScheduler,
+    Scheduler,
+    StaticScheduler,
+    make_scheduler,
+    plan_lpt,
+)
+from orchestrator.planning.scheduling._slots import GroupSlots
+from orchestrator.planning.whatif import predict
 
 KINDS = ["static", "dynamic"]
 

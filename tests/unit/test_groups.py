@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.groups import GroupSpec, read_groups
 from orchestrator.model import GroupBy
-from orchestrator.pipeline import units_of
+from orchestrator.planning.groups import GroupSpec, read_groups
+from orchestrator.planning.pipeline import units_of
 from orchestrator.protocol.errors import UsageError
 
 SUITE = """
@@ -172,7 +172,7 @@ def test_a_retry_and_a_requeued_part_keep_the_units_groups(pytester: pytest.Pyte
 
 
 def test_the_run_config_reads_the_groups_once_with_the_rest_of_pyproject(tmp_path: Path) -> None:
-    from orchestrator.options import build_run_config
+    from orchestrator.front.options import build_run_config
 
     (tmp_path / "pyproject.toml").write_text(
         '[tool.orchestrate]\ntimeout = 5\n[tool.orchestrate.groups]\npay = {limit = 2, tests = ["t/**"]}\n'

@@ -4,7 +4,7 @@ agents/ may import orchestrator.protocol (what both sides share) and nothing els
 orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself; and the rest of
 orchestrator/ reaches agents/ only through its declared faces (`AGENT_FACES`): the stack
 package's public names, the worker's option rule, the markers, and the agent
-runtime that the Ray actor wraps (orchestrator/backends/ray.py alone).
+runtime that the Ray actor wraps (orchestrator/run/backends/ray.py alone).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ AGENT_FACES: dict[str, str | None] = {
     "agents.stack": None,  # the package's __all__: validate, check the engine, sweep, clean
     "agents.worker": None,  # without_stack_options: the one rule for per-agent options
     "agents.fixtures": None,  # the markers' names and lines
-    "agents.runtime": "orchestrator/backends/ray.py",  # the agent a Ray actor hosts
+    "agents.runtime": "orchestrator/run/backends/ray.py",  # the agent a Ray actor hosts
 }
 
 
@@ -109,11 +109,11 @@ def test_the_protocol_imports_nothing_of_ours_outside_itself() -> None:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("from orchestrator import sizing\n", "agents/x.py:1: imports orchestrator.sizing"),
+        ("from orchestrator.planning import sizing\n", "agents/x.py:1: imports orchestrator.planning.sizing"),
         ("import orchestrator.model\n", "agents/x.py:1: imports orchestrator.model"),
         (
-            "def f():\n    from orchestrator.session import Session\n",
-            "agents/x.py:2: imports orchestrator.session",
+            "def f():\n    from orchestrator.run.session import Session\n",
+            "agents/x.py:2: imports orchestrator.run.session",
         ),
     ],
 )
@@ -128,7 +128,7 @@ def test_the_check_sees_forbidden_imports(
 
 # Each third-party engine is met at exactly one edge of ours.
 _EDGES = {
-    "ray": ("orchestrator/backends/ray.py",),
+    "ray": ("orchestrator/run/backends/ray.py",),
     "docker": ("agents/stack/_sdk.py",),
     "msgpack": ("orchestrator/protocol/wire.py",),
     "rich": ("orchestrator/report/",),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.durations.learning import LiveEstimate, finish_in
 from orchestrator.model import TestUnit, UnitEstimate
-from orchestrator.session import seconds_at_load_one
+from orchestrator.planning.durations.learning import LiveEstimate, finish_in
+from orchestrator.run.session import seconds_at_load_one
 
 
 def _unit(unit_id: str, tests: int, seconds: float, unseen: int) -> UnitEstimate:

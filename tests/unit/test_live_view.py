@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 
 from orchestrator import protocol as p
 from orchestrator.model import Attempt, TestResult, TestUnit, UnitEstimate
+from orchestrator.planning.scheduling import make_scheduler, plan_lpt
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.report.live_view import plain, view_lines
 from orchestrator.report.status import AgentStatus, RunStatus, SlowTest
-from orchestrator.scheduling import make_scheduler, plan_lpt
-from orchestrator.session import Session
+from orchestrator.run.session import Session
 
 A = TestUnit("t.py::A", ("t.py::A::one", "t.py::A::two"))
 B = TestUnit("t.py::B", ("t.py::B::one",))

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.cli import _shard_position, build_parser
+from orchestrator.ci.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
+from orchestrator.front.cli import _shard_position, build_parser
 from orchestrator.model import (
     AgentStatistics,
     Attempt,
@@ -28,10 +29,9 @@ from orchestrator.model import (
     TestUnit,
     UnitEstimate,
 )
+from orchestrator.planning.scheduling import plan_lpt
 from orchestrator.protocol.errors import EXIT_USAGE_ERROR, ArtifactError, UsageError
 from orchestrator.report import read_results, write_results
-from orchestrator.scheduling import plan_lpt
-from orchestrator.sharding import EXTRA_KEY, ShardArtifact, ShardRecord, merge_shards
 
 CI_DIR = Path(__file__).resolve().parents[2] / "deploy" / "ci"
 JUNIT = JunitSettings(suite_name="sharded", family="xunit2")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import _given, _session
-from orchestrator.cli_parser import build_parser
-from orchestrator.option_table import OPTIONS, RUN
-from orchestrator.options import build_run_config
-from orchestrator.worker_options import args_for_workers
+from orchestrator.front.cli import _given, _session
+from orchestrator.front.cli_parser import build_parser
+from orchestrator.front.option_table import OPTIONS, RUN
+from orchestrator.front.options import build_run_config
+from orchestrator.front.worker_options import args_for_workers
 
 
 def _run_args(*argv: str) -> tuple[list[str], dict[str, object]]:
@@ -74,7 +74,7 @@ def test_a_bad_pyproject_value_is_one_usage_line(tmp_path: Path, text: str, mess
 def test_every_run_option_of_the_table_is_on_the_cli_and_under_pytest() -> None:
     run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     parser = pytest.Parser()
-    from orchestrator.options import add_options
+    from orchestrator.front.options import add_options
 
     add_options(parser)
     pytest_flags = {name for option in parser.getgroup("orchestrate").options for name in option.names()}
@@ -94,7 +94,7 @@ def test_the_workers_get_none_of_orchestrates_options() -> None:
 
 def test_merge_files_with_commas_in_their_names_stay_whole() -> None:
     args = build_parser().parse_args(["merge", "a,1.json", "b.json"])
-    from orchestrator.cli import _merge
+    from orchestrator.front.cli import _merge
 
     assert _merge(args)[1]["merge"] == ("a,1.json", "b.json")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.model import GroupBy
-from orchestrator.pipeline import units_of
+from orchestrator.planning.pipeline import units_of
 from orchestrator.protocol.errors import UsageError
 
 SUITE = """

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator.durations.estimate import estimate_units
-from orchestrator.durations.store import DurationStore, TestHistory
 from orchestrator.model import Assignment, Plan, Shard, TestUnit, UnitEstimate
-from orchestrator.protocol.errors import InternalError, UsageError
-from orchestrator.scheduling import (
+from orchestrator.planning.durations.estimate import estimate_units
+from orchestrator.planning.durations.store import DurationStore, TestHistory
+from orchestrator.planning.scheduling import (
     DynamicScheduler,
     PlannedSeconds,
     Scheduler,
@@ -30,6 +29,7 @@ from orchestrator.scheduling import (
     make_scheduler,
     plan_lpt,
 )
+from orchestrator.protocol.errors import InternalError, UsageError
 
 SCHEDULER_KINDS = ["static", "dynamic"]
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import pytest
 
 from orchestrator import protocol as p
-from orchestrator.invariant import check_results
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
+from orchestrator.planning.scheduling import make_scheduler, plan_lpt
 from orchestrator.protocol.errors import InternalError
 from orchestrator.protocol.reports import pack_test_reports
-from orchestrator.scheduling import make_scheduler, plan_lpt
-from orchestrator.session import Session
+from orchestrator.run.invariant import check_results
+from orchestrator.run.session import Session
 
 
 def _reports(node_id: str, outcome: str) -> list[dict]:

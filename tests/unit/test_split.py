@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from orchestrator.model import TestUnit, UnitEstimate
-from orchestrator.scheduling.lpt import plan_lpt
-from orchestrator.scheduling.split import split_oversized
+from orchestrator.planning.scheduling.lpt import plan_lpt
+from orchestrator.planning.scheduling.split import split_oversized
 
 
 def _unit(name: str, tests: int, splittable: bool) -> TestUnit:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.durations.startup import (
+from orchestrator.model import AgentStatistics, TestUnit, UnitEstimate
+from orchestrator.planning.durations.startup import (
     NO_STACK,
     StartupCosts,
     StartupHistory,
@@ -14,11 +15,10 @@ from orchestrator.durations.startup import (
     load_factor,
     startup_key,
 )
-from orchestrator.durations.store import DurationStore
-from orchestrator.model import AgentStatistics, TestUnit, UnitEstimate
+from orchestrator.planning.durations.store import DurationStore
+from orchestrator.planning.sizing import Capacity, choose_agents, trim_agents
+from orchestrator.planning.whatif import predict
 from orchestrator.protocol import wire
-from orchestrator.sizing import Capacity, choose_agents, trim_agents
-from orchestrator.whatif import predict
 
 KEY = startup_key("local", "")
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.durations import store as store_module
-from orchestrator.durations.store import (
+from orchestrator.model import TestUnit
+from orchestrator.planning.durations import store as store_module
+from orchestrator.planning.durations.store import (
     ALPHA,
     DurationStore,
     TestHistory,
@@ -20,7 +21,6 @@ from orchestrator.durations.store import (
     junit_key,
     unit_of,
 )
-from orchestrator.model import TestUnit
 from orchestrator.protocol import wire
 from orchestrator.protocol.errors import UsageError
 

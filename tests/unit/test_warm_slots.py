@@ -9,7 +9,7 @@ import pytest
 
 from agents.stack.warm import WarmSlot, _read_record, _write_record
 from orchestrator.protocol.errors import UsageError
-from orchestrator.warm_stacks import WarmStacks, borrow_fields, check_resettable
+from orchestrator.run.warm_stacks import WarmStacks, borrow_fields, check_resettable
 
 
 def test_a_slot_is_borrowed_by_one_holder_at_a_time_and_freed_when_it_closes(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.front.cli import main
 from orchestrator.model import TestUnit, UnitEstimate
+from orchestrator.planning.whatif import parse_agent_counts, predict
 from orchestrator.protocol.errors import EXIT_USAGE_ERROR
 from orchestrator.report.charts import predictions_svg
-from orchestrator.whatif import parse_agent_counts, predict
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator._xdist import named_on_command_line
+from orchestrator.front._xdist import named_on_command_line
 
 
 @pytest.mark.parametrize(

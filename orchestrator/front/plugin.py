@@ -1,0 +1,92 @@
+"""The coordinator is a pytest session: this plugin replaces its run loop with orchestrate's.
+
+Loaded in every pytest process through the `pytest11` entry point, and inert unless `--agents`
+is given (`pytest --agents 4`, or `orchestrate run`, which is a front door to the same). Then,
+in the user's own pytest session (their ini file, conftests and plugins loaded, their `-k`,
+`-m`, `--lf` applied by pytest's collection):
+
+    pytest collects -> pipeline: units, estimates, plan -> Session on the agents
+    -> every result replayed through pytest's hooks (report/replay.py) -> pytest reports
+
+so pytest's terminal, `--junitxml`, cache and every reporting plugin do what they always do;
+orchestrate adds its own sections through `pytest_terminal_summary`, writes `--results`, and
+updates the duration store at `pytest_sessionfinish`. `orchestrate shard` and `plan` are the
+same session with another ending; `orchestrate merge` replays artifacts instead of running.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from agents.fixtures import MARKER_LINES
+from orchestrator.front.options import add_options, build_run_config, given_options, is_coordinator
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Before conftests load and options are parsed: a coordinator whose stack file gives each
+    agent its own pytest_args or env collects with them, on a stack of its own."""
+    if os.environ.get("ORCHESTRATE_WORKER_FDS") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from orchestrator.run.collection_stack import serve_collection
+
+    serve_collection(early_config, args)
+
+
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Before pytest_configure, after xdist's own (tryfirst): xdist must not take the coordinator's run."""
+    if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
+        return
+    if is_coordinator(given_options(config)) and not config.getoption("collectonly"):
+        from orchestrator.front._xdist import keep_xdist_out
+
+        keep_xdist_out(config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Also here: with plugin autoload off, agents.fixtures (which registers it too) is not loaded.
+    for line in MARKER_LINES:
+        config.addinivalue_line("markers", line)
+    if os.environ.get("ORCHESTRATE_WORKER_FDS") or hasattr(config, "workerinput"):
+        return  # one of our agents' workers, or an xdist worker: never a coordinator
+    given = given_options(config)
+    if not is_coordinator(given) or config.getoption("collectonly"):
+        return
+    from orchestrator.protocol.errors import USER_ERRORS
+
+    try:
+        options = build_run_config(given, config.rootpath)
+        if options.merge:
+            from orchestrator.ci.merging import MergeReplay
+
+            config.pluginmanager.register(MergeReplay(config, options), "orchestrate-merge")
+            return
+        if options.agents is not None and options.agents < 1 and not options.planning:
+            raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
+        from orchestrator.run.collection_stack import EARLY_COORDINATOR
+        from orchestrator.run.coordinator import Coordinator
+
+        coordinator = config.stash.get(EARLY_COORDINATOR, None) or Coordinator(config, options)
+    except USER_ERRORS as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.pluginmanager.register(coordinator, "orchestrate-coordinator")
+    coordinator.flush_early_output()  # what it said while pytest captured (made early)
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    if terminal is not None:
+        # Results of different files interleave: dots in one stream, as pytest-xdist prints them.
+        terminal.showfspath = False
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    """An attempt that is run again: counted as "rerun", as pytest-rerunfailures does."""
+    if report.outcome == "rerun":
+        return "rerun", "R", ("RERUN", {"yellow": True})
+    return None

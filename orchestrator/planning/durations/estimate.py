@@ -1,0 +1,69 @@
+"""Predicted seconds for each collected unit, from the duration history. Pure: no I/O.
+
+Called by the CLI between collection and planning: `estimate_units(collection.units, store)`
+feeds `scheduling.plan_lpt`. A test with history is predicted at its moving average; a test
+without is guessed, most specific guess first:
+
+1. the median of the known tests of its module (the node id before the first "::"): tests of
+   one file tend to share fixtures and weight, a new test in a slow integration module is
+   likely slow too;
+2. the median of every test in the store: what a test of this suite usually takes;
+3. DEFAULT_TEST_SECONDS when the store is empty.
+
+Medians, not means, so one pathological test does not inflate every guess.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from orchestrator.model import TestUnit, UnitEstimate
+from orchestrator.planning.durations.store import DurationStore
+
+# The guess for a test when nothing at all is known. With an empty store every test gets it,
+# so the plan balances test counts and the value only scales the printed predictions; 0.1 s is
+# a fair order of magnitude for a unit test including its share of fixture setup, and keeps
+# the predicted wall time of a first run honest rather than zero.
+DEFAULT_TEST_SECONDS = 0.1
+
+
+def estimate_units(units: Sequence[TestUnit], store: DurationStore) -> tuple[UnitEstimate, ...]:
+    """One UnitEstimate per unit, in the order given; `unseen_tests` counts the guessed tests."""
+    known = {node_id: store.get(node_id) for unit in units for node_id in unit.node_ids}
+
+    # Module samples: the store's tests by exact node id, plus collected tests the store only
+    # knows through a JUnit import (a dict, so a test counts once however it was found).
+    seconds_by_node_id = {node_id: history.seconds for node_id, history in store.items()}
+    seconds_by_node_id.update((n, s) for n, s in known.items() if s is not None)
+    samples_by_module: dict[str, list[float]] = {}
+    for node_id, seconds in seconds_by_node_id.items():
+        samples_by_module.setdefault(_module(node_id), []).append(seconds)
+
+    everything = store.known_seconds()
+    suite_guess = statistics.median(everything) if everything else DEFAULT_TEST_SECONDS
+    guess_by_module: dict[str, float] = {}
+
+    def guess(node_id: str) -> float:
+        module = _module(node_id)
+        if module not in guess_by_module:
+            samples = samples_by_module.get(module)
+            guess_by_module[module] = statistics.median(samples) if samples else suite_guess
+        return guess_by_module[module]
+
+    estimates = []
+    for unit in units:
+        seconds = 0.0
+        unseen = 0
+        for node_id in unit.node_ids:
+            test_seconds = known[node_id]
+            if test_seconds is None:
+                test_seconds = guess(node_id)
+                unseen += 1
+            seconds += test_seconds
+        estimates.append(UnitEstimate(unit, seconds, unseen))
+    return tuple(estimates)
+
+
+def _module(node_id: str) -> str:
+    return node_id.partition("::")[0]

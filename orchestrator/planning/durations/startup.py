@@ -1,0 +1,182 @@
+"""The fixed costs of a run's agents: what they cost before the first test and after the last.
+
+Recorded in the duration store after every run (`StartupHistory.observe`, called through
+`DurationStore.record_startup` at the coordinator's sessionfinish) and read by the planner
+(`StartupHistory.predict`) to put start-up and teardown into the predicted wall-clock, and by
+`--agents auto` (orchestrator/planning/sizing.py) to choose N. Pure: no I/O, no clock.
+
+What is measured, per agent, from the run's AgentStatistics:
+
+- `ready`: seconds from the start of the session to the agent asking for work (ready_at): its
+  backend's start (an actor, a thread), its stack up with setup commands and snapshot, its
+  pytest worker's start and collection;
+- `stack_up` and `worker_start`, the two parts of it the agent times itself (shown, not used
+  to predict: `ready` holds them and whatever the backend adds);
+- `teardown`: its stack's teardown after the last test (stack_down_seconds).
+
+The model. The agents of a run start side by side and share the machine: on 2 cores, 24
+stacks take several times as long as 2. A run of N agents on a machine (or cluster) of C cores
+runs at a load of max(1, N / C), and every cost is taken to grow with it:
+
+    startup(N)  = ready_cost    x max(1, N / C)
+    teardown(N) = teardown_cost x max(1, N / C)
+
+Each run's mean over its agents is divided by that run's load before it enters the moving
+average (the same alpha as test durations), so one run at any N teaches the cost at every N.
+The mean, not the slowest agent: with dynamic scheduling the work is shared by whoever is up,
+so N agents ready at times r_i finish W seconds of tests near mean(r_i) + W / N.
+Linear in the load, not in waves of C (ceil(N / C)): agents that start together share the
+cores, they do not queue for them. It errs on the slow side (the issue's 12 agents on 2 cores
+came up in 5 to 12 s, mean about 8.5 s, where 4 agents' 4 s predicts 12 s), which makes
+`--agents auto` choose fewer agents rather than more; a fit of a + b x N needs runs at several
+N, which a user who always runs `--agents auto` never makes.
+
+History is kept per `startup_key`: the backend (local threads, a fresh Ray, a warm Ray, a Ray
+cluster) and the stack file's content (a changed stack is a new cost; no stack is its own key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.model import AgentStatistics
+
+__all__ = [
+    "NO_STACK",
+    "StartupCosts",
+    "StartupHistory",
+    "StartupPrediction",
+    "load_factor",
+    "startup_key",
+]
+
+NO_STACK = "no stack"
+# Weight of the newest run: as for test durations (durations/store.py ALPHA).
+_ALPHA = 0.5
+
+
+def startup_key(backend: str, stack_text: str) -> str:
+    """The history key of a run: its backend, and its stack file's content hash (or "no stack")."""
+    stack = hashlib.sha256(stack_text.encode()).hexdigest()[:16] if stack_text else NO_STACK
+    return f"{backend}/{stack}"
+
+
+def load_factor(agents: int, capacity: int) -> float:
+    """How much slower each agent starts when `agents` share `capacity` cores: max(1, N / C)."""
+    return max(1.0, agents / max(1, capacity))
+
+
+@dataclass(frozen=True, slots=True)
+class StartupCosts:
+    """One agent's fixed costs at load 1 (seconds), as moving averages over `runs` runs."""
+
+    ready: float
+    stack_up: float
+    worker_start: float
+    teardown: float
+    runs: int = 1
+
+    def as_list(self) -> list[float | int]:
+        """The store's on-disk form (durations/store.py)."""
+        return [self.ready, self.stack_up, self.worker_start, self.teardown, self.runs]
+
+    @classmethod
+    def from_list(cls, entry: Sequence[object]) -> StartupCosts:
+        """Read `as_list`'s form; ValueError if it is not that."""
+        if len(entry) != 5:
+            raise ValueError(f"malformed start-up entry {list(entry)!r:.100}")
+        *seconds, runs = entry
+        if not all(_valid_seconds(s) for s in seconds):
+            raise ValueError(f"malformed start-up entry {list(entry)!r:.100}")
+        if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+            raise ValueError(f"malformed start-up entry {list(entry)!r:.100}")
+        ready, stack_up, worker_start, teardown = (float(s) for s in seconds)  # type: ignore[arg-type]
+        return cls(ready, stack_up, worker_start, teardown, runs)
+
+
+@dataclass(frozen=True, slots=True)
+class StartupPrediction:
+    """Predicted fixed costs of a run of `agents` agents: start-up before, teardown after the tests."""
+
+    agents: int
+    startup_seconds: float
+    teardown_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.startup_seconds + self.teardown_seconds
+
+
+class StartupHistory:
+    """Start-up costs by key; mutable, owned by the DurationStore that loaded it."""
+
+    def __init__(self, costs: dict[str, StartupCosts] | None = None) -> None:
+        self._costs: dict[str, StartupCosts] = dict(costs or {})
+
+    def __len__(self) -> int:
+        return len(self._costs)
+
+    def items(self) -> Iterable[tuple[str, StartupCosts]]:
+        return self._costs.items()
+
+    def get(self, key: str) -> StartupCosts | None:
+        return self._costs.get(key)
+
+    def predict(self, key: str, agents: int, capacity: int) -> StartupPrediction | None:
+        """startup(N) and teardown(N) for `agents` on `capacity` cores; None without history."""
+        costs = self._costs.get(key)
+        if costs is None:
+            return None
+        load = load_factor(agents, capacity)
+        return StartupPrediction(agents, costs.ready * load, costs.teardown * load)
+
+    def observe(self, key: str, agents: Sequence[AgentStatistics], capacity: int) -> StartupCosts | None:
+        """Fold one run's agents into the history of `key`; return the new costs (None: nothing to learn).
+
+        Only agents that became ready count (one that failed at its stack says nothing about
+        how long a stack takes); the load is that of every agent the run started.
+        """
+        ready = [a for a in agents if a.ready_at is not None and not a.error]
+        if not ready:
+            return None
+        load = load_factor(len(agents), capacity)
+
+        def mean(values: Iterable[float]) -> float:
+            numbers = [v for v in values if _valid_seconds(v)]
+            return sum(numbers) / len(numbers) / load if numbers else 0.0
+
+        run = StartupCosts(
+            ready=mean(a.ready_at or 0.0 for a in ready),
+            stack_up=mean(a.stack_up_seconds for a in ready),
+            worker_start=mean(a.worker_start_seconds for a in ready),
+            teardown=mean(a.stack_down_seconds for a in ready),
+        )
+        old = self._costs.get(key)
+        if old is not None:
+            mean_ready, stack_up, worker_start, teardown = (
+                _ALPHA * new + (1 - _ALPHA) * before
+                for new, before in zip(_seconds(run), _seconds(old), strict=True)
+            )
+            run = StartupCosts(mean_ready, stack_up, worker_start, teardown, old.runs + 1)
+        self._costs[key] = run
+        return run
+
+    def merge(self, other: StartupHistory) -> None:
+        """Take in another history: for a key both know, the one with more runs wins."""
+        for key, costs in other._costs.items():
+            mine = self._costs.get(key)
+            if mine is None or costs.runs > mine.runs:
+                self._costs[key] = costs
+
+
+def _seconds(costs: StartupCosts) -> tuple[float, float, float, float]:
+    return costs.ready, costs.stack_up, costs.worker_start, costs.teardown
+
+
+def _valid_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )

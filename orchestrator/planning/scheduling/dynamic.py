@@ -1,0 +1,219 @@
+"""Work stealing from an LPT plan: the plan is the starting point, actual speed decides the rest.
+
+`DynamicScheduler` starts every agent on its planned shard but hands it out one unit per
+request, so an agent that runs ahead of its predictions takes work that was planned for a
+slower one. Stale durations, a slow machine, or an agent that never came up then cost little:
+nobody idles while a unit is still queued anywhere.
+
+The rules, in the order an agent that wants work is served:
+
+1. requeued units (from an agent that died) wait in one shared queue, longest first: they
+   are late already;
+2. the agent's own planned queue, longest first (LPT order);
+3. otherwise it steals one whole unit: from the agent with the most queued predicted seconds
+   (ties: lowest agent id), that agent's largest queued unit. Largest, because the thief is
+   idle now and the largest piece evens the loads out most, as LPT does; the victim keeps
+   its smaller units. Queues of agents that never came up or were removed are robbed the
+   same way, which is how their planned work gets done.
+
+Each rule only considers units the agent's node can run (TestUnit.resources against the
+resources it reported): the rest waits for an agent that can, or, once none is left, is
+taken back by the session through `take_unrunnable`.
+
+Test groups (scheduling/_slots.py): each rule also skips a unit whose group has no free slot
+now; it waits, and is handed out once a unit of its group finishes. Before rule 2, an agent
+that holds a slot of a group takes that group's next queued unit, so a group whose units run
+one after another never leaves its slot idle between them. While an alone unit is queued
+nothing else is handed out, so the agents drain and it can start.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+
+from orchestrator.model import Assignment, Plan, TestUnit
+from orchestrator.planning.scheduling._agents import AgentBook
+from orchestrator.planning.scheduling._queue import PlannedQueue
+from orchestrator.planning.scheduling._slots import GroupSlots
+from orchestrator.planning.scheduling.lpt import PlannedSeconds
+from orchestrator.planning.scheduling.protocol import SchedulerStatistics
+
+
+class DynamicScheduler:
+    """Per-agent queues from the plan, one unit per request, stealing when a queue runs dry.
+
+    Implements the Scheduler protocol; owned by the session.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._seconds = PlannedSeconds(plan)
+        self._queued_by_agent: dict[int, PlannedQueue] = {}
+        # A plan with test groups lists each shard in start order (scheduling/grouped.py): kept.
+        grouped = any(e.unit.constrained for s in plan.shards for e in s.units)
+        for shard in plan.shards:
+            ordered = (
+                list(shard.units)
+                if grouped
+                else sorted(shard.units, key=lambda e: (-e.seconds, e.unit.unit_id))
+            )
+            self._queued_by_agent[shard.agent_id] = PlannedQueue(
+                [e.unit for e in ordered], sum(e.seconds for e in ordered)
+            )
+        self._queued_units = sum(q.count for q in self._queued_by_agent.values())
+        # Requeued units: a heap of (-seconds, unit_id, arrival, unit), longest first.
+        self._shared_queue: list[tuple[float, str, int, TestUnit]] = []
+        self._arrivals = 0
+        self._agents = AgentBook()
+        self._slots = GroupSlots()
+        # Queued alone units: while there are any, nothing else is handed out.
+        self._alone_queued = sum(1 for s in plan.shards for e in s.units if e.unit.alone)
+        self._stolen_units = 0
+        self._handed_out = 0
+
+    def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
+        """An agent is ready and wants its first unit. Called by the session on AgentReady."""
+        self._agents.add(agent_id, resources)
+
+    def request_work(self, agent_id: int) -> None:
+        """The agent is running dry and wants its next unit."""
+        self._agents.request(agent_id)
+
+    def schedule(self) -> list[Assignment]:
+        """One unit for each agent that wants work, in the order they asked."""
+        assignments: list[Assignment] = []
+        # Nodes for which an agent holding nothing found nothing: the next such agent will not
+        # either (while a group is full, most agents wait; each would scan every queue).
+        unserved_nodes: set[tuple[tuple[str, float], ...]] = set()
+        for agent_id in self._agents.wanting():
+            if not self.has_queued_work():
+                break  # nothing is queued anywhere, so nobody else can be served either
+            idle = not self._slots.holds_anything(agent_id)
+            node = self._agents.node_key(agent_id)
+            if idle and node in unserved_nodes:
+                continue
+            unit = self._next_unit(agent_id)
+            if unit is None:
+                if idle:
+                    unserved_nodes.add(node)
+                continue  # nothing queued that its node can run now; another agent's may
+            self._agents.served(agent_id)
+            self._slots.hold(agent_id, unit)
+            self._alone_queued -= unit.alone
+            self._handed_out += 1
+            assignments.append(Assignment(agent_id, unit))
+        return assignments
+
+    def unit_finished(self, agent_id: int, unit_id: str) -> None:
+        """The agent finished the unit: its test groups' slots are free."""
+        self._slots.finished(agent_id, unit_id)
+
+    def remove_agent(self, agent_id: int) -> None:
+        """Forget the agent; its queue stays where it is, to be stolen by the others."""
+        self._agents.remove(agent_id)
+        self._slots.release(agent_id)
+
+    def requeue(self, units: Sequence[TestUnit]) -> None:
+        """Put units in the shared queue, served before anything else (empty ones are dropped)."""
+        for unit in units:
+            if unit.node_ids:
+                heapq.heappush(
+                    self._shared_queue, (-self._seconds.of(unit), unit.unit_id, self._arrivals, unit)
+                )
+                self._arrivals += 1
+                self._alone_queued += unit.alone
+
+    def take_unrunnable(self) -> list[TestUnit]:
+        """Remove and return the queued units no live agent can run (the session ends them)."""
+        taken = [entry[-1] for entry in self._shared_queue if not self._agents.runnable_anywhere(entry[-1])]
+        self._alone_queued -= sum(u.alone for u in taken)
+        if taken:
+            self._shared_queue = [e for e in self._shared_queue if self._agents.runnable_anywhere(e[-1])]
+            heapq.heapify(self._shared_queue)
+        for agent_id, queue in self._queued_by_agent.items():
+            for unit in [u for u in queue if not self._agents.runnable_anywhere(u)]:
+                self._remove_queued(agent_id, unit)
+                self._alone_queued -= unit.alone
+                taken.append(unit)
+        return taken
+
+    def has_queued_work(self) -> bool:
+        return bool(self._shared_queue or self._queued_units)
+
+    def wants_work(self, agent_id: int) -> bool:
+        """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
+        if not self._agents.wants(agent_id):
+            return False
+        if any(self._may_take(agent_id, entry[-1]) for entry in self._shared_queue):
+            return False
+        return all(self._first_runnable(agent_id, a) is None for a in self._queued_by_agent)
+
+    def statistics(self) -> SchedulerStatistics:
+        return SchedulerStatistics(
+            queued_units=self._queued_units + len(self._shared_queue),
+            handed_out_units=self._handed_out,
+            stolen_units=self._stolen_units,
+            agents=len(self._agents.live),
+        )
+
+    def _next_unit(self, agent_id: int) -> TestUnit | None:
+        """The rules of the module docstring, among the units the agent may take now."""
+        for entry in sorted(self._shared_queue):
+            if self._may_take(agent_id, entry[-1]):
+                self._shared_queue.remove(entry)
+                heapq.heapify(self._shared_queue)
+                return entry[-1]
+        following = self._holding_next(agent_id)
+        if following is not None:
+            return following
+        own = self._first_runnable(agent_id, agent_id)
+        if own is not None:
+            self._remove_queued(agent_id, own)
+            return own
+        victims = [a for a in self._queued_by_agent if self._first_runnable(agent_id, a) is not None]
+        if not victims:
+            return None
+        victim = max(victims, key=lambda a: (self._queued_by_agent[a].seconds, -a))
+        unit = self._first_runnable(agent_id, victim)
+        assert unit is not None
+        self._stolen_units += 1
+        self._remove_queued(victim, unit)
+        return unit
+
+    def _holding_next(self, agent_id: int) -> TestUnit | None:
+        """The next queued unit of a group whose slot the agent holds (its own queue first), taken
+        off its queue: the slot goes on to it with no gap."""
+        held = self._slots.held_groups(agent_id)
+        if not held:
+            return None
+        for queue_of in [agent_id, *(a for a in self._queued_by_agent if a != agent_id)]:
+            queue = self._queued_by_agent.get(queue_of)
+            unit = (
+                queue.first(lambda u: bool(held.intersection(u.group_names)) and self._may_take(agent_id, u))
+                if queue is not None
+                else None
+            )
+            if unit is not None:
+                self._stolen_units += queue_of != agent_id
+                self._remove_queued(queue_of, unit)
+                return unit
+        return None
+
+    def _may_take(self, agent_id: int, unit: TestUnit) -> bool:
+        """Its node can run the unit, and its groups' limits (and any alone unit) allow it now."""
+        if self._alone_queued and not unit.alone:
+            return False
+        return self._agents.can_run(agent_id, unit) and self._slots.allows(agent_id, unit)
+
+    def _first_runnable(self, agent_id: int, queue_of: int) -> TestUnit | None:
+        """The first unit queued for `queue_of` that `agent_id` may take now (queues are in plan
+        order: longest first, or start order with test groups)."""
+        queue = self._queued_by_agent.get(queue_of)
+        return queue.first(lambda u: self._may_take(agent_id, u)) if queue is not None else None
+
+    def _remove_queued(self, agent_id: int, unit: TestUnit) -> None:
+        queue = self._queued_by_agent[agent_id]
+        queue.remove(unit)
+        queue.seconds -= self._seconds.of(unit)
+        self._queued_units -= 1

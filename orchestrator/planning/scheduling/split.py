@@ -1,0 +1,41 @@
+"""Cut units longer than a fair share into chunks, where that is safe. Pure; called before planning.
+
+A unit longer than total/N caps every plan at its own length. A unit is `splittable` when none of
+its tests uses a class-, module- or package-scoped fixture (decided at collection by
+orchestrator/planning/pipeline.py): running its tests on several agents then sets nothing up twice that
+pytest would have set up once. Such a unit is cut into consecutive chunks of about half an
+agent's share (total/N/2) as soon as it is estimated above that: durations may be stale by a
+factor of two either way (a class estimated at 6 s may take 12), and smaller chunks leave the
+dynamic scheduler room to even out what the estimates got wrong. The bound becomes the longest
+test rather than the longest class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+from orchestrator.model import TestUnit, UnitEstimate
+
+
+def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[TestUnit, ...]:
+    """The units, with each splittable unit longer than total/agents/2 cut into chunks that long."""
+    total = sum(e.seconds for e in estimates)
+    if agents < 2 or total <= 0:
+        return tuple(e.unit for e in estimates)
+    share = total / agents / 2
+    units: list[TestUnit] = []
+    for estimate in estimates:
+        unit = estimate.unit
+        if not unit.splittable or estimate.seconds <= share or len(unit.node_ids) < 2:
+            units.append(unit)
+            continue
+        chunks = min(len(unit.node_ids), math.ceil(estimate.seconds / share))
+        size = math.ceil(len(unit.node_ids) / chunks)
+        parts = [unit.node_ids[i : i + size] for i in range(0, len(unit.node_ids), size)]
+        units.extend(
+            dataclasses.replace(unit, unit_id=f"{unit.unit_id} [part {n}/{len(parts)}]", node_ids=part)
+            for n, part in enumerate(parts, start=1)
+        )
+    return tuple(units)

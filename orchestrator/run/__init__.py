@@ -1,0 +1,17 @@
+"""The run: agents started, units dispatched as the scheduler decides, one outcome per test.
+
+    coordinator.py       the coordinator's side of the pytest session: agents, run loop, outputs
+    session.py           the event loop and the one owner of a run's state (attempts.py: the
+                         ledger of attempts and finals; agent_record.py: what each agent holds;
+                         invariant.py: the end-of-run check against the endings received)
+    backends/            how agents are started and spoken to: local processes, Ray actors
+                         (backends/ray.py is the only `import ray`)
+    collection_stack.py  a stack of the coordinator's own, for collections that need services
+    warm.py              `orchestrate up`: agents (and stacks) kept warm between runs
+
+May import: orchestrator.model, protocol, planning, report (to hand results to pytest's hooks);
+the agents' declared faces only.
+
+Invariant: every collected test ends with exactly one final outcome, checked at the end against
+the ending events actually received; an infrastructure fault is never a test's own failure.
+"""

@@ -1,0 +1,229 @@
+"""The coordinator's own stack, so that its collection sees what every agent's worker sees.
+
+A stack file may give each agent's worker its own pytest arguments or environment, rendered
+for that agent's services (`x-orchestrate: pytest_args: ["--db-url", "...{db.port}..."]`,
+`env: {DATABASE_URL: ...}`). A suite whose collection depends on them (test classes named
+after the connected server and its version, parametrizations or skips by server capability)
+collects differently without them, and every test would end as "not collected". So when a
+stack file gives per-agent `pytest_args` or `env`, the coordinator gets a stack of its own:
+
+    pytest_load_initial_conftests (before conftests are imported and the options parsed)
+      -> the agents start (an explicit --agents N), their stacks come up
+      -> a collection agent starts too: a stack of the coordinator's, no worker (in parallel)
+      -> its StackReady: the pytest_args and env rendered for that stack
+      -> the coordinator's arguments get those pytest_args (replacing the same options given
+         after --, as a worker's do) and its environment that env
+    pytest parses, configures (conftests' pytest_configure see the option), collects
+      ... the run ...
+    pytest_unconfigure -> the collection stack comes down
+
+The coordinator's session hooks (pytest_configure, pytest_sessionstart, collection and
+pytest_sessionfinish) therefore talk to services nobody else uses, up from before the options
+are parsed until after pytest's session ended, exactly as under plain pytest with one
+database. It costs one more stack on the machine while it runs; its start overlaps the
+agents'. `pytest --collect-only` through orchestrate brings up only this stack and prints what
+the workers will run. On a cluster (`--address`) the coordinator cannot reach the agents'
+services and collects without them, as before (the collection-difference message names the
+per-agent options). A stack file can turn it off with `x-orchestrate: collection_stack: false`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from orchestrator import protocol as p
+from orchestrator.front.options import build_run_config, given_options, is_coordinator
+from orchestrator.front.worker_options import args_for_workers
+from orchestrator.protocol.errors import USER_ERRORS
+
+__all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]
+
+# The collection agent's id: never one of the run's agents (0..N-1).
+COLLECTOR_ID = 999_999
+# The collection agent reports its stack ready or failed; this only bounds a hung engine.
+READY_TIMEOUT_SECONDS = 900.0
+STOP_TIMEOUT_SECONDS = 120.0
+
+# The early-started coordinator, for orchestrator/front/plugin.py's pytest_configure to adopt.
+EARLY_COORDINATOR = pytest.StashKey[Any]()
+
+
+class CollectionStack:
+    """A collection agent on the local backend: a stack up for the coordinator, no worker."""
+
+    def __init__(self, config: p.AgentConfig) -> None:
+        from orchestrator.run.backends import make_backend
+
+        self.config = config
+        self.ready: p.StackReady | None = None
+        self.up_seconds = 0.0
+        self._backend = make_backend("local")
+        self._stopped = False
+        self._started_at = time.monotonic()
+        self._backend.start([config])
+        atexit.register(self.stop)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> p.StackReady | str:
+        """Its StackReady, or why the stack did not come up (one line)."""
+        deadline = time.monotonic() + timeout
+        failed = ""
+        while (left := deadline - time.monotonic()) > 0:
+            for event in self._backend.wait_events(left):
+                if isinstance(event, p.StackReady):
+                    self.ready = event
+                    self.up_seconds = time.monotonic() - self._started_at
+                    return event
+                if isinstance(event, p.AgentFailed):
+                    failed = failed or (event.message.splitlines() or ["it failed"])[0]
+                if isinstance(event, p.AgentStopped):
+                    self._stopped = True
+                    self._backend.shutdown()
+                    return failed or "it stopped before its stack was up"
+        return f"its stack was not up after {timeout:.0f}s"
+
+    def stop(self) -> None:
+        """Take the stack down and wait for it (idempotent: also run at exit)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._backend.send(self.config.agent_id, p.Finish())
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            if any(isinstance(e, p.AgentStopped) for e in self._backend.wait_events(left)):
+                break
+        self._backend.shutdown()
+
+
+class _CollectionStackOwner:
+    """The pytest plugin holding the collection stack: says it is used, takes it down at the end."""
+
+    def __init__(self, stack: CollectionStack, config: pytest.Config) -> None:
+        self.stack = stack
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self) -> None:
+        ready = self.stack.ready
+        if ready is None:
+            return
+        given = [a for a in ready.stack_args if a.startswith("-")] + [f"env {k}" for k in ready.stack_env]
+        terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        line = (
+            f"orchestrate: collecting with the stack file's {', '.join(given)} rendered for a stack of "
+            f"the coordinator's own (up in {self.stack.up_seconds:.1f}s)"
+        )
+        if terminal is not None:
+            terminal.write_line(line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self) -> None:
+        self.stack.stop()
+
+
+def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
+    """In pytest_load_initial_conftests: when the stack file gives per-agent pytest_args or env,
+    start the agents (an explicit --agents N) and a collection stack, and give this process's
+    arguments and environment what a worker gets on that stack (see the module docstring)."""
+    given = given_options(early_config, early=True)
+    if not is_coordinator(given) or given.get("merge") or given.get("plan"):
+        return  # not a run; `plan` starts nothing
+    try:
+        options = build_run_config(given, early_config.rootpath)
+        if not options.stack_file or options.address:
+            return
+        from agents.stack import load_stack_file
+
+        spec = load_stack_file(options.stack_file)
+    except USER_ERRORS:
+        return  # pytest_configure reports it, with the usual exit code
+    except pytest.UsageError:
+        return
+    per_agent = any(a.startswith("-") for a in spec.pytest_arg_templates) or bool(spec.env)
+    collect_only = bool(getattr(early_config.known_args_namespace, "collectonly", False))
+    if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
+        if options.agents and not collect_only:
+            _start_agents(early_config, options)
+        return
+    coordinator: Any = None
+    try:
+        if collect_only:
+            from agents.stack import check_engine
+
+            check_engine()
+            run_id, owner = _new_run()
+        else:
+            from orchestrator.run.coordinator import Coordinator
+
+            coordinator = Coordinator(early_config, options, early=True)
+            early_config.stash[EARLY_COORDINATOR] = coordinator
+            if options.agents is not None:
+                coordinator.start_agents_early()
+            # A run id of its own: the run's clean-up of dead agents' containers (at the end of
+            # the run loop, before pytest_sessionfinish) must leave this stack up.
+            run_id, owner = f"{coordinator.run_id}c", coordinator.owner
+    except USER_ERRORS:
+        return  # pytest_configure meets the same error and reports it
+    stack = CollectionStack(
+        p.AgentConfig(
+            agent_id=COLLECTOR_ID,
+            run_id=run_id,
+            owner=owner,
+            cwd=str(early_config.invocation_params.dir),
+            pytest_args=tuple(args_for_workers(early_config.invocation_params.args)),
+            stack_text=spec_text(options.stack_file),
+            stack_path=options.stack_file,
+            python=sys.executable,
+            env=dict(os.environ),
+            collector=True,
+        )
+    )
+    early_config.pluginmanager.register(
+        _CollectionStackOwner(stack, early_config), "orchestrate-collection-stack"
+    )
+    ready = stack.wait_ready()
+    if isinstance(ready, str):
+        print(
+            f"orchestrate: warning: the coordinator's collection stack did not come up ({ready}); "
+            "it collects without the stack file's per-agent pytest_args and env",
+            file=sys.stderr,
+        )
+        return
+    from agents.worker import without_stack_options
+
+    kept, _ = without_stack_options(args, ready.stack_args)
+    args[:] = [*kept, *ready.stack_args]
+    os.environ.update(ready.stack_env)
+    if coordinator is not None:
+        coordinator.collection_served = True
+
+
+def _start_agents(early_config: pytest.Config, options: Any) -> None:
+    """An explicit --agents N with a stack: start the agents now, before conftests load, so that
+    their stacks and workers come up while this process imports, configures and collects."""
+    from orchestrator.run.coordinator import Coordinator
+
+    try:
+        coordinator = Coordinator(early_config, options, early=True)
+    except USER_ERRORS:
+        return  # pytest_configure meets the same error and reports it
+    early_config.stash[EARLY_COORDINATOR] = coordinator
+    coordinator.start_agents_early()
+
+
+def spec_text(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def _new_run() -> tuple[str, str]:
+    import uuid
+
+    from agents.stack import current_owner
+
+    return uuid.uuid4().hex[:10], current_owner()
