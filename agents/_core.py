@@ -70,7 +70,7 @@ class MachineCore:
         self._phases: dict[str, float] = {}
         self._out: list[Action] = []
 
-    # -- helpers ---------------------------------------------------------------------------
+    # -- the moves every handler makes -------------------------------------------------------
 
     def _start_worker(self, now: float) -> None:
         self._worker_started_at = now

@@ -119,7 +119,7 @@ class AgentMachine(WorkerInputs):
             return None
         return self._running_since + self.timeout
 
-    # -- inputs ----------------------------------------------------------------------------
+    # -- the stack's results and the clock ------------------------------------------------
 
     def _on_StackReachable(self, event: StackReachable) -> None:
         """A borrowed stack's endpoints: the worker starts now, while the stack is reset."""
