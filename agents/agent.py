@@ -10,6 +10,10 @@ back in as inputs, and tests/unit/test_agent.py drives it with plain values.
 Every state lists the inputs it accepts and the states they may lead to (`TRANSITIONS`, in
 agents/_states.py, with the diagram); any other input raises `InvalidInput`.
 
+The machine is built in layers, one per kind of input: its state and shared moves
+(agents/_core.py), what the worker says and its exit (agents/_worker_inputs.py), and here the
+entry point, the session's commands and the stack's results.
+
 What the agent decides, and what it does not: it reports a test that crashed or hung its worker
 (TestCrashed, TestTimedOut) and goes on with a new worker for the rest; it never runs a test
 again. Whether a crashed test is retried, where, is the session's decision (a new Assign).
@@ -17,10 +21,9 @@ again. Whether a crashed test is retried, where, is the session's decision (a ne
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from typing import assert_never
 
+from agents._core import InvalidInput
 from agents._io import (
     Action,
     CommandIn,
@@ -42,8 +45,8 @@ from agents._io import (
     WorkerExited,
     WorkerSaid,
 )
-from agents._pending import PendingWork
 from agents._states import TRANSITIONS, State
+from agents._worker_inputs import MAX_FRUITLESS_RESTARTS, WorkerInputs
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol import worker_hop as wh
 
@@ -74,67 +77,14 @@ __all__ = [
 ]
 
 S = State
-# A worker that dies this many times in a row without ending a test is not started again.
-MAX_FRUITLESS_RESTARTS = 3
 
 
-class InvalidInput(RuntimeError):
-    """An input the machine's current state does not accept (a bug in the caller, or the session)."""
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        return f"worker killed by signal {-code}"
-    return f"worker exited with code {code}"
-
-
-class AgentMachine:
+class AgentMachine(WorkerInputs):
     """One agent's decisions: which worker runs what, and what the session is told.
 
     Owned by agents/runtime.py's driver thread (or a test), which calls `handle` with one
     input at a time and carries out the returned actions in order.
     """
-
-    def __init__(
-        self,
-        agent_id: int,
-        timeout: float | None = None,
-        node: pm.NodeInfo | None = None,
-        collector: bool = False,
-    ) -> None:
-        self.agent_id = agent_id
-        # A collection agent (AgentConfig.collector): its stack serves the coordinator's collection.
-        self.collector = collector
-        self.timeout = timeout or None
-        self.node = node or pm.NodeInfo()
-        self.state = State.STARTING_STACK
-        # The one record of assigned work not yet ended here.
-        self._pending = PendingWork()
-        self._running: str | None = None
-        self._running_since = 0.0
-        self._timed_out: str | None = None
-        self._finish_wanted = False
-        self._flush_wanted = False
-        self._abort_wanted = False
-        self._announced = False
-        self._stack_seconds = 0.0
-        self._stack_up = StackUp()
-        self._worker_started_at = 0.0
-        self._worker_restarts = 0
-        self._ended_by_this_worker = 0
-        self._fruitless_exits = 0
-        # Whether a test ran on the stack since it was brought up or last reset.
-        self._stack_dirty = False
-        # The stack is up (StackUp); the worker may have started before (StackReachable) and
-        # collected: its Collected waits here for the stack.
-        self._stack_ready = False
-        self._waiting_collected: wh.Collected | None = None
-        self._worker_early = False
-        self._worker_collected_at = 0.0
-        # The start-up's moments by the runtime's clock: stack_started, worker_started,
-        # stack_ready, worker_ready (AgentReady.phases_ago).
-        self._phases: dict[str, float] = {}
-        self._out: list[Action] = []
 
     # -- the one entry point ---------------------------------------------------------------
 
@@ -169,7 +119,7 @@ class AgentMachine:
             return None
         return self._running_since + self.timeout
 
-    # -- inputs ----------------------------------------------------------------------------
+    # -- the stack's results and the clock ------------------------------------------------
 
     def _on_StackReachable(self, event: StackReachable) -> None:
         """A borrowed stack's endpoints: the worker starts now, while the stack is reset."""
@@ -305,206 +255,3 @@ class AgentMachine:
         self._flush_wanted = False
         if self.state is S.RUNNING:
             self._do(SendToWorker(wh.Run(tuple((u.unit_id, u.node_ids) for u in units))))
-
-    # -- the worker ------------------------------------------------------------------------
-
-    def _on_WorkerSaid(self, event: WorkerSaid) -> None:
-        message, now = event.message, event.now
-        if self.state is S.STARTING_WORKER and not isinstance(message, wh.Collected | wh.Warned):
-            raise InvalidInput(
-                f"agent {self.agent_id}: worker said {type(message).__name__} before collecting"
-            )
-        if self.state is S.WAITING_STACK:
-            if isinstance(message, wh.NeedWork):
-                return  # the session hands out work once the agent is ready (AgentReady)
-            if not isinstance(message, wh.Warned):
-                raise InvalidInput(
-                    f"agent {self.agent_id}: worker said {type(message).__name__} before it was given work"
-                )
-        match message:
-            case wh.Started(node_id):
-                self._running = node_id
-                self._running_since = now
-                self._stack_dirty = True
-                self._pending.mark_started(node_id)
-            case wh.Ended(node_id, reports, cpu):
-                seconds = 0.0
-                if self._running == node_id:
-                    self._running = None
-                    seconds = max(0.0, now - self._running_since)
-                self._emit(pm.TestEnded(node_id=node_id, reports=reports, seconds=seconds, cpu_seconds=cpu))
-                self._end(node_id)
-            case wh.Collected():
-                self._collected(message, now)
-            case wh.NeedWork():
-                if not self._finish_wanted:
-                    self._emit(pm.WorkWanted())
-            case wh.NotCollected(node_ids, similar):
-                self._emit(pm.NotCollected(node_ids=node_ids, similar=similar))
-                for node_id in node_ids:
-                    self._end(node_id)
-            case wh.Warned(warning):
-                self._emit(pm.WarningRecorded(warning=dict(warning)))
-            case wh.Stopping():
-                # pytest's own shouldstop/shouldfail: the worker ends its session; no new one is started.
-                if self.state is not S.STOPPING_WORKER:
-                    self._stop_worker(kill=False)
-            case wh.Exited():
-                self._test_exited(message)
-            case wh.ResetWanted(unit_id):
-                self._reset_wanted(unit_id)
-            case _:
-                assert_never(message)
-
-    def _collected(self, message: wh.Collected, now: float) -> None:
-        if self.state is not S.STARTING_WORKER:
-            raise InvalidInput(f"agent {self.agent_id}: worker collected twice")
-        self._worker_collected_at = now
-        self._phases.setdefault("worker_ready", now)
-        if not self._stack_ready:
-            self._waiting_collected = message
-            self.state = S.WAITING_STACK
-            return
-        self._become_ready(message, now)
-
-    def _become_ready(self, message: wh.Collected, now: float) -> None:
-        """The stack is up and the worker has collected: announce once, hand it its work."""
-        self._waiting_collected = None
-        if not self._announced:
-            self._announced = True
-            self._emit(
-                pm.AgentReady(
-                    node=self.node,
-                    collected=len(message.node_ids),
-                    lazy_collection=message.lazy,
-                    collection_fallback=message.fallback,
-                    stack_up_seconds=self._stack_seconds,
-                    stack_cache=self._stack_up.cache,
-                    setup_seconds=self._stack_up.setup_seconds,
-                    setup_saved_seconds=self._stack_up.setup_saved_seconds,
-                    worker_start_seconds=max(0.0, self._worker_collected_at - self._worker_started_at),
-                    versions=dict(message.versions or {}),
-                    stack_warm=self._stack_up.warm,
-                    phases_ago={name: max(0.0, now - at) for name, at in self._phases.items()},
-                )
-            )
-        # Everything still pending, in its order, written once; then what was asked since.
-        units = self._pending.by_unit()
-        if units:
-            self._do(SendToWorker(wh.Run(units)))
-        if self._finish_wanted:
-            self._do(SendToWorker(wh.FinishRun()))
-            self.state = S.FINISHING
-        else:
-            if self._flush_wanted:
-                self._do(SendToWorker(wh.FlushHeld()))
-            self.state = S.RUNNING
-
-    def _test_exited(self, message: wh.Exited) -> None:
-        """pytest.exit() or KeyboardInterrupt in a test: the worker ends its session, we stop."""
-        self._emit(
-            pm.TestExited(
-                node_id=message.node_id,
-                message=message.message,
-                returncode=message.returncode,
-                interrupted=message.interrupted,
-            )
-        )
-        if self._running == message.node_id:
-            self._running = None
-        self._end(message.node_id)
-        if self.state is not S.STOPPING_WORKER:
-            self._stop_worker(kill=False)
-
-    def _reset_wanted(self, unit_id: str) -> None:
-        if (
-            self._stack_dirty
-            and not self._pending.is_started(unit_id)
-            and self.state in (S.RUNNING, S.FINISHING)
-        ):
-            self._emit(pm.AgentPhase(phase="reset", unit_id=unit_id))
-            self._do(ResetStack(unit_id))
-        else:
-            # Nothing ran since the snapshot, or the unit is half done (a new worker resumes it):
-            # resetting would not give it the state it expects.
-            self._do(SendToWorker(wh.ResetFinished("")))
-
-    def _on_WorkerExited(self, event: WorkerExited) -> None:
-        running, self._running = self._running, None
-        timed_out, self._timed_out = self._timed_out, None
-        if self.state is S.STOPPING_WORKER:
-            self._take_stack_down()
-            return
-        if not self._announced:
-            self._emit(
-                pm.AgentFailed(
-                    message=f"pytest worker exited with code {event.code} before collecting",
-                    logs=event.output,
-                )
-            )
-            self._take_stack_down()
-            return
-        if timed_out is not None:
-            self._emit(
-                pm.TestTimedOut(node_id=timed_out, seconds=float(self.timeout or 0), output=event.output)
-            )
-            self._end(timed_out)
-        elif running is not None:
-            self._emit(
-                pm.TestCrashed(node_id=running, message=describe_exit(event.code), output=event.output)
-            )
-            self._end(running)
-        if self._finish_wanted and (not self._pending or (running is None and timed_out is None)):
-            # A finished worker exits with pytest's exit code, whatever it is. One that exited
-            # between tests while finishing is not replaced: the session requeues what is left.
-            self._take_stack_down()
-            return
-        self._fruitless_exits = 0 if self._ended_by_this_worker else self._fruitless_exits + 1
-        if self._fruitless_exits >= MAX_FRUITLESS_RESTARTS:
-            self._emit(
-                pm.AgentFailed(
-                    message=f"pytest worker keeps dying ({describe_exit(event.code)}); agent gives up",
-                    logs=event.output,
-                )
-            )
-            self._take_stack_down()
-            return
-        self._worker_restarts += 1
-        self._start_worker(0.0)
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _start_worker(self, now: float) -> None:
-        self._worker_started_at = now
-        self._phases.setdefault("worker_started", now)
-        self._ended_by_this_worker = 0
-        self._do(StartWorker())
-        self.state = S.STARTING_WORKER
-
-    def _stop_worker(self, kill: bool) -> None:
-        """Stop for good once the worker is gone: killed now, or exiting by itself."""
-        if kill:
-            self._do(KillWorker())
-        self.state = S.STOPPING_WORKER
-
-    def _take_stack_down(self) -> None:
-        # Nothing more runs here: the session's report need not wait for the teardown.
-        self._emit(pm.TearingDown())
-        self._do(TakeStackDown())
-        self.state = S.STOPPING_STACK
-
-    def _end(self, node_id: str) -> None:
-        """`node_id` has its end here (reported, crashed, timed out, not collected, exited)."""
-        ended = self._pending.end(node_id)
-        if ended is None:
-            return
-        self._ended_by_this_worker += 1
-        unit_id, unit_ended = ended
-        if unit_ended:
-            self._emit(pm.UnitFinished(unit_id=unit_id))
-
-    def _emit(self, event: pm.Event) -> None:
-        self._out.append(Emit(dataclasses.replace(event, agent_id=self.agent_id)))
-
-    def _do(self, action: Action) -> None:
-        self._out.append(action)

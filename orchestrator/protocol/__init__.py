@@ -8,7 +8,9 @@ neither side reaches into the other's internals (tests/unit/test_imports.py keep
                   both speak orchestrator.protocol (messages.py over wire.py)
 
 `wire.py` is the msgpack encoding (the only msgpack import); `messages.py` the typed messages
-of the coordinator <-> agent hop (frozen dataclasses, each a tagged, versioned map);
+of the coordinator <-> agent hop (frozen dataclasses, each a tagged, versioned map), their one
+registry of tags and their encoding, re-exporting the shared values (`values.py`), the
+commands (`commands.py`) and the events (`events.py`);
 `worker_hop.py` those of the agent <-> pytest worker hop (positional frames, one per test);
 `reports.py` how one test's pytest reports are packed once in the worker and unpacked once in
 the coordinator.

@@ -13,7 +13,9 @@ On disk it is one wire message (see orchestrator/protocol/wire.py, the only msgp
 
 "junit" holds durations imported from JUnit XML, where the exact node id is lost: they are
 keyed by pytest's (classname, name) and matched to collected node ids through
-`junit_key`, which mangles a node id exactly as pytest does when it writes the XML.
+`junit_key`, which mangles a node id exactly as pytest does when it writes the XML. Reading
+other tools' files (pytest-split, JUnit XML) is durations/importers.py's; the store folds in
+what they hold.
 
 "startup" holds the agents' fixed costs per backend and stack (durations/startup.py, which
 says what they are and how they predict a run's start-up). It has a format of its own, so it
@@ -25,23 +27,24 @@ it (its test durations still count). Older orchestrate versions ignore the key.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import stat
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _pytest.junitxml import mangle_test_address
-
 from orchestrator.model import TestUnit
+from orchestrator.planning.durations.importers import (
+    JunitKey,
+    junit_key,
+    read_junit_xml,
+    read_pytest_split,
+    valid_seconds,
+)
 from orchestrator.planning.durations.startup import StartupCosts, StartupHistory
 from orchestrator.protocol import wire
-from orchestrator.protocol.errors import UsageError
 
 DEFAULT_PATH = Path(".orchestrate") / "durations.msgpack"
 
@@ -52,8 +55,6 @@ ALPHA = 0.5
 
 _TAG = "durations"
 STARTUP_FORMAT = 1
-
-JunitKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,6 @@ class UnitDuration:
     unit_id: str
     seconds: float
     tests: int
-
-
-def junit_key(node_id: str) -> JunitKey:
-    """pytest's JUnit (classname, name) for `node_id`, as `--junitxml` writes it (no prefix)."""
-    names = mangle_test_address(node_id)
-    return ".".join(names[:-1]), names[-1]
 
 
 def unit_of(node_id: str) -> str:
@@ -263,7 +258,7 @@ class DurationStore:
         A test observed by node id drops any JUnit-imported entry it shadows.
         """
         for node_id, seconds in observations.items():
-            if not _valid_seconds(seconds):
+            if not valid_seconds(seconds):
                 continue
             self._tests[node_id] = _observed(self._tests.get(node_id), float(seconds))
             if self._junit:
@@ -285,58 +280,20 @@ class DurationStore:
     def import_pytest_split(self, path: str | os.PathLike[str]) -> int:
         """Fold in pytest-split's `.test_durations` file; return how many tests it held.
 
-        The file is JSON, {node_id: seconds}; pytest-split before 0.3 wrote a list of
-        [node_id, seconds] pairs, also accepted. Raise UsageError if it is neither.
+        Raise UsageError if it is not one (durations/importers.py reads it).
         """
-        try:
-            document = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path} is not JSON: {exc}") from exc
-        if isinstance(document, list) and all(isinstance(p, list) and len(p) == 2 for p in document):
-            document = dict(document)
-        if not isinstance(document, dict):
-            raise UsageError(f"{path} is not a pytest-split durations file (expected a JSON object)")
-        observations: dict[str, float] = {}
-        for node_id, seconds in document.items():
-            if not isinstance(node_id, str) or not _valid_seconds(seconds):
-                raise UsageError(f"{path}: bad duration {seconds!r:.50} for {node_id!r:.200}")
-            observations[node_id] = float(seconds)
+        observations = read_pytest_split(path)
         self.update(observations)
         return len(observations)
 
     def import_junit_xml(self, path: str | os.PathLike[str]) -> int:
         """Fold in the test times of a JUnit XML report; return how many tests it held.
 
-        Skipped tests and tests with a setup or teardown error are left out, like `update`
-        does. A test already known by node id is updated in place; the others are kept by
-        (classname, name) and matched later through `junit_key`. Reports written with
-        `junit_prefix` only match if the prefix is removed first. Raise UsageError on a file
-        that is not a JUnit report.
+        A test already known by node id is updated in place; the others are kept by
+        (classname, name) and matched later through `junit_key`. Raise UsageError on a file
+        that is not a JUnit report (durations/importers.py reads it and says what it keeps).
         """
-        try:
-            root = ET.parse(path).getroot()
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except ET.ParseError as exc:
-            raise UsageError(f"{path} is not XML: {exc}") from exc
-        if root.tag not in ("testsuites", "testsuite"):
-            raise UsageError(f"{path} is not a JUnit report (root element <{root.tag}>)")
-        observations: dict[JunitKey, float] = {}
-        for case in root.iter("testcase"):
-            if case.find("skipped") is not None or case.find("error") is not None:
-                continue
-            classname, name, time = case.get("classname"), case.get("name"), case.get("time")
-            if classname is None or name is None or time is None:
-                raise UsageError(f"{path}: a <testcase> lacks classname, name or time")
-            try:
-                seconds = float(time)
-            except ValueError:
-                seconds = math.nan
-            if not _valid_seconds(seconds):
-                raise UsageError(f"{path}: bad time {time!r:.50} for {classname}::{name}")
-            observations[classname, name] = seconds  # a repeated test (a rerun): the last wins
+        observations = read_junit_xml(path)
         by_key = {junit_key(node_id): node_id for node_id in self._tests}
         for key, seconds in observations.items():
             node_id = by_key.get(key)
@@ -363,7 +320,7 @@ def _startup_from_wire(part: Any) -> StartupHistory:
 
 
 def _history(seconds: Any, count: Any) -> TestHistory:
-    if not _valid_seconds(seconds) or not isinstance(count, int) or isinstance(count, bool) or count < 1:
+    if not valid_seconds(seconds) or not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"malformed history entry [{seconds!r:.30}, {count!r:.30}]")
     return TestHistory(float(seconds), count)
 
@@ -378,12 +335,6 @@ def _merged(mine: TestHistory | None, theirs: TestHistory) -> TestHistory:
     if mine.count > theirs.count:
         return mine
     return TestHistory((mine.seconds + theirs.seconds) / 2, mine.count)
-
-
-def _valid_seconds(value: Any) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    )
 
 
 def _ignored(path: str | os.PathLike[str], reason: str) -> str:
