@@ -1,7 +1,7 @@
 """The checks every part of the stack file's validation shares: one StackFileError, at its place.
 
-Base of agents/stack/compose.py's validator (the document and its services) and of
-agents/stack/_extension.py's (the `x-orchestrate` extension).
+Base of agents/stack/compose.py's validator (the document), agents/stack/_services.py's (each
+service) and agents/stack/_extension.py's (the `x-orchestrate` extension).
 """
 
 from __future__ import annotations

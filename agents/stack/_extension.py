@@ -17,7 +17,7 @@ from agents.stack._checks import YamlChecker, did_you_mean
 from orchestrator.protocol.errors import StackFileError
 
 if TYPE_CHECKING:
-    from agents.stack.compose import ServiceSpec
+    from agents.stack.spec import ServiceSpec
 
 __all__ = [
     "DEFAULT_CACHE_MAX_MB",

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 
 from agents.stack.cache import cache_key
 from agents.stack.containers import LABEL_AGENT, LABEL_RUN, LABEL_SERVICE
-from agents.stack.docker import DockerStack, _Started
+from agents.stack.docker import DockerStack
 from agents.stack.images import image_ids
 from agents.stack.protocol import StackEndpoints
+from agents.stack.started import StartedService
 from orchestrator.protocol.errors import StackFailed
 
 __all__ = ["WarmDockerStack"]
@@ -38,14 +39,14 @@ class WarmDockerStack(DockerStack):
         client = self._connect()
         filters = {"label": [f"{LABEL_RUN}={self.run_id}", f"{LABEL_AGENT}={self.agent_id}"]}
         kept = {c.labels.get(LABEL_SERVICE): c for c in client.containers.list(all=True, filters=filters)}
-        started: list[_Started] = []
+        started: list[StartedService] = []
         for name, service in self.spec.services.items():
             container = kept.get(name)
             if container is None:
                 raise StackFailed(f"service '{name}': no container of it is kept", service=name)
             if container.status != "running":
                 raise StackFailed(f"service '{name}': its kept container is {container.status}", service=name)
-            started.append(_Started(service, container, client, self._clock(), health_check=None))
+            started.append(StartedService(service, container, client, self._clock(), health_check=None))
         self._started = started
         self._endpoints = self._endpoints_with(self._endpoints_of(client, started))
         return self._endpoints

@@ -1,13 +1,13 @@
 """DockerStack: one agent's private container stack on the local Docker engine.
 
-One of the three modules using the Docker SDK (imported once, in agents/stack/_sdk.py): this
-one is one agent's stack; agents/stack/engine.py holds the engine-wide operations (the check,
-`sweep`, `remove_run`, re-exported here) and agents/stack/images.py the set-up state cache.
-Made by `agents.stack.make_stack`; the agent calls `up()` before its pytest worker starts,
-`watch()` once it is up, `snapshot()` once after it and `reset()` before every unit when the
-stack file asks for resets, and `down()` once at the end. With `setup` and the cache on, `up()`
-starts the services from the committed state of the stack's key, made here under the engine's
-setup lock when it is not there yet (agents/stack/images.py).
+One of the modules using the Docker SDK (imported once, in agents/stack/_sdk.py): this one is
+one agent's stack and its lifecycle; agents/stack/engine.py holds the engine-wide operations
+(the check, `sweep`, `remove_run`, re-exported here) and agents/stack/images.py the set-up state
+cache. Made by `agents.stack.make_stack`; the agent calls `up()` before its pytest worker
+starts, `watch()` once it is up, `snapshot()` once after it and `reset()` before every unit
+when the stack file asks for resets, and `down()` once at the end. With `setup` and the cache
+on, `up()` starts the services from the committed state of the stack's key, made by this agent
+under the engine's setup lock when it is not there yet (agents/stack/setup_state.py).
 
 Isolation: every stack has its own bridge network (`orch-<run>-<agent>`) on which services
 reach each other by service name, and every container port is published on 127.0.0.1 at a
@@ -17,39 +17,33 @@ it there (Linux, the agent on the Docker host), so that their connections skip d
 else 127.0.0.1 and the published port.
 Idle, a stack costs nothing: Docker's health checks are off and the check runs here only until
 it first passes (agents/stack/readiness.py); `watch()` waits on the engine's events stream
-(agents/stack/watcher.py) instead of polling.
+(agents/stack/engine_events.py, read by agents/stack/watcher.py's thread) instead of polling.
 Everything created carries the labels `orchestrate.run`, `orchestrate.agent` and
 `orchestrate.owner=<hostname>:<coordinator pid>`; `down()` and `sweep()` find their targets by
-label, never by name. Docker errors are translated here into StackFailed / DockerUnavailable,
-also for the reset strategies (agents/stack/reset/), which reach containers through `_exec`.
+label, never by name. Docker errors become StackFailed / DockerUnavailable: here for the engine
+failing mid-way, in agents/stack/started.py for one service's container (its start, checks and
+the execs of the reset strategies, agents/stack/reset/).
 What needs no SDK is elsewhere: labels, names, create options, endpoints and deaths in
-agents/stack/containers.py; readiness in agents/stack/readiness.py; the watchdog's thread in
-agents/stack/watcher.py; snapshot, reset and the stack's commands in agents/stack/snapshots.py.
+agents/stack/containers.py; readiness in agents/stack/readiness.py; snapshot, reset and the
+stack's commands in agents/stack/snapshots.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from agents.stack._sdk import Container, docker
-from agents.stack.cache import cache_key
-from agents.stack.compose import ServiceSpec, StackSpec
+from agents.stack._sdk import docker
+from agents.stack.compose import StackSpec
 from agents.stack.containers import (
     LABEL_AGENT,
     LABEL_OWNER,
     LABEL_RUN,
     LABEL_SERVICE,
-    Death,
-    create_options,
     direct_targets,
     endpoint_of,
     one_line,
@@ -60,26 +54,27 @@ from agents.stack.engine import (
     API_TIMEOUT,
     check_engine,
     clean_cache,
-    container_logs,
     remove_labelled,
     remove_run,
     stack_cache_key,
     sweep,
 )
-from agents.stack.images import (
-    CachedStack,
-    commit_services,
-    image_ids,
-    prune_cache,
-    read_state,
-    release_lock,
-    take_lock_or_wait,
-)
+from agents.stack.engine_events import EngineEvents
+from agents.stack.images import CachedStack
 from agents.stack.probes import address_answers, address_reachable
 from agents.stack.protocol import StackEndpoints, StackStep
-from agents.stack.readiness import HealthCheck, health_check_of, wait_ready
-from agents.stack.reset import ExecResult, RedisReset, ServiceHandle
+from agents.stack.readiness import wait_ready
+from agents.stack.reset import ServiceHandle
+from agents.stack.setup_state import (
+    SetUp,
+    cached_or_set_up,
+    in_memory_services,
+    load_states,
+    memory_state,
+    state_key,
+)
 from agents.stack.snapshots import StackSnapshots, service_handle
+from agents.stack.started import StartedService, check_running, create_network, start_services
 from agents.stack.watcher import DeathWatcher
 from orchestrator.protocol.errors import StackFailed
 
@@ -95,75 +90,6 @@ __all__ = [
     "stack_cache_key",
     "sweep",
 ]
-
-# Container events that may end a service (a `kill` only names the signal of the `die` after it).
-_DEATH_EVENTS = ("die", "oom", "kill", "destroy")
-# How long an exec'd health check that printed its last byte may take to report its exit code.
-_EXIT_CODE_SECONDS = 1.0
-# How long an agent waits, beyond ready_timeout, for another agent's setup of the same key.
-_SETUP_WAIT_SECONDS = 1800.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Started:
-    """A container `up` created and started for one service; a StartingService while `up` waits."""
-
-    service: ServiceSpec
-    container: Container
-    client: docker.DockerClient
-    # the stack's clock when the container started: where the health check's start_period begins
-    started_at: float
-    # what orchestrate runs until the service is ready; None: the protocol probe
-    health_check: HealthCheck | None
-
-    def inspect(self) -> Mapping[str, Any]:
-        name = self.service.name
-        try:
-            attributes: Mapping[str, Any] = self.client.api.inspect_container(self.container.id)
-        except docker.errors.NotFound as exc:
-            raise StackFailed(
-                f"service '{name}': container disappeared while starting", service=name
-            ) from exc
-        except docker.errors.APIError as exc:
-            message = f"service '{name}': cannot inspect container: {one_line(exc)}"
-            raise StackFailed(message, service=name) from exc
-        return attributes
-
-    def run_check(self, argv: Sequence[str], timeout: float) -> tuple[int | None, str]:
-        """Exec a health check's command: (exit code, output); (None, output) cut off at `timeout`."""
-        api = self.client.api
-        try:
-            exec_id = api.exec_create(self.container.id, list(argv))["Id"]
-            output = api.exec_start(exec_id, stream=True)
-        except docker.errors.APIError as exc:  # e.g. no longer running: the next inspect says why
-            return -1, one_line(exc)
-        timed_out = threading.Event()
-
-        def cut() -> None:
-            timed_out.set()
-            output.close()
-
-        # The SDK's read has no timeout; closing its CancellableStream ends it from this timer.
-        timer = threading.Timer(timeout, cut)
-        timer.daemon = True
-        timer.start()
-        try:
-            text = b"".join(output).decode("utf-8", errors="replace")
-        finally:
-            timer.cancel()
-            with contextlib.suppress(OSError):
-                output.close()
-        exit_code = _exec_exit_code(self.client, exec_id, wait=not timed_out.is_set())
-        if exit_code is None and not timed_out.is_set():
-            return -1, text or "the engine reported no exit code"
-        return exit_code, text
-
-    def failure(self, what: str, client: docker.DockerClient | None = None) -> StackFailed:
-        """StackFailed naming the service, saying `what`, with its last log lines."""
-        logs = container_logs(client or self.client, self.container.id)
-        shown = f"; last log lines:\n{logs}" if logs else " (no log output)"
-        name = self.service.name
-        return StackFailed(f"service '{name}': {what}{shown}", service=name, logs=logs)
 
 
 class DockerStack:
@@ -195,7 +121,7 @@ class DockerStack:
         self.network_name = safe_name(f"orch-{run_id}-{agent_id}")
         self._clock = clock
         self._client: docker.DockerClient | None = None
-        self._started: list[_Started] = []
+        self._started: list[StartedService] = []
         # Set by `up()`: what setup and reset commands run with, and what strategies connect to.
         self._endpoints: StackEndpoints | None = None
         self._snapshots = StackSnapshots(spec, agent_id, self.cwd, clock)
@@ -224,7 +150,7 @@ class DockerStack:
         cache = ""
         setup_seconds = saved_seconds = 0.0
         try:
-            self._create_network(client)
+            create_network(client, self.network_name, self._labels(), self.agent_id)
             if self.spec.setup and self.spec.cache:
                 cached, paid = self._cached_state(client, deadline)
                 cache = "hit" if paid is None else "miss"
@@ -234,14 +160,14 @@ class DockerStack:
                     client, self._clock() + self.spec.ready_timeout, cached.images, on_endpoints
                 )
                 self._endpoints = self._endpoints_with(services)
-                self._load_states(cached.with_state)
+                load_states(self._started, cached.with_state, self._handle)
             else:
                 self._endpoints = self._endpoints_with(
                     self._start_ready(client, deadline, None, on_endpoints)
                 )
         except (docker.errors.DockerException, OSError) as exc:
-            # What the specific translations below did not expect: the engine failing mid-way
-            # (requests' connection errors and timeouts are OSErrors).
+            # What the specific translations (agents/stack/started.py, images.py) did not expect:
+            # the engine failing mid-way (requests' connection errors and timeouts are OSErrors).
             message = f"agent {self.agent_id}: the Docker engine failed while starting the stack: "
             raise StackFailed(message + one_line(exc)) from exc
         if not cache:
@@ -262,55 +188,25 @@ class DockerStack:
     def _cached_state(self, client: docker.DockerClient, deadline: float) -> tuple[CachedStack, float | None]:
         """The committed set-up state of this stack's key, and the setup seconds this agent paid.
 
-        Found in the cache (None: no setup here), or made here under the engine-wide setup lock: the services
-        start from their images, setup runs, and each container is stopped and committed.
+        Found in the cache (None: no setup here), or made here under the engine-wide setup lock
+        (agents/stack/setup_state.py): the services start from their images and setup runs.
         """
-        names = list(self.spec.services)
-        bases = {name: service.image for name, service in self.spec.services.items()}
-        key = cache_key(self.spec, image_ids(client, sorted(set(bases.values()))), self.cwd)
-        self.cache_key = key
-        waited_for = self.spec.ready_timeout + _SETUP_WAIT_SECONDS
-        first_image = next(iter(bases.values()))
-        cached = take_lock_or_wait(
-            client, key, names, first_image, self._labels(), waited_for, on_wait=lambda: self._step("setup")
-        )
-        if cached is not None:
-            return cached, None
-        try:
+        self.cache_key = key = state_key(client, self.spec, self.cwd)
+
+        def set_up() -> SetUp:
             self._endpoints = self._endpoints_with(self._start_ready(client, deadline))
             self._step("setup")
             setup_seconds = self._snapshots.run_commands(self.spec.setup, "setup command", self._endpoints)
             containers = {item.service.name: item.container for item in self._started}
-            states = {name: self._redis(name).state_bytes() for name in self._in_memory_services()}
-            cached = commit_services(client, containers, key, setup_seconds, bases, states)
-            for container in containers.values():
-                container.remove(force=True, v=True)
+            states = {name: memory_state(self._handle(name)) for name in in_memory_services(self.spec)}
+            return SetUp(containers, setup_seconds, states)
+
+        cached, paid = cached_or_set_up(
+            client, self.spec, key, self._labels(), set_up, on_wait=lambda: self._step("setup")
+        )
+        if paid is not None:  # its containers were committed and removed
             self._started = []
-        finally:
-            release_lock(client, key)
-        prune_cache(client, self.spec.cache_max_mb * 1024 * 1024, keep=key)
-        return cached, setup_seconds
-
-    def _in_memory_services(self) -> list[str]:
-        """The services whose state after setup is in memory, not on disk: Redis (`reset: redis`,
-        or an image whose name says redis). A clone loads their keys once it is ready."""
-        return [
-            name
-            for name, service in self.spec.services.items()
-            if service.ports and (self.spec.reset.get(name) == "redis" or "redis" in service.image.lower())
-        ]
-
-    def _redis(self, name: str) -> RedisReset:
-        """A snapshot of the Redis service `name`'s keys, taken now."""
-        strategy = RedisReset(self._handle(name))
-        strategy.snapshot()
-        return strategy
-
-    def _load_states(self, services: frozenset[str]) -> None:
-        """Load each cloned service's kept state (agents/stack/images.py) into its running server."""
-        for item in self._started:
-            if item.service.name in services:
-                RedisReset(self._handle(item.service.name)).load_state(read_state(item.container))
+        return cached, paid
 
     def _start_ready(
         self,
@@ -333,7 +229,14 @@ class DockerStack:
                 self._step("services", tuple(ready), tuple(n for n in names if n not in ready))
 
         self._step("services", (), tuple(names))
-        started = self._start_all(client, images or {})
+        started = start_services(
+            client,
+            list(self.spec.services.values()),
+            self.network_name,
+            self._labels,
+            images or {},
+            self._clock,
+        )
         self._started = started
         early = None
         if on_endpoints is not None:
@@ -377,7 +280,7 @@ class DockerStack:
         A poll, for callers that cannot take `watch()`'s events: a service that dies mid-run (OOM,
         a test stopping it) then fails this agent clearly, not its next tests.
         """
-        self._check(self._connect())
+        check_running(self._started, self._connect(), self.agent_id)
 
     def watch(self, on_death: Callable[[str], None]) -> Callable[[], None]:
         """Call `on_death(message)` once, from a daemon thread, if a service dies before `down()`.
@@ -391,29 +294,11 @@ class DockerStack:
         with self._watch_lock:
             if self._down_started:
                 return _nothing_to_stop
-            source = _EngineEvents.open(self)
+            source = EngineEvents.open(self.run_id, self.agent_id, lambda: self._started)
             watcher = DeathWatcher(source, on_death, name=f"orchestrate-stack-watch-{self.agent_id}")
             self._watchers.append(watcher)
         watcher.start()
         return watcher.stop
-
-    def _check(self, client: docker.DockerClient) -> None:
-        """`check()` with `client`: raise StackFailed for the first service not running."""
-        for item in self._started:
-            try:
-                attributes = client.api.inspect_container(item.container.id)
-            except docker.errors.NotFound as exc:
-                message = f"service '{item.service.name}': its container was removed mid-run"
-                raise StackFailed(message, service=item.service.name) from exc
-            except (docker.errors.DockerException, OSError) as exc:
-                message = f"agent {self.agent_id}: the Docker engine stopped answering: {one_line(exc)}"
-                raise StackFailed(message, service=item.service.name) from exc
-            state = attributes.get("State") or {}
-            if state.get("Status") != "running":
-                what = (
-                    f"stopped mid-run ({state.get('Status', 'unknown')}, exit code {state.get('ExitCode')})"
-                )
-                raise item.failure(what, client)
 
     def down(self) -> float:
         """Remove this stack's containers (with their volumes) and its network; returns seconds.
@@ -454,77 +339,8 @@ class DockerStack:
     def _labels(self, service: str | None = None) -> dict[str, str]:
         return stack_labels(self.run_id, self.agent_id, self.owner, service)
 
-    def _create_network(self, client: docker.DockerClient) -> None:
-        try:
-            client.networks.create(
-                self.network_name, driver="bridge", labels=self._labels(), check_duplicate=True
-            )
-        except docker.errors.APIError as exc:
-            hint = ""
-            if "address pool" in str(exc) or "non-overlapping" in str(exc):
-                hint = (
-                    " (the engine ran out of network address pools: use fewer agents, remove leftovers "
-                    "with `orchestrate clean`, or widen default-address-pools in daemon.json)"
-                )
-            raise StackFailed(
-                f"agent {self.agent_id}: cannot create network {self.network_name}: {one_line(exc)}{hint}"
-            ) from exc
-
-    def _start_all(self, client: docker.DockerClient, images: Mapping[str, str]) -> list[_Started]:
-        services = list(self.spec.services.values())
-        with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="stack-up") as pool:
-            futures = [
-                pool.submit(self._start_one, client, service, images.get(service.name, service.image))
-                for service in services
-            ]
-            # Wait for all before raising, so `down()` sees every container that was made.
-            outcomes = [(future.exception(), future) for future in futures]
-        for error, _ in outcomes:
-            if error is not None:
-                raise error
-        return [future.result() for _, future in outcomes]
-
-    def _start_one(self, client: docker.DockerClient, service: ServiceSpec, image: str) -> _Started:
-        name = safe_name(f"{self.network_name}-{service.name}")
-        options = create_options(
-            service,
-            name=name,
-            labels=self._labels(service.name),
-            network=self.network_name,
-            endpoint_config=client.api.create_endpoint_config(aliases=[service.name]),
-        )
-        command = list(service.command) if service.command is not None else None
-        try:
-            image_check = None
-            if service.healthcheck is None or service.healthcheck.test != ("NONE",):
-                image_config = client.api.inspect_image(service.image).get("Config") or {}
-                image_check = image_config.get("Healthcheck")
-            # create + start, never `run`: `run` pulls a missing image, and we use no registry.
-            container = client.containers.create(image, command, **options)
-            container.start()
-        except docker.errors.ImageNotFound as exc:
-            raise StackFailed(
-                f"service '{service.name}': image '{service.image}' not found locally "
-                "(images are never pulled; build them with deploy/images/build.sh)",
-                service=service.name,
-            ) from exc
-        except docker.errors.APIError as exc:
-            logs = container_logs(client, name)
-            raise StackFailed(
-                f"service '{service.name}': cannot start container: {one_line(exc)}",
-                service=service.name,
-                logs=logs,
-            ) from exc
-        return _Started(
-            service=service,
-            container=container,
-            client=client,
-            started_at=self._clock(),
-            health_check=health_check_of(service.healthcheck, image_check),
-        )
-
     def _endpoints_of(
-        self, client: docker.DockerClient, started: list[_Started], before_ready: bool = False
+        self, client: docker.DockerClient, started: list[StartedService], before_ready: bool = False
     ) -> dict[str, dict[str, object]]:
         """Each ready service's endpoint: at its container's own address, or its published port.
 
@@ -542,98 +358,12 @@ class DockerStack:
         }
 
     def _handle(self, name: str) -> ServiceHandle:
-        """What a reset strategy gets for service `name`: its spec, its endpoint and `_exec`."""
+        """What a reset strategy gets for service `name`: its spec, its endpoint, its container's exec."""
         item = next((item for item in self._started if item.service.name == name), None)
         if item is None or self._endpoints is None:
             raise RuntimeError(f"agent {self.agent_id}: stack snapshot() called before up() succeeded")
-        return service_handle(
-            item.service,
-            self._endpoints.services[name],
-            lambda argv, environment: self._exec(item, argv, environment),
-        )
-
-    def _exec(self, item: _Started, argv: Sequence[str], environment: Mapping[str, str]) -> ExecResult:
-        """Run `argv` in the service's container (docker exec); docker errors become StackFailed."""
-        name = item.service.name
-        try:
-            exit_code, output = item.container.exec_run(list(argv), environment=dict(environment))
-        except docker.errors.NotFound as exc:
-            raise StackFailed(f"service '{name}': its container was removed mid-run", service=name) from exc
-        except (docker.errors.DockerException, OSError) as exc:
-            message = f"service '{name}': cannot run {argv[0]!r} in its container: {one_line(exc)}"
-            raise StackFailed(message, service=name) from exc
-        text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
-        # The engine reports a command it cannot start as output, with exit code 126 or 127.
-        return ExecResult(exit_code=exit_code if exit_code is not None else -1, output=text)
-
-
-class _EngineEvents:
-    """The WatchSource of one DockerStack (agents/stack/watcher.py): its container events."""
-
-    def __init__(self, stack: DockerStack, client: docker.DockerClient, stream: Any) -> None:
-        self._stack = stack
-        self._client = client
-        self._stream = stream
-
-    @classmethod
-    def open(cls, stack: DockerStack) -> _EngineEvents:
-        """Ask the engine for the stack's container events from now on; raises StackFailed."""
-        labels = [f"{LABEL_RUN}={stack.run_id}", f"{LABEL_AGENT}={stack.agent_id}"]
-        filters = {"type": "container", "label": labels, "event": list(_DEATH_EVENTS)}
-        try:
-            client = docker.from_env(timeout=API_TIMEOUT)
-        except docker.errors.DockerException as exc:
-            raise StackFailed(f"agent {stack.agent_id}: no Docker engine answers: {one_line(exc)}") from exc
-        try:
-            stream = client.events(decode=True, filters=filters)
-        except (docker.errors.DockerException, OSError) as exc:
-            client.close()
-            message = f"agent {stack.agent_id}: cannot watch its stack's containers: {one_line(exc)}"
-            raise StackFailed(message) from exc
-        return cls(stack, client, stream)
-
-    def events(self) -> Iterator[Mapping[str, Any]]:
-        return iter(self._stream)
-
-    def close(self) -> None:
-        with contextlib.suppress(docker.errors.DockerException, OSError):
-            self._stream.close()
-
-    def dead_already(self) -> str | None:
-        try:
-            self._stack._check(self._client)
-        except StackFailed as exc:
-            return str(exc)
-        return None
-
-    def describe(self, death: Death) -> str:
-        item = next((item for item in self._stack._started if item.service.name == death.service), None)
-        if item is None:
-            return f"service '{death.service}': {death.what}"
-        return str(item.failure(death.what, self._client))
-
-    def lost(self) -> str:
-        return (
-            f"agent {self._stack.agent_id}: the Docker engine ended its events stream "
-            "(did the engine stop?); the stack is no longer watched"
-        )
-
-    def release(self) -> None:
-        self.close()
-        self._client.close()
+        return service_handle(item.service, self._endpoints.services[name], item.execute)
 
 
 def _nothing_to_stop() -> None:
     """The `stop()` of a watch that never started (asked for after `down()`)."""
-
-
-def _exec_exit_code(client: docker.DockerClient, exec_id: str, wait: bool) -> int | None:
-    """The exit code of a finished exec; None if it still runs (after `_EXIT_CODE_SECONDS` if `wait`)."""
-    deadline = time.monotonic() + (_EXIT_CODE_SECONDS if wait else 0.0)
-    while True:
-        details = client.api.exec_inspect(exec_id)
-        if not details.get("Running") and details.get("ExitCode") is not None:
-            return int(details["ExitCode"])
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.01)

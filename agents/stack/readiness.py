@@ -2,13 +2,13 @@
 
 Docker runs a container's health check at its interval for the container's whole life (20.10,
 Debian's, has no `start_interval`): four idle Postgres containers checked every 250 ms kept 0.9
-of 2 cores busy. So agents/stack/docker.py creates every container with Docker's check off
+of 2 cores busy. So agents/stack/started.py creates every container with Docker's check off
 (test ["NONE"], which also turns off the image's HEALTHCHECK), and `wait_ready` runs the check's
 command itself with `docker exec` while `up()` waits, until it first passes; never afterwards.
 A service without a check (or with `disable: true`) is ready when it runs and every listed port
 answers the protocol probe (agents/stack/probes.py).
 
-Pure: the engine is reached through `StartingService`, which docker.py implements. The check is
+Pure: the engine is reached through `StartingService`, which started.py implements. The check is
 the stack file's `healthcheck` merged field by field with the image's, as Docker merges them
 (`health_check_of`), and runs with Docker's semantics, except where waiting only until ready
 makes another choice sensible:
@@ -78,7 +78,7 @@ class HealthCheck:
 
 
 class StartingService(Protocol):
-    """One service's started container as the wait sees it; agents/stack/docker.py makes them."""
+    """One service's started container as the wait sees it; agents/stack/started.py makes them."""
 
     @property
     def service(self) -> ServiceSpec: ...

@@ -2,7 +2,7 @@
 
 Owned by agents/stack/docker.py's DockerStack (one per stack), which calls `snapshot` once after
 `up()` with a way to get each service's ServiceHandle (`service_handle`, its exec translated to
-StackFailed there), `reset` before every unit, and `run_commands` for the setup commands too.
+StackFailed in agents/stack/started.py), `reset` before every unit, and `run_commands` for the setup commands too.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A strategy is made per service by `agents.stack.reset.make_reset` when the stack takes its
 snapshot (DockerStack.snapshot); the stack then calls `restore()` on it before every unit. It
 never imports docker: the stack hands it a `ContainerExec` (docker exec, translated to
-StackFailed at agents/stack/docker.py) and the address and ports the agent reaches it at (the
+StackFailed at agents/stack/started.py) and the address and ports the agent reaches it at (the
 tests' endpoint: the container's own IP and ports, or 127.0.0.1 and the published ports).
 """
 
