@@ -1,6 +1,6 @@
 """A stack's containers without the Docker SDK: labels, names, create options, endpoints, deaths.
 
-Pure helpers of agents/stack/docker.py (the only module that imports docker): DockerStack
+Pure helpers of agents/stack/docker.py (no SDK here: it is imported in _sdk.py only): DockerStack
 builds each container's create options and reads its endpoint from the engine's
 `inspect_container` output with these, DeathWatcher reads deaths from its events (`death_of`),
 and both word docker errors with `one_line` and `engine_message`. When a container is ready is

@@ -1,6 +1,6 @@
 """What the stack layer learns without the Docker SDK: published ports, readiness, owners alive.
 
-Pure helpers of agents/stack/docker.py (the only module that imports docker), kept apart so
+Pure helpers of agents/stack/docker.py (no SDK here: it is imported in _sdk.py only), kept apart so
 they can be read and tested without an engine.
 """
 
