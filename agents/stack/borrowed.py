@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agents.stack.cache import cache_key
 from agents.stack.containers import LABEL_AGENT, LABEL_RUN, LABEL_SERVICE
 from agents.stack.docker import DockerStack
-from agents.stack.images import image_ids
 from agents.stack.protocol import StackEndpoints
+from agents.stack.setup_state import state_key
 from agents.stack.started import StartedService
 from orchestrator.protocol.errors import StackFailed
 
@@ -29,9 +28,7 @@ class WarmDockerStack(DockerStack):
 
     def current_key(self) -> str:
         """The set-up state cache's key of this stack file, images and setup inputs, now."""
-        client = self._connect()
-        images = sorted({service.image for service in self.spec.services.values()})
-        return cache_key(self.spec, image_ids(client, images), self.cwd)
+        return state_key(self._connect(), self.spec, self.cwd)
 
     def adopt(self) -> StackEndpoints:
         """Take over this slot's running containers; their endpoints. Raises StackFailed when a
