@@ -1,9 +1,8 @@
 """The session: a sans-I/O state machine that runs the planned units on the agents.
 
-Events from the agents go in (`handle`), commands for them come out (`take_commands`: values
-of `(agent_id, command)`); the session never touches a backend, a thread or a clock of its own,
-so unit tests drive it with plain events. The loop around it (orchestrator/run/loop.py) starts
-the backend, waits for events, feeds them in and sends the commands out.
+Events from the agents go in (`handle`), `(agent_id, command)` values come out (`take_commands`);
+it never touches a backend or a thread and reads an injected clock, so tests drive it with plain
+values. The loop around it (loop.py) waits for events, feeds them in, sends the commands out.
 
 The session is the one owner of a run's mutable state:
 
@@ -35,16 +34,10 @@ from orchestrator.protocol.versions import version_differences
 from orchestrator.report.sink import ReportSink
 from orchestrator.report.spool import ResultSpool
 from orchestrator.report.status import RunStatus
+from orchestrator.run import collection_notes as notes
 from orchestrator.run.agent_record import AgentRecord
 from orchestrator.run.agent_states import AgentState, allowed_states
 from orchestrator.run.attempts import AttemptLedger
-from orchestrator.run.collection_notes import (
-    DEFAULT_COLLECTION_HINT,
-    FULL_COLLECTION,
-    full_collection_note,
-    not_collected_reason,
-    not_collected_summary,
-)
 from orchestrator.run.final_report import final_report
 from orchestrator.run.host_load import HostLoad
 from orchestrator.run.run_status import Forecast, late_services, run_status
@@ -77,7 +70,7 @@ class Session:
         self._versions = dict(versions or {})
         self.fatal: VersionMismatch | None = None
         # What a collection difference most likely comes from, in the run's own terms.
-        self._collection_hint = collection_hint or DEFAULT_COLLECTION_HINT
+        self._collection_hint = collection_hint or notes.DEFAULT_COLLECTION_HINT
         self.configs = tuple(configs)
         self._sink = sink
         # The run's clock: read, never waited on (the loop waits).
@@ -177,6 +170,9 @@ class Session:
             if record.state is not AgentState.STOPPED:
                 self._send(record.agent_id, p.Abort())
 
+    def agent_state(self, agent_id: int) -> AgentState:
+        return self._agents[agent_id].state
+
     def agents_run_nothing_more(self) -> bool:
         """Every agent is tearing down or stopped: the report need not wait for their stacks."""
         return all(a.state.runs_nothing_more for a in self._agents.values())
@@ -274,8 +270,8 @@ class Session:
             )
             self.fatal = VersionMismatch(f"agent {event.agent_id} on node {where} runs {', '.join(differ)}")
         fallback = event.collection_fallback
-        if fallback and not any(m.startswith(FULL_COLLECTION) for m in self._messages):
-            self._messages.append(full_collection_note(fallback))
+        if fallback and not any(m.startswith(notes.FULL_COLLECTION) for m in self._messages):
+            self._messages.append(notes.full_collection_note(fallback))
         self._sink.agent_state(event.agent_id, "ready")
         if self._stop is not None:
             self._send(event.agent_id, p.Abort())
@@ -334,8 +330,8 @@ class Session:
     def on_not_collected(self, event: p.NotCollected) -> None:
         agent_only = [n for n in event.similar if not self._tally.ledger.is_collected(n)]
         hint = self._collection_hint
-        self._messages.append(not_collected_summary(event.agent_id, event.node_ids, agent_only, hint))
-        message = not_collected_reason(event.agent_id, hint)
+        self._messages.append(notes.not_collected_summary(event.agent_id, event.node_ids, agent_only, hint))
+        message = notes.not_collected_reason(event.agent_id, hint)
         for node_id in event.node_ids:
             self._agents[event.agent_id].mark_ended(node_id)
             attempt = Attempt(event.agent_id, Outcome.ERROR, 0.0, (), message)
