@@ -171,6 +171,7 @@ class Session:
                 self._send(record.agent_id, p.Abort())
 
     def agent_state(self, agent_id: int) -> AgentState:
+        """Where the agent is in its life, as its events said."""
         return self._agents[agent_id].state
 
     def agents_run_nothing_more(self) -> bool:
