@@ -1,9 +1,14 @@
 """The run: agents started, units dispatched as the scheduler decides, one outcome per test.
 
     coordinator.py       the coordinator's side of the pytest session: agents, run loop, outputs
-    session.py           the event loop and the one owner of a run's state (attempts.py: the
-                         ledger of attempts and finals; agent_record.py: what each agent holds;
-                         invariant.py: the end-of-run check against the endings received)
+    session.py           the session: a sans-I/O state machine (events in, commands out), the
+                         one owner of a run's state (agent_states.py: each agent's states and
+                         their transition table; agent_record.py: what each agent holds;
+                         attempts.py: the ledger of attempts and finals; tally.py: what each
+                         attempt changes beyond it; host_load.py; final_report.py; invariant.py:
+                         the end-of-run check against the endings received)
+    loop.py              the loop around the session: backend started, events waited for and
+                         fed in, commands sent, Ctrl-C, every agent stopped
     backends/            how agents are started and spoken to: local processes, Ray actors
                          (backends/ray.py is the only `import ray`)
     collection_stack.py  a stack of the coordinator's own, for collections that need services

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from orchestrator import protocol as p
 from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
 from orchestrator.report.status import AgentStatus
+from orchestrator.run.agent_states import AgentState
 
 # A unit's span in the timeline takes the worst outcome of its tests.
 _WORST_FIRST = (
@@ -33,9 +34,11 @@ class AgentRecord:
     def __init__(self, agent_id: int, predicted: float) -> None:
         self.agent_id = agent_id
         self.predicted = predicted
-        self.live = False
-        self.failed = ""
-        self.stopped = False
+        # Where it is in its life (the session changes it as agent_states.TRANSITIONS allows);
+        # why it failed, if it did (kept in the states that follow FAILED).
+        self.state = AgentState.STARTING
+        self.failure = ""
+        # Sent Flush since its last assignment (scheduling, not a state).
         self.flushed = False
         self.node = p.NodeInfo()
         # When a test last ended here (the session's clock): where the next one started.
@@ -70,7 +73,6 @@ class AgentRecord:
         self.phase = "starting"
         self.phase_at = 0.0
         self.phase_event: p.AgentPhase | None = None
-        self.tearing_down = False
         # Run seconds of its start-up's moments: stack_started, worker_started, stack_ready,
         # worker_ready (from AgentReady.phases_ago).
         self.phases: dict[str, float] = {}
@@ -136,9 +138,9 @@ class AgentRecord:
         self, now: float, running: str | None, estimate: Callable[[str], float | None], stopping: bool
     ) -> AgentStatus:
         """The agent as the status shows it now; `running` is the test it runs, if any."""
-        if self.failed:
-            return AgentStatus(self.agent_id, "failed", reason=self.failed)
-        if self.stopped:
+        if self.failure:
+            return AgentStatus(self.agent_id, "failed", reason=self.failure)
+        if self.state is AgentState.STOPPED:
             return AgentStatus(self.agent_id, "stopped")
         if self.ready_at is None or self.phase == "resetting":
             event = self.phase_event
@@ -166,7 +168,7 @@ class AgentRecord:
     def mark_ready(self, event: p.AgentReady, now: float) -> None:
         """The agent's stack is up and its worker has collected: it can take work."""
         self.enter("ready", now)
-        self.live = True
+        self.state = AgentState.READY
         self.ready_at = now
         self.last_end_at = now
         self.node = event.node
@@ -178,11 +180,30 @@ class AgentRecord:
 
     def mark_stopped(self, event: p.AgentStopped, now: float) -> None:
         """The agent has stopped, its stack down."""
-        self.stopped = True
-        self.live = False
+        self.state = AgentState.STOPPED
         self.stopped_at = now
         self.stack_down = event.stack_down_seconds
         self.restarts = event.worker_restarts
+
+    def mark_failed(self, message: str) -> bool:
+        """The agent failed (`message` says why): False if it had failed already, or was tearing
+        down (its teardown failed: it runs nothing more either way)."""
+        if self.failure:
+            return False
+        self.failure = message
+        if self.state is not AgentState.TEARING_DOWN:
+            self.state = AgentState.FAILED
+        return True
+
+    def mark_tearing_down(self, now: float) -> None:
+        """The agent runs nothing more; its stack comes down (or is kept warm) meanwhile."""
+        self.state = AgentState.TEARING_DOWN
+        self.stopped_at = now
+
+    @property
+    def ended(self) -> bool:
+        """It failed or stopped: its end is what the status shows of it."""
+        return bool(self.failure) or self.state is AgentState.STOPPED
 
     def count_reset(self, seconds: float, now: float) -> None:
         """The stack was reset (the unit it was reset for runs next)."""
@@ -232,7 +253,7 @@ class AgentRecord:
             stack_down_seconds=self.stack_down,
             worker_restarts=self.restarts,
             host=self.node.hostname,
-            error=self.failed,
+            error=self.failure,
             node_id=self.node.node_id,
             address=self.node.address,
             resets=self.resets,

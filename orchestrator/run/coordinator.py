@@ -287,6 +287,7 @@ class Coordinator:
     def _run(self, session: pytest.Session, prepared: Prepared, fixed: StartupPrediction | None) -> RunReport:
         from orchestrator.planning.scheduling import make_scheduler
         from orchestrator.report.replay import PytestReplay
+        from orchestrator.run.loop import run_session
         from orchestrator.run.run_status import Forecast
         from orchestrator.run.session import Session
 
@@ -303,7 +304,6 @@ class Coordinator:
         session_loop = Session(
             prepared.units,
             make_scheduler(self.options.schedule, prepared.plan),
-            self._backend,
             configs,
             PytestReplay(session),
             reruns=self.options.reruns,
@@ -311,14 +311,14 @@ class Coordinator:
             versions=runtime_versions(),
             spool=self._spool,
             keep_passed_reports=False,
-            backend_started=self._backend_started_at,
             collection_hint=self._collection_hint,
-            display=display,
             forecast=Forecast(fixed.startup_seconds, fixed.teardown_seconds) if fixed else None,
         )
         try:
             try:
-                report = session_loop.run()
+                report = run_session(
+                    session_loop, self._backend, display=display, backend_started=self._backend_started_at
+                )
             finally:
                 if display is not None:
                     display.close()  # before pytest's summary
@@ -477,7 +477,7 @@ class Coordinator:
         if self._early_configs and self._backend is not None:
             # Started early, never run (a collection error, no tests, an interrupt): stop them,
             # stacks down, before the backend goes.
-            from orchestrator.run.session import stop_unused_agents
+            from orchestrator.run.loop import stop_unused_agents
 
             stop_unused_agents(self._backend, self._early_configs)
             if self._stack_text and not self.options.address:

@@ -46,7 +46,7 @@ def run_status(
     slow: list[SlowTest] = []
     for record in records:
         running = None
-        if record.ready_at is not None and not (record.failed or record.stopped):
+        if record.ready_at is not None and not record.ended:
             running = record.running_test(is_open)
         agent = record.view(now, running, predicted_by_unit.get, stopping_at is not None)
         agents.append(agent)
@@ -80,7 +80,7 @@ def late_services(records: Iterable[AgentRecord], now: float, told: set[tuple[in
 
     notices = []
     for record in records:
-        if record.ready_at is not None or record.phase != "services" or record.failed or record.stopped:
+        if record.ready_at is not None or record.phase != "services" or record.ended:
             continue
         agent = record.view(now, None, lambda unit_id: None, False)
         key = (record.agent_id, record.phase_at)
@@ -104,12 +104,8 @@ def _eta(
     start-up, or when the first agent was ready if that was later (they start together, on the
     same machines). Stack resets are counted apart from the pace: one per unit still to start
     (queued, or held behind an agent's current one), at the mean measured so far."""
-    ready = [a for a in records if a.live]
-    starting = [
-        a
-        for a in records
-        if a.ready_at is None and not (a.failed or a.stopped) and a.agent_id not in unplanned
-    ]
+    ready = [a for a in records if a.state.takes_work]
+    starting = [a for a in records if a.ready_at is None and not a.ended and a.agent_id not in unplanned]
     if not ready and not (starting and forecast.startup_seconds > 0):
         return None
     first_ready = min((a.ready_at for a in records if a.ready_at is not None), default=0.0)

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.model import TestUnit, UnitEstimate
 from orchestrator.planning.durations.learning import LiveEstimate, finish_in
-from orchestrator.run.session import seconds_at_load_one
+from orchestrator.run.host_load import seconds_at_load_one
 
 
 def _unit(unit_id: str, tests: int, seconds: float, unseen: int) -> UnitEstimate:

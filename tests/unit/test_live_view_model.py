@@ -16,6 +16,7 @@ from orchestrator.planning.scheduling import make_scheduler, plan_lpt
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.report.live_view import plain, view_lines
 from orchestrator.report.status import AgentStatus, RunStatus, SlowTest
+from orchestrator.run.loop import run_session
 from orchestrator.run.session import Session
 
 A = TestUnit("t.py::A", ("t.py::A::one", "t.py::A::two"))
@@ -117,9 +118,8 @@ def _run(steps: Sequence[tuple[float, list[p.Event]]]) -> RecordingDisplay:
     configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(2)]
     display = RecordingDisplay()
     backend = StepBackend(clock, steps)
-    Session(
-        (A, B), make_scheduler("dynamic", plan), backend, configs, NullSink(), clock=clock, display=display
-    ).run()
+    session = Session((A, B), make_scheduler("dynamic", plan), configs, NullSink(), clock=clock)
+    run_session(session, backend, display=display)
     return display
 
 

@@ -20,6 +20,7 @@ from orchestrator.planning.scheduling import make_scheduler, plan_lpt
 from orchestrator.protocol.errors import InternalError
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.run.invariant import check_results
+from orchestrator.run.loop import run_session
 from orchestrator.run.session import Session
 
 
@@ -157,8 +158,8 @@ def _run(backend: ScriptedBackend, agents: int = 2, sink: ListSink | None = None
     plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in UNITS], agents)
     configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(agents)]
     sink = sink or ListSink()
-    report = Session(UNITS, make_scheduler("dynamic", plan), backend, configs, sink, **kwargs).run()
-    return report, sink
+    session = Session(UNITS, make_scheduler("dynamic", plan), configs, sink, **kwargs)
+    return run_session(session, backend), sink
 
 
 def _outcomes(report) -> dict[str, Outcome]:
@@ -320,12 +321,11 @@ def test_an_agent_with_other_versions_stops_the_run_with_a_named_node() -> None:
     session = Session(
         UNITS,
         make_scheduler("dynamic", plan),
-        OtherPytest(),
         configs,
         ListSink(),
         versions={"python": "3.11.7", "pytest": "9.2.0"},
     )
-    session.run()
+    run_session(session, OtherPytest())
 
     assert session.fatal is not None
     assert "on node node-0 (10.0.0.9) runs pytest 8.0.0 (coordinator 9.2.0)" in str(session.fatal)
@@ -364,9 +364,8 @@ def test_an_attempt_spans_the_seconds_its_agent_measured() -> None:
 
     plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in UNITS], 2)
     configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(2)]
-    report = Session(
-        UNITS, make_scheduler("dynamic", plan), ScriptedBackend(), configs, ListSink(), clock=clock
-    ).run()
+    session = Session(UNITS, make_scheduler("dynamic", plan), configs, ListSink(), clock=clock)
+    report = run_session(session, ScriptedBackend())
 
     for result in report.results:
         [attempt] = result.attempts
@@ -397,7 +396,8 @@ def _run_on_nodes(backend: NodesBackend, agents: int = 2):
     plan = plan_lpt([UnitEstimate(u, float(len(u.node_ids))) for u in GPU_UNITS], agents)
     configs = [p.AgentConfig(i, "run", "owner", ".") for i in range(agents)]
     sink = ListSink()
-    report = Session(GPU_UNITS, make_scheduler("dynamic", plan), backend, configs, sink, max_crashes=2).run()
+    session = Session(GPU_UNITS, make_scheduler("dynamic", plan), configs, sink, max_crashes=2)
+    report = run_session(session, backend)
     return report, sink
 
 

@@ -1,6 +1,6 @@
 """The AgentBackend protocol: where agents live and how commands and events cross to them.
 
-Called only by orchestrator/run/session.py. `start` creates the agents without waiting for them
+Driven only by the session's loop (orchestrator/run/loop.py). `start` creates the agents without waiting for them
 (each reports AgentReady or AgentFailed when its stack and worker are up); `send` is
 fire-and-forget; `wait_events` returns whatever events arrived, in arrival order per agent,
 across all agents. Everything crosses as the bytes of orchestrator.protocol's encoding, never
