@@ -3,7 +3,7 @@
     every runner: collect -> estimate -> plan_lpt(total) -> run its own part -> artifact
     merge job:    artifacts -> merge_shards -> one report, one JUnit file, one duration store
 
-Called by `orchestrate shard` (the coordinator plugin with --orchestrate-shard), which plans the whole suite for `total`
+Called by `orchestrate shard` (orchestrator/ci/shard_mode.py), which plans the whole suite for `total`
 runners exactly as every other runner does, runs its own part and records a ShardRecord in
 its results file (`extra["shard"]`), and by `orchestrate merge` (orchestrator/ci/merging.py), which reads
 every results file and hands them to `merge_shards`.

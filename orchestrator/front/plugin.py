@@ -10,8 +10,10 @@ in the user's own pytest session (their ini file, conftests and plugins loaded, 
 
 so pytest's terminal, `--junitxml`, cache and every reporting plugin do what they always do;
 orchestrate adds its own sections through `pytest_terminal_summary`, writes `--results`, and
-updates the duration store at `pytest_sessionfinish`. `orchestrate shard` and `plan` are the
-same session with another ending; `orchestrate merge` replays artifacts instead of running.
+updates the duration store at `pytest_sessionfinish`. Each mode of the session is a plugin of
+its own that replaces pytest's run loop: run (orchestrator/run/run_mode.py), shard
+(orchestrator/ci/shard_mode.py), plan (orchestrator/run/plan_mode.py), and merge, which
+replays artifacts instead of running (orchestrator/ci/merging.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from agents.fixtures import MARKER_LINES
-from orchestrator.front.options import add_options, build_run_config, given_options, is_coordinator
+from orchestrator.front.options import RunConfig, add_options, build_run_config, given_options, is_coordinator
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,20 +71,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
             config.pluginmanager.register(MergeReplay(config, options), "orchestrate-merge")
             return
-        if options.agents is not None and options.agents < 1 and not options.planning:
-            raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
-        from orchestrator.run.collection_stack import EARLY_COORDINATOR
-        from orchestrator.run.coordinator import Coordinator
-
-        coordinator = config.stash.get(EARLY_COORDINATOR, None) or Coordinator(config, options)
+        plugins = _mode_plugins(config, options)
     except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from exc
-    config.pluginmanager.register(coordinator, "orchestrate-coordinator")
-    coordinator.flush_early_output()  # what it said while pytest captured (made early)
+    for name, plugin in plugins.items():
+        config.pluginmanager.register(plugin, name)
+    coordinator = plugins.get("orchestrate-coordinator")
+    if coordinator is not None:
+        coordinator.flush_early_output()  # what it said while pytest captured (made early)
     terminal = config.pluginmanager.getplugin("terminalreporter")
     if terminal is not None:
         # Results of different files interleave: dots in one stream, as pytest-xdist prints them.
         terminal.showfspath = False
+
+
+def _mode_plugins(config: pytest.Config, options: RunConfig) -> dict[str, Any]:
+    """The plugins of a session that plans or runs, by name: its mode (plan, shard or run: each
+    replaces pytest's run loop) and, to run, the coordinator that runs on agents and reports."""
+    if options.planning:
+        from orchestrator.run.plan_mode import PlanMode
+
+        return {"orchestrate-plan": PlanMode(config, options)}
+    if options.agents is not None and options.agents < 1:
+        raise pytest.UsageError(f"--agents must be at least 1, got {options.agents}")
+    from orchestrator.run.collection_stack import EARLY_COORDINATOR
+    from orchestrator.run.coordinator import Coordinator
+
+    coordinator = config.stash.get(EARLY_COORDINATOR, None) or Coordinator(config, options)
+    if options.shard is not None:
+        from orchestrator.ci.shard_mode import ShardMode
+
+        return {
+            "orchestrate-coordinator": coordinator,
+            "orchestrate-shard": ShardMode(coordinator, options.shard),
+        }
+    from orchestrator.run.run_mode import RunMode
+
+    return {"orchestrate-coordinator": coordinator, "orchestrate-run": RunMode(coordinator)}
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:

@@ -1,6 +1,11 @@
 """The run: agents started, units dispatched as the scheduler decides, one outcome per test.
 
-    coordinator.py       the coordinator's side of the pytest session: agents, run loop, outputs
+    run_mode.py          `orchestrate run`: the session's run loop (on agents, or in this process:
+                         in_process.py); plan_mode.py: `orchestrate plan` (the shard mode is in ci/)
+    coordinator.py       the coordinator's run on agents and the session's ending (sections,
+                         outputs, stacks down); agent_start.py: the agents' configs, backend and
+                         stack file; costs.py: durations, capacity, start-up history; console.py:
+                         its lines and the status display
     session.py           the session: a sans-I/O state machine (events in, commands out), the
                          one owner of a run's state (agent_states.py: each agent's states and
                          their transition table; agent_record.py: what each agent holds;

@@ -1,0 +1,91 @@
+"""What a run of the suite would cost, as the run and plan modes size it: the tests' past
+durations, how many agents the backend holds side by side, and the start-up and teardown of
+that many agents, from this backend and stack's history.
+
+The start-up history is kept per backend as its start-up costs differ (local processes, a
+fresh Ray, a warm one, a cluster; borrowed warm stacks) and per stack file text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.front.options import RunConfig
+from orchestrator.model import TestUnit
+from orchestrator.planning.durations.startup import StartupPrediction
+from orchestrator.planning.durations.store import DurationStore
+from orchestrator.planning.sizing import AgentChoice, Capacity, choose_agents, trim_agents
+from orchestrator.report.outputs import warn
+
+__all__ = ["RunCosts", "load_store"]
+
+
+def load_store(path: str) -> DurationStore:
+    """The duration store at `path` (a warning, and an empty store, when it cannot be read)."""
+    store, warning = DurationStore.load(path)
+    if warning:
+        warn(warning)
+    return store
+
+
+@dataclass(frozen=True, slots=True)
+class RunCosts:
+    """The duration store, the agents the backend can run side by side, and the key of this
+    backend and stack's start-up history."""
+
+    store: DurationStore
+    capacity: Capacity
+    startup_key: str
+
+    @classmethod
+    def of(cls, config: pytest.Config, options: RunConfig, store: DurationStore, stack_text: str) -> RunCosts:
+        from orchestrator.planning.durations.startup import startup_key
+        from orchestrator.run.backends import agent_capacity
+
+        capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
+        label = _backend_label(options)
+        if stack_text and not options.address and options.stack_file:
+            from orchestrator.run import warm_stacks
+
+            stacks = warm_stacks.current(Path(config.invocation_params.dir) / warm_stacks.STATE_PATH)
+            if stacks is not None and stacks.stack == os.path.realpath(options.stack_file):
+                label += "+warm-stacks"  # borrowed stacks start in a fraction of a cold one's time
+        return cls(store, Capacity(capacity, why), startup_key(label, stack_text))
+
+    def fixed(self, agents: int) -> StartupPrediction | None:
+        """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
+        return self.store.startup.predict(self.startup_key, agents, self.capacity.agents)
+
+    def choose_agents(
+        self, units: Sequence[TestUnit], agents: int | None, started: bool, say: Callable[[str], None]
+    ) -> AgentChoice:
+        """How many agents: auto's choice (`agents` None), or the number asked for less those
+        that would start too late (`started`: already started, before collection)."""
+        from orchestrator.planning.durations.estimate import estimate_units
+
+        estimates = estimate_units(units, self.store)
+        if agents is None:
+            choice = choose_agents(estimates, self.capacity, self.fixed)
+            say(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
+            return choice
+        # Agents started before collection that the plan leaves out finish as soon as they are up.
+        choice = trim_agents(estimates, agents, self.fixed, started=started)
+        if choice.reason:
+            say(f"orchestrate: {choice.reason}")
+        return choice
+
+
+def _backend_label(options: RunConfig) -> str:
+    """The backend as its start-up costs differ: local threads, a fresh Ray, a warm one, a cluster."""
+    if options.backend != "ray":
+        return options.backend
+    if options.address:
+        return "ray-cluster"
+    from orchestrator.run import warm
+
+    return "ray-warm" if warm.current() is not None else "ray"
