@@ -58,6 +58,7 @@ class MergeReplay:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from orchestrator.planning.durations.recording import record_run
         from orchestrator.report.outputs import finish_outputs, warn
 
         store, warning = DurationStore.load(self.options.durations)
@@ -65,4 +66,6 @@ class MergeReplay:
             warn(warning)
         self.report = replace(self.report, exit_code=int(exitstatus))
         extra = {"merged": list(self.options.merge), "runners": self.runners}
-        finish_outputs(self.report, self.options.outputs, session.config.option.xmlpath, store, extra)
+        finish_outputs(self.report, self.options.outputs, session.config.option.xmlpath, extra)
+        if self.options.durations:
+            record_run(store, self.report, self.options.durations, warn)

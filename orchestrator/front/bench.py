@@ -31,10 +31,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from orchestrator.model import GroupBy
+from orchestrator.model import BenchResult, BenchRow, GroupBy, Measurement
 from orchestrator.planning.durations.estimate import estimate_units
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.pipeline import collect_units
@@ -82,62 +81,6 @@ class BenchConfig:
     timeout: float = 1800.0
     results: str | None = None
     html: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One timed run of one method on `agents` (1 for serial)."""
-
-    method: str
-    agents: int
-    repetition: int
-    seconds: float | None  # None: timed out
-    exit_code: int | None
-    # Why a run failed, from its output: the error most of its tests gave, and pytest's counts.
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BenchRow:
-    """The repetitions of one (method, N): median and range, next to the plan's prediction."""
-
-    method: str
-    agents: int
-    median: float | None
-    min: float | None
-    max: float | None
-    runs: int
-    failures: int  # runs that timed out or did not exit 0
-    predicted: float | None
-    lower_bound: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class BenchResult:
-    """Everything `orchestrate bench` found, as written to its JSON and its HTML page."""
-
-    rows: tuple[BenchRow, ...]
-    measurements: tuple[Measurement, ...]
-    predictions: tuple[Prediction, ...]
-    tests: int
-    notes: tuple[str, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(row.failures for row in self.rows)
-
-    def to_json(self) -> dict[str, Any]:
-        """The document of `--results` and the `bench` argument of html.write_html."""
-        return {
-            "kind": "orchestrate-bench",
-            "tests": self.tests,
-            "rows": [asdict(row) for row in self.rows],
-            "measurements": [asdict(m) for m in self.measurements],
-            "predictions": [
-                {**asdict(p), "efficiency": p.efficiency, "speedup": p.speedup} for p in self.predictions
-            ],
-            "notes": list(self.notes),
-        }
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None]) -> BenchResult:

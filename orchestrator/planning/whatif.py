@@ -13,9 +13,8 @@ the makespan alone stays the test time, as the agents table's `plan s` shows it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from orchestrator.model import UnitEstimate
+from orchestrator.model import Prediction, UnitEstimate
 from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.scheduling import plan_lpt
 
@@ -23,44 +22,6 @@ __all__ = ["MAX_AGENT_COUNT", "Prediction", "parse_agent_counts", "predict"]
 
 # A typo like 1-10000 should be a usage error, not minutes of planning.
 MAX_AGENT_COUNT = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """The plan's figures for one agent count."""
-
-    agents: int
-    makespan: float
-    lower_bound: float
-    total_seconds: float
-    longest_unit_seconds: float
-    # Fixed costs for this count; None when there is no start-up history for the run's key.
-    fixed: StartupPrediction | None = None
-    # The test group whose limit is the lower bound at this count (Plan.binding_group), if any.
-    bound_by: str | None = None
-
-    @property
-    def startup_seconds(self) -> float:
-        return self.fixed.startup_seconds if self.fixed else 0.0
-
-    @property
-    def teardown_seconds(self) -> float:
-        return self.fixed.teardown_seconds if self.fixed else 0.0
-
-    @property
-    def wall_seconds(self) -> float:
-        """The predicted wall-clock: start-up, then the plan's makespan, then teardown."""
-        return self.startup_seconds + self.makespan + self.teardown_seconds
-
-    @property
-    def efficiency(self) -> float:
-        """Share of the agents' time spent on tests under the plan: total / (N x makespan)."""
-        return self.total_seconds / (self.agents * self.makespan) if self.makespan else 1.0
-
-    @property
-    def speedup(self) -> float:
-        """How much faster than one agent the plan predicts: total / makespan."""
-        return self.total_seconds / self.makespan if self.makespan else 1.0
 
 
 def parse_agent_counts(text: str) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.planning.whatif import Prediction
+from orchestrator.model import Prediction
 
 __all__ = ["Series", "line_chart_svg", "nice_ticks", "predictions_svg"]
 

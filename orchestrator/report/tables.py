@@ -10,11 +10,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.front.bench import BenchResult
-from orchestrator.model import ALONE_BOUND, Plan, RunReport, Shard, UnitSpan
-from orchestrator.planning.durations.startup import StartupPrediction
-from orchestrator.planning.durations.store import UnitDuration
-from orchestrator.planning.whatif import Prediction
+from orchestrator.model import (
+    ALONE_BOUND,
+    BenchResult,
+    Plan,
+    Prediction,
+    RunReport,
+    Shard,
+    StartupPrediction,
+    UnitDuration,
+    UnitSpan,
+)
 
 
 def render_plan(

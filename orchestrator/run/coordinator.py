@@ -190,6 +190,7 @@ class Coordinator:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """After pytest's own plugins wrote their files: ours, and the duration store."""
+        from orchestrator.planning.durations.recording import record_run
         from orchestrator.report.outputs import finish_outputs
 
         for warning in self._warnings:
@@ -199,14 +200,16 @@ class Coordinator:
             return
         self.report = replace(self.report, exit_code=int(exitstatus))
         finish_outputs(
-            self.report,
-            self.options.outputs,
-            self.config.option.xmlpath,
-            self.costs.store,
-            self.extra,
-            startup=(self.costs.startup_key, self.costs.capacity.agents),
-            spool=self._spool,
+            self.report, self.options.outputs, self.config.option.xmlpath, self.extra, spool=self._spool
         )
+        if self.options.durations:
+            record_run(
+                self.costs.store,
+                self.report,
+                self.options.durations,
+                _warn,
+                startup=(self.costs.startup_key, self.costs.capacity.agents),
+            )
         if self._spool is not None:
             self._spool.close()
             self._spool = None

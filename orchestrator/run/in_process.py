@@ -62,6 +62,6 @@ class InProcessDurations:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         if self.seconds_by_test:
-            from orchestrator.report.outputs import save_durations
+            from orchestrator.planning.durations.recording import save_durations
 
             save_durations(self.store, self.seconds_by_test, self.path, warn)

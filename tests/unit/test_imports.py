@@ -102,6 +102,16 @@ def test_the_face_check_sees_a_private_module(tmp_path: Path, monkeypatch: pytes
     assert any("y.py:1: imports agents.runtime" in f for f in found)
 
 
+def test_the_report_is_a_leaf() -> None:
+    """report/ renders values (orchestrator.model) and replays them into pytest; it imports no stage."""
+    allowed = ("orchestrator.report", "orchestrator.model", "orchestrator.protocol")
+    assert _violations("orchestrator/report", allowed=allowed) == []
+
+
+def test_the_model_imports_nothing_of_ours_outside_itself() -> None:
+    assert _violations("orchestrator/model", allowed=("orchestrator.model",)) == []
+
+
 def test_the_protocol_imports_nothing_of_ours_outside_itself() -> None:
     assert _violations("orchestrator/protocol", allowed=("orchestrator.protocol",)) == []
 

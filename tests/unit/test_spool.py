@@ -76,7 +76,6 @@ def test_a_results_file_that_differs_from_the_run_is_an_internal_error(tmp_path:
             _run_report(RESULTS),
             OutputPaths(results=str(tmp_path / "r.json")),
             junitxml=None,
-            store=None,
             extra={},
             spool=spool,
         )

@@ -42,7 +42,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.model import AgentStatistics
+from orchestrator.model import AgentStatistics, StartupPrediction
 
 __all__ = [
     "NO_STACK",
@@ -95,19 +95,6 @@ class StartupCosts:
             raise ValueError(f"malformed start-up entry {list(entry)!r:.100}")
         ready, stack_up, worker_start, teardown = (float(s) for s in seconds)  # type: ignore[arg-type]
         return cls(ready, stack_up, worker_start, teardown, runs)
-
-
-@dataclass(frozen=True, slots=True)
-class StartupPrediction:
-    """Predicted fixed costs of a run of `agents` agents: start-up before, teardown after the tests."""
-
-    agents: int
-    startup_seconds: float
-    teardown_seconds: float
-
-    @property
-    def seconds(self) -> float:
-        return self.startup_seconds + self.teardown_seconds
 
 
 class StartupHistory:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.model import TestUnit
+from orchestrator.model import TestUnit, UnitDuration
 from orchestrator.planning.durations.importers import (
     JunitKey,
     junit_key,
@@ -69,15 +69,6 @@ class TestHistory:
     def observe(self, seconds: float) -> TestHistory:
         """The history after one more run that took `seconds`."""
         return TestHistory(ALPHA * seconds + (1 - ALPHA) * self.seconds, self.count + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class UnitDuration:
-    """One line of `orchestrate durations show`: a unit's summed history."""
-
-    unit_id: str
-    seconds: float
-    tests: int
 
 
 def unit_of(node_id: str) -> str:

@@ -1,9 +1,4 @@
-"""Frozen values passed between the stages of a run.
-
-collect -> estimate -> plan/schedule -> dispatch -> merge: each stage takes and returns these
-values, so every stage can be tested alone. Mutable state lives in exactly one owner (the
-session for outcomes, the scheduler for queues), never in these objects.
-"""
+"""The values of planning: outcomes, units of tests, estimates, shards, the plan, assignments."""
 
 from __future__ import annotations
 
@@ -12,7 +7,6 @@ import enum
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class Outcome(enum.StrEnum):
@@ -99,6 +93,17 @@ class TestUnit:
 
 
 @dataclass(frozen=True, slots=True)
+class JunitSettings:
+    """The user's junit_* ini options, read at collection so our XML matches pytest's."""
+
+    suite_name: str = "pytest"
+    family: str = "xunit1"
+    logging: str = "no"
+    duration_report: str = "total"
+    log_passing_tests: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Collection:
     """What one real pytest collection found, grouped into units."""
 
@@ -111,26 +116,6 @@ class Collection:
     @property
     def node_ids(self) -> tuple[str, ...]:
         return tuple(n for unit in self.units for n in unit.node_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class OutputPaths:
-    """Where a session's own outputs go (none: not written)."""
-
-    results: str | None = None
-    html: str | None = None
-    durations: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JunitSettings:
-    """The user's junit_* ini options, read at collection so our XML matches pytest's."""
-
-    suite_name: str = "pytest"
-    family: str = "xunit1"
-    logging: str = "no"
-    duration_report: str = "total"
-    log_passing_tests: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,143 +235,3 @@ class Assignment:
 
     agent_id: int
     unit: TestUnit
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try of one test: where it ran and what came of it."""
-
-    agent_id: int
-    outcome: Outcome
-    duration: float
-    # pytest's own serialised reports (setup/call/teardown), for JUnit and the terminal.
-    reports: tuple[dict[str, Any], ...] = ()
-    message: str = ""
-    # Seconds since the run's start (the session's clock): from the test's start to its end.
-    started: float = 0.0
-    finished: float = 0.0
-    # What the test would take on an uncontended machine, for the duration store: `duration`
-    # less the stretch of the worker's CPU-seconds by the load it ran under (0: unknown, use
-    # `duration`).
-    seconds_at_load_one: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class TestResult:
-    """The final record of one test in the merged report."""
-
-    __test__ = False
-
-    node_id: str
-    outcome: Outcome
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def final(self) -> Attempt | None:
-        return self.attempts[-1] if self.attempts else None
-
-    @property
-    def duration(self) -> float:
-        final = self.final
-        return final.duration if final else 0.0
-
-    @property
-    def agent_id(self) -> int | None:
-        final = self.final
-        return final.agent_id if final else None
-
-    @property
-    def flaky(self) -> bool:
-        """Passed after at least one failed attempt."""
-        return self.outcome is Outcome.PASSED and any(a.outcome.is_failure for a in self.attempts[:-1])
-
-
-@dataclass(frozen=True, slots=True)
-class UnitSpan:
-    """When one unit ran on one agent (seconds since the run's start), for the timeline."""
-
-    unit_id: str
-    started: float
-    finished: float
-    predicted_seconds: float
-    tests: int
-    outcome: Outcome
-    # The test groups the unit ran under, and whether it ran alone.
-    groups: tuple[str, ...] = ()
-    alone: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStatistics:
-    """What one agent did, for the per-agent table and the results file."""
-
-    agent_id: int
-    tests: int = 0
-    busy_seconds: float = 0.0
-    predicted_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    stack_up_seconds: float = 0.0
-    stack_down_seconds: float = 0.0
-    worker_restarts: int = 0
-    # the stack's set-up state cache: "hit", "miss" or ""; setup seconds paid, and saved by a hit
-    stack_cache: str = ""
-    setup_seconds: float = 0.0
-    setup_saved_seconds: float = 0.0
-    host: str = ""
-    error: str = ""
-    # The cluster node (Ray node id and address); empty for local agents.
-    node_id: str = ""
-    address: str = ""
-    # Stack resets between units (x-orchestrate reset): how many, and their seconds in all.
-    resets: int = 0
-    reset_seconds: float = 0.0
-    worker_start_seconds: float = 0.0
-    # Seconds since the run's start: ready for work, last test ended, stopped (stack down).
-    ready_at: float | None = None
-    finished_at: float | None = None
-    stopped_at: float | None = None
-    units: tuple[UnitSpan, ...] = ()
-    # Run seconds of the start-up's moments (stack_started, worker_started, stack_ready,
-    # worker_ready): where the worker's start overlapped the stack's; empty when not recorded.
-    phases: dict[str, float] = field(default_factory=dict)
-    # A warm stack (`orchestrate up --stack`): "borrowed", "replaced: <why>", "busy" or "".
-    stack_warm: str = ""
-    # The CI runner (1-based `--index`) whose artifact this agent came from; None unless merged.
-    runner: int | None = None
-    # The worker's pytest arguments (after `-m pytest`), the stack's pytest_args rendered in.
-    worker_args: tuple[str, ...] = ()
-
-    @property
-    def idle_seconds(self) -> float:
-        return max(0.0, self.wall_seconds - self.busy_seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class StopRequest:
-    """Why a run stopped before every test ran: what pytest would have stopped for."""
-
-    kind: str  # "exit" (pytest.exit in a test), "interrupt" (Ctrl-C, KeyboardInterrupt), "maxfail"
-    message: str
-    returncode: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """Everything the merged report says: one TestResult per collected test."""
-
-    results: tuple[TestResult, ...]
-    agents: tuple[AgentStatistics, ...]
-    wall_seconds: float
-    exit_code: int
-    plan_fingerprint: str = ""
-    interrupted: bool = False
-    messages: tuple[str, ...] = ()
-    stop: StopRequest | None = None
-    # The plan's figures: agents, predicted makespan, lower bound, total and longest unit.
-    plan: dict[str, float] = field(default_factory=dict)
-
-    def counts(self) -> dict[Outcome, int]:
-        counts: dict[Outcome, int] = {}
-        for result in self.results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
-        return counts
