@@ -218,17 +218,39 @@ class RayBackend:
         if self._working_dir:
             # Relative to the shipped copy: the actor resolves it where Ray unpacked the code.
             configs = [replace(c, cwd=os.path.relpath(c.cwd, self._working_dir)) for c in configs]
-        for config in configs:
+        placements = self._placements(len(configs))
+        for config, placement in zip(configs, placements, strict=True):
             actor = self._warm_actor(config.agent_id) if self._warm else None
             data = encode_config(config)
             if actor is not None:
                 actor.begin.remote(data)
                 self._borrowed.add(config.agent_id)
             else:
-                actor = _actor_class(**self._agent_options).remote(data)
+                actor = _actor_class(**self._agent_options, **placement).remote(data)
             self._actors[config.agent_id] = actor
         for agent_id, actor in self._actors.items():
             self._polls[actor.poll.remote(POLL_SECONDS)] = agent_id
+
+    def _placements(self, count: int) -> list[dict[str, Any]]:
+        """Each agent's placement on a cluster whose nodes offer agent slots: round-robin over
+        those nodes (by node id), each pinned softly, so agents spread over every node as far as
+        they have slots. Ray's SPREAD alone is best-effort and may put every agent on one node;
+        soft affinity still lets Ray place an agent elsewhere when its node has no slot left."""
+        if not (self._address and self._agent_options):
+            return [{} for _ in range(count)]
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(
+            n["NodeID"]
+            for n in ray.nodes()
+            if n.get("Alive") and (n.get("Resources") or {}).get(AGENT_RESOURCE)
+        )
+        if len(nodes) < 2:
+            return [{} for _ in range(count)]
+        return [
+            {"scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=True)}
+            for index in range(count)
+        ]
 
     def send(self, agent_id: int, command: Command) -> None:
         if agent_id in self._stopped:
@@ -282,6 +304,7 @@ class RayBackend:
 
 
 def _actor_class(**options: Any) -> Any:
+    options.setdefault("scheduling_strategy", "SPREAD")
     return ray.remote(  # type: ignore[call-overload]  # actor options are untyped
         num_cpus=0,
         max_restarts=0,
@@ -290,7 +313,6 @@ def _actor_class(**options: Any) -> Any:
         # they were sent (a threaded actor with more threads would reorder assign and flush).
         max_concurrency=1,
         concurrency_groups={"events": 1},
-        scheduling_strategy="SPREAD",
         **options,
     )(_AgentActor)
 
