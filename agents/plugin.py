@@ -43,6 +43,7 @@ from _pytest.reports import TestReport
 from agents.collection import WorkerCollection, collect_mode, file_node_id
 from agents.env_names import RESET_ENV
 from agents.env_names import WORKER_FDS_ENV as FDS_ENV
+from agents.quiet_terminal import quieten
 from orchestrator.protocol import wire
 from orchestrator.protocol import worker_hop as wh
 from orchestrator.protocol.reports import compact_phase, pack_test_reports
@@ -327,6 +328,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Only this process speaks on these pipes: no child process (a test's subprocess) inherits them.
     os.environ.pop(FDS_ENV, None)
     resets = os.environ.get(RESET_ENV) == "1"
+    quieten(config)
     collection = WorkerCollection(config, collect_mode())
     config.pluginmanager.register(collection, "orchestrate-collection")
     config.pluginmanager.register(

@@ -736,3 +736,67 @@ def test_maxfail_stops_after_that_many_failures(tmp_path: Path) -> None:
     assert outcomes["test_fails.py::TestFails::test_3"] == "not-run", "killed in its sleep"
     assert outcomes["test_fails.py::TestFails::test_4"] == "not-run"
     assert len(outcomes) == STOPPING_TESTS and set(outcomes.values()) <= {"failed", "passed", "not-run"}
+
+
+# Passing tests whose fixtures print in teardown, and a failing one whose teardown prints too: the
+# failure's section shows its teardown's output (pytest reads it back from the passed teardown
+# report, which the coordinator keeps for a failure only), `--durations=0 -vv` lists every phase.
+TEARDOWN_OUTPUT_SUITE = {
+    "pytest.ini": "[pytest]\n",
+    "conftest.py": """
+        import pytest
+
+
+        @pytest.fixture
+        def noisy():
+            print("set up noisily")
+            yield
+            print("torn down noisily")
+
+
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"blank reports kept: {len(terminalreporter.stats.get('', []))}")
+    """,
+    "test_noisy.py": """
+        def test_fails(noisy):
+            assert 1 == 2
+
+
+        class TestPasses:
+            def test_one(self, noisy):
+                pass
+
+            def test_two(self, noisy):
+                pass
+
+
+        def test_plain():
+            pass
+    """,
+}
+
+
+def _sections(stdout: str) -> list[str]:
+    return re.findall(r"^-+ (Captured \w+ \w+) -+$|^(torn down noisily|set up noisily)$", stdout, re.M)
+
+
+@pytest.mark.parametrize("flags", [[], ["--durations=0", "-vv"], ["-rP"]], ids=["default", "durations", "rP"])
+def test_failure_sections_and_durations_as_plain_pytest(tmp_path: Path, flags: list[str]) -> None:
+    write_suite(tmp_path, TEARDOWN_OUTPUT_SUITE)
+    args = ["-p", "no:cacheprovider", *flags]
+    plain = run_pytest(args, tmp_path)
+
+    result = run_orchestrate(["run", "--agents", "2", "--", *args], tmp_path)
+
+    assert result.returncode == plain.returncode == 1, result.stdout + result.stderr
+    assert _sections(result.stdout) == _sections(plain.stdout), result.stdout
+    assert "Captured stdout teardown" in result.stdout
+    if "--durations=0" in flags:
+        phases = sorted(re.findall(r"^\d+\.\d+s (setup|call|teardown) +(\S+)$", result.stdout, re.M))
+        assert phases == sorted(re.findall(r"^\d+\.\d+s (setup|call|teardown) +(\S+)$", plain.stdout, re.M))
+        assert len(phases) == 12, result.stdout
+    assert closing_counts(result.stdout) == closing_counts(plain.stdout) == "1 failed, 3 passed"
+    # What pytest would only scan is not kept: the passed tests' setup and teardown reports.
+    assert "blank reports kept: 8" in plain.stdout
+    kept = 2 if not flags else 8  # the failed test's own (its teardown's output is shown)
+    assert f"blank reports kept: {kept}" in result.stdout, result.stdout

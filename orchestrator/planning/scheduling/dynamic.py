@@ -69,6 +69,9 @@ class DynamicScheduler:
         self._slots = GroupSlots()
         # Queued alone units: while there are any, nothing else is handed out.
         self._alone_queued = sum(1 for s in plan.shards for e in s.units if e.unit.alone)
+        # Only a unit that needs resources can be unrunnable while an agent lives (requeued
+        # units come from the plan too): without any, take_unrunnable scans nothing.
+        self._needs_resources = any(e.unit.resources for s in plan.shards for e in s.units)
         self._stolen_units = 0
         self._handed_out = 0
 
@@ -126,6 +129,8 @@ class DynamicScheduler:
 
     def take_unrunnable(self) -> list[TestUnit]:
         """Remove and return the queued units no live agent can run (the session ends them)."""
+        if self._agents.live and not self._needs_resources:
+            return []
         taken = [entry[-1] for entry in self._shared_queue if not self._agents.runnable_anywhere(entry[-1])]
         self._alone_queued -= sum(u.alone for u in taken)
         if taken:

@@ -89,6 +89,7 @@ class StaticScheduler:
         self._seconds = PlannedSeconds(plan)
         # Planned units not handed out yet, in plan order (longest first, or start order).
         self._planned_units_by_agent = {s.agent_id: [e.unit for e in s.units] for s in plan.shards if s.units}
+        self._needs_resources = any(e.unit.resources for s in plan.shards for e in s.units)
         self._requeued_units: list[TestUnit] = []
         self._given_seconds_by_agent: dict[int, float] = {}
         self._handed_out = 0
@@ -157,6 +158,8 @@ class StaticScheduler:
 
     def take_unrunnable(self) -> list[TestUnit]:
         """Remove and return the queued units no live agent can run (the session ends them)."""
+        if self._agents.live and not self._needs_resources:
+            return []  # only a unit that needs resources can be unrunnable while an agent lives
         taken = [u for u in self._requeued_units if not self._agents.runnable_anywhere(u)]
         self._requeued_units = [u for u in self._requeued_units if self._agents.runnable_anywhere(u)]
         for agent_id, units in list(self._planned_units_by_agent.items()):
