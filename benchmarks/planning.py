@@ -133,6 +133,7 @@ class _FakeBackend:
         self._events: list[bytes] = []
         self._queues: dict[int, list[Any]] = {}
         self._tests_per_wait = tests_per_wait
+        self.seconds = 0.0  # its own time (making and encoding events): not the coordinator's
 
     def start(self, configs: Any) -> None:
         from orchestrator import protocol as p
@@ -153,6 +154,7 @@ class _FakeBackend:
     def wait_events(self, timeout: float) -> list[Any]:
         from orchestrator import protocol as p
 
+        started = time.perf_counter()
         budget = self._tests_per_wait
         for agent_id, queue in self._queues.items():
             while queue and budget > 0:
@@ -165,6 +167,8 @@ class _FakeBackend:
                     batch.append(p.WorkWanted(agent_id))
                 self._events.append(p.encode(batch))
                 budget -= len(unit.node_ids)
+        # Decoding is the coordinator's work (a real backend hands it bytes): not counted here.
+        self.seconds += time.perf_counter() - started
         events = [event for data in self._events for event in p.decode(data)]
         self._events = []
         return events
@@ -246,7 +250,8 @@ def _memory_child(mode: str) -> dict[str, Any]:
             marks["ran"] = time.perf_counter()
             figures["peak_rss_after_run_bytes"] = _max_rss_bytes()
 
-    orchestrator.run.backends.make_backend = lambda *args, **kwargs: _FakeBackend()  # type: ignore[assignment]
+    backend = _FakeBackend()
+    orchestrator.run.backends.make_backend = lambda *args, **kwargs: backend  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as scratch:
         suite = Path(scratch) / "suite"
         _write_suite(suite)
@@ -254,13 +259,14 @@ def _memory_child(mode: str) -> dict[str, Any]:
             str(suite),
             "--agents=2",
             "--orchestrate-backend=local",
-            f"--orchestrate-results={scratch}/results.json",
             f"--orchestrate-durations={scratch}/durations.msgpack",
             "-q",
             "-p",
             "no:cacheprovider",
             f"--rootdir={scratch}",
         ]
+        if mode != "bare":  # bare: what a run without outputs costs, for the coordinator's throughput
+            args.append(f"--orchestrate-results={scratch}/results.json")
         if mode == "junit":
             args.append(f"--junitxml={scratch}/junit.xml")
         os.chdir(scratch)
@@ -268,12 +274,15 @@ def _memory_child(mode: str) -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()):
             code = pytest.main(args, plugins=[_Probe()])
         end = time.perf_counter()
-        figures["results_bytes"] = (Path(scratch) / "results.json").stat().st_size
+        results = Path(scratch) / "results.json"
+        figures["results_bytes"] = results.stat().st_size if results.exists() else 0
     figures.update(
         exit_code=int(code),
         peak_rss_bytes=_max_rss_bytes(),
         collect_seconds=marks["collected"] - start,
         run_seconds=marks["ran"] - marks["collected"],
+        fake_agents_seconds=backend.seconds,
+        results_per_second=figures["tests"] / (marks["ran"] - marks["collected"] - backend.seconds),
         finish_seconds=end - marks["ran"],
         total_seconds=end - start,
     )
@@ -295,8 +304,15 @@ def _child(mode: str) -> dict[str, Any]:
 def measure_planning() -> dict[str, Any]:
     """Both measurements, as one JSON-ready dict. Called by run.py --planning."""
     planning = _planning_times()
-    coordinator = {"plain": _child("plain"), "junit": _child("junit")}
+    coordinator = {"bare": _child("bare"), "plain": _child("plain"), "junit": _child("junit")}
     return {"tests": TESTS, "units": UNITS, "agents": AGENTS, **planning, "coordinator": coordinator}
+
+
+_MODES = {
+    "bare": "no outputs",
+    "plain": "--orchestrate-results",
+    "junit": "--orchestrate-results and --junitxml",
+}
 
 
 def format_planning(figures: dict[str, Any]) -> str:
@@ -312,13 +328,15 @@ def format_planning(figures: dict[str, Any]) -> str:
     ]
     for mode, run in figures["coordinator"].items():
         lines += [
-            f"the coordinator on {run['tests']:,} tests, 2 fake agents ({'with --junitxml' if mode == 'junit' else 'no --junitxml'}):",
+            f"the coordinator on {run['tests']:,} tests, 2 fake agents ({_MODES[mode]}):",
             f"  peak RSS {run['peak_rss_bytes'] / mib:.0f} MiB (interpreter + imports {run['baseline_rss_bytes'] / mib:.0f} MiB; "
             f"after collection {run['peak_rss_after_collection_bytes'] / mib:.0f} MiB, "
             f"after the run {run['peak_rss_after_run_bytes'] / mib:.0f} MiB)",
             f"  time: collection {run['collect_seconds']:.1f} s, run {run['run_seconds']:.1f} s, "
             f"outputs {run['finish_seconds']:.1f} s (results file {run['results_bytes'] / mib:.0f} MiB); "
             f"total {run['total_seconds']:.1f} s",
+            f"  throughput: {run['results_per_second']:,.0f} results/s turned into pytest reports "
+            f"(the run less the fake agents' own {run['fake_agents_seconds']:.1f} s)",
         ]
     return "\n".join(lines)
 
