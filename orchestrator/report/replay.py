@@ -29,7 +29,7 @@ from _pytest.reports import TestReport
 from orchestrator.model import Attempt, Outcome, TestResult
 from orchestrator.report.outcomes import failure_text, location_from_node_id, rebuild_report
 
-__all__ = ["PytestReplay", "RERUN"]
+__all__ = ["PytestReplay", "RERUN", "drop_scanned_only", "trimmed_stats"]
 
 RERUN = "rerun"
 # Outcomes whose pytest reports, if any, do not tell the test's end: we say it ourselves.
@@ -42,7 +42,7 @@ class PytestReplay:
     def __init__(self, session: pytest.Session) -> None:
         self._session = session
         self._hook = session.config.hook
-        self._stats = _trimmed_stats(session.config)
+        self._stats = trimmed_stats(session.config)
 
     def test_started(self, agent_id: int, node_id: str) -> None:
         """Nothing yet: logstart goes out with the reports, so verbose lines are not interleaved."""
@@ -53,10 +53,7 @@ class PytestReplay:
         reports = list(reports_of(result))
         self._replay(result.node_id, reports)
         if self._stats is not None and result.outcome is Outcome.PASSED:
-            # Its passed setup and teardown, just appended: nothing will read them (see below).
-            blank = self._stats.get("", [])
-            while blank and any(blank[-1] is report for report in reports):
-                blank.pop()
+            drop_scanned_only(self._stats, reports)
 
     def attempt_retried(self, node_id: str, attempt: Attempt) -> None:
         if attempt.outcome is not Outcome.FAILED and attempt.outcome is not Outcome.ERROR:
@@ -100,7 +97,7 @@ class PytestReplay:
         self._hook.pytest_runtest_logfinish(nodeid=node_id, location=location)
 
 
-def _trimmed_stats(config: pytest.Config) -> dict[str, list[Any]] | None:
+def trimmed_stats(config: pytest.Config) -> dict[str, list[Any]] | None:
     """The terminal reporter's `stats` when nothing reads the passed setup and teardown
     reports of a passed test; else None.
 
@@ -119,6 +116,14 @@ def _trimmed_stats(config: pytest.Config) -> dict[str, list[Any]] | None:
     if "P" in str(getattr(reporter, "reportchars", "P")):
         return None
     return stats
+
+
+def drop_scanned_only(stats: dict[str, list[Any]], reports: list[TestReport]) -> None:
+    """Drop a passed test's passed setup and teardown reports, the last ones in `stats[""]`
+    (just appended by the terminal reporter): nothing will read them (see trimmed_stats)."""
+    blank = stats.get("")
+    while blank and any(blank[-1] is report for report in reports):
+        blank.pop()
 
 
 def reports_of(result: TestResult) -> Iterator[TestReport]:

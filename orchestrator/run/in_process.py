@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from orchestrator.model import TestUnit
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.sizing import AgentChoice
 from orchestrator.report.outputs import warn
+from orchestrator.report.replay import drop_scanned_only
 
 __all__ = ["InProcessDurations", "in_process_reason"]
 
@@ -47,17 +49,28 @@ def in_process_reason(
 
 class InProcessDurations:
     """A plugin for a run in this process: every test's seconds (its phases, as on agents),
-    folded into the duration store at the session's end."""
+    folded into the duration store at the session's end; and, as the replay of a run on agents
+    does, a passed test's passed setup and teardown reports dropped from the terminal
+    reporter's `stats` once every hook saw them (orchestrator/report/replay.py's trimmed_stats)."""
 
-    def __init__(self, store: DurationStore, path: str) -> None:
+    def __init__(self, store: DurationStore, path: str, stats: dict[str, list[Any]] | None = None) -> None:
         self.store = store
         self.path = path
         self.seconds_by_test: dict[str, float] = {}
+        self._stats = stats
+        self._reports: list[pytest.TestReport] = []  # the running test's
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when in ("setup", "call", "teardown"):
             seconds = self.seconds_by_test
             seconds[report.nodeid] = seconds.get(report.nodeid, 0.0) + report.duration
+            if self._stats is not None:
+                self._reports.append(report)
+
+    def pytest_runtest_logfinish(self) -> None:
+        reports, self._reports = self._reports, []
+        if self._stats is not None and all(r.passed and not hasattr(r, "wasxfail") for r in reports):
+            drop_scanned_only(self._stats, reports)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:

@@ -53,7 +53,11 @@ class RunMode:
         why = in_process_reason(options, units, choice, coordinator.costs.store, options.split)
         if why:
             coordinator.console.print(f"orchestrate: --agents auto: {why}")
-            durations = InProcessDurations(coordinator.costs.store, options.durations)
+            from orchestrator.report.replay import trimmed_stats
+
+            durations = InProcessDurations(
+                coordinator.costs.store, options.durations, trimmed_stats(session.config)
+            )
             session.config.pluginmanager.register(durations, "orchestrate-in-process")
             return None  # pytest's own run loop, in this process
         coordinator.run(session, units, choice, options.split)

@@ -800,3 +800,19 @@ def test_failure_sections_and_durations_as_plain_pytest(tmp_path: Path, flags: l
     assert "blank reports kept: 8" in plain.stdout
     kept = 2 if not flags else 8  # the failed test's own (its teardown's output is shown)
     assert f"blank reports kept: {kept}" in result.stdout, result.stdout
+
+
+def test_in_this_process_the_failure_sections_are_plain_pytests_too(tmp_path: Path) -> None:
+    """`--agents auto` in the coordinator's own process (pytest's run loop) keeps only what pytest
+    reads back as well: the failed test's teardown output is shown, passed tests' phases dropped."""
+    write_suite(tmp_path, TEARDOWN_OUTPUT_SUITE)
+    plain = run_pytest(["-p", "no:cacheprovider"], tmp_path)
+    run_orchestrate(["run", "--", "-p", "no:cacheprovider"], tmp_path)  # learns the durations
+
+    result = run_orchestrate(["run", "--", "-p", "no:cacheprovider"], tmp_path)
+
+    assert "orchestrate: --agents auto: in this process" in result.stdout, result.stdout
+    assert result.returncode == plain.returncode == 1, result.stdout + result.stderr
+    assert _sections(result.stdout) == _sections(plain.stdout), result.stdout
+    assert closing_counts(result.stdout) == closing_counts(plain.stdout) == "1 failed, 3 passed"
+    assert "blank reports kept: 2" in result.stdout, result.stdout
