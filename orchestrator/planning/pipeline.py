@@ -117,16 +117,19 @@ def resources_of(item: pytest.Item) -> dict[str, float]:
     return need
 
 
-def prepare(units: Sequence[TestUnit], store: DurationStore, agents: int, split: bool) -> Prepared:
+def prepare(
+    units: Sequence[TestUnit], store: DurationStore, agents: int, split: bool, per_test: float = 0.0
+) -> Prepared:
     """Estimate the units from the store and pack them into at most `agents` shards.
 
+    `per_test`: the agents' own cost per test, learned from earlier runs (durations/startup.py).
     With `split`, oversized units without shared fixtures are cut first (scheduling/split.py).
     More agents than units would only start idle stacks, so the plan has at most one per unit.
     """
     units = tuple(units)
     if split:
-        units = split_oversized(estimate_units(units, store), agents)
-    plan = plan_lpt(estimate_units(units, store), max(1, min(agents, len(units))))
+        units = split_oversized(estimate_units(units, store, per_test), agents)
+    plan = plan_lpt(estimate_units(units, store, per_test), max(1, min(agents, len(units))))
     return Prepared(units, plan)
 
 

@@ -100,7 +100,7 @@ class Coordinator:
     ) -> None:
         """Plan `units` on `choice.agents` agents, run them, keep the report (`plan_fingerprint`:
         the whole plan of CI runners this run is a part of), and end the session as pytest would."""
-        prepared = prepare(units, self.costs.store, choice.agents, split)
+        prepared = prepare(units, self.costs.store, choice.agents, split, self.costs.per_test())
         self.prepared = prepared
         plan = prepared.plan
         fixed = self.costs.fixed(plan.agents)

@@ -61,6 +61,11 @@ class RunCosts:
         """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
         return self.store.startup.predict(self.startup_key, agents, self.capacity.agents)
 
+    def per_test(self) -> float:
+        """The agents' own cost per test learned from this backend and stack's runs (0 without)."""
+        fixed = self.fixed(1)
+        return fixed.per_test_seconds if fixed else 0.0
+
     def choose_agents(
         self, units: Sequence[TestUnit], agents: int | None, started: bool, say: Callable[[str], None]
     ) -> AgentChoice:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.model import AgentStatistics, TestUnit, UnitEstimate
+from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitEstimate, UnitSpan
 from orchestrator.planning.durations.startup import (
     NO_STACK,
     StartupCosts,
@@ -134,6 +134,49 @@ def test_agents_that_never_became_ready_teach_nothing_but_count_in_the_load() ->
     costs = history.get(KEY)
     assert costs is not None and costs.ready == pytest.approx(2.0 / 3)
     assert history.observe(KEY, (AgentStatistics(agent_id=0),), capacity=1) is None
+
+
+def _working(agent_id: int, tests: int, first: float, last: float, busy: float) -> AgentStatistics:
+    """An agent that ran `tests` tests of `busy` seconds in all, between `first` and `last`."""
+    span = UnitSpan(f"u{agent_id}", first, last, 0.0, tests, Outcome.PASSED)
+    return AgentStatistics(
+        agent_id=agent_id, ready_at=0.5, tests=tests, busy_seconds=busy, finished_at=last, units=(span,)
+    )
+
+
+def test_each_tests_own_cost_around_it_is_learned_from_the_first_test_on() -> None:
+    history = StartupHistory()
+    # 2 agents on 2 cores, each 1,000 tests of 0.5 s in all, run between 10 s (after the
+    # coordinator's collection: not counted) and 12.5 s: 2 ms a test around the tests.
+    history.observe(KEY, (_working(0, 1000, 10.0, 12.5, 0.5), _working(1, 1000, 10.0, 12.5, 0.5)), capacity=2)
+    costs = history.get(KEY)
+    assert costs is not None and costs.per_test == pytest.approx(0.002)
+    assert history.predict(KEY, 2, 2) == StartupPrediction(2, 0.5, 0.0, pytest.approx(0.002))
+    # A run of a handful of tests says nothing about it: the learned figure stays.
+    history.observe(KEY, (_working(0, 5, 1.0, 9.0, 0.1),), capacity=2)
+    costs = history.get(KEY)
+    assert costs is not None and costs.per_test == pytest.approx(0.002)
+
+
+def test_the_plan_adds_the_learned_cost_to_every_test() -> None:
+    from orchestrator.planning.pipeline import prepare
+
+    store = DurationStore()
+    store.update({f"t.py::test_{i}": 0.001 for i in range(100)})
+    units = [TestUnit("t.py", tuple(f"t.py::test_{i}" for i in range(100)))]
+    assert prepare(units, store, 1, False).plan.makespan == pytest.approx(0.1)
+    assert prepare(units, store, 1, False, per_test=0.002).plan.makespan == pytest.approx(0.3)
+
+
+def test_a_start_up_entry_written_before_the_per_test_cost_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "durations.msgpack"
+    older = {"format": 1, "costs": {KEY: [1.0, 0.5, 0.5, 0.2, 3]}}
+    path.write_bytes(wire.pack(wire.message("durations", tests={}, junit=[], startup=older)))
+
+    loaded, warning = DurationStore.load(path)
+
+    assert warning is None
+    assert loaded.startup.get(KEY) == StartupCosts(1.0, 0.5, 0.5, 0.2, 3, 0.0)
 
 
 def test_predictions_carry_the_fixed_costs() -> None:

@@ -28,8 +28,14 @@ from orchestrator.planning.durations.store import DurationStore
 DEFAULT_TEST_SECONDS = 0.1
 
 
-def estimate_units(units: Sequence[TestUnit], store: DurationStore) -> tuple[UnitEstimate, ...]:
-    """One UnitEstimate per unit, in the order given; `unseen_tests` counts the guessed tests."""
+def estimate_units(
+    units: Sequence[TestUnit], store: DurationStore, per_test: float = 0.0
+) -> tuple[UnitEstimate, ...]:
+    """One UnitEstimate per unit, in the order given; `unseen_tests` counts the guessed tests.
+
+    `per_test`: an agent's own cost per test beyond its duration (durations/startup.py), added
+    to every test.
+    """
     known = {node_id: store.get(node_id) for unit in units for node_id in unit.node_ids}
 
     # Module samples: the store's tests by exact node id, plus collected tests the store only
@@ -60,7 +66,7 @@ def estimate_units(units: Sequence[TestUnit], store: DurationStore) -> tuple[Uni
             if test_seconds is None:
                 test_seconds = guess(node_id)
                 unseen += 1
-            seconds += test_seconds
+            seconds += test_seconds + per_test
         estimates.append(UnitEstimate(unit, seconds, unseen))
     return tuple(estimates)
 

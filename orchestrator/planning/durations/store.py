@@ -54,7 +54,9 @@ DEFAULT_PATH = Path(".orchestrate") / "durations.msgpack"
 ALPHA = 0.5
 
 _TAG = "durations"
-STARTUP_FORMAT = 1
+# 2: each entry also holds the agents' cost per test (durations/startup.py); 1 is still read.
+STARTUP_FORMAT = 2
+_STARTUP_FORMATS_READ = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +299,7 @@ class DurationStore:
 
 def _startup_from_wire(part: Any) -> StartupHistory:
     """The "startup" part; empty when absent (an older file) or of a format this code does not know."""
-    if part is None or (isinstance(part, dict) and part.get("format") != STARTUP_FORMAT):
+    if part is None or (isinstance(part, dict) and part.get("format") not in _STARTUP_FORMATS_READ):
         return StartupHistory()
     costs = part.get("costs") if isinstance(part, dict) else None
     if not isinstance(costs, dict):
