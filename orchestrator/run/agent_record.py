@@ -201,6 +201,13 @@ class AgentRecord:
         self.stopped_at = now
 
     @property
+    def spent_seconds(self) -> float:
+        """Its time from ready to its last test's end, less its stack's resets (0 before a test)."""
+        if self.ready_at is None or not self.tests:
+            return 0.0
+        return self.last_end_at - self.ready_at - self.reset_seconds
+
+    @property
     def ended(self) -> bool:
         """It failed or stopped: its end is what the status shows of it."""
         return bool(self.failure) or self.state is AgentState.STOPPED

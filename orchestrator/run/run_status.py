@@ -111,9 +111,7 @@ def _eta(
     first_ready = min((a.ready_at for a in records if a.ready_at is not None), default=0.0)
     expected_ready = max(forecast.startup_seconds, first_ready)
     ready_in = [0.0] * len(ready) + [max(0.0, expected_ready - now)] * len(starting)
-    spent = sum(
-        a.last_end_at - a.ready_at - a.reset_seconds for a in records if a.ready_at is not None and a.tests
-    )
+    spent = sum(a.spent_seconds for a in records)
     resets = sum(a.resets for a in records)
     reset_mean = sum(a.reset_seconds for a in records) / resets if resets else 0.0
     resets_left = queued_units + sum(max(0, len(a.units) - 1) for a in ready)

@@ -146,4 +146,9 @@ class Tally:
                 first_ready = min(
                     (a.ready_at for a in self._agents.values() if a.ready_at is not None), default=0.0
                 )
-                self.reestimates[key] = now - first_ready + live.remaining_seconds() / agents
+                # At the pace so far, as the ETA: a first run's tests are known by now, the
+                # agents' own cost around each test (most of a fast suite's time) only so.
+                spent = sum(a.spent_seconds for a in self._agents.values())
+                self.reestimates[key] = (
+                    now - first_ready + live.pace(spent) * live.remaining_seconds() / agents
+                )

@@ -263,3 +263,25 @@ def test_each_agents_state_follows_its_events() -> None:
     session.handle(p.AgentStopped(1))
     assert states() == [AgentState.STOPPED, AgentState.STOPPED]
     assert [a.phase for a in session.status().agents] == ["stopped", "failed"]
+
+
+def test_the_makespan_re_estimated_at_half_counts_the_agents_own_cost_per_test() -> None:
+    """A first run of fast tests: each test's 0.01 s is a tenth of what it costs its agent (0.1 s
+    apart). At half of the tests the re-estimate goes at that pace, not at the tests' durations."""
+    tests = tuple(f"f.py::test_{n}" for n in range(40))
+    unit = TestUnit("f.py", tests)
+    clock = Clock()
+    plan = plan_lpt([UnitEstimate(unit, 0.1 * len(tests), unseen_tests=len(tests))], 1)
+    session = Session(
+        (unit,), make_scheduler("dynamic", plan), [p.AgentConfig(0, "run", "o", ".")], ListSink(), clock=clock
+    )
+    session.start(100.0)
+    session.handle(p.AgentReady(0))
+    session.dispatch()
+    for node_id in tests:
+        clock.now += 0.1
+        session.handle(_ended(0, node_id, seconds=0.01))
+    session.handle(p.UnitFinished(0, unit_id="f.py"))
+
+    report = session.report()
+    assert report.plan["reestimated_makespan_at_half"] == pytest.approx(4.0, rel=0.05)  # 40 x 0.1 s

@@ -96,6 +96,16 @@ class LiveEstimate:
                 seconds += planned
         return seconds
 
+    def pace(self, spent_seconds: float, running: Iterable[tuple[str, float]] = ()) -> float:
+        """How much longer the run takes than the ended tests were estimated at: `spent_seconds`
+        (the agents' time from ready to their last test's end) over those estimates, a test still
+        `running` counted as far as it is known (see `eta`); 1 until a test ended."""
+        spent, estimated = spent_seconds, self._estimated_ended
+        for node_id, seconds in running:
+            spent += seconds
+            estimated += min(seconds, self.remaining_of((node_id,)))
+        return spent / estimated if estimated > 0 and spent > 0 else 1.0
+
     def eta(
         self,
         ready_in: Sequence[float],
@@ -118,11 +128,7 @@ class LiveEstimate:
         pace before it ends; one within it counts as on plan so far). `overhead` is work the
         tests' estimates do not hold (the stack resets still to come), shared like the rest.
         """
-        spent, estimated = spent_seconds, self._estimated_ended
-        for node_id, seconds in running:
-            spent += seconds
-            estimated += min(seconds, self.remaining_of((node_id,)))
-        pace = spent / estimated if estimated > 0 and spent > 0 else 1.0
+        pace = self.pace(spent_seconds, running)
         tail = max((self.remaining_of(node_ids) for node_ids in held), default=0.0)
         return max(finish_in(pace * self.remaining_seconds() + overhead, ready_in), pace * tail)
 
