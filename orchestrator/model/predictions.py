@@ -14,9 +14,6 @@ class StartupPrediction:
     agents: int
     startup_seconds: float
     teardown_seconds: float
-    # An agent's own cost per test beyond the test's duration (its worker's protocol, pytest's
-    # own work around the phases, the coordinator's replay), at load 1: the plan adds it per test.
-    per_test_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:

@@ -63,8 +63,8 @@ class RunCosts:
 
     def per_test(self) -> float:
         """The agents' own cost per test learned from this backend and stack's runs (0 without)."""
-        fixed = self.fixed(1)
-        return fixed.per_test_seconds if fixed else 0.0
+        costs = self.store.startup.get(self.startup_key)
+        return costs.per_test if costs else 0.0
 
     def choose_agents(
         self, units: Sequence[TestUnit], agents: int | None, started: bool, say: Callable[[str], None]

@@ -61,19 +61,20 @@ class PlanMode:
         from orchestrator.report.tables import plan_text, predictions_text
 
         costs, say = self.costs, self.console.print
+        per_test = costs.per_test()
         counts = self.options.plan_counts
         if not counts:
             counts = (costs.choose_agents(units, self.options.agents, False, say).agents,)
         if len(counts) == 1 and not self.options.plot:
-            plan = prepare(units, costs.store, counts[0], split, costs.per_test()).plan
+            plan = prepare(units, costs.store, counts[0], split, per_test).plan
             say(plan_text(plan, len(costs.store), costs.fixed(plan.agents)))
             return
         from orchestrator.planning.durations.estimate import estimate_units
         from orchestrator.planning.whatif import predict
 
         if split:
-            units = prepare(units, costs.store, max(counts), split, costs.per_test()).units
-        estimates = estimate_units(units, costs.store, costs.per_test())
+            units = prepare(units, costs.store, max(counts), split, per_test).units
+        estimates = estimate_units(units, costs.store, per_test)
         predictions = predict(estimates, counts, costs.fixed)
         unseen = sum(e.unseen_tests for e in estimates)
         say(predictions_text(predictions, sum(len(u.node_ids) for u in units), len(units), unseen))

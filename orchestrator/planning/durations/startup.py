@@ -127,7 +127,7 @@ class StartupHistory:
         if costs is None:
             return None
         load = load_factor(agents, capacity)
-        return StartupPrediction(agents, costs.ready * load, costs.teardown * load, costs.per_test)
+        return StartupPrediction(agents, costs.ready * load, costs.teardown * load)
 
     def observe(self, key: str, agents: Sequence[AgentStatistics], capacity: int) -> StartupCosts | None:
         """Fold one run's agents into the history of `key`; return the new costs (None: nothing to learn).
@@ -138,6 +138,7 @@ class StartupHistory:
         ready = [a for a in agents if a.ready_at is not None and not a.error]
         if not ready:
             return None
+        timed = [a for a in ready if a.tests >= MIN_TESTS_FOR_PER_TEST]
         load = load_factor(len(agents), capacity)
 
         def mean(values: Iterable[float]) -> float:
@@ -149,7 +150,7 @@ class StartupHistory:
             stack_up=mean(a.stack_up_seconds for a in ready),
             worker_start=mean(a.worker_start_seconds for a in ready),
             teardown=mean(a.stack_down_seconds for a in ready),
-            per_test=mean(_per_test(a) for a in ready if a.tests >= MIN_TESTS_FOR_PER_TEST),
+            per_test=mean(_per_test(a) for a in timed),
         )
         old = self._costs.get(key)
         if old is not None:
@@ -157,7 +158,7 @@ class StartupHistory:
                 _ALPHA * new + (1 - _ALPHA) * before
                 for new, before in zip(_seconds(run), _seconds(old), strict=True)
             )
-            if not any(a.tests >= MIN_TESTS_FOR_PER_TEST for a in ready):
+            if not timed:
                 per_test = old.per_test  # a run of few tests says nothing about it
             run = StartupCosts(mean_ready, stack_up, worker_start, teardown, old.runs + 1, per_test)
         self._costs[key] = run
