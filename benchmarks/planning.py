@@ -136,14 +136,14 @@ class _FakeBackend:
         self.seconds = 0.0  # its own time (making and encoding events): not the coordinator's
 
     def start(self, configs: Any) -> None:
-        from orchestrator import protocol as p
+        from orchestrator.protocol import messages as p
 
         for config in configs:
             self._queues[config.agent_id] = []
             self._events.append(p.encode([p.AgentReady(config.agent_id, worker_start_seconds=0.5)]))
 
     def send(self, agent_id: int, command: Any) -> None:
-        from orchestrator import protocol as p
+        from orchestrator.protocol import messages as p
 
         if isinstance(command, p.Assign):
             self._queues[agent_id].extend(command.units)
@@ -152,7 +152,7 @@ class _FakeBackend:
             self._events.append(p.encode([p.AgentStopped(agent_id)]))
 
     def wait_events(self, timeout: float) -> list[Any]:
-        from orchestrator import protocol as p
+        from orchestrator.protocol import messages as p
 
         started = time.perf_counter()
         budget = self._tests_per_wait
@@ -174,7 +174,7 @@ class _FakeBackend:
         return events
 
     def _test_events(self, agent_id: int, node_id: str) -> list[Any]:
-        from orchestrator import protocol as p
+        from orchestrator.protocol import messages as p
         from orchestrator.protocol.reports import compact_phase, pack_test_reports
 
         failed = self._rng.random() < 0.01

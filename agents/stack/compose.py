@@ -52,17 +52,19 @@ suggestion), except keys starting with `x-`, which Compose reserves for extensio
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from agents.stack._checks import YamlChecker
 from agents.stack._extension import DEFAULT_READY_TIMEOUT, RESET_STRATEGIES, ExtensionChecker
 from agents.stack._services import ServiceChecker
 from agents.stack.spec import PUBLISH_HOST, HealthcheckSpec, ServiceSpec, StackSpec
 from orchestrator.protocol.errors import StackFileError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "DEFAULT_READY_TIMEOUT",
@@ -98,9 +100,11 @@ def load_stack_file(path: str | os.PathLike[str]) -> StackSpec:
 
 def parse_stack(text: str, path: Path = Path("stack.yml"), display: str | None = None) -> StackSpec:
     """Parse and validate stack file text; `display` names the file in error messages."""
+    import yaml  # here: an agent without a stack file never needs it (about 12 ms an import)
+
     where = display if display is not None else str(path)
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
+        document = yaml.load(text, Loader=_strict_loader())  # noqa: S506 -- a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         line = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark is not None else ""
         problem = exc.problem or exc.context or "invalid YAML"
@@ -110,19 +114,24 @@ def parse_stack(text: str, path: Path = Path("stack.yml"), display: str | None =
     return _Validator(where).stack(document, path)
 
 
-class _StrictLoader(yaml.SafeLoader):
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
     """yaml.safe_load's loader, except that a key written twice in one mapping is an error."""
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 class _Validator(YamlChecker):

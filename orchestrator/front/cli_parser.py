@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from orchestrator.front.option_table import (
     AUTO,
+    BACKENDS,
     BENCH,
     DEFAULT_DURATIONS_PATH,
     MERGE,
@@ -21,7 +22,6 @@ from orchestrator.front.option_table import (
 )
 from orchestrator.front.option_types import agent_counts_value, agents_value, positive_int, positive_seconds
 from orchestrator.protocol.errors import UsageError
-from orchestrator.run.backends import BACKEND_KINDS
 
 PROG = "orchestrate"
 
@@ -250,7 +250,7 @@ def _add_report_and_bench_parsers(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument(
         "--backend",
-        choices=list(BACKEND_KINDS),
+        choices=list(BACKENDS),
         default="local",
         help="orchestrate's backend (default: local)",
     )

@@ -19,21 +19,21 @@ from orchestrator.front.option_types import (
     seconds_or_zero,
     shard_value,
 )
-from orchestrator.model import GroupBy
-from orchestrator.planning.scheduling import SCHEDULER_KINDS
-from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
-from orchestrator.run.backends import BACKEND_KINDS
 
 __all__ = [
     "AUTO",
+    "BACKENDS",
     "BENCH",
     "DEFAULT_DURATIONS_PATH",
     "DEFAULT_MAX_CRASHES",
+    "DEFAULT_STATUS_INTERVAL",
+    "GROUP_BYS",
     "LIVE_MODES",
     "MERGE",
     "OPTIONS",
     "PLAN",
     "RUN",
+    "SCHEDULES",
     "SHARD",
     "OptionSpec",
 ]
@@ -42,6 +42,15 @@ __all__ = [
 LIVE_MODES = ("auto", "on", "off")
 DEFAULT_DURATIONS_PATH = ".orchestrate/durations.msgpack"
 DEFAULT_MAX_CRASHES = 2
+# Written out here, not imported from the planner, the model, the backends and the report: every
+# pytest process loads this table through the plugin (agents' workers and pytest-xdist's too),
+# and importing those packages for these names cost about 40 ms a process.
+# tests/unit/test_options.py keeps them equal to SCHEDULER_KINDS, GroupBy, BACKEND_KINDS and
+# orchestrator/report/status.py's interval.
+SCHEDULES = ("static", "dynamic")
+GROUP_BYS = ("class", "module", "file")
+BACKENDS = ("local", "ray")
+DEFAULT_STATUS_INTERVAL = 30.0
 
 # The orchestrate commands an option belongs to.
 RUN, PLAN, SHARD, MERGE, BENCH = "run", "plan", "shard", "merge", "bench"
@@ -151,15 +160,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "schedule",
         "dynamic: hand out units as agents free up, stealing queued units; static: the plan as is",
         default="dynamic",
-        choices=SCHEDULER_KINDS,
+        choices=SCHEDULES,
         pyproject="schedule",
     ),
     OptionSpec(
         "group_by",
         "unit of scheduling: tests of one class (module-level functions: their module), or of one "
         "module/file, always run together on one agent",
-        default=GroupBy.CLASS.value,
-        choices=tuple(g.value for g in GroupBy),
+        default=GROUP_BYS[0],
+        choices=GROUP_BYS,
         commands=frozenset({RUN, SHARD, PLAN, BENCH}),
         pyproject="group_by",
     ),
@@ -176,7 +185,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "backend",
         "local: agents on this machine, no Ray (the default without --address); ray: Ray actors (the "
         "default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",
-        choices=BACKEND_KINDS,
+        choices=BACKENDS,
         commands=frozenset({RUN}),
         pyproject="backend",
     ),

@@ -24,15 +24,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from orchestrator.front.option_table import AUTO, OPTIONS, OptionSpec
-from orchestrator.model import GroupBy, OutputPaths
-from orchestrator.planning.groups import GroupSpec, groups_of_table
-from orchestrator.protocol.errors import UsageError
-from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
+from orchestrator.front.option_table import AUTO, DEFAULT_STATUS_INTERVAL, OPTIONS, OptionSpec
+
+if TYPE_CHECKING:
+    from orchestrator.model import GroupBy, OutputPaths
+    from orchestrator.planning.groups import GroupSpec
 
 __all__ = [
     "GivenOptions",
@@ -79,6 +79,8 @@ class RunConfig:
 
     @property
     def outputs(self) -> OutputPaths:
+        from orchestrator.model import OutputPaths
+
         return OutputPaths(self.results, self.html, self.durations)
 
 
@@ -131,6 +133,10 @@ def build_run_config(
     given: Mapping[str, Any], rootpath: Path, environ: Mapping[str, str] | None = None
 ) -> RunConfig:
     """One RunConfig from what was given, the environment, pyproject.toml and the defaults."""
+    # Imported here, not at the top: every pytest process imports this module through the
+    # plugin, and only a coordinator builds a RunConfig (the model costs about 20 ms to import).
+    from orchestrator.model import GroupBy
+
     environ = os.environ if environ is None else environ
     settings = read_pyproject(rootpath)
 
@@ -174,6 +180,9 @@ def build_run_config(
 
 def _groups(settings: Mapping[str, Any], rootpath: Path) -> tuple[GroupSpec, ...]:
     """[tool.orchestrate.groups]: the test groups, checked (a mistake is one line, exit 4)."""
+    from orchestrator.planning.groups import groups_of_table
+    from orchestrator.protocol.errors import UsageError
+
     try:
         return groups_of_table(settings.get("groups", {}), f"{rootpath / 'pyproject.toml'}")
     except UsageError as exc:

@@ -14,64 +14,7 @@ commands (`commands.py`) and the events (`events.py`);
 `worker_hop.py` those of the agent <-> pytest worker hop (positional frames, one per test);
 `reports.py` how one test's pytest reports are packed once in the worker and unpacked once in
 the coordinator.
+
+Nothing is re-exported here: a pytest worker imports `wire`, `worker_hop` and `reports` only,
+and the package's import must not cost it the messages (about 25 ms a process).
 """
-
-from orchestrator.protocol.messages import (
-    Abort,
-    AgentConfig,
-    AgentFailed,
-    AgentPhase,
-    AgentReady,
-    AgentStopped,
-    Assign,
-    Command,
-    Event,
-    Finish,
-    Flush,
-    Message,
-    NodeInfo,
-    NotCollected,
-    StackReady,
-    StackReset,
-    TearingDown,
-    TestCrashed,
-    TestEnded,
-    TestExited,
-    TestTimedOut,
-    UnitFinished,
-    UnitWork,
-    WarningRecorded,
-    WorkWanted,
-    decode,
-    encode,
-)
-
-__all__ = [
-    "Abort",
-    "AgentConfig",
-    "AgentFailed",
-    "AgentPhase",
-    "AgentReady",
-    "AgentStopped",
-    "TearingDown",
-    "Assign",
-    "Command",
-    "Event",
-    "Finish",
-    "Flush",
-    "Message",
-    "NodeInfo",
-    "NotCollected",
-    "StackReady",
-    "StackReset",
-    "TestCrashed",
-    "TestExited",
-    "TestEnded",
-    "TestTimedOut",
-    "UnitFinished",
-    "UnitWork",
-    "WarningRecorded",
-    "WorkWanted",
-    "decode",
-    "encode",
-]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from orchestrator import protocol as p
 from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
+from orchestrator.protocol import messages as p
 from orchestrator.report.status import AgentStatus
 from orchestrator.run.agent_states import AgentState
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import protocol as p
 from orchestrator.front.options import RunConfig
 from orchestrator.front.worker_options import args_for_workers
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import USER_ERRORS
 
 __all__ = ["AgentStart", "current_owner", "load_stack", "remove_leftovers", "stack_notes", "warm_field"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-from orchestrator import protocol as p
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import InternalError
 
 __all__ = ["IGNORED", "TRANSITIONS", "AgentState", "allowed_states"]

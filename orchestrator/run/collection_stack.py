@@ -37,9 +37,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import protocol as p
 from orchestrator.front.options import build_run_config, given_options, is_coordinator
 from orchestrator.front.worker_options import args_for_workers
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import USER_ERRORS
 
 __all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from orchestrator import protocol as p
 from orchestrator.model import RunReport
+from orchestrator.protocol import messages as p
 from orchestrator.report.status import StatusDisplay
 from orchestrator.run.backends.protocol import AgentBackend
 from orchestrator.run.session import Session

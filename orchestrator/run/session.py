@@ -25,10 +25,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from orchestrator import protocol as p
 from orchestrator.model import Attempt, Outcome, RunReport, StopRequest, TestUnit
 from orchestrator.planning.durations.learning import LiveEstimate
 from orchestrator.planning.scheduling.protocol import Scheduler
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import InternalError, VersionMismatch
 from orchestrator.protocol.versions import version_differences
 from orchestrator.report.sink import ReportSink

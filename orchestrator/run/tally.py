@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from orchestrator import protocol as p
 from orchestrator.model import Attempt, Outcome, TestUnit
 from orchestrator.planning.durations.learning import LiveEstimate
 from orchestrator.planning.scheduling.protocol import Scheduler
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.reports import unpack_test_reports
 from orchestrator.report.outcomes import outcome_of, report_duration
 from orchestrator.run.agent_record import AgentRecord

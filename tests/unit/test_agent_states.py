@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import protocol as p
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import InternalError
 from orchestrator.run.agent_states import TRANSITIONS, AgentState, allowed_states
 from orchestrator.run.session import Session

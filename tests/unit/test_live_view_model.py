@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from orchestrator import protocol as p
 from orchestrator.model import Attempt, TestResult, TestUnit, UnitEstimate
 from orchestrator.planning.scheduling import make_scheduler, plan_lpt
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.report.live_view import plain, view_lines
 from orchestrator.report.status import AgentStatus, RunStatus, SlowTest

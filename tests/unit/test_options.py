@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.front import option_table
 from orchestrator.front.cli import _given, _session
 from orchestrator.front.cli_parser import build_parser
 from orchestrator.front.option_table import OPTIONS, RUN
@@ -102,3 +103,40 @@ def test_merge_files_with_commas_in_their_names_stay_whole() -> None:
 def test_only_what_was_given_is_handed_over() -> None:
     args = build_parser().parse_args(["run"])
     assert _given(args, RUN) == {}
+
+
+def test_the_tables_written_out_choices_are_the_planners_backends_and_reports() -> None:
+    """The table spells these out so that a pytest process need not import the planner for them."""
+    from orchestrator.model import GroupBy
+    from orchestrator.planning.scheduling import SCHEDULER_KINDS
+    from orchestrator.report.status import DEFAULT_STATUS_INTERVAL
+    from orchestrator.run.backends import BACKEND_KINDS
+
+    assert option_table.SCHEDULES == SCHEDULER_KINDS
+    assert tuple(g.value for g in GroupBy) == option_table.GROUP_BYS
+    assert option_table.GROUP_BYS[0] == GroupBy.CLASS
+    assert option_table.BACKENDS == BACKEND_KINDS
+    assert option_table.DEFAULT_STATUS_INTERVAL == DEFAULT_STATUS_INTERVAL
+
+
+def test_a_pytest_process_that_is_not_a_coordinator_imports_no_planner_and_no_messages() -> None:
+    """What the plugin costs a worker (or any plain pytest run): the option table, not the
+    model, the planner or the coordinator's messages (about 60 ms a process when it did)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, orchestrator.front.plugin, agents.plugin\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('orchestrator', 'agents')))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = (
+        "orchestrator.model",
+        "orchestrator.planning",
+        "orchestrator.protocol.messages",
+        "orchestrator.run",
+    )
+    assert [m for m in loaded if m.startswith(heavy)] == []
+    assert "orchestrator.protocol.worker_hop" in loaded  # what a worker does need

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from orchestrator import protocol as p
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
 from orchestrator.planning.scheduling import make_scheduler, plan_lpt
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import InternalError
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.run.invariant import check_results

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import protocol as p
 from orchestrator.model import Attempt, Outcome, TestResult, TestUnit, UnitEstimate
 from orchestrator.planning.scheduling import make_scheduler, plan_lpt
+from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import InternalError
 from orchestrator.protocol.reports import pack_test_reports
 from orchestrator.run.agent_states import AgentState

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from orchestrator.protocol import AgentConfig, Command, Event
+from orchestrator.protocol.messages import AgentConfig, Command, Event
 
 
 class AgentBackend(Protocol):
