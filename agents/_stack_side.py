@@ -15,17 +15,16 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agents._io import Input, ResetDone, StackDied, StackDown, StackReachable, StackUp, StackUpFailed
-from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV
-from agents.stack import Stack, StackEndpoints, StackStep, make_stack, stack_env_json, sweep
+from agents.stack import Stack, StackEndpoints, StackStep, make_stack, sweep
 from agents.stack.compose import parse_stack
 from agents.stack.lease import Lease
 from agents.stack.warm import WarmSlot, open_slot, slot_stack
-from agents.worker import worker_args
+from agents.worker import worker_args, worker_env
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
@@ -64,6 +63,10 @@ class StackSide:
         self._warm_stack: WarmDockerStack | None = None
         self._warm_lock: int | None = None
         self._warm_keep = False
+
+    def adopt_worker(self, args: Sequence[str], env: dict[str, str]) -> None:
+        """The worker already started with these (agents/worker.py's `start_early`)."""
+        self.worker_args, self.worker_env = list(args), env
 
     def start(self, private_dir: str) -> None:
         """Bring the stack up in a thread of its own; its result comes back through `put`."""
@@ -178,14 +181,7 @@ class StackSide:
     def _prepare_worker(self, endpoints: StackEndpoints, resets: bool) -> None:
         """The worker's environment and command line on this stack."""
         config = self.config
-        env = dict(os.environ if config.env is None else config.env)
-        env.update(endpoints.env)
-        env[AGENT_ENV] = str(config.agent_id)
-        env[RUN_ENV] = config.run_id
-        env[STACK_ENV] = stack_env_json(endpoints)
-        if resets:
-            env[RESET_ENV] = "1"
-        self.worker_env = env
+        self.worker_env = worker_env(config, endpoints.env, endpoints.services, resets)
         self.worker_args = worker_args(
             config.pytest_args,
             self.private_dir,

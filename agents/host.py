@@ -6,6 +6,8 @@ config, every later one a batch of commands; every frame out is a batch of event
 bytes of orchestrator.protocol's encoding. The process is its own session, so a Ctrl-C at the
 terminal reaches only the coordinator, which tells the agent to abort; if the coordinator goes
 away (end of file on the command pipe) the agent aborts by itself, taking its stack down.
+Without a stack the worker is started as soon as the config is read, before the runtime is
+imported (agents/worker.py's `start_early`), so pytest's start overlaps this process's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agents.runtime import AgentRuntime
+from agents.worker import start_early
 from orchestrator.protocol import wire
 from orchestrator.protocol.messages import Abort, Command, Event, decode, decode_config, encode
 
@@ -36,7 +38,12 @@ def main() -> int:
             writer.send(encode(batch))
 
     config = decode_config(next(frames))
-    runtime = AgentRuntime(config, emit=emit)
+    # Without a stack, the worker starts before the rest of the agent is imported (about 60 ms
+    # of this process's start that pytest's own start in the worker now overlaps).
+    early_worker = start_early(config)
+    from agents.runtime import AgentRuntime
+
+    runtime = AgentRuntime(config, emit=emit, early_worker=early_worker)
     runtime.start()
 
     def read_commands() -> None:

@@ -59,7 +59,7 @@ from agents.agent import (
     WorkerExited,
     WorkerSaid,
 )
-from agents.worker import WorkerProcess
+from agents.worker import EarlyWorker, WorkerProcess
 from orchestrator.protocol import messages as pm
 
 
@@ -87,8 +87,11 @@ class AgentRuntime:
         emit: Callable[[Sequence[pm.Event]], None],
         node: pm.NodeInfo | None = None,
         clock: Callable[[], float] = time.monotonic,
+        early_worker: EarlyWorker | None = None,
     ) -> None:
         self.config = config
+        # A worker its process started already (agents/host.py), taken at the first StartWorker.
+        self._early_worker = early_worker
         self._emit_batch = emit
         self._clock = clock
         node = node or pm.NodeInfo(
@@ -149,7 +152,12 @@ class AgentRuntime:
 
     def _drive(self) -> None:
         try:
-            self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
+            early = self._early_worker
+            if early is not None:
+                self._private_dir = early.private_dir
+                self._stack.adopt_worker(early.args, early.env)
+            else:
+                self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
             self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
             self._stack.start(self._private_dir)
             while True:
@@ -170,8 +178,10 @@ class AgentRuntime:
             self._flush_events()
         finally:
             self._stack.stop_watching()
-            if self._worker is not None:
-                self._worker.kill()
+            never_taken = self._early_worker.process if self._early_worker is not None else None
+            for worker in (self._worker, never_taken):
+                if worker is not None:
+                    worker.kill()
             if self._private_dir:
                 shutil.rmtree(self._private_dir, ignore_errors=True)
             self._selector.close()
@@ -257,15 +267,19 @@ class AgentRuntime:
     # -- the worker ------------------------------------------------------------------------
 
     def _start_worker(self) -> None:
-        worker = WorkerProcess(
-            self.config.python or sys.executable,
-            self._stack.worker_args,
-            self.config.cwd,
-            self._stack.worker_env,
-        )
+        early, self._early_worker = self._early_worker, None
+        if early is not None:
+            worker = early.process  # started with these very args and env
+        else:
+            worker = WorkerProcess(
+                self.config.python or sys.executable,
+                self._stack.worker_args,
+                self.config.cwd,
+                self._stack.worker_env,
+            )
+            worker.start()
         self._worker = worker
         self._worker_messages_ended = False
-        worker.start()
         self._selector.register(worker.message_fd, selectors.EVENT_READ, lambda: self._on_messages(worker))
         self._selector.register(worker.output_fd, selectors.EVENT_READ, lambda: self._on_output(worker))
 

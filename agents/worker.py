@@ -12,15 +12,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from agents.env_names import WORKER_FDS_ENV
+from agents.env_names import AGENT_ENV, RESET_ENV, RUN_ENV, STACK_ENV, WORKER_FDS_ENV
 from orchestrator.protocol import wire
 from orchestrator.protocol import worker_hop as wh
+
+if TYPE_CHECKING:
+    from orchestrator.protocol.messages import AgentConfig
 
 OUTPUT_LINES_KEPT = 200
 # Where a crash report begins in a dying worker's output (faulthandler's, or a traceback).
@@ -70,6 +78,53 @@ def worker_args(
     base = os.path.join(basetemp, f"agent-{agent_id}") if basetemp else os.path.join(private_dir, "basetemp")
     args += [f"--basetemp={base}", "--maxfail=0", *stack_args]
     return args
+
+
+def worker_env(
+    config: AgentConfig,
+    stack_env: Mapping[str, str] = {},  # noqa: B006 -- read only
+    services: Mapping[str, object] = {},  # noqa: B006 -- read only
+    resets: bool = False,
+) -> dict[str, str]:
+    """The worker's environment on a stack: the agent's, the stack file's `env` rendered for
+    this stack, who the agent is, and ORCHESTRATE_STACK (read back by agents/fixtures.py)."""
+    env = dict(os.environ if config.env is None else config.env)
+    env.update(stack_env)
+    env[AGENT_ENV] = str(config.agent_id)
+    env[RUN_ENV] = config.run_id
+    env[STACK_ENV] = stack_env_json(stack_env, services)
+    if resets:
+        env[RESET_ENV] = "1"
+    return env
+
+
+def stack_env_json(env: Mapping[str, str], services: Mapping[str, object]) -> str:
+    """The ORCHESTRATE_STACK value: the stack's env and each service's endpoint, as JSON."""
+    return json.dumps({"env": env, "services": services}, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyWorker:
+    """A worker started by the agent's process before it imported the rest of the agent: with
+    no stack file, its command line and environment follow from the agent's config alone, so
+    pytest's start (the longest part of an agent's) overlaps those imports (agents/host.py)."""
+
+    process: WorkerProcess
+    private_dir: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+
+
+def start_early(config: AgentConfig) -> EarlyWorker | None:
+    """Start the worker of an agent without a stack (None with one, or with no worker at all)."""
+    if config.stack_text or config.collector:
+        return None
+    private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{config.agent_id}-")
+    args = worker_args(config.pytest_args, private_dir, config.agent_id, basetemp=config.basetemp)
+    env = worker_env(config)
+    process = WorkerProcess(config.python or sys.executable, args, config.cwd, env)
+    process.start()
+    return EarlyWorker(process, private_dir, tuple(args), env)
 
 
 # Options that add to one another by design (plugins, ini overrides, warning filters): a stack's

@@ -12,7 +12,6 @@ package (as the coordinator and every agent do) costs no docker import.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Callable
@@ -106,7 +105,9 @@ def make_stack(
 
 def stack_env_json(endpoints: StackEndpoints) -> str:
     """The ORCHESTRATE_STACK value for an agent's pytest worker (read by agents/fixtures.py)."""
-    return json.dumps({"env": endpoints.env, "services": endpoints.services}, sort_keys=True)
+    from agents.worker import stack_env_json as value
+
+    return value(endpoints.env, endpoints.services)
 
 
 def current_owner() -> str:

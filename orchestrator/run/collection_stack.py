@@ -133,9 +133,20 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     given = given_options(early_config, early=True)
     if not is_coordinator(given) or given.get("merge") or given.get("plan"):
         return  # not a run; `plan` starts nothing
+    namespace = early_config.known_args_namespace
+    collect_only = bool(getattr(namespace, "collectonly", False))
+    # An explicit --agents N starts them now, with or without a stack, unless nothing will run.
+    start_now = not (
+        collect_only or getattr(namespace, "help", False) or getattr(namespace, "version", False)
+    )
     try:
         options = build_run_config(given, early_config.rootpath)
-        if not options.stack_file or options.address:
+        if options.address:
+            return
+        start_now = start_now and options.agents is not None and options.agents >= 1
+        if not options.stack_file:
+            if start_now:
+                _start_agents(early_config, options)
             return
         from agents.stack import load_stack_file
 
@@ -145,9 +156,8 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
     except pytest.UsageError:
         return
     per_agent = any(a.startswith("-") for a in spec.pytest_arg_templates) or bool(spec.env)
-    collect_only = bool(getattr(early_config.known_args_namespace, "collectonly", False))
     if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
-        if options.agents and not collect_only:
+        if start_now:
             _start_agents(early_config, options)
         return
     coordinator: Any = None
@@ -204,8 +214,9 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
 
 
 def _start_agents(early_config: pytest.Config, options: Any) -> None:
-    """An explicit --agents N with a stack: start the agents now, before conftests load, so that
-    their stacks and workers come up while this process imports, configures and collects."""
+    """An explicit --agents N: start the agents now, before conftests load, so that their stacks
+    and workers come up while this process imports, configures and collects (xdist's workers
+    start later, at its session's start; ours would otherwise wait for pytest_collection)."""
     from orchestrator.run.coordinator import Coordinator
 
     try:

@@ -55,7 +55,9 @@ class Coordinator:
         # SIGINT's handler while an interrupted run cleans up (`_hold_interrupts`), and presses.
         self._previous_sigint: Any = None
         self._presses = 0
-        store = load_store(options.durations)
+        store = load_store(
+            options.durations, lambda warning: self.console.say(f"orchestrate: warning: {warning}", True)
+        )
         stack_text = ""
         if options.stack_file:
             stack_text = load_stack(options.stack_file, not options.address, self.console.say)

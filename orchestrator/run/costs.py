@@ -25,11 +25,12 @@ from orchestrator.report.outputs import warn
 __all__ = ["RunCosts", "load_store"]
 
 
-def load_store(path: str) -> DurationStore:
-    """The duration store at `path` (a warning, and an empty store, when it cannot be read)."""
+def load_store(path: str, say: Callable[[str], None] = warn) -> DurationStore:
+    """The duration store at `path` (a warning, and an empty store, when it cannot be read;
+    `say` says it: a coordinator made before pytest stops capturing holds it until then)."""
     store, warning = DurationStore.load(path)
     if warning:
-        warn(warning)
+        say(warning)
     return store
 
 

@@ -6,6 +6,7 @@ import queue
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from agents import _stack_side as stack_side_module
 from agents.runtime import AgentRuntime
 from agents.stack import StackEndpoints
+from agents.worker import start_early
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol.errors import StackFailed
 from orchestrator.protocol.reports import unpack_test_reports
@@ -164,6 +166,33 @@ def test_a_crashing_test_is_reported_and_the_next_one_still_runs(tmp_path: Path)
     assert calls == [("test_suite.py::test_after_crash", "passed")]
     assert [e.unit_id for e in events if isinstance(e, pm.UnitFinished)] == ["m"]
     assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1
+
+
+@pytest.mark.slow
+def test_the_worker_its_process_started_early_runs_the_first_tests(tmp_path: Path) -> None:
+    """agents/host.py starts the worker of an agent without a stack before it imports the
+    runtime; the runtime takes that very process (it ran test_crash: its exit code is 3) and
+    replaces it after the crash as it would its own."""
+    collector = Collector()
+    runtime = _runtime(tmp_path, collector)
+    early = start_early(runtime.config)
+    assert early is not None
+    runtime = AgentRuntime(runtime.config, collector, early_worker=early)
+    runtime.start()
+    runtime.command(pm.Assign(units=(_unit("m", "test_crash", "test_after_crash"),)))
+    runtime.command(pm.Finish())
+    events = collector.rest(runtime)
+    assert early.process.wait(10) == 3
+    calls = [(node_id, outcome) for node_id, when, outcome in ended_phases(events) if when == "call"]
+    assert calls == [("test_suite.py::test_after_crash", "passed")]
+    assert isinstance(events[-1], pm.AgentStopped) and events[-1].worker_restarts == 1
+    assert not Path(early.private_dir).exists()
+
+
+def test_no_early_worker_with_a_stack_or_for_the_collection_agent(tmp_path: Path) -> None:
+    base = pm.AgentConfig(agent_id=0, run_id="r", owner="o", cwd=str(tmp_path), pytest_args=())
+    assert start_early(replace(base, stack_text="services: {}")) is None
+    assert start_early(replace(base, collector=True)) is None
 
 
 @pytest.mark.slow
