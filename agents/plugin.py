@@ -28,7 +28,9 @@ item run in order). pytest.exit() and KeyboardInterrupt in a test are told to th
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import os
 import queue
 import threading
@@ -328,6 +330,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Only this process speaks on these pipes: no child process (a test's subprocess) inherits them.
     os.environ.pop(FDS_ENV, None)
     resets = os.environ.get(RESET_ENV) == "1"
+    # Freeze the heap (every item and report of the session) just before the interpreter's final
+    # collection, which would otherwise walk it: 0.2-0.4 s at 5,000 tests, and the end of every
+    # run waits for its workers to exit. Objects are still freed by reference count as always.
+    atexit.register(gc.freeze)
     quieten(config)
     collection = WorkerCollection(config, collect_mode())
     config.pluginmanager.register(collection, "orchestrate-collection")

@@ -18,6 +18,8 @@ replays artifacts instead of running (orchestrator/ci/merging.py).
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from typing import Any
 
@@ -79,6 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
     coordinator = plugins.get("orchestrate-coordinator")
     if coordinator is not None:
         coordinator.flush_early_output()  # what it said while pytest captured (made early)
+        # At exit, freeze the heap (the session's items and reports) before the interpreter's
+        # final collection walks it: 0.2-0.4 s of every command's end at 5,000 tests. Objects are
+        # still freed by reference count; a program that calls pytest.main() is not affected
+        # until it exits.
+        atexit.register(gc.freeze)
     terminal = config.pluginmanager.getplugin("terminalreporter")
     if terminal is not None:
         # Results of different files interleave: dots in one stream, as pytest-xdist prints them.
