@@ -43,8 +43,9 @@ def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> No
     cut = run_orchestrate(["plan", "--agents", "4", "--split"], tmp_path)
 
     assert whole.returncode == cut.returncode == 0, whole.stderr + cut.stderr
-    # 17 s on 4 agents: half a fair share is 2.125 s. TestFree (8 s) is cut into 4 chunks of 2
-    # tests; TestShared (8 s, a class-scoped fixture) stays whole, so it still sets the makespan.
+    # 17 s on 4 agents: a quarter of a fair share is 1.06 s. TestFree (8 s) is cut into 8 chunks
+    # of one test; TestShared (8 s, a class-scoped fixture) stays whole, so it still sets the
+    # makespan.
     assert "17 tests, 3 units, 3 agents" in " ".join(whole.stdout.split())  # no idle 4th agent
-    assert "17 tests, 6 units, 4 agents" in " ".join(cut.stdout.split())
+    assert "17 tests, 10 units, 4 agents" in " ".join(cut.stdout.split())
     assert "predicted makespan 8.00s" in " ".join(cut.stdout.split())

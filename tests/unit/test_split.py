@@ -18,9 +18,10 @@ def test_a_splittable_oversized_unit_is_cut_and_the_plan_reaches_the_bound() -> 
 
     units = split_oversized(estimates, agents=4)
 
-    # Half an agent's share is 12 s / 4 / 2 = 1.5 s: the 8 s class becomes 4 chunks of 2 tests.
+    # A quarter of an agent's share is 12 s / 4 / 4 = 0.75 s: the 8 s class becomes 8 chunks of
+    # one test each.
     parts = [u for u in units if u.unit_id.startswith("t.py::TestBig [part")]
-    assert len(parts) == 4
+    assert len(parts) == 8
     # Consecutive, complete, in collection order: nothing lost, nothing twice.
     assert tuple(n for p in parts for n in p.node_ids) == big.node_ids
     per_test = {n: 1.0 for u in units for n in u.node_ids}

@@ -3,11 +3,14 @@
 A unit longer than total/N caps every plan at its own length. A unit is `splittable` when none of
 its tests uses a class-, module- or package-scoped fixture (decided at collection by
 orchestrator/planning/pipeline.py): running its tests on several agents then sets nothing up twice that
-pytest would have set up once. Such a unit is cut into consecutive chunks of about half an
-agent's share (total/N/2) as soon as it is estimated above that: durations may be stale by a
+pytest would have set up once. Such a unit is cut into consecutive chunks of about a quarter of
+an agent's share (total/N/4) as soon as it is estimated above that: durations may be stale by a
 factor of two either way (a class estimated at 6 s may take 12), and smaller chunks leave the
 dynamic scheduler room to even out what the estimates got wrong. The bound becomes the longest
-test rather than the longest class.
+test rather than the longest class. Measured on the generated 60 s suite at 8 agents with
+estimates 50% stale (benchmarks/, `--case split`): chunks of total/N/2 took 11.57 s, /4 10.55 s,
+/8 10.87 s (there each chunk's dispatch cost more than the finer cut evened out; with a stack
+that resets between units, each chunk also pays a reset).
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from orchestrator.model import TestUnit, UnitEstimate
 
 
 def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[TestUnit, ...]:
-    """The units, with each splittable unit longer than total/agents/2 cut into chunks that long."""
+    """The units, with each splittable unit longer than total/agents/4 cut into chunks that long."""
     total = sum(e.seconds for e in estimates)
     if agents < 2 or total <= 0:
         return tuple(e.unit for e in estimates)
-    share = total / agents / 2
+    share = total / agents / 4
     units: list[TestUnit] = []
     for estimate in estimates:
         unit = estimate.unit
