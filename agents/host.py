@@ -40,7 +40,10 @@ def main() -> int:
     config = decode_config(next(frames))
     # Without a stack, the worker starts before the rest of the agent is imported (about 60 ms
     # of this process's start that pytest's own start in the worker now overlaps).
-    early_worker = start_early(config)
+    try:
+        early_worker = start_early(config)
+    except OSError:
+        early_worker = None  # the runtime starts it again, and reports what fails as AgentFailed
     from agents.runtime import AgentRuntime
 
     runtime = AgentRuntime(config, emit=emit, early_worker=early_worker)

@@ -123,7 +123,11 @@ def start_early(config: AgentConfig) -> EarlyWorker | None:
     args = worker_args(config.pytest_args, private_dir, config.agent_id, basetemp=config.basetemp)
     env = worker_env(config)
     process = WorkerProcess(config.python or sys.executable, args, config.cwd, env)
-    process.start()
+    try:
+        process.start()
+    except OSError:
+        os.rmdir(private_dir)
+        raise
     return EarlyWorker(process, private_dir, tuple(args), env)
 
 

@@ -195,6 +195,19 @@ def test_no_early_worker_with_a_stack_or_for_the_collection_agent(tmp_path: Path
     assert start_early(replace(base, collector=True)) is None
 
 
+def test_an_early_worker_that_cannot_start_leaves_no_private_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """agents/host.py then leaves the start to the runtime, which reports the failure."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    config = pm.AgentConfig(
+        agent_id=0, run_id="r", owner="o", cwd=str(tmp_path), pytest_args=(), python="/no/such/python"
+    )
+    with pytest.raises(OSError):
+        start_early(config)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_pytest_exit_in_a_test_stops_the_agent(tmp_path: Path) -> None:
     collector = Collector()
