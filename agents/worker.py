@@ -92,13 +92,13 @@ def worker_env(
     env.update(stack_env)
     env[AGENT_ENV] = str(config.agent_id)
     env[RUN_ENV] = config.run_id
-    env[STACK_ENV] = stack_env_json(stack_env, services)
+    env[STACK_ENV] = stack_value(stack_env, services)
     if resets:
         env[RESET_ENV] = "1"
     return env
 
 
-def stack_env_json(env: Mapping[str, str], services: Mapping[str, object]) -> str:
+def stack_value(env: Mapping[str, str], services: Mapping[str, object]) -> str:
     """The ORCHESTRATE_STACK value: the stack's env and each service's endpoint, as JSON."""
     return json.dumps({"env": env, "services": services}, sort_keys=True)
 

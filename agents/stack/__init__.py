@@ -105,9 +105,9 @@ def make_stack(
 
 def stack_env_json(endpoints: StackEndpoints) -> str:
     """The ORCHESTRATE_STACK value for an agent's pytest worker (read by agents/fixtures.py)."""
-    from agents.worker import stack_env_json as value
+    from agents.worker import stack_value
 
-    return value(endpoints.env, endpoints.services)
+    return stack_value(endpoints.env, endpoints.services)
 
 
 def current_owner() -> str:
