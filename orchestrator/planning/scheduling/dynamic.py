@@ -74,6 +74,8 @@ class DynamicScheduler:
         self._needs_resources = any(e.unit.resources for s in plan.shards for e in s.units)
         self._stolen_units = 0
         self._handed_out = 0
+        # Agents that were removed (gone for good): their queues are robbed like a live agent's.
+        self._gone: set[int] = set()
 
     def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None:
         """An agent is ready and wants its first unit. Called by the session on AgentReady."""
@@ -114,6 +116,7 @@ class DynamicScheduler:
 
     def remove_agent(self, agent_id: int) -> None:
         """Forget the agent; its queue stays where it is, to be stolen by the others."""
+        self._gone.add(agent_id)
         self._agents.remove(agent_id)
         self._slots.release(agent_id)
 
@@ -152,7 +155,25 @@ class DynamicScheduler:
             return False
         if any(self._may_take(agent_id, entry[-1]) for entry in self._shared_queue):
             return False
-        return all(self._first_runnable(agent_id, a) is None for a in self._queued_by_agent)
+        own = [agent_id] if agent_id in self._queued_by_agent else []
+        return all(self._first_runnable(agent_id, a) is None for a in [*own, *self._robbable(agent_id)])
+
+    def _robbable(self, agent_id: int) -> list[int]:
+        """The agents whose queues `agent_id` may steal from now. An agent still running a unit
+        asks ahead; it leaves alone the queue of an agent that has not come up yet, which may
+        any moment and would start that work at once (a failing test planned there would
+        otherwise wait behind the thief's unit, and -x with it), and of one waiting to be served
+        now that can take its own. Once idle, it takes from anyone: that is how the work of an
+        agent that never comes up gets done."""
+        asking_ahead = self._slots.holds_anything(agent_id)
+        return [
+            a
+            for a in self._queued_by_agent
+            if a != agent_id
+            and (
+                not asking_ahead or a in self._gone or (a in self._agents.live and not self._takes_its_own(a))
+            )
+        ]
 
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(
@@ -176,7 +197,7 @@ class DynamicScheduler:
         if own is not None:
             self._remove_queued(agent_id, own)
             return own
-        victims = [a for a in self._queued_by_agent if self._first_runnable(agent_id, a) is not None]
+        victims = [a for a in self._robbable(agent_id) if self._first_runnable(agent_id, a) is not None]
         if not victims:
             return None
         victim = max(victims, key=lambda a: (self._queued_by_agent[a].seconds, -a))
@@ -204,6 +225,10 @@ class DynamicScheduler:
                 self._remove_queued(queue_of, unit)
                 return unit
         return None
+
+    def _takes_its_own(self, agent_id: int) -> bool:
+        """It waits to be served and has a unit of its own it may take now."""
+        return self._agents.wants(agent_id) and self._first_runnable(agent_id, agent_id) is not None
 
     def _may_take(self, agent_id: int, unit: TestUnit) -> bool:
         """Its node can run the unit, and its groups' limits (and any alone unit) allow it now."""
