@@ -3,6 +3,7 @@ cross as protocol bytes, events come back in order, AgentStopped last."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,3 +75,22 @@ def test_ray_backend(tmp_path: Path) -> None:
     assert (
         isinstance(ready, pm.AgentReady) and ready.node.node_id and ready.node.address and ready.node.hostname
     )
+    # The local instance's processes (its monitor, killed ahead of ray.shutdown(), included) are
+    # gone and reaped: none is left running or as a zombie of this process.
+    assert _children() == [], _children()
+
+
+def _children() -> list[str]:
+    """The command lines of this process's child processes still in the process table."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it exited meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            found.append(command.strip() or stat.split()[1])
+    return found

@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -293,6 +294,8 @@ class RayBackend:
             if agent_id not in self._borrowed:
                 with contextlib.suppress(RayError):
                     ray.kill(actor, no_restart=True)
+        if not self._address:
+            _kill_local_monitor()
         ray.shutdown()
 
     @staticmethod
@@ -301,6 +304,28 @@ class RayBackend:
             return ray.get_actor(warm_agent_name(agent_id), namespace=NAMESPACE)
         except ValueError:
             return None
+
+
+def _kill_local_monitor() -> None:
+    """Kill the autoscaler monitor of the Ray instance this process started, before `ray.shutdown()`.
+
+    `ray.shutdown()` stops its instance's processes one after the other, each with SIGTERM and up
+    to a second's wait before SIGKILL. The monitor (the autoscaler's, with nothing to scale on a
+    local instance) does not exit on SIGTERM, so it cost a whole second of every local Ray run's
+    1.4 s shutdown (Ray 2.60, measured per process type). Killed first, ray.shutdown() finds it
+    gone. Ray's node object is private: where it is not found, ray.shutdown() does it all, as before.
+    """
+    node = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(node, "_global_node", None)
+    processes = getattr(node, "all_processes", None)
+    if not isinstance(processes, dict):
+        return
+    for info in processes.get("monitor", ()):
+        process = getattr(info, "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                process.kill()
+                process.wait(timeout=5)
 
 
 def _actor_class(**options: Any) -> Any:
