@@ -5,6 +5,8 @@ appends: a second one adds a database) that defaults to an in-memory store, conn
 `pytest_configure`, and names every class marked `__backend__` after the server and its major
 version (`TestQueries_postgresql_15`), so the ids a process collects depend on where it points.
 Tests that need a capability (a server version) are skipped at collection when it is missing.
+Its session's last word goes to the database too (`pytest_unconfigure`), as a test plugin that
+disposes of its engines or drops what it created does.
 
     pytest examples/by_server --db-url postgresql://...      one database, plain pytest
     orchestrate run examples/by_server --stack examples/by_server/stack.yml --agents 2
@@ -71,3 +73,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(
                     pytest.mark.skip(reason=f"needs Postgres {marker.args[0]}+, have {kind} {version}")
                 )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The end of the session, still on the database it started on (or it fails loudly)."""
+    urls = config.getoption("db_url", default=[])
+    if urls:
+        with psycopg.connect(urls[0], connect_timeout=10) as connection:
+            connection.execute("SELECT 1")

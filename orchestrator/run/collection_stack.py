@@ -65,6 +65,7 @@ class CollectionStack:
         self.up_seconds = 0.0
         self._backend = make_backend("local")
         self._stopped = False
+        self._finish_sent = False
         self._started_at = time.monotonic()
         self._backend.start([config])
         atexit.register(self.stop)
@@ -87,12 +88,18 @@ class CollectionStack:
                     return failed or "it stopped before its stack was up"
         return f"its stack was not up after {timeout:.0f}s"
 
+    def begin_stop(self) -> None:
+        """Ask for the stack's teardown without waiting for it (idempotent)."""
+        if not self._finish_sent and not self._stopped:
+            self._finish_sent = True
+            self._backend.send(self.config.agent_id, p.Finish())
+
     def stop(self) -> None:
         """Take the stack down and wait for it (idempotent: also run at exit)."""
         if self._stopped:
             return
+        self.begin_stop()
         self._stopped = True
-        self._backend.send(self.config.agent_id, p.Finish())
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             if any(isinstance(e, p.AgentStopped) for e in self._backend.wait_events(left)):
@@ -120,6 +127,11 @@ class _CollectionStackOwner:
         )
         if terminal is not None:
             terminal.write_line(line)
+
+    def begin_stop(self) -> None:
+        """Called by the coordinator's pytest_unconfigure (trylast, as this one), before it waits for
+        the agents' stacks: this stack then comes down beside theirs instead of after them."""
+        self.stack.begin_stop()
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:

@@ -216,8 +216,15 @@ class Coordinator:
             self._spool.close()
             self._spool = None
 
+    @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
         # After the summary: agents take their stacks down meanwhile; this waits until they have.
+        # Last, as the collection stack's own (registered earlier, so called after this one):
+        # every other plugin's and conftest's pytest_unconfigure has run, so that stack may
+        # start coming down now, beside the agents' (orchestrator/run/collection_stack.py).
+        collection_stack = self.config.pluginmanager.get_plugin("orchestrate-collection-stack")
+        if collection_stack is not None:
+            collection_stack.begin_stop()
         self.agents.stop(self._warnings)
         if self._leftovers_due:
             self._leftovers_due = False

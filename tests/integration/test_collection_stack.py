@@ -3,7 +3,9 @@
 The coordinator collects against a stack of its own, with the stack file's per-agent
 `--db-url` rendered for it, so its node ids are the workers' (`TestQueries_postgresql_15`):
 the run gives test for test the outcomes of plain pytest against one Postgres, and
-`--collect-only` through orchestrate prints what the workers run.
+`--collect-only` through orchestrate prints what the workers run. The coordinator's stack stays
+up until its session's last hook (the suite's pytest_unconfigure connects once more), though it
+starts coming down beside the agents' stacks.
 """
 
 from __future__ import annotations
