@@ -63,7 +63,7 @@ def up(agents: int, stack_file: str | None = None) -> int:
             "runs here borrow them, `orchestrate down` removes them"
         )
         return EXIT_OK
-    from orchestrator.run.backends.ray import start_warm_agents
+    from orchestrator.run.backends.ray_cluster import start_warm_agents
 
     instance, started = warm.up(num_cpus=os.cpu_count() or 1)
     verb = "started" if started else "already running:"
@@ -101,7 +101,7 @@ def clean(
 
     stale = STALE_SECONDS if stale_after is None else stale_after
     if address:
-        from orchestrator.run.backends.ray import sweep_nodes
+        from orchestrator.run.backends.ray_cluster import sweep_nodes
 
         failed = False
         for node in sweep_nodes(address, all_owners, stale):

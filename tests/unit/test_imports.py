@@ -138,7 +138,7 @@ def test_the_check_sees_forbidden_imports(
 
 # Each third-party engine is met at exactly one edge of ours.
 _EDGES = {
-    "ray": ("orchestrator/run/backends/ray.py",),
+    "ray": ("orchestrator/run/backends/ray.py", "orchestrator/run/backends/ray_cluster.py"),
     "docker": ("agents/stack/_sdk.py",),
     "msgpack": ("orchestrator/protocol/wire.py",),
     "rich": ("orchestrator/report/",),
