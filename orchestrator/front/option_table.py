@@ -182,6 +182,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
         pyproject="split",
     ),
     OptionSpec(
+        "split_fixture",
+        "with --split: a class-, module- or package-scoped fixture that does not keep its units whole, "
+        "because it may run once per chunk on each agent (a per-process set-up, such as SQLAlchemy's "
+        "setup_class_methods); repeatable",
+        metavar="NAME",
+        repeat=True,
+        default=(),
+        commands=frozenset({RUN, SHARD, PLAN}),
+        pyproject="split_fixtures",
+    ),
+    OptionSpec(
         "backend",
         "local: agents on this machine, no Ray (the default without --address); ray: Ray actors (the "
         "default with --address, RAY_ADDRESS or a warm instance of `orchestrate up`)",

@@ -76,6 +76,8 @@ class RunConfig:
     live: str = AUTO
     # The test groups of [tool.orchestrate.groups] (orchestrator/planning/groups.py).
     groups: tuple[GroupSpec, ...] = ()
+    # --split-fixture: scoped fixtures that do not keep a unit whole under --split.
+    split_fixtures: tuple[str, ...] = ()
 
     @property
     def outputs(self) -> OutputPaths:
@@ -175,6 +177,7 @@ def build_run_config(
         status_interval=float(value("status_interval")),
         live=value("live"),
         groups=_groups(settings, rootpath),
+        split_fixtures=tuple(value("split_fixture")),
     )
 
 
@@ -205,6 +208,10 @@ def _from_pyproject(spec: OptionSpec, raw: Any, rootpath: Path) -> Any:
         if not isinstance(raw, bool):
             raise pytest.UsageError(f"{where} must be true or false")
         return raw
+    if spec.repeat:
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+            raise pytest.UsageError(f"{where} must be a list of strings")
+        return tuple(raw)
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise pytest.UsageError(f"{where} must be a string or a number")
     text = str(raw)

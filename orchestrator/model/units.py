@@ -64,6 +64,9 @@ class TestUnit:
     weight: int = 1
     # Runs while nothing else runs on any agent (`orchestrate_alone`, or an `alone` group).
     alone: bool = False
+    # The class-, module- or package-scoped fixtures that keep it whole (sorted; empty when it is
+    # splittable): what `--split` names when it leaves a long unit uncut.
+    kept_whole_by: tuple[str, ...] = ()
 
     @property
     def constrained(self) -> bool:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from agents.fixtures import RESOURCES_MARKER
-from orchestrator.model import GroupBy, Plan, TestUnit
+from orchestrator.model import GroupBy, Plan, TestUnit, UnitEstimate
 from orchestrator.planning.durations.estimate import estimate_units
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.groups import GroupResolver, GroupSpec, read_groups
 from orchestrator.planning.scheduling import plan_lpt
-from orchestrator.planning.scheduling.split import split_oversized
+from orchestrator.planning.scheduling.split import kept_whole, split_oversized
 from orchestrator.protocol.errors import UsageError
 
 __all__ = ["Prepared", "prepare", "shard_of", "unit_of", "units_of"]
@@ -31,6 +31,8 @@ class Prepared:
 
     units: tuple[TestUnit, ...]
     plan: Plan
+    # With --split: the long units their scoped fixtures kept whole, longest first.
+    kept_whole: tuple[UnitEstimate, ...] = ()
 
 
 def unit_of(item: pytest.Item, group_by: GroupBy) -> str:
@@ -48,20 +50,30 @@ def unit_of(item: pytest.Item, group_by: GroupBy) -> str:
     return file_node.nodeid if file_node is not None else item.nodeid
 
 
-def _splittable(item: pytest.Item) -> bool:
-    """Whether the item uses no class-, module- or package-scoped fixture that a cut would duplicate."""
+def _scoped_fixtures(item: pytest.Item, allowed: frozenset[str]) -> tuple[str, ...] | None:
+    """The class-, module- or package-scoped fixtures the item uses that a cut would set up once
+    per chunk, less those in `allowed` (`--split-fixture`); None when pytest gave no fixture info."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
-        return False
-    return not any(
-        d.scope in ("class", "module", "package") for defs in info.name2fixturedefs.values() for d in defs
+        return None
+    return tuple(
+        name
+        for name, defs in info.name2fixturedefs.items()
+        if name not in allowed and any(d.scope in ("class", "module", "package") for d in defs)
     )
 
 
 def units_of(
-    items: Sequence[pytest.Item], group_by: GroupBy, groups: tuple[GroupSpec, ...] = ()
+    items: Sequence[pytest.Item],
+    group_by: GroupBy,
+    groups: tuple[GroupSpec, ...] = (),
+    split_fixtures: frozenset[str] = frozenset(),
 ) -> tuple[TestUnit, ...]:
     """Group items into units, in collection order (a unit's tests keep pytest's order).
+
+    A unit is splittable when none of its tests uses a class-, module- or package-scoped fixture
+    other than those of `split_fixtures` (`--split-fixture`: fixtures the user lets run once per
+    chunk); otherwise it records the fixtures that keep it whole.
 
     A unit needs the most of each resource any of its tests needs, belongs to the test groups
     of all its tests (`groups`: those declared in pyproject.toml, besides the markers), holds
@@ -69,6 +81,7 @@ def units_of(
     """
     node_ids: dict[str, list[str]] = {}
     splittable: dict[str, bool] = {}
+    kept_whole_by: dict[str, set[str]] = {}
     needs: dict[str, dict[str, float]] = {}
     limits: dict[str, dict[str, int]] = {}
     weights: dict[str, int] = {}
@@ -77,7 +90,9 @@ def units_of(
     for item in items:
         unit_id = unit_of(item, group_by)
         node_ids.setdefault(unit_id, []).append(item.nodeid)
-        splittable[unit_id] = splittable.get(unit_id, True) and _splittable(item)
+        scoped = _scoped_fixtures(item, split_fixtures)
+        splittable[unit_id] = splittable.get(unit_id, True) and scoped == ()
+        kept_whole_by.setdefault(unit_id, set()).update(scoped or ())
         need = needs.setdefault(unit_id, {})
         for name, amount in resources_of(item).items():
             need[name] = max(need.get(name, 0.0), amount)
@@ -94,6 +109,7 @@ def units_of(
             groups=tuple(sorted(limits[uid].items())),
             weight=weights[uid] if limits[uid] else 1,
             alone=alone[uid],
+            kept_whole_by=tuple(sorted(kept_whole_by[uid])),
         )
         for uid, ids in node_ids.items()
     )
@@ -127,10 +143,12 @@ def prepare(
     More agents than units would only start idle stacks, so the plan has at most one per unit.
     """
     units = tuple(units)
+    whole: tuple[UnitEstimate, ...] = ()
     if split:
-        units = split_oversized(estimate_units(units, store, per_test), agents)
+        estimates = estimate_units(units, store, per_test)
+        units, whole = split_oversized(estimates, agents), kept_whole(estimates, agents)
     plan = plan_lpt(estimate_units(units, store, per_test), max(1, min(agents, len(units))))
-    return Prepared(units, plan)
+    return Prepared(units, plan, whole)
 
 
 def shard_of(

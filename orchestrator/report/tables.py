@@ -19,6 +19,7 @@ from orchestrator.model import (
     Shard,
     StartupPrediction,
     UnitDuration,
+    UnitEstimate,
     UnitSpan,
 )
 
@@ -272,3 +273,15 @@ def predictions_text(predictions: Sequence[Prediction], tests: int, units: int, 
 def stdout_console() -> Console:
     """The console commands outside a pytest session print their tables on."""
     return Console(highlight=False, soft_wrap=False)
+
+
+def kept_whole_text(kept: Sequence[UnitEstimate]) -> str:
+    """The line naming the long units --split left whole for the scoped fixtures they use."""
+    longest = kept[0]
+    more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+    return (
+        f"orchestrate: --split kept {len(kept)} unit{'s' if len(kept) != 1 else ''} longer than an agent's "
+        f"share whole, for the class-, module- or package-scoped fixtures used: {longest.unit.unit_id} "
+        f"({longest.seconds:.1f}s; {', '.join(longest.unit.kept_whole_by)}){more}; --split-fixture NAME "
+        "lets such a fixture run once per chunk on each agent, and its units be cut"
+    )

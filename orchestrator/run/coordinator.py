@@ -116,6 +116,10 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
         )
+        if prepared.kept_whole:
+            from orchestrator.report.tables import kept_whole_text
+
+            self.console.print(kept_whole_text(prepared.kept_whole))
         self.report = self._run_session(session, prepared, fixed)
         if fixed:
             self.report = replace(

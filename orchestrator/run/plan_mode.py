@@ -66,8 +66,12 @@ class PlanMode:
         if not counts:
             counts = (costs.choose_agents(units, self.options.agents, False, say).agents,)
         if len(counts) == 1 and not self.options.plot:
-            plan = prepare(units, costs.store, counts[0], split, per_test).plan
-            say(plan_text(plan, len(costs.store), costs.fixed(plan.agents)))
+            prepared = prepare(units, costs.store, counts[0], split, per_test)
+            say(plan_text(prepared.plan, len(costs.store), costs.fixed(prepared.plan.agents)))
+            if prepared.kept_whole:
+                from orchestrator.report.tables import kept_whole_text
+
+                say(kept_whole_text(prepared.kept_whole))
             return
         from orchestrator.planning.durations.estimate import estimate_units
         from orchestrator.planning.whatif import predict

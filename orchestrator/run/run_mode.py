@@ -29,7 +29,7 @@ def collected_units(session: pytest.Session, options: RunConfig) -> tuple[TestUn
     if not session.items:
         return None  # pytest says "no tests ran" and exits 5, as it always does
     try:
-        return units_of(session.items, options.group_by, options.groups)
+        return units_of(session.items, options.group_by, options.groups, frozenset(options.split_fixtures))
     except UsageError as exc:  # a malformed marker: one line, exit 4
         raise pytest.UsageError(str(exc)) from None
 

@@ -1,4 +1,5 @@
-"""`--split` through the real command: only a class without shared fixtures is cut."""
+"""`--split` through the real command: only a class without shared fixtures is cut, unless the
+user names its fixture with `--split-fixture` (or `split_fixtures` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,23 @@ def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> No
     assert "17 tests, 3 units, 3 agents" in " ".join(whole.stdout.split())  # no idle 4th agent
     assert "17 tests, 10 units, 4 agents" in " ".join(cut.stdout.split())
     assert "predicted makespan 8.00s" in " ".join(cut.stdout.split())
+    # The plan says which long unit stayed whole, and for which fixture.
+    assert (
+        "--split kept 1 unit longer than an agent's share whole, for the class-, module- or "
+        "package-scoped fixtures used: test_big.py::TestShared (8.0s; resource)"
+    ) in " ".join(cut.stdout.split())
+
+    # Named as a fixture that may run once per chunk, it no longer keeps TestShared whole.
+    named = run_orchestrate(["plan", "--agents", "4", "--split", "--split-fixture", "resource"], tmp_path)
+    assert named.returncode == 0, named.stderr
+    assert "17 tests, 17 units, 4 agents" in " ".join(named.stdout.split())
+    assert "kept" not in named.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.orchestrate]\nsplit_fixtures = ["resource"]\n')
+    configured = run_orchestrate(["plan", "--agents", "4", "--split"], tmp_path)
+    assert configured.returncode == 0, configured.stderr
+    assert "17 tests, 17 units, 4 agents" in " ".join(configured.stdout.split())
+    (tmp_path / "pyproject.toml").write_text('[tool.orchestrate]\nsplit_fixtures = "resource"\n')
+    wrong = run_orchestrate(["plan", "--agents", "4", "--split"], tmp_path)
+    assert wrong.returncode == 4
+    assert "[tool.orchestrate] split_fixtures must be a list of strings" in wrong.stdout + wrong.stderr
+    assert "Traceback" not in wrong.stdout + wrong.stderr

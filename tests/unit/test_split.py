@@ -1,10 +1,11 @@
-"""Cutting oversized units: only splittable ones, into consecutive chunks of about total/N/2."""
+"""Cutting oversized units: only splittable ones, into consecutive chunks of about total/N/4; naming
+the long ones their scoped fixtures keep whole."""
 
 from __future__ import annotations
 
 from orchestrator.model import TestUnit, UnitEstimate
 from orchestrator.planning.scheduling.lpt import plan_lpt
-from orchestrator.planning.scheduling.split import split_oversized
+from orchestrator.planning.scheduling.split import kept_whole, split_oversized
 
 
 def _unit(name: str, tests: int, splittable: bool) -> TestUnit:
@@ -37,3 +38,22 @@ def test_units_with_shared_fixtures_or_within_share_stay_whole() -> None:
 
     assert split_oversized(estimates, agents=2) == (shared, fair)
     assert split_oversized(estimates, agents=1) == (shared, fair)
+
+
+def test_the_long_units_kept_whole_by_their_fixtures_are_named_longest_first() -> None:
+    def held(name: str, tests: int) -> TestUnit:
+        return TestUnit(name, tuple(f"{name}::t{i}" for i in range(tests)), kept_whole_by=("db",))
+
+    longest, long, short = held("a::A", 5), held("a::B", 4), held("a::C", 3)
+    free = _unit("a::D", 4, splittable=True)
+    estimates = [
+        UnitEstimate(long, 6.0),
+        UnitEstimate(longest, 9.0),
+        UnitEstimate(short, 1.0),
+        UnitEstimate(free, 4.0),
+    ]
+    # An agent's share is 20 s / 2 = 10 s and no unit is longer: nothing caps the plan.
+    assert kept_whole(estimates, agents=2) == ()
+    # At 4 agents it is 5 s: the two held units above it, longest first; the cut one is not named.
+    assert [e.unit.unit_id for e in kept_whole(estimates, agents=4)] == ["a::A", "a::B"]
+    assert kept_whole(estimates, agents=1) == ()

@@ -11,6 +11,10 @@ test rather than the longest class. Measured on the generated 60 s suite at 8 ag
 estimates 50% stale (benchmarks/, `--case split`): chunks of total/N/2 took 11.57 s, /4 10.55 s,
 /8 10.87 s (there each chunk's dispatch cost more than the finer cut evened out; with a stack
 that resets between units, each chunk also pays a reset).
+
+A fixture the user names with `--split-fixture` (a per-process set-up that may run once per chunk
+on each agent) does not keep a unit whole; a unit longer than an agent's share that such fixtures
+do keep whole is named by the run (`kept_whole`), with the fixtures, so the user can decide.
 """
 
 from __future__ import annotations
@@ -22,12 +26,29 @@ from collections.abc import Sequence
 from orchestrator.model import TestUnit, UnitEstimate
 
 
+def _share(estimates: Sequence[UnitEstimate], agents: int) -> float | None:
+    """The length of a chunk (total/agents/4); None when nothing is to be cut."""
+    total = sum(e.seconds for e in estimates)
+    return total / agents / 4 if agents >= 2 and total > 0 else None
+
+
+def kept_whole(estimates: Sequence[UnitEstimate], agents: int) -> tuple[UnitEstimate, ...]:
+    """The units longer than an agent's share (total/agents) that their class-, module- or
+    package-scoped fixtures keep whole, longest first: what caps the plan despite --split."""
+    share = _share(estimates, agents)
+    if share is None:
+        return ()
+    long = [
+        e for e in estimates if e.unit.kept_whole_by and e.seconds > share * 4 and len(e.unit.node_ids) > 1
+    ]
+    return tuple(sorted(long, key=lambda e: -e.seconds))
+
+
 def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[TestUnit, ...]:
     """The units, with each splittable unit longer than total/agents/4 cut into chunks that long."""
-    total = sum(e.seconds for e in estimates)
-    if agents < 2 or total <= 0:
+    share = _share(estimates, agents)
+    if share is None:
         return tuple(e.unit for e in estimates)
-    share = total / agents / 4
     units: list[TestUnit] = []
     for estimate in estimates:
         unit = estimate.unit
