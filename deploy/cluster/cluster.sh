@@ -173,6 +173,14 @@ while True:
     if time.monotonic() > deadline:
         sys.exit(f"cluster: {len(alive)} of {count} nodes joined within {timeout:.0f} s")
     time.sleep(0.5)
+# A node is in the node table when it registers, in the scheduler's view of resources a moment
+# later; an agent placed on a node not yet in that view goes elsewhere (its affinity is soft).
+# So wait until the agent slots of every node are there too.
+slots = sum((n.get("Resources") or {}).get("orchestrate_agent", 0) for n in alive)
+while ray.available_resources().get("orchestrate_agent", 0) < slots:
+    if time.monotonic() > deadline:
+        sys.exit(f"cluster: the scheduler sees {ray.available_resources().get('orchestrate_agent', 0)} of {slots} agent slots")
+    time.sleep(0.2)
 PY
 }
 
