@@ -421,8 +421,10 @@ def test_dynamic_asking_ahead_takes_from_live_and_removed_agents_but_not_from_on
     assert _ids(scheduler.schedule()) == [(1, "a1u0"), (2, "a2u0")]
     scheduler.request_work(2)
     assert _ids(scheduler.schedule()) == [(2, "a2u1")]  # its own
+    scheduler.unit_finished(2, "a2u0")
     scheduler.request_work(2)
     assert _ids(scheduler.schedule()) == [(2, "a1u1")]  # from live agent 1, ahead
+    scheduler.unit_finished(2, "a2u1")
     scheduler.request_work(2)
     assert scheduler.schedule() == []  # agent 0's a0u0 waits for agent 0
     scheduler.add_agent(0)
@@ -435,6 +437,36 @@ def test_dynamic_asking_ahead_takes_from_live_and_removed_agents_but_not_from_on
     gone.schedule()
     gone.request_work(0)
     assert _ids(gone.schedule()) == [(0, "a1u0")]  # a removed agent's queue is robbed ahead too
+
+
+def test_dynamic_serves_an_agent_one_long_unit_ahead_at_most() -> None:
+    """A worker holding a one-test unit ahead asks again as it starts its running unit's last test:
+    with a second or more ahead it gets nothing until the running unit finishes, so an agent going
+    idle meanwhile takes what is left instead of finding it queued behind two units on a busy one."""
+    scheduler = DynamicScheduler(_plan([[3, 1, 1], [1]]))
+    scheduler.add_agent(0)
+    scheduler.add_agent(1)
+    assert _ids(scheduler.schedule()) == [(0, "a0u0"), (1, "a1u0")]
+    scheduler.request_work(0)
+    assert _ids(scheduler.schedule()) == [(0, "a0u1")]  # one ahead
+    scheduler.request_work(0)
+    assert scheduler.schedule() == []  # two held: no third
+    assert not scheduler.wants_work(0)  # nor a Flush: it has work in hand
+    scheduler.unit_finished(1, "a1u0")
+    scheduler.request_work(1)
+    assert _ids(scheduler.schedule()) == [(1, "a0u2")]  # the idle agent takes it
+    scheduler.unit_finished(0, "a0u0")
+    assert scheduler.schedule() == []  # still wanting, nothing left
+    assert scheduler.wants_work(0)
+
+    # Tiny units are given further ahead: no round trip between them.
+    tiny = DynamicScheduler(_plan([[0.01, 0.01, 0.01, 0.01]]))
+    tiny.add_agent(0)
+    given = _ids(tiny.schedule())
+    for _ in range(3):
+        tiny.request_work(0)
+        given += _ids(tiny.schedule())
+    assert given == [(0, "a0u0"), (0, "a0u1"), (0, "a0u2"), (0, "a0u3")]
 
 
 def test_dynamic_wants_work_only_when_nothing_is_queued_anywhere() -> None:
@@ -562,7 +594,9 @@ def test_a_unit_no_live_agent_can_run_waits_and_is_given_up_on_request(kind: str
     scheduler.request_work(0)
     given += _ids(scheduler.schedule())
     assert sorted(given) == [(0, "a0u1"), (0, "a1u0")]
-    # Nothing queued is for agent 0's node: it may run dry; the GPU unit is the session's to end.
+    # Nothing queued is for agent 0's node: once it holds one unit, it may run dry; the GPU
+    # unit is the session's to end.
+    scheduler.unit_finished(0, "a0u1")
     assert scheduler.wants_work(0)
     assert [u.unit_id for u in scheduler.take_unrunnable()] == ["a0u0"]
     assert not scheduler.has_queued_work()

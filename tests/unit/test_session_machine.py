@@ -142,6 +142,9 @@ def test_an_agent_asking_for_work_is_given_more_then_flushed_once() -> None:
     assert _assigned(session.take_commands()) == {0: ["t.py::B"]}
     session.handle(p.WorkWanted(0))
     session.dispatch()
+    assert session.take_commands() == []  # B is its unit ahead: no flush while A runs
+    session.handle(p.UnitFinished(0, unit_id="t.py::A"))
+    session.dispatch()
     assert _names(session.take_commands()) == [(0, "flush")]
     session.handle(p.WorkWanted(0))
     session.dispatch()

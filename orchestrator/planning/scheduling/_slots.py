@@ -72,6 +72,10 @@ class GroupSlots:
             if not self._alone_by_agent[agent_id]:
                 del self._alone_by_agent[agent_id]
 
+    def held(self, agent_id: int) -> list[TestUnit]:
+        """The units the agent holds (assigned, not finished), in the order it was given them."""
+        return list(self._held_by_agent.get(agent_id, {}).values())
+
     def release(self, agent_id: int) -> None:
         """The agent is gone: everything it held is free (the session requeues its tests)."""
         self._held_by_agent.pop(agent_id, None)

@@ -5,6 +5,14 @@ request, so an agent that runs ahead of its predictions takes work that was plan
 slower one. Stale durations, a slow machine, or an agent that never came up then cost little:
 nobody idles while a unit is still queued anywhere.
 
+An agent asks for work when its worker starts the last-but-one test it holds, so with units of
+one or two tests it asks again while a unit it was given ahead has not started. Once what it
+holds beyond its running unit is predicted at AHEAD_SECONDS or more, it is served only when the
+running unit finishes: a unit given further ahead would wait behind the running one while idle
+agents had nothing left to take (the 60 s suite cut by --split at 8 agents: one agent ran two
+such units 1.3 s after the others had finished). Shorter units are still given further ahead, so
+that a worker running many tiny units never waits a round trip for its next one.
+
 The rules, in the order an agent that wants work is served:
 
 1. requeued units (from an agent that died) wait in one shared queue, longest first: they
@@ -38,6 +46,10 @@ from orchestrator.planning.scheduling._queue import PlannedQueue
 from orchestrator.planning.scheduling._slots import GroupSlots
 from orchestrator.planning.scheduling.lpt import PlannedSeconds
 from orchestrator.planning.scheduling.protocol import SchedulerStatistics
+
+# Predicted work held beyond the running unit that is enough ahead (see the module docstring):
+# far above a round trip to an agent, below most units worth stealing.
+AHEAD_SECONDS = 0.25
 
 
 class DynamicScheduler:
@@ -94,6 +106,8 @@ class DynamicScheduler:
         for agent_id in self._agents.wanting():
             if not self.has_queued_work():
                 break  # nothing is queued anywhere, so nobody else can be served either
+            if self._ahead_enough(agent_id):
+                continue  # served once its running unit finishes
             idle = not self._slots.holds_anything(agent_id)
             node = self._agents.node_key(agent_id)
             if idle and node in unserved_nodes:
@@ -151,12 +165,18 @@ class DynamicScheduler:
 
     def wants_work(self, agent_id: int) -> bool:
         """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
-        if not self._agents.wants(agent_id):
+        if not self._agents.wants(agent_id) or self._ahead_enough(agent_id):
             return False
         if any(self._may_take(agent_id, entry[-1]) for entry in self._shared_queue):
             return False
         own = [agent_id] if agent_id in self._queued_by_agent else []
         return all(self._first_runnable(agent_id, a) is None for a in [*own, *self._robbable(agent_id)])
+
+    def _ahead_enough(self, agent_id: int) -> bool:
+        """It holds units beyond the running one (the first it was given) predicted at
+        AHEAD_SECONDS or more: what it asks for next waits until the running unit finishes."""
+        ahead = self._slots.held(agent_id)[1:]
+        return bool(ahead) and sum(self._seconds.of(u) for u in ahead) >= AHEAD_SECONDS
 
     def _robbable(self, agent_id: int) -> list[int]:
         """The agents whose queues `agent_id` may steal from now. An agent still running a unit
