@@ -30,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is pytest's exit code 4, as one line."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # main() says "orchestrate: error: " before it; the command to ask for help names the parser.
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _add_table_options(parser: argparse.ArgumentParser, command: str) -> None:
