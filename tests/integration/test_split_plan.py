@@ -70,3 +70,30 @@ def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> No
     assert wrong.returncode == 4
     assert "[tool.orchestrate] split_fixtures must be a list of strings" in wrong.stdout + wrong.stderr
     assert "Traceback" not in wrong.stdout + wrong.stderr
+
+
+def test_a_run_without_split_names_the_unit_that_holds_it_up(tmp_path: Path) -> None:
+    write_suite(tmp_path, SUITE)
+    history = {f"test_big.py::TestFree::test_n[{n}]": 0.5 for n in range(8)}
+    history |= {f"test_big.py::TestShared::test_n[{n}]": 1.5 for n in range(8)}
+    history["test_big.py::test_small"] = 1.0
+    (tmp_path / ".test_durations").write_text(json.dumps(history))
+    assert run_orchestrate(["durations", "import", ".test_durations"], tmp_path).returncode == 0
+
+    store = tmp_path / ".orchestrate" / "durations.msgpack"
+    # Nothing is said when no unit is that long (one test of each class and the function: 3 s).
+    (tmp_path / "copy.msgpack").write_bytes(store.read_bytes())
+    fair = run_orchestrate(
+        ["run", "--agents", "2", "--durations", "copy.msgpack", "--", "-k", "small or test_n[0]"], tmp_path
+    )
+    assert fair.returncode == 0, fair.stdout + fair.stderr
+    assert "3 passed" in fair.stdout and "holds the run up" not in fair.stdout
+
+    # 17 s on 3 agents: a share is 5.7 s; TestShared (12 s) holds the run up, and only its
+    # class-scoped fixture keeps --split from cutting it.
+    run = run_orchestrate(["run", "--agents", "3", "--durations", str(store)], tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (
+        "orchestrate: test_big.py::TestShared (12.0s) is longer than an agent's share (5.7s) and holds "
+        "the run up; --split with --split-fixture resource would cut it"
+    ) in " ".join(run.stdout.split())
