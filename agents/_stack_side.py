@@ -30,6 +30,7 @@ from orchestrator.protocol.errors import DockerUnavailable, StackFailed
 
 if TYPE_CHECKING:
     from agents.stack.borrowed import WarmDockerStack
+    from agents.stack.cgroup_cpu import CgroupCpu
 
 
 class StackSide:
@@ -63,6 +64,9 @@ class StackSide:
         self._warm_stack: WarmDockerStack | None = None
         self._warm_lock: int | None = None
         self._warm_keep = False
+        # The CPU the stack's containers spend (agents/stack/cgroup_cpu.py), and its last reading.
+        self._cpu_meter: CgroupCpu | None = None
+        self._cpu_seen = 0.0
 
     def adopt_worker(self, args: Sequence[str], env: dict[str, str]) -> None:
         """The worker already started with these (agents/worker.py's `start_early`)."""
@@ -138,6 +142,8 @@ class StackSide:
             return
         if not self.worker_args:
             self._prepare_worker(endpoints, resets)
+        if spec is not None:
+            self._start_cpu_meter()
         self._warm_keep = True  # before the watch: a death it reports makes it False
         if spec is not None:
             # Docker's events, not polling: nothing runs while every service lives.
@@ -222,7 +228,28 @@ class StackSide:
         except Exception as exc:
             self._warm_keep = False
             return ResetDone(unit_id, error=f"stack reset failed: {exc!r}")
+        if self._cpu_meter is not None:
+            self._cpu_seen = self._cpu_meter.seconds()  # what the reset spent is no test's
         return ResetDone(unit_id, seconds=seconds)
+
+    def service_cpu_spent(self) -> float:
+        """CPU-seconds the stack's containers spent since the last call, since they came up or
+        since the last reset; 0.0 without a meter."""
+        if self._cpu_meter is None:
+            return 0.0
+        now = self._cpu_meter.seconds()
+        spent, self._cpu_seen = max(0.0, now - self._cpu_seen), now
+        return spent
+
+    def _start_cpu_meter(self) -> None:
+        """The meter of the stack's containers' CPU, read once now; none where it cannot be."""
+        try:
+            meter = self._stack.cpu_meter() if self._stack is not None else None
+        except Exception:  # a measurement: never the stack's failure
+            meter = None
+        if meter is not None:
+            self._cpu_seen = meter.seconds()
+            self._cpu_meter = meter
 
     def take_down(self) -> StackDown:
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -76,6 +76,10 @@ class NullStack:
         """Nothing to remove."""
         return 0.0
 
+    def cpu_meter(self) -> None:
+        """No containers, no CPU of theirs."""
+        return None
+
 
 def _nothing_to_stop() -> None:
     """The `stop()` of a NullStack's watch."""

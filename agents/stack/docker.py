@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from agents.stack._sdk import docker
+from agents.stack.cgroup_cpu import CgroupCpu, cgroup_cpu
 from agents.stack.compose import StackSpec
 from agents.stack.containers import (
     LABEL_AGENT,
@@ -322,6 +323,17 @@ class DockerStack:
         if problems:
             raise StackFailed(f"agent {self.agent_id}: could not remove its stack: {'; '.join(problems)}")
         return self._clock() - started_at
+
+    def cpu_meter(self) -> CgroupCpu | None:
+        """A meter of the CPU this stack's containers spend (agents/stack/cgroup_cpu.py): their
+        cgroups, found from their main processes; None where that cannot be read."""
+        pids = []
+        for item in self._started:
+            try:
+                pids.append(int(item.inspect().get("State", {}).get("Pid") or 0))
+            except (StackFailed, TypeError, ValueError):
+                return None
+        return cgroup_cpu(pids) if pids and all(pid > 0 for pid in pids) else None
 
     # -- up, step by step ----------------------------------------------------------------------
 

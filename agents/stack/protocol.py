@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,10 @@ class StackStep:
     phase: str  # "services" or "setup"
     ready: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
+
+
+if TYPE_CHECKING:
+    from agents.stack.cgroup_cpu import CgroupCpu
 
 
 class Stack(Protocol):
@@ -96,4 +100,9 @@ class Stack(Protocol):
 
     def down(self) -> float:
         """Remove everything `up` created (also after a failed `up`); returns seconds taken."""
+        ...
+
+    def cpu_meter(self) -> CgroupCpu | None:
+        """The CPU its containers spend, as they spend it (agents/stack/cgroup_cpu.py); None when
+        it cannot be read. Called once `up()` returned."""
         ...

@@ -123,7 +123,8 @@ class TestEnded(Event):
     node_id: str = ""
     reports: bytes = b""
     seconds: float = 0.0
-    # The worker's CPU-seconds over the test (its own process; not a service it talked to).
+    # The worker's CPU-seconds over the test, plus its share of what the agent's containers spent
+    # meanwhile (agents/stack/cgroup_cpu.py; none where their cgroups cannot be read).
     cpu_seconds: float = 0.0
 
 

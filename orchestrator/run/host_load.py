@@ -37,9 +37,11 @@ class HostLoad:
 
 
 def seconds_at_load_one(duration: float, cpu: float, load: float) -> float:
-    """What a test that took `duration` with `cpu` worker CPU-seconds under `load` agents per core
-    would take alone: the CPU part was stretched by the load, the rest (waiting on a service,
-    sleeping) was not. Never below `duration / load` (a test whose threads use several cores).
+    """What a test that took `duration` with `cpu` CPU-seconds under `load` agents per core would
+    take alone: the CPU part was stretched by the load, the rest (sleeping, waiting on a remote
+    service) was not. `cpu` is the worker's and, where the agent can read it, its share of what the
+    agent's own containers spent (agents/stack/cgroup_cpu.py): a local database's work is stretched
+    as the worker's is. Never below `duration / load` (a test whose threads use several cores).
     """
     if load <= 1.0 or cpu <= 0.0:
         return duration
