@@ -32,13 +32,19 @@ SUITE = {
 }
 
 
-def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> None:
+def _suite_with_history(tmp_path: Path, free: float, shared: float) -> None:
+    """The suite, and a store where each test of TestFree took `free` s, of TestShared `shared` s
+    and test_small 1 s (imported as pytest-split's file)."""
     write_suite(tmp_path, SUITE)
-    history = {f"test_big.py::TestFree::test_n[{n}]": 1.0 for n in range(8)}
-    history |= {f"test_big.py::TestShared::test_n[{n}]": 1.0 for n in range(8)}
+    history = {f"test_big.py::TestFree::test_n[{n}]": free for n in range(8)}
+    history |= {f"test_big.py::TestShared::test_n[{n}]": shared for n in range(8)}
     history["test_big.py::test_small"] = 1.0
     (tmp_path / ".test_durations").write_text(json.dumps(history))
     assert run_orchestrate(["durations", "import", ".test_durations"], tmp_path).returncode == 0
+
+
+def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> None:
+    _suite_with_history(tmp_path, free=1.0, shared=1.0)
 
     whole = run_orchestrate(["plan", "--agents", "4"], tmp_path)
     cut = run_orchestrate(["plan", "--agents", "4", "--split"], tmp_path)
@@ -73,12 +79,7 @@ def test_split_cuts_only_the_class_without_shared_fixtures(tmp_path: Path) -> No
 
 
 def test_a_run_without_split_names_the_unit_that_holds_it_up(tmp_path: Path) -> None:
-    write_suite(tmp_path, SUITE)
-    history = {f"test_big.py::TestFree::test_n[{n}]": 0.5 for n in range(8)}
-    history |= {f"test_big.py::TestShared::test_n[{n}]": 1.5 for n in range(8)}
-    history["test_big.py::test_small"] = 1.0
-    (tmp_path / ".test_durations").write_text(json.dumps(history))
-    assert run_orchestrate(["durations", "import", ".test_durations"], tmp_path).returncode == 0
+    _suite_with_history(tmp_path, free=0.5, shared=1.5)
 
     store = tmp_path / ".orchestrate" / "durations.msgpack"
     # Nothing is said when no unit is that long (one test of each class and the function: 3 s).
