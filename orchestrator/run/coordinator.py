@@ -276,8 +276,8 @@ def split_hint(plan: Plan) -> str:
         return ""
     fixtures = longest.unit.kept_whole_by
     how = (
-        f"--split with --split-fixture {' --split-fixture '.join(fixtures)} would cut it, if that "
-        "fixture may run once per chunk"
+        f"--split with --split-fixture {' --split-fixture '.join(fixtures)} would cut it, if "
+        f"{'that fixture' if len(fixtures) == 1 else 'those fixtures'} may run once per chunk"
         if fixtures
         else "--split would cut it into chunks run on several agents, if its tests do not depend on each other"
     )
