@@ -7,14 +7,12 @@ database's share too (orchestrator/run/host_load.py).
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from test_agent_runtime import Collector
+from test_agent_runtime import Collector, _runtime
 
-from agents.runtime import AgentRuntime
 from orchestrator.protocol import messages as pm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -46,18 +44,12 @@ def test_what_the_database_spent_is_in_the_test_s_cpu(tmp_path: Path) -> None:
     (tmp_path / "test_db.py").write_text(textwrap.dedent(SUITE))
     (tmp_path / "stack.yml").write_text(textwrap.dedent(STACK))
     collector = Collector()
-    runtime = AgentRuntime(
-        pm.AgentConfig(
-            agent_id=0,
-            run_id="cpu-test",
-            owner="test:0",
-            cwd=str(tmp_path),
-            python=sys.executable,
-            pytest_args=("test_db.py", "-p", "no:randomly", "-p", "no:cacheprovider"),
-            stack_text=(tmp_path / "stack.yml").read_text(),
-            stack_path=str(tmp_path / "stack.yml"),
-        ),
+    runtime = _runtime(
+        tmp_path,
         collector,
+        pytest_args=("test_db.py", "-p", "no:randomly", "-p", "no:cacheprovider"),
+        stack_text=(tmp_path / "stack.yml").read_text(),
+        stack_path=str(tmp_path / "stack.yml"),
     )
     runtime.start()
     try:
