@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from orchestrator.model import TestUnit, UnitEstimate
 
 
-def _share(estimates: Sequence[UnitEstimate], agents: int) -> float | None:
-    """The length of a chunk (total/agents/4); None when nothing is to be cut."""
+def _chunk_seconds(estimates: Sequence[UnitEstimate], agents: int) -> float | None:
+    """The length of a chunk, a quarter of an agent's share (total/agents/4); None when nothing
+    is to be cut."""
     total = sum(e.seconds for e in estimates)
     return total / agents / 4 if agents >= 2 and total > 0 else None
 
@@ -35,27 +36,27 @@ def _share(estimates: Sequence[UnitEstimate], agents: int) -> float | None:
 def kept_whole(estimates: Sequence[UnitEstimate], agents: int) -> tuple[UnitEstimate, ...]:
     """The units longer than an agent's share (total/agents) that their class-, module- or
     package-scoped fixtures keep whole, longest first: what caps the plan despite --split."""
-    share = _share(estimates, agents)
-    if share is None:
+    chunk = _chunk_seconds(estimates, agents)
+    if chunk is None:
         return ()
     long = [
-        e for e in estimates if e.unit.kept_whole_by and e.seconds > share * 4 and len(e.unit.node_ids) > 1
+        e for e in estimates if e.unit.kept_whole_by and e.seconds > 4 * chunk and len(e.unit.node_ids) > 1
     ]
     return tuple(sorted(long, key=lambda e: -e.seconds))
 
 
 def split_oversized(estimates: Sequence[UnitEstimate], agents: int) -> tuple[TestUnit, ...]:
     """The units, with each splittable unit longer than total/agents/4 cut into chunks that long."""
-    share = _share(estimates, agents)
-    if share is None:
+    chunk = _chunk_seconds(estimates, agents)
+    if chunk is None:
         return tuple(e.unit for e in estimates)
     units: list[TestUnit] = []
     for estimate in estimates:
         unit = estimate.unit
-        if not unit.splittable or estimate.seconds <= share or len(unit.node_ids) < 2:
+        if not unit.splittable or estimate.seconds <= chunk or len(unit.node_ids) < 2:
             units.append(unit)
             continue
-        chunks = min(len(unit.node_ids), math.ceil(estimate.seconds / share))
+        chunks = min(len(unit.node_ids), math.ceil(estimate.seconds / chunk))
         size = math.ceil(len(unit.node_ids) / chunks)
         parts = [unit.node_ids[i : i + size] for i in range(0, len(unit.node_ids), size)]
         units.extend(
