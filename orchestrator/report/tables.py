@@ -285,3 +285,27 @@ def kept_whole_text(kept: Sequence[UnitEstimate]) -> str:
         f"({longest.seconds:.1f}s; {', '.join(longest.unit.kept_whole_by)}){more}; --split-fixture NAME "
         "lets such a fixture run once per chunk on each agent, and its units be cut"
     )
+
+
+def holding_up_text(plan: Plan) -> str:
+    """Without --split: a line naming the unit that alone holds the run up, when one does (longer
+    than a quarter over an agent's share, with tests to cut between); else empty."""
+    agents = len(plan.shards)
+    estimates = [e for shard in plan.shards for e in shard.units]
+    if agents < 2 or not estimates:
+        return ""
+    longest = max(estimates, key=lambda e: e.seconds)
+    share = plan.total_seconds / agents
+    if longest.seconds <= 1.25 * share or len(longest.unit.node_ids) < 2:
+        return ""
+    fixtures = longest.unit.kept_whole_by
+    how = (
+        f"--split with --split-fixture {' --split-fixture '.join(fixtures)} would cut it, if "
+        f"{'that fixture' if len(fixtures) == 1 else 'those fixtures'} may run once per chunk"
+        if fixtures
+        else "--split would cut it into chunks run on several agents, if its tests do not depend on each other"
+    )
+    return (
+        f"orchestrate: {longest.unit.unit_id} ({longest.seconds:.1f}s) is longer than an agent's share "
+        f"({share:.1f}s) and holds the run up; {how}"
+    )

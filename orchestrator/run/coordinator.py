@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from orchestrator.front.options import RunConfig
-from orchestrator.model import Plan, RunReport, TestUnit
+from orchestrator.model import RunReport, TestUnit
 from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.pipeline import Prepared, prepare
 from orchestrator.planning.sizing import AgentChoice
@@ -116,11 +116,11 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
         )
-        if prepared.kept_whole:
-            from orchestrator.report.tables import kept_whole_text
+        from orchestrator.report.tables import holding_up_text, kept_whole_text
 
+        if prepared.kept_whole:
             self.console.print(kept_whole_text(prepared.kept_whole))
-        elif not split and (hint := split_hint(plan)):
+        elif not split and (hint := holding_up_text(plan)):
             self.console.print(hint)
         self.report = self._run_session(session, prepared, fixed)
         if fixed:
@@ -261,30 +261,6 @@ class Coordinator:
             self._previous_sigint = None
             if self._presses:
                 _warn("interrupted again: the stacks were still taken down")
-
-
-def split_hint(plan: Plan) -> str:
-    """Without --split: a line naming the unit that alone holds the run up, when one does (longer
-    than a quarter over an agent's share, with tests to cut between); else empty."""
-    agents = len(plan.shards)
-    estimates = [e for shard in plan.shards for e in shard.units]
-    if agents < 2 or not estimates:
-        return ""
-    longest = max(estimates, key=lambda e: e.seconds)
-    share = plan.total_seconds / agents
-    if longest.seconds <= 1.25 * share or len(longest.unit.node_ids) < 2:
-        return ""
-    fixtures = longest.unit.kept_whole_by
-    how = (
-        f"--split with --split-fixture {' --split-fixture '.join(fixtures)} would cut it, if "
-        f"{'that fixture' if len(fixtures) == 1 else 'those fixtures'} may run once per chunk"
-        if fixtures
-        else "--split would cut it into chunks run on several agents, if its tests do not depend on each other"
-    )
-    return (
-        f"orchestrate: {longest.unit.unit_id} ({longest.seconds:.1f}s) is longer than an agent's share "
-        f"({share:.1f}s) and holds the run up; {how}"
-    )
 
 
 def raise_stop(session: pytest.Session, report: RunReport) -> None:
