@@ -33,6 +33,7 @@ import queue
 import selectors
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -62,6 +63,8 @@ from agents.agent import (
 from agents.worker import EarlyWorker, WorkerProcess
 from orchestrator.protocol import messages as pm
 
+KILLED_WORKER_WAIT_SECONDS = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class _ThreadFailed:
@@ -90,7 +93,8 @@ class AgentRuntime:
         early_worker: EarlyWorker | None = None,
     ) -> None:
         self.config = config
-        # A worker its process started already (agents/host.py), taken at the first StartWorker.
+        # A worker started already (agents/worker.py start_early, by the local backend or agents/host.py),
+        # taken at the first StartWorker.
         self._early_worker = early_worker
         self._emit_batch = emit
         self._clock = clock
@@ -182,6 +186,11 @@ class AgentRuntime:
             for worker in (self._worker, never_taken):
                 if worker is not None:
                     worker.kill()
+                    # Reaped and its pipes closed here: in the coordinator's process (a local agent
+                    # in a thread) a leftover would be a ResourceWarning in the user's session.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        worker.wait(KILLED_WORKER_WAIT_SECONDS)
+                    worker.close()
             if self._private_dir:
                 shutil.rmtree(self._private_dir, ignore_errors=True)
             self._selector.close()

@@ -105,9 +105,10 @@ def stack_value(env: Mapping[str, str], services: Mapping[str, object]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EarlyWorker:
-    """A worker started by the agent's process before it imported the rest of the agent: with
-    no stack file, its command line and environment follow from the agent's config alone, so
-    pytest's start (the longest part of an agent's) overlaps those imports (agents/host.py)."""
+    """A worker started before the rest of its agent is imported: with no stack file, its
+    command line and environment follow from the agent's config alone, so pytest's start (the
+    longest part of an agent's) overlaps those imports. The local backend starts every such
+    worker before it imports the runtime; agents/host.py before it imports the rest of itself."""
 
     process: WorkerProcess
     private_dir: str

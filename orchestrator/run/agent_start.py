@@ -40,7 +40,8 @@ class AgentStart:
         self.started_at = 0.0
         # Agents started before the coordinator's collection (an explicit --agents N): their configs.
         self.early_configs: list[p.AgentConfig] = []
-        self._say = say
+        # What the agents' start says (warm instances, warm stacks): the coordinator's console.
+        self.say = say
         # The warm stacks this run borrows: not looked up yet (False), none (None), or them.
         self._warm: Any = False
 
@@ -90,7 +91,7 @@ class AgentStart:
 
             instance = warm.current()
             if instance is not None:
-                self._say(
+                self.say(
                     f"orchestrate: joining the warm Ray instance at {instance.address} (orchestrate down stops it)"
                 )
         self.backend = make_backend(
@@ -130,12 +131,12 @@ class AgentStart:
         if stacks is None:
             return None
         if stacks.stack != os.path.realpath(self.options.stack_file):
-            self._say(
+            self.say(
                 f"orchestrate: the warm stacks here are of {stacks.stack}, not of this run's stack file: "
                 "every agent brings up a stack of its own"
             )
             return None
-        self._say(
+        self.say(
             f"orchestrate: borrowing the {stacks.agents} warm stacks of `orchestrate up` (each reset to "
             "its snapshot first; `orchestrate down` removes them)"
         )

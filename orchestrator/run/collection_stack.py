@@ -229,14 +229,30 @@ def _start_agents(early_config: pytest.Config, options: Any) -> None:
     """An explicit --agents N: start the agents now, before conftests load, so that their stacks
     and workers come up while this process imports, configures and collects (xdist's workers
     start later, at its session's start; ours would otherwise wait for pytest_collection)."""
+    agents = None
+    if not options.stack_file and options.backend == "local":
+        # Started before the coordinator is imported (60-85 ms here), so that the workers' own
+        # start overlaps that import; with a stack file, the coordinator checks it first.
+        from orchestrator.run.agent_start import AgentStart
+
+        agents = AgentStart(early_config, options, "", _said_nothing)
+        agents.start_early()
     from orchestrator.run.coordinator import Coordinator
 
     try:
-        coordinator = Coordinator(early_config, options, early=True)
+        coordinator = Coordinator(early_config, options, early=True, agents=agents)
     except USER_ERRORS:
+        if agents is not None:
+            agents.stop([])
         return  # pytest_configure meets the same error and reports it
     early_config.stash[EARLY_COORDINATOR] = coordinator
     coordinator.start_agents_early()
+
+
+def _said_nothing(line: str) -> None:
+    """The say of agents started before their coordinator: local agents without a stack say
+    nothing as they start; the coordinator gives them its console as soon as it is made."""
+    raise AssertionError(f"said before the coordinator was made: {line}")
 
 
 def spec_text(path: str) -> str:

@@ -36,7 +36,10 @@ __all__ = ["Coordinator", "raise_stop"]
 class Coordinator:
     """The coordinator's side of one pytest session: starts the agents, runs, reports."""
 
-    def __init__(self, config: pytest.Config, options: RunConfig, early: bool = False) -> None:
+    def __init__(
+        self, config: pytest.Config, options: RunConfig, early: bool = False, agents: AgentStart | None = None
+    ) -> None:
+        """`agents`: the agents of this run, already started (`start_before_coordinator`)."""
         self.config = config
         self.options = options
         self.console = Console(config, early)
@@ -62,7 +65,10 @@ class Coordinator:
         if options.stack_file:
             stack_text = load_stack(options.stack_file, not options.address, self.console.say)
             self._collection_hint, self._warnings = stack_notes(config, options, options.stack_file)
-        self.agents = AgentStart(config, options, stack_text, self.console.print)
+        if agents is None:
+            agents = AgentStart(config, options, stack_text, self.console.print)
+        agents.say = self.console.print
+        self.agents = agents
         self.costs = RunCosts.of(config, options, store, stack_text)
 
     @property

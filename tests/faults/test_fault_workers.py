@@ -1,8 +1,9 @@
-"""Worker and agent faults in one real Ray run: crashes, a killed agent, a hang, reruns.
+"""Worker faults in one real run of local agents: crashes, a hang, reruns.
 
 The scenarios do not interfere (each lives in its own class, i.e. its own unit), so one run of
 `orchestrate run --agents 2 --timeout 4 --reruns 2` on a generated suite covers them all and
-the tests below each check one promise on its outputs.
+the tests below each check one promise on its outputs. A killed agent (its process, or Ray
+actor) is tests/faults/test_fault_agents_die.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from conftest import run_orchestrate, write_suite
 from faultkit import assert_consistent
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 SUITE = {
     "test_faults.py": """
@@ -77,21 +78,6 @@ SUITE = {
                 assert False, "fails every time"
 
 
-        class TestKillsAgent:
-            def test_before(self):
-                pass
-
-            def test_kill_agent(self):
-                if first_time("agent-killed"):
-                    # Let the coordinator see this test start, then kill the agent (the worker's parent).
-                    time.sleep(1.0)
-                    os.kill(os.getppid(), signal.SIGKILL)
-                    time.sleep(30)
-
-            def test_after(self):
-                pass
-
-
         class TestOther:
             def test_1(self):
                 time.sleep(0.3)
@@ -130,7 +116,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             "TestSegv": ("test_before", "test_segv", "test_after"),
             "TestHang": ("test_hang", "test_after"),
             "TestReruns": ("test_flaky", "test_always"),
-            "TestKillsAgent": ("test_before", "test_kill_agent", "test_after"),
             "TestOther": ("test_1", "test_2"),
         }.items()
         for name in names
@@ -186,33 +171,13 @@ def test_a_hung_test_times_out_and_its_unit_goes_on(run: Run) -> None:
     assert "TIMEOUT test_faults.py::TestHang::test_hang - timed out after 4 s" in run.proc.stdout
 
 
-def test_a_killed_agent_has_its_units_rescheduled_once(run: Run) -> None:
-    """Scenario 2: the agent actor dies; its unfinished units run on the other agent.
-
-    The killing test was running when its agent died: it gets a `crashed` attempt blaming the
-    lost agent and, being under --max-crashes, is retried elsewhere, where it passes.
-    """
-    assert (run.marks / "agent-killed").exists()
-    tries = attempts(run, "TestKillsAgent::test_kill_agent")
-    assert [a["outcome"] for a in tries] == ["crashed", "passed"], tries
-    assert "agent lost" in tries[0]["message"]
-    assert tries[0]["agent"] != tries[1]["agent"]
-    lost = tries[0]["agent"]
-    assert outcome(run, "TestKillsAgent::test_after") == "passed"
-    assert run.tests["test_faults.py::TestKillsAgent::test_after"]["agent"] != lost
-    assert f"agent {lost}: agent lost" in run.proc.stdout
-    # Exactly one testcase per test (also checked for all tests by assert_consistent).
-    assert run.junit.count('name="test_kill_agent"') == 1
-
-
 def test_reruns_report_a_flaky_test_once_as_passed(run: Run) -> None:
     """Scenario 9: a test failing once then passing is passed (flaky), attempts kept."""
     test = run.tests["test_faults.py::TestReruns::test_flaky"]
     assert test["outcome"] == "passed" and test["flaky"] is True
     assert [a["outcome"] for a in test["attempts"]] == ["failed", "passed"]
     assert "FLAKY test_faults.py::TestReruns::test_flaky" in run.proc.stdout
-    # test_flaky's failed attempt, and test_kill_agent's crashed one (it passed on retry too).
-    assert run.junit.count("<flakyFailure") == 2
+    assert run.junit.count("<flakyFailure") == 1
 
 
 def test_reruns_end_an_always_failing_test_failed_with_rerun_failures(run: Run) -> None:

@@ -1,5 +1,7 @@
-"""Both agent backends run real agents on a tiny generated suite: config, commands and events
-cross as protocol bytes, events come back in order, AgentStopped last."""
+"""Both agent backends run real agents on a tiny generated suite: events come back in order,
+AgentStopped last; the local backend with its agents in threads (without a stack) and in
+processes (config, commands and events crossing as protocol bytes), the Ray backend as actors.
+A local agent process that dies is reported lost."""
 
 from __future__ import annotations
 
@@ -12,22 +14,25 @@ import pytest
 
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol.reports import unpack_test_reports
-from orchestrator.run.backends import make_backend
+from orchestrator.run.backends import AgentBackend, make_backend
+from orchestrator.run.backends.local import LocalBackend
 
 
-def _run(kind: str, tmp_path: Path) -> list[pm.Event]:
+def _config(tmp_path: Path) -> pm.AgentConfig:
+    return pm.AgentConfig(
+        agent_id=0,
+        run_id="r",
+        owner="t:0",
+        cwd=str(tmp_path),
+        pytest_args=("test_x.py",),
+        python=sys.executable,
+    )
+
+
+def _run(backend: AgentBackend, tmp_path: Path) -> list[pm.Event]:
     (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    pass\n")
-    backend = make_backend(kind)
     try:
-        config = pm.AgentConfig(
-            agent_id=0,
-            run_id="r",
-            owner="t:0",
-            cwd=str(tmp_path),
-            pytest_args=("test_x.py",),
-            python=sys.executable,
-        )
-        backend.start([config])
+        backend.start([_config(tmp_path)])
         units = (pm.UnitWork("u", ("test_x.py::test_a", "test_x.py::test_b")),)
         backend.send(0, pm.Assign(units=units))
         backend.send(0, pm.Finish())
@@ -62,14 +67,42 @@ def _check(events: list[pm.Event]) -> None:
 
 
 @pytest.mark.slow
-def test_local_backend(tmp_path: Path) -> None:
-    _check(_run("local", tmp_path))
+@pytest.mark.parametrize("threads", [True, False], ids=["in-threads", "in-processes"])
+def test_local_backend(tmp_path: Path, threads: bool) -> None:
+    _check(_run(LocalBackend(threads=threads), tmp_path))
+    assert _children() == [], _children()
+
+
+@pytest.mark.slow
+def test_a_local_agent_process_that_dies_is_reported_lost(tmp_path: Path) -> None:
+    """Its worker's parent is the agent process: a test that kills it takes the agent down, and
+    the backend says so (AgentFailed, then AgentStopped)."""
+    (tmp_path / "test_x.py").write_text(
+        "import os, signal, time\n\ndef test_kill():\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(30)\n"
+    )
+    backend = LocalBackend(threads=False)
+    try:
+        backend.start([_config(tmp_path)])
+        backend.send(0, pm.Assign(units=(pm.UnitWork("u", ("test_x.py::test_kill",)),)))
+        backend.send(0, pm.Flush())
+        events: list[pm.Event] = []
+        deadline = time.monotonic() + 60
+        while not any(isinstance(e, pm.AgentStopped) for e in events) and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+    finally:
+        backend.shutdown()
+    failed = [e for e in events if isinstance(e, pm.AgentFailed)]
+    assert [e.message for e in failed] == ["agent lost: its process was killed by signal 9"], events
+    assert isinstance(events[-1], pm.AgentStopped)
+    # Nothing of the agent is this process's child: its worker, orphaned, ends its test and
+    # exits on its own when it finds its command pipe closed.
+    assert _children() == [], _children()
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_backend(tmp_path: Path) -> None:
-    events = _run("ray", tmp_path)
+    events = _run(make_backend("ray"), tmp_path)
     _check(events)
     ready = events[1]  # after StackReady
     assert (

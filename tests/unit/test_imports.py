@@ -4,7 +4,8 @@ agents/ may import orchestrator.protocol (what both sides share) and nothing els
 orchestrator/; orchestrator/protocol/ imports nothing of ours outside itself; and the rest of
 orchestrator/ reaches agents/ only through its declared faces (`AGENT_FACES`): the stack
 package's public names, the worker's option rule, the markers, and the agent
-runtime that the Ray actor wraps (orchestrator/run/backends/ray.py alone).
+runtime that the Ray actor wraps and a local agent without a stack runs in a thread
+(orchestrator/run/backends/ray.py and local.py alone).
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ def test_agents_import_only_the_protocol_of_the_orchestrator() -> None:
 
 
 # What of agents/ the coordinator side may import, and from where (None: any module).
-AGENT_FACES: dict[str, str | None] = {
+AGENT_FACES: dict[str, tuple[str, ...] | None] = {
     "agents.stack": None,  # the package's __all__: validate, check the engine, sweep, clean
     "agents.worker": None,  # without_stack_options: the one rule for per-agent options
     "agents.fixtures": None,  # the markers' names and lines
-    "agents.runtime": "orchestrator/run/backends/ray.py",  # the agent a Ray actor hosts
+    # the agent a Ray actor hosts, and a local agent without a stack runs in a thread
+    "agents.runtime": ("orchestrator/run/backends/ray.py", "orchestrator/run/backends/local.py"),
 }
 
 
@@ -79,8 +81,8 @@ def _face_violations() -> list[str]:
                 continue
             # `from agents.stack import sweep` also yields agents.stack.sweep: a name of a face
             face = module if _is_module(module) else module.rpartition(".")[0]
-            where = AGENT_FACES.get(face, "")
-            if where == "" or (where is not None and relative != where):
+            where = AGENT_FACES.get(face, ())
+            if where is not None and relative not in where:
                 found.append(f"{relative}:{line}: imports {module}")
     return found
 

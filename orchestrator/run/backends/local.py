@@ -1,11 +1,21 @@
-"""Agents as processes of this machine: no Ray, the same AgentRuntime the Ray actor wraps.
+"""Agents on this machine: no Ray, the same AgentRuntime the Ray actor wraps.
 
 The default when no cluster is named, and what `orchestrate shard` uses (a CI runner needs no
-cluster). Each agent is a `python -m agents.host` process of its own session (agents/host.py)
-with its own pytest worker and stack; the config, commands and events cross two private pipes
-as the bytes of orchestrator.protocol's encoding. An agent process that dies (killed, out of
-memory) is reported as a lost agent, AgentFailed then AgentStopped, like a lost Ray actor, and
-the coordinator lives on.
+cluster). Every agent has its own pytest worker process; where its runtime lives depends on
+whether it has a stack:
+
+- Without a stack, the runtime is a thread of this (the coordinator's) process: its worker is
+  started at once from the config, commands are method calls and events arrive as objects,
+  never encoded. An agent process would only relay bytes here, and its interpreter's start
+  (about 0.1 CPU-s each, 4 of them on 2 cores at `--agents 4`) is what the first test waited
+  for (docs/decisions.md, "The hot path, fifth pass"). A timeout or a crash is still seen from
+  outside the worker, by the runtime's thread.
+- With a stack, each agent is a `python -m agents.host` process of its own session
+  (agents/host.py): if the coordinator is killed, that process sees its command pipe close and
+  takes the stack's containers down. The config, commands and events cross two private pipes
+  as the bytes of orchestrator.protocol's encoding. An agent process that dies (killed, out of
+  memory) is reported as a lost agent, AgentFailed then AgentStopped, like a lost Ray actor,
+  and the coordinator lives on.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from orchestrator.protocol import wire
 from orchestrator.protocol.messages import (
@@ -31,6 +42,9 @@ from orchestrator.protocol.messages import (
     encode,
     encode_config,
 )
+
+if TYPE_CHECKING:
+    from agents.worker import EarlyWorker
 
 FDS_ENV = "ORCHESTRATE_AGENT_FDS"  # agents/host.py reads it
 SHUTDOWN_SECONDS = 60.0
@@ -111,20 +125,68 @@ class _AgentProcess:
         self._stderr_reader.join(timeout)
 
 
-class LocalBackend:
-    """Runs each agent in a process of its own on this machine; implements AgentBackend."""
+class _AgentThread:
+    """An agent without a stack, run by an AgentRuntime in this process (its driver thread)."""
 
-    def __init__(self) -> None:
-        self._agents: dict[int, _AgentProcess] = {}
+    def __init__(
+        self, config: AgentConfig, events: queue.Queue[list[Event]], early_worker: EarlyWorker | None
+    ) -> None:
+        # Imported here: a run whose agents all have stacks never loads the runtime in the coordinator.
+        from agents.runtime import AgentRuntime
+
+        self.agent_id = config.agent_id
+        self.stopped = False
+        self._events = events
+        self._runtime = AgentRuntime(config, emit=self._emit, early_worker=early_worker)
+        self._runtime.start()
+
+    def _emit(self, batch: Sequence[Event]) -> None:
+        """The runtime's batches, as they are: the objects the session reads (AgentStopped last)."""
+        if batch and isinstance(batch[-1], AgentStopped):
+            self.stopped = True
+        self._events.put(list(batch))
+
+    def send(self, command: Command) -> None:
+        self._runtime.command(command)
+
+    def wait(self, timeout: float) -> None:
+        # The runtime kills its worker as its driver ends; one that does not end is a daemon
+        # thread, left behind with the process.
+        self._runtime.wait_stopped(timeout)
+
+
+class LocalBackend:
+    """Runs each agent on this machine (in a thread here, or in a process of its own with a
+    stack); implements AgentBackend."""
+
+    def __init__(self, threads: bool = True) -> None:
+        """`threads`: agents without a stack run in threads here (False: in processes, as agents
+        with a stack do; tests/integration/test_backends.py kills one)."""
+        self._agents: dict[int, _AgentProcess | _AgentThread] = {}
         self._queue: queue.Queue[list[Event]] = queue.Queue()
+        self._threads = threads
 
     def start(self, configs: Sequence[AgentConfig]) -> None:
+        in_threads = [
+            config for config in configs if self._threads and not config.stack_text and not config.collector
+        ]
+        # Every such agent's worker first, then the runtimes (their import is 10-20 ms here).
+        early_workers = {config.agent_id: _start_early(config) for config in in_threads}
         for config in configs:
-            self._agents[config.agent_id] = _AgentProcess(config, self._queue)
+            agent: _AgentThread | _AgentProcess
+            if config.agent_id in early_workers:
+                agent = _AgentThread(config, self._queue, early_workers[config.agent_id])
+            else:
+                agent = _AgentProcess(config, self._queue)
+            self._agents[config.agent_id] = agent
 
     def send(self, agent_id: int, command: Command) -> None:
         agent = self._agents[agent_id]
-        if not agent.stopped:
+        if agent.stopped:
+            return
+        if isinstance(agent, _AgentThread):
+            agent.send(command)
+        else:
             agent.send_bytes(encode([command]))
 
     def wait_events(self, timeout: float) -> list[Event]:
@@ -144,6 +206,16 @@ class LocalBackend:
             self.send(agent_id, Abort())
         for agent in self._agents.values():
             agent.wait(SHUTDOWN_SECONDS)
+
+
+def _start_early(config: AgentConfig) -> EarlyWorker | None:
+    """The worker of an agent without a stack, started now (agents/worker.py's EarlyWorker)."""
+    from agents.worker import start_early
+
+    try:
+        return start_early(config)
+    except OSError:
+        return None  # the runtime starts it again, and reports what fails as AgentFailed
 
 
 def _describe(code: int) -> str:
