@@ -469,6 +469,30 @@ def test_dynamic_serves_an_agent_one_long_unit_ahead_at_most() -> None:
     assert given == [(0, "a0u0"), (0, "a0u1"), (0, "a0u2"), (0, "a0u3")]
 
 
+def test_dynamic_gives_the_last_units_to_agents_as_they_go_idle() -> None:
+    """Fewer units queued than agents live: an agent asking ahead gets none (and may run dry:
+    Flush), so that whichever agent goes idle first takes the largest of what is left."""
+    scheduler = DynamicScheduler(_plan([[4, 1], [3], [2]]))
+    for agent_id in range(3):
+        scheduler.add_agent(agent_id)
+    assert _ids(scheduler.schedule()) == [(0, "a0u0"), (1, "a1u0"), (2, "a2u0")]
+    scheduler.request_work(0)
+    assert scheduler.schedule() == []  # one unit queued, three agents: not ahead
+    assert scheduler.wants_work(0)  # its worker is told to finish what it holds
+    scheduler.unit_finished(2, "a2u0")
+    scheduler.request_work(2)
+    assert _ids(scheduler.schedule()) == [(2, "a0u1")]  # the first idle agent takes it
+    assert not scheduler.has_queued_work()
+
+    # With as many units queued as agents, asking ahead is served as before.
+    ahead = DynamicScheduler(_plan([[4, 1, 1], [3]]))
+    ahead.add_agent(0)
+    ahead.add_agent(1)
+    ahead.schedule()
+    ahead.request_work(0)
+    assert _ids(ahead.schedule()) == [(0, "a0u1")]
+
+
 def test_dynamic_wants_work_only_when_nothing_is_queued_anywhere() -> None:
     scheduler = DynamicScheduler(_plan([[1], [1]]))
     scheduler.add_agent(0)
@@ -571,7 +595,10 @@ def test_a_unit_needing_a_resource_goes_only_to_an_agent_whose_node_has_it(kind:
     scheduler.add_agent(1, {"CPU": 4.0, "GPU": 1.0})
     given: list[tuple[int, str]] = []
     for _ in range(4):
-        given += _ids(scheduler.schedule())
+        assigned = _ids(scheduler.schedule())
+        given += assigned
+        for agent_id, unit_id in assigned:  # each agent runs what it is given, then asks again
+            scheduler.unit_finished(agent_id, unit_id)
         scheduler.request_work(0)
         scheduler.request_work(1)
     assert sorted(given) == [(0, "a0u1"), (1, "a0u0"), (1, "a1u0")]

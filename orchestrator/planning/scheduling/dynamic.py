@@ -11,7 +11,12 @@ holds beyond its running unit is predicted at AHEAD_SECONDS or more, it is serve
 running unit finishes: a unit given further ahead would wait behind the running one while idle
 agents had nothing left to take (the 60 s suite cut by --split at 8 agents: one agent ran two
 such units 1.3 s after the others had finished). Shorter units are still given further ahead, so
-that a worker running many tiny units never waits a round trip for its next one.
+that a worker running many tiny units never waits a round trip for its next one. And once fewer
+units are queued than agents are live, nothing is given ahead at all: each of the last units goes
+to an agent that is idle, the first to go idle taking the largest, as LPT would. Given ahead, the
+last units had waited behind running ones while agents that finished sooner found nothing (the
+same suite: agents ran the last 3-8 short tests given ahead 0.5-1.1 s after two others had
+finished). The cost is a round trip and a Flush for each of the last N-1 units.
 
 The rules, in the order an agent that wants work is served:
 
@@ -106,7 +111,7 @@ class DynamicScheduler:
         for agent_id in self._agents.wanting():
             if not self.has_queued_work():
                 break  # nothing is queued anywhere, so nobody else can be served either
-            if self._ahead_enough(agent_id):
+            if self._ahead_enough(agent_id) or self._last_units_wait(agent_id):
                 continue  # served once its running unit finishes
             idle = not self._slots.holds_anything(agent_id)
             node = self._agents.node_key(agent_id)
@@ -167,6 +172,8 @@ class DynamicScheduler:
         """It asked, and nothing queued can be given to it now: it may run dry (Flush)."""
         if not self._agents.wants(agent_id) or self._ahead_enough(agent_id):
             return False
+        if self._last_units_wait(agent_id):
+            return True  # nothing until its running unit ends, which the Flush lets happen
         if any(self._may_take(agent_id, entry[-1]) for entry in self._shared_queue):
             return False
         own = [agent_id] if agent_id in self._queued_by_agent else []
@@ -177,6 +184,12 @@ class DynamicScheduler:
         AHEAD_SECONDS or more: what it asks for next waits until the running unit finishes."""
         ahead = self._slots.held(agent_id)[1:]
         return bool(ahead) and sum(self._seconds.of(u) for u in ahead) >= AHEAD_SECONDS
+
+    def _last_units_wait(self, agent_id: int) -> bool:
+        """It asks ahead (it holds a unit) while fewer units are queued than agents are live:
+        the last units go to agents as they go idle."""
+        queued = self._queued_units + len(self._shared_queue)
+        return queued < len(self._agents.live) and self._slots.holds_anything(agent_id)
 
     def _robbable(self, agent_id: int) -> list[int]:
         """The agents whose queues `agent_id` may steal from now. An agent still running a unit
