@@ -140,6 +140,16 @@ class WorkerPlugin:
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         reports, self._reports = self._reports, []
+        if any(type(report) is not TestReport and report.failed for report in reports):
+            # A plugin's report of this test failed (pytest's SubtestReport). pytest's terminal
+            # reporter asks pytest_report_teststatus of every report as it is logged, and there
+            # pytest fails a passed test that contains failed subtests; the worker's quiet
+            # reporter asks nothing per test, so the hook is asked here, for such tests only,
+            # before the reports leave (the coordinator's replay then sees what plain pytest's
+            # terminal and JUnit see).
+            for report in reports:
+                if type(report) is TestReport:
+                    self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         phases: list[Any] = []
         keywords: dict[str, Any] = {}
         for report in reports:
