@@ -287,6 +287,22 @@ def kept_whole_text(kept: Sequence[UnitEstimate]) -> str:
     )
 
 
+# Below this share of a plan's tests guessed, the prediction stands on the durations it knows.
+GUESSED_SHARE_SAID = 0.1
+
+
+def guessed_text(plan: Plan) -> str:
+    """A line saying that the prediction is mostly a guess, when a tenth or more of the plan's
+    tests have no recorded duration (a first run: all of them); else empty."""
+    estimates = [e for shard in plan.shards for e in shard.units]
+    tests = sum(len(e.unit.node_ids) for e in estimates)
+    unseen = sum(e.unseen_tests for e in estimates)
+    if not tests or unseen < GUESSED_SHARE_SAID * tests:
+        return ""
+    which = "no test has a" if unseen == tests else f"{unseen} of {tests} tests have no"
+    return f"orchestrate: {which} recorded duration yet: a guessed prediction, re-estimated as tests end"
+
+
 def holding_up_text(plan: Plan) -> str:
     """Without --split: a line naming the unit that alone holds the run up, when one does (longer
     than a quarter over an agent's share, with tests to cut between); else empty."""

@@ -122,8 +122,10 @@ class Coordinator:
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
         )
-        from orchestrator.report.tables import holding_up_text, kept_whole_text
+        from orchestrator.report.tables import guessed_text, holding_up_text, kept_whole_text
 
+        if guessed := guessed_text(plan):
+            self.console.print(guessed)
         if prepared.kept_whole:
             self.console.print(kept_whole_text(prepared.kept_whole))
         elif not split and (hint := holding_up_text(plan)):

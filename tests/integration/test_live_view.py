@@ -55,11 +55,12 @@ def test_the_live_area_updates_below_pytest_s_lines_and_is_gone_at_the_end(tmp_p
     shown = "\n".join(line for frame in frames for line in frame)
     assert re.search(r"agent [01]  running    test_slow\.py::Test[AB]  \d+s of ~", shown)
     assert re.search(r"agent [01]  starting   ", shown)
-    # While it runs, pytest's progress line sits right above the area, dots only, never mixed.
+    # While it runs, pytest's progress line (or, before the first dot, our lines about the plan)
+    # sits right above the area, dots only, never mixed.
     for frame in frames:
         header = next(i for i, line in enumerate(frame) if _HEADER.match(line))
         progress = frame[header - 1]
-        assert progress.startswith("orchestrate: 6 tests") or re.fullmatch(r"\.{1,6}", progress), frame
+        assert progress.startswith("orchestrate: ") or re.fullmatch(r"\.{1,6}", progress), frame
     # At the end: pytest's own progress line and counts line, and nothing of the area.
     assert any(re.fullmatch(r"\.{6} +\[100%\]", line) for line in screen), screen
     assert re.fullmatch(r"=+ 6 passed in [\d.]+s =+", screen[-1]), screen

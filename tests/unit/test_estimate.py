@@ -80,3 +80,24 @@ def test_empty_unit_and_no_units() -> None:
     assert estimate_units([], DurationStore()) == ()
     (estimate,) = estimate_units([TestUnit("a.py", ())], DurationStore())
     assert (estimate.seconds, estimate.unseen_tests) == (0.0, 0)
+
+
+def test_a_plan_mostly_guessed_says_so() -> None:
+    """A first run's prediction is a guess (every test at DEFAULT_TEST_SECONDS): the run says so,
+    and says nothing once fewer than a tenth of the tests are guessed."""
+    from orchestrator.planning.scheduling.lpt import plan_lpt
+    from orchestrator.report.tables import guessed_text
+
+    units = [TestUnit(f"m{m}.py", tuple(f"m{m}.py::test_{t}" for t in range(10))) for m in range(3)]
+
+    def said(store: DurationStore) -> str:
+        return guessed_text(plan_lpt(estimate_units(units, store), 2))
+
+    assert said(DurationStore({})) == (
+        "orchestrate: no test has a recorded duration yet: a guessed prediction, re-estimated as tests end"
+    )
+    known = {f"m{m}.py::test_{t}": 1.0 for m in range(3) for t in range(10)}
+    del known["m0.py::test_0"], known["m0.py::test_1"], known["m0.py::test_2"]
+    assert said(_store(known)).startswith("orchestrate: 3 of 30 tests have no recorded duration yet: ")
+    known["m0.py::test_0"] = 1.0
+    assert said(_store(known)) == ""  # 2 of 30 guessed: under a tenth
