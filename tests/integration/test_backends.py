@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,33 @@ def _children() -> list[str]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
             found.append(command.strip() or stat.split()[1])
     return found
+
+
+@pytest.mark.slow
+def test_local_agents_in_threads_begin_a_cpus_worth_at_a_time(tmp_path: Path) -> None:
+    """With one start at a time, agent 1 begins (its first event) only once agent 0 is up; an
+    agent sent a command before it begins begins at once; both end with AgentStopped."""
+    (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n")
+    backend = LocalBackend(starting_at_once=1)
+    configs = [replace(_config(tmp_path), agent_id=agent_id) for agent_id in (0, 1, 2)]
+    events: list[pm.Event] = []
+    try:
+        backend.start(configs)
+        deadline = time.monotonic() + 60
+        while sum(isinstance(e, pm.AgentReady) for e in events) < 2 and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+        backend.send(0, pm.Assign(units=(pm.UnitWork("u", ("test_x.py::test_a",)),)))
+        for agent_id in (0, 1, 2):  # agent 2 is not up (not begun, or starting): Finish stops it
+            backend.send(agent_id, pm.Finish())
+        while sum(isinstance(e, pm.AgentStopped) for e in events) < 3 and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+    finally:
+        backend.shutdown()
+    first_of = {
+        agent_id: next(i for i, e in enumerate(events) if e.agent_id == agent_id) for agent_id in (0, 1)
+    }
+    ready_0 = next(i for i, e in enumerate(events) if isinstance(e, pm.AgentReady) and e.agent_id == 0)
+    assert first_of[1] > ready_0, [(e.name, e.agent_id) for e in events]
+    assert sorted(e.agent_id for e in events if isinstance(e, pm.AgentStopped)) == [0, 1, 2]
+    assert [e.node_id for e in events if isinstance(e, pm.TestEnded)] == ["test_x.py::test_a"]
+    assert _children() == [], _children()
