@@ -209,20 +209,26 @@ class LocalBackend:
             config for config in configs if self._threads and not config.stack_text and not config.collector
         ]
         # The first agents' workers first, then the runtimes (their import is 10-20 ms here).
-        first = in_threads[: self._starting_at_once]
-        early_workers = {config.agent_id: _start_early(config) for config in first}
+        early_workers = {
+            config.agent_id: _start_early(config) for config in in_threads[: self._starting_at_once]
+        }
+        threads = {config.agent_id for config in in_threads}
         for config in configs:
             agent: _AgentThread | _AgentProcess
-            if config in in_threads:
+            if config.agent_id in threads:
                 agent = _AgentThread(config, self._queue, self._begin_next)
-                if config.agent_id in early_workers:
-                    agent.begun = True
-                    agent.begin(early_workers[config.agent_id])
-                else:
-                    self._not_begun.append(agent)
+                agent.begun = config.agent_id in early_workers
+                if not agent.begun:
+                    with self._lock:
+                        self._not_begun.append(agent)
             else:
                 agent = _AgentProcess(config, self._queue)
             self._agents[config.agent_id] = agent
+        # Begun once every agent is in place: one up at once finds the rest waiting.
+        for agent_id, early_worker in early_workers.items():
+            thread = self._agents[agent_id]
+            assert isinstance(thread, _AgentThread)
+            thread.begin(early_worker)
 
     def _begin_next(self) -> None:
         """An agent is up: the next one waiting begins (called from that agent's thread)."""
