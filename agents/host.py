@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agents.worker import start_early
+from agents.worker import start_early_or_later
 from orchestrator.protocol import wire
 from orchestrator.protocol.messages import Abort, Command, Event, decode, decode_config, encode
 
@@ -40,10 +40,7 @@ def main() -> int:
     config = decode_config(next(frames))
     # Without a stack, the worker starts before the rest of the agent is imported (about 60 ms
     # of this process's start that pytest's own start in the worker now overlaps).
-    try:
-        early_worker = start_early(config)
-    except OSError:
-        early_worker = None  # the runtime starts it again, and reports what fails as AgentFailed
+    early_worker = start_early_or_later(config)
     from agents.runtime import AgentRuntime
 
     runtime = AgentRuntime(config, emit=emit, early_worker=early_worker)

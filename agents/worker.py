@@ -132,6 +132,15 @@ def start_early(config: AgentConfig) -> EarlyWorker | None:
     return EarlyWorker(process, private_dir, tuple(args), env)
 
 
+def start_early_or_later(config: AgentConfig) -> EarlyWorker | None:
+    """`start_early`, or None when the worker cannot start now: the runtime then starts it again
+    at its StartWorker, and reports what fails as AgentFailed."""
+    try:
+        return start_early(config)
+    except OSError:
+        return None
+
+
 # Options that add to one another by design (plugins, ini overrides, warning filters): a stack's
 # never replaces the user's.
 _CUMULATIVE_OPTIONS = frozenset({"-p", "-o", "--override-ini", "-W", "--pythonwarnings"})

@@ -14,7 +14,7 @@ import pytest
 from agents import _stack_side as stack_side_module
 from agents.runtime import AgentRuntime
 from agents.stack import StackEndpoints
-from agents.worker import start_early
+from agents.worker import start_early, start_early_or_later
 from orchestrator.protocol import messages as pm
 from orchestrator.protocol.errors import StackFailed
 from orchestrator.protocol.reports import unpack_test_reports
@@ -198,13 +198,15 @@ def test_no_early_worker_with_a_stack_or_for_the_collection_agent(tmp_path: Path
 def test_an_early_worker_that_cannot_start_leaves_no_private_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """agents/host.py then leaves the start to the runtime, which reports the failure."""
+    """Its starters (agents/host.py, the local backend, the Ray actor) then leave the start to the
+    runtime, which reports the failure: `start_early_or_later` says None."""
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     config = pm.AgentConfig(
         agent_id=0, run_id="r", owner="o", cwd=str(tmp_path), pytest_args=(), python="/no/such/python"
     )
     with pytest.raises(OSError):
         start_early(config)
+    assert start_early_or_later(config) is None
     assert list(tmp_path.iterdir()) == []
 
 

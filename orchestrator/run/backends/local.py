@@ -208,9 +208,12 @@ class LocalBackend:
         in_threads = [
             config for config in configs if self._threads and not config.stack_text and not config.collector
         ]
+        # Imported here: agents with a stack need none of it in the coordinator.
+        from agents.worker import start_early_or_later
+
         # The first agents' workers first, then the runtimes (their import is 10-20 ms here).
         early_workers = {
-            config.agent_id: _start_early(config) for config in in_threads[: self._starting_at_once]
+            config.agent_id: start_early_or_later(config) for config in in_threads[: self._starting_at_once]
         }
         threads = {config.agent_id for config in in_threads}
         for config in configs:
@@ -237,7 +240,7 @@ class LocalBackend:
             if agent is not None:
                 agent.begun = True
         if agent is not None:
-            agent.begin(_start_early(agent.config))
+            _begin(agent)
 
     def send(self, agent_id: int, command: Command) -> None:
         agent = self._agents[agent_id]
@@ -251,7 +254,7 @@ class LocalBackend:
                     agent.begun = True
             agent.send(command)  # kept until it begins, when it begins now
             if begin_now:
-                agent.begin(_start_early(agent.config))
+                _begin(agent)
         else:
             agent.send_bytes(encode([command]))
 
@@ -278,14 +281,11 @@ class LocalBackend:
             agent.wait(SHUTDOWN_SECONDS)
 
 
-def _start_early(config: AgentConfig) -> EarlyWorker | None:
-    """The worker of an agent without a stack, started now (agents/worker.py's EarlyWorker)."""
-    from agents.worker import start_early
+def _begin(agent: _AgentThread) -> None:
+    """Start the agent's worker, then its runtime (a later agent's, begun when one is up)."""
+    from agents.worker import start_early_or_later
 
-    try:
-        return start_early(config)
-    except OSError:
-        return None  # the runtime starts it again, and reports what fails as AgentFailed
+    agent.begin(start_early_or_later(agent.config))
 
 
 def _describe(code: int) -> str:

@@ -35,7 +35,7 @@ import ray
 from ray.exceptions import RayError
 
 from agents.runtime import AgentRuntime
-from agents.worker import start_early
+from agents.worker import start_early_or_later
 from orchestrator.protocol.errors import ClusterUnreachable, UsageError
 from orchestrator.protocol.messages import (
     Abort,
@@ -106,11 +106,8 @@ class _AgentActor:
             for event in batch:
                 events.put(event)
 
-        try:
-            # Without a stack the worker starts now, before the node's description is asked of Ray.
-            early_worker = start_early(agent_config)
-        except OSError:
-            early_worker = None  # the runtime starts it again, and reports what fails as AgentFailed
+        # Without a stack the worker starts now, before the node's description is asked of Ray.
+        early_worker = start_early_or_later(agent_config)
         self._agent = AgentRuntime(agent_config, emit=emit, node=_node_info(), early_worker=early_worker)
         self._agent.start()
 
