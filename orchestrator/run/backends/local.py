@@ -139,7 +139,6 @@ class _AgentThread:
         self.config = config
         self.agent_id = config.agent_id
         self.stopped = False
-        self.begun = False  # set by the backend, under its lock
         self._events = events
         self._when_up = when_up
         self._up = False
@@ -220,8 +219,7 @@ class LocalBackend:
             agent: _AgentThread | _AgentProcess
             if config.agent_id in threads:
                 agent = _AgentThread(config, self._queue, self._begin_next)
-                agent.begun = config.agent_id in early_workers
-                if not agent.begun:
+                if config.agent_id not in early_workers:
                     with self._lock:
                         self._not_begun.append(agent)
             else:
@@ -237,8 +235,6 @@ class LocalBackend:
         """An agent is up: the next one waiting begins (called from that agent's thread)."""
         with self._lock:
             agent = self._not_begun.popleft() if self._not_begun else None
-            if agent is not None:
-                agent.begun = True
         if agent is not None:
             _begin(agent)
 
@@ -248,10 +244,9 @@ class LocalBackend:
             return
         if isinstance(agent, _AgentThread):
             with self._lock:
-                begin_now = not agent.begun
+                begin_now = agent in self._not_begun
                 if begin_now:
                     self._not_begun.remove(agent)
-                    agent.begun = True
             agent.send(command)  # kept until it begins, when it begins now
             if begin_now:
                 _begin(agent)
@@ -272,8 +267,6 @@ class LocalBackend:
 
     def shutdown(self) -> None:
         with self._lock:  # agents that have not begun never will: nothing of theirs to stop
-            for never in self._not_begun:
-                never.begun = True
             self._not_begun.clear()
         for agent_id in self._agents:
             self.send(agent_id, Abort())
