@@ -98,7 +98,7 @@ class StackSide:
             if spec is not None:
                 self._take_lease_and_sweep()
             slot = None
-            if spec is not None and config.warm_id and not config.collector:
+            if spec is not None and config.warm_id:
                 slot = WarmSlot(config.warm_id, config.agent_id, config.warm_owner, Path(config.warm_dir))
                 self._warm_lock = slot.lock()
                 warm = "busy"  # another run borrows it: a stack of this run's own instead

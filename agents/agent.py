@@ -152,7 +152,10 @@ class AgentMachine(WorkerInputs):
             return
         self._emit(
             pm.StackReady(
-                stack_args=event.stack_args, stack_env=dict(event.stack_env), worker_args=event.worker_args
+                stack_args=event.stack_args,
+                stack_env=dict(event.stack_env),
+                worker_args=event.worker_args,
+                stack_warm=event.warm,
             )
         )
         if self.collector:

@@ -1,7 +1,8 @@
 """The keeper of warm stacks: `python -m agents.stack.keeper`, started by `orchestrate up --stack`.
 
 A process of its own session that brings up every slot (agents/stack/warm.py: the stack, its
-setup through the cache, its snapshot, the slot's record), writes one line on its stdout
+setup through the cache, its snapshot, the slot's record): one per agent, and one for the
+coordinator's collection when the stack file gives it a stack of its own (slot COLLECTOR_ID), writes one line on its stdout
 (`ready`, or `failed: <why>` after removing what it made) and then waits for a signal, doing
 nothing: it is only the owner of the warm stacks (their `orchestrate.owner` label names its
 pid), so that a sweep removes them once it is gone. SIGTERM (from `orchestrate down`), SIGINT
@@ -24,6 +25,7 @@ from pathlib import Path
 from agents.stack import current_owner, load_stack_file, remove_run
 from agents.stack.warm import WarmSlot, open_slot
 from orchestrator.protocol.errors import StackError
+from orchestrator.protocol.values import COLLECTOR_ID
 
 _SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = Path(args.dir)
     owner = current_owner()
-    slots = [WarmSlot(args.warm_id, index, owner, directory) for index in range(args.agents)]
     try:
-        with ThreadPoolExecutor(max_workers=args.agents, thread_name_prefix="warm-up") as pool:
+        indexes = list(range(args.agents))
+        if load_stack_file(args.stack).collects_on_own_stack:
+            indexes.append(COLLECTOR_ID)  # the coordinator's collection stack (one per run)
+        slots = [WarmSlot(args.warm_id, index, owner, directory) for index in indexes]
+        with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="warm-up") as pool:
             for future in [pool.submit(_build, slot, args.stack, args.cwd) for slot in slots]:
                 future.result()
     except Exception as exc:

@@ -74,6 +74,13 @@ class StackSpec:
     # no service: each worker starts once its stack's containers run, while they become ready.
     early_worker: bool = False
 
+    @property
+    def collects_on_own_stack(self) -> bool:
+        """Whether a local coordinator collects on a stack of its own: the file gives per-agent
+        pytest options or env (what a worker's collection sees) and does not turn it off."""
+        per_agent = any(a.startswith("-") for a in self.pytest_arg_templates) or bool(self.env)
+        return per_agent and self.collection_stack
+
     def render_env(self, services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         """The `env` templates filled in with published endpoints; called by a stack after `up`.
 

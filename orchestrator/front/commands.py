@@ -54,13 +54,19 @@ def up(agents: int, stack_file: str | None = None) -> int:
     """`orchestrate up`: start the warm Ray instance and its `agents` warm agent actors; with
     `stack_file`, instead keep `agents` warm stacks for the local agents of later runs."""
     if stack_file:
+        from agents.stack import load_stack_file
         from orchestrator.run import warm_stacks
 
         stacks, started = warm_stacks.up(stack_file, agents)
         verb = "started" if started else "already up:"
+        collection = (
+            " and one for the coordinator's collection"
+            if load_stack_file(stack_file).collects_on_own_stack
+            else ""
+        )
         print(
-            f"orchestrate: {verb} {stacks.agents} warm stacks of {stack_file} (keeper pid {stacks.pid}); "
-            "runs here borrow them, `orchestrate down` removes them"
+            f"orchestrate: {verb} {stacks.agents} warm stacks{collection} of {stack_file} (keeper pid "
+            f"{stacks.pid}); runs here borrow them, `orchestrate down` removes them"
         )
         return EXIT_OK
     from orchestrator.run.backends.ray_cluster import start_warm_agents

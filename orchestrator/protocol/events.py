@@ -86,6 +86,8 @@ class StackReady(Event):
     stack_args: tuple[str, ...] = ()
     stack_env: dict[str, str] = field(default_factory=dict)
     worker_args: tuple[str, ...] = ()
+    # As AgentReady.stack_warm: "borrowed", "replaced: <why>", "busy" or "" (no warm stack).
+    stack_warm: str = ""
 
 
 @dataclass(frozen=True, slots=True)

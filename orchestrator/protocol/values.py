@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["AgentConfig", "NodeInfo", "UnitWork"]
+__all__ = ["COLLECTOR_ID", "AgentConfig", "NodeInfo", "UnitWork"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,11 @@ class UnitWork:
 
     unit_id: str
     node_ids: tuple[str, ...]
+
+
+# The coordinator's collection agent's id (orchestrator/run/collection_stack.py): never one of a
+# run's agents (0..N-1); also the warm stack slot `orchestrate up --stack` keeps for it.
+COLLECTOR_ID = 999_999
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ class AgentStart:
     def configs(self, agent_ids: Iterable[int]) -> list[p.AgentConfig]:
         """The AgentConfig of each of `agent_ids`."""
         local = not self.options.address
-        warm = self._warm_stacks()
+        warm = self.warm_stacks()
         # Before pytest parsed its options (agents started from pytest_load_initial_conftests),
         # the early parse has them.
         basetemp = getattr(self.config.option, "basetemp", None) or getattr(
@@ -118,7 +118,7 @@ class AgentStart:
             self.backend.shutdown()
             self.backend = None
 
-    def _warm_stacks(self) -> Any:
+    def warm_stacks(self) -> Any:
         """The warm stacks of `orchestrate up --stack` this run borrows (None: none), said once."""
         if self._warm is not False:
             return self._warm

@@ -21,7 +21,8 @@ The coordinator's session hooks (pytest_configure, pytest_sessionstart, collecti
 pytest_sessionfinish) therefore talk to services nobody else uses, up from before the options
 are parsed until after pytest's session ended, exactly as under plain pytest with one
 database. It costs one more stack on the machine while it runs; its start overlaps the
-agents'. `pytest --collect-only` through orchestrate brings up only this stack and prints what
+agents'. With warm stacks of `orchestrate up --stack` for this stack file, it borrows the slot
+the keeper keeps for it (COLLECTOR_ID) and resets it to its snapshot, as an agent does. `pytest --collect-only` through orchestrate brings up only this stack and prints what
 the workers will run. On a cluster (`--address`) the coordinator cannot reach the agents'
 services and collects without them, as before (the collection-difference message names the
 per-agent options). A stack file can turn it off with `x-orchestrate: collection_stack: false`.
@@ -41,11 +42,10 @@ from orchestrator.front.options import build_run_config, given_options, is_coord
 from orchestrator.front.worker_options import args_for_workers
 from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import USER_ERRORS
+from orchestrator.protocol.values import COLLECTOR_ID
 
 __all__ = ["COLLECTOR_ID", "CollectionStack", "serve_collection"]
 
-# The collection agent's id: never one of the run's agents (0..N-1).
-COLLECTOR_ID = 999_999
 # The collection agent reports its stack ready or failed; this only bounds a hung engine.
 READY_TIMEOUT_SECONDS = 900.0
 STOP_TIMEOUT_SECONDS = 120.0
@@ -121,9 +121,10 @@ class _CollectionStackOwner:
             return
         given = [a for a in ready.stack_args if a.startswith("-")] + [f"env {k}" for k in ready.stack_env]
         terminal = self.config.pluginmanager.getplugin("terminalreporter")
+        how = "a warm stack of `orchestrate up`, reset" if ready.stack_warm == "borrowed" else "up"
         line = (
             f"orchestrate: collecting with the stack file's {', '.join(given)} rendered for a stack of "
-            f"the coordinator's own (up in {self.stack.up_seconds:.1f}s)"
+            f"the coordinator's own ({how} in {self.stack.up_seconds:.1f}s)"
         )
         if terminal is not None:
             terminal.write_line(line)
@@ -167,8 +168,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
         return  # pytest_configure reports it, with the usual exit code
     except pytest.UsageError:
         return
-    per_agent = any(a.startswith("-") for a in spec.pytest_arg_templates) or bool(spec.env)
-    if not per_agent or not spec.collection_stack or (options.agents is not None and options.agents < 1):
+    if not spec.collects_on_own_stack or (options.agents is not None and options.agents < 1):
         if start_now:
             _start_agents(early_config, options)
         return
@@ -191,6 +191,10 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
             run_id, owner = f"{coordinator.run_id}c", coordinator.owner
     except USER_ERRORS:
         return  # pytest_configure meets the same error and reports it
+    # With warm stacks of `orchestrate up` for this stack file, their collection slot.
+    warm = coordinator.agents.warm_stacks() if coordinator is not None else None
+    from orchestrator.run.agent_start import warm_field
+
     stack = CollectionStack(
         p.AgentConfig(
             agent_id=COLLECTOR_ID,
@@ -203,6 +207,9 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
             python=sys.executable,
             env=dict(os.environ),
             collector=True,
+            warm_id=warm_field(warm, COLLECTOR_ID, "warm_id"),
+            warm_owner=warm_field(warm, COLLECTOR_ID, "warm_owner"),
+            warm_dir=warm_field(warm, COLLECTOR_ID, "warm_dir"),
         )
     )
     early_config.pluginmanager.register(

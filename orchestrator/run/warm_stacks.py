@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.protocol.errors import EnvironmentProblem, UsageError
+from orchestrator.protocol.values import COLLECTOR_ID
 from orchestrator.run.warm import _alive
 
 STATE_PATH = Path(".orchestrate") / "warm-stacks.json"
@@ -69,8 +70,11 @@ def current(state_path: Path = STATE_PATH) -> WarmStacks | None:
 
 
 def borrow_fields(stacks: WarmStacks, agent_id: int) -> dict[str, str]:
-    """The AgentConfig fields that give agent `agent_id` its warm slot (none beyond the slots)."""
-    if agent_id >= stacks.agents:
+    """The AgentConfig fields that give agent `agent_id` its warm slot (none beyond the slots).
+    The coordinator's collection agent (COLLECTOR_ID) has one too: the keeper keeps it when the
+    stack file gives the coordinator a stack of its own (one kept by an older keeper without it
+    is brought up by the first run that borrows it, and kept)."""
+    if agent_id >= stacks.agents and agent_id != COLLECTOR_ID:
         return {}
     return {"warm_id": stacks.warm_id, "warm_owner": stacks.owner, "warm_dir": stacks.directory}
 

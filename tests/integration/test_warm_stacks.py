@@ -217,3 +217,42 @@ def test_a_run_killed_mid_test_leaves_a_stack_the_next_run_resets(suite: Path) -
     after = run_orchestrate(["run", "--stack", "stack.yml", "--agents", "1", "--results", "r.json"], suite)
     assert after.returncode == 0, after.stdout + after.stderr
     assert _warm(json.loads((suite / "r.json").read_text())) == ["borrowed"]
+
+
+# The coordinator's collection reads the database its `env` names, then dirties it: a second
+# run collects correctly only on a collection stack reset to its snapshot before it.
+COLLECTING_CONFTEST = """
+import os, pathlib, psycopg
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("ORCHESTRATE_AGENT"):
+        return  # a worker: only the coordinator's collection is checked here
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        rows = connection.execute("SELECT name FROM items").fetchall()
+        connection.execute("INSERT INTO items VALUES ('written by a collection')")
+    with open("collected.log", "a") as log:
+        log.write(repr(rows) + "\\n")
+"""
+
+
+def test_the_coordinators_collection_stack_is_kept_warm_and_reset_too(suite: Path) -> None:
+    (suite / "stack.yml").write_text(STACK.replace("  collection_stack: false\n", ""))
+    (suite / "conftest.py").write_text(COLLECTING_CONFTEST)
+    up = run_orchestrate(["up", "--stack", "stack.yml", "--agents", "1"], suite, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "1 warm stacks and one for the coordinator's collection" in up.stdout
+    state = json.loads((suite / ".orchestrate" / "warm-stacks.json").read_text())
+    kept = _warm_containers(state["warm_id"])
+    assert len(kept) == 4  # the agent's Postgres and Redis, and the collection stack's
+
+    seed = (suite / "seed.txt").read_text().strip()
+    for results in ("r1.json", "r2.json"):
+        run = run_orchestrate(["run", "--stack", "stack.yml", "--agents", "1", "--results", results], suite)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (
+            "for a stack of the coordinator's own (a warm stack of `orchestrate up`, reset in" in run.stdout
+        )
+        assert _warm(json.loads((suite / results).read_text())) == ["borrowed"]
+    # Both collections saw the state after setup: the second one's stack was reset first.
+    assert (suite / "collected.log").read_text().splitlines() == [repr([(seed,)])] * 2
+    assert _warm_containers(state["warm_id"]) == kept, "the same containers, none of a run's own"
