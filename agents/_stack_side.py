@@ -201,7 +201,8 @@ class StackSide:
         self._put(StackDied(message))
 
     def _take_lease_and_sweep(self) -> None:
-        """Hold this stack's lease on the node, then clear what dead runs left on its engine.
+        """Hold this stack's lease on the node, then clear what dead runs left on its engine
+        (unless the coordinator just did, on the same engine: AgentConfig.swept).
 
         The lease comes first, so a sweep by another agent on this node never takes this stack
         for a dead one while it starts. What this sweep finds is the next run's clean-up of a
@@ -215,6 +216,8 @@ class StackSide:
             on_error=self._on_error,
         )
         self._lease.take()
+        if config.swept:
+            return  # the coordinator swept this engine a moment ago (a local agent)
         with contextlib.suppress(StackFailed, DockerUnavailable):
             sweep()
 

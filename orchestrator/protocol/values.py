@@ -65,3 +65,6 @@ class AgentConfig:
     warm_id: str = ""
     warm_owner: str = ""
     warm_dir: str = ""
+    # The coordinator swept this agent's engine of dead runs' leftovers just before starting it
+    # (a local agent: the same engine), so the agent's own sweep would only repeat it.
+    swept: bool = False

@@ -78,9 +78,16 @@ class AgentStart:
                 warm_id=warm_field(warm, agent_id, "warm_id"),
                 warm_owner=warm_field(warm, agent_id, "warm_owner"),
                 warm_dir=warm_field(warm, agent_id, "warm_dir"),
+                swept=self.swept,
             )
             for agent_id in agent_ids
         ]
+
+    @property
+    def swept(self) -> bool:
+        """Whether the coordinator swept the agents' engine before starting them: with a stack
+        file on this machine, `load_stack` did (a cluster's agents each sweep their own node)."""
+        return bool(self.stack_text) and not self.options.address
 
     def start(self, configs: Sequence[p.AgentConfig]) -> None:
         """Make the backend and start these agents on it (without waiting for them)."""

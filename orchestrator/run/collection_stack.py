@@ -210,6 +210,7 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
             warm_id=warm_field(warm, COLLECTOR_ID, "warm_id"),
             warm_owner=warm_field(warm, COLLECTOR_ID, "warm_owner"),
             warm_dir=warm_field(warm, COLLECTOR_ID, "warm_dir"),
+            swept=coordinator is not None and coordinator.agents.swept,
         )
     )
     early_config.pluginmanager.register(
