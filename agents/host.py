@@ -1,11 +1,14 @@
-"""An agent in a process of its own: `python -m agents.host`, spoken to over two private pipes.
+"""Agents in a process of their own: `python -m agents.host`, spoken to over two private pipes.
 
-Started by orchestrator/run/backends/local.py, one process per agent on this machine (the Ray
-backend wraps the same AgentRuntime in an actor instead). The first frame in is the agent's
-config, every later one a batch of commands; every frame out is a batch of events (what the agent emitted in one wake-up), all as the
-bytes of orchestrator.protocol's encoding. The process is its own session, so a Ctrl-C at the
-terminal reaches only the coordinator, which tells the agent to abort; if the coordinator goes
-away (end of file on the command pipe) the agent aborts by itself, taking its stack down.
+Started by orchestrator/run/backends/local.py for the agents with a stack on this machine: one
+process for all the agents one start brings up (each agent an AgentRuntime, its driver a thread
+here), or one per agent (the Ray backend wraps the same AgentRuntime in an actor instead). Every
+first frame in is the list of its agents' configs, every later one `[agent id, bytes]`, a batch
+of commands for that agent; every frame out is a batch of one agent's events (what it emitted in one
+wake-up; events name their agent), all as the bytes of orchestrator.protocol's encoding. The
+process is its own session, so a Ctrl-C at the terminal reaches only the coordinator, which
+tells the agents to abort; if the coordinator goes away (end of file on the command pipe) every
+agent aborts by itself, taking its stack down.
 Without a stack the worker is started as soon as the config is read, before the runtime is
 imported (agents/worker.py's `start_early`), so pytest's start overlaps this process's.
 """
@@ -16,11 +19,15 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from agents.worker import start_early_or_later
 from orchestrator.protocol import wire
-from orchestrator.protocol.messages import Abort, Command, Event, decode, decode_config, encode
+from orchestrator.protocol.messages import Abort, AgentConfig, Command, Event, decode, decode_config, encode
+
+if TYPE_CHECKING:
+    from agents.runtime import AgentRuntime
 
 FDS_ENV = "ORCHESTRATE_AGENT_FDS"
 
@@ -29,15 +36,39 @@ def main() -> int:
     command_fd, event_fd = (int(fd) for fd in os.environ.pop(FDS_ENV).split(","))
     frames = iter(wire.FrameReader(command_fd))
     writer = wire.FrameWriter(event_fd)
+    writing = threading.Lock()
 
     def emit(batch: Sequence[Event]) -> None:
-        """Write one batch of the agent's events (the runtime hands them one at a time: one write a
-        wake-up of its driver thread, or a phase of the stack as it starts)."""
+        """Write one batch of an agent's events (a runtime hands them one at a time: one write a
+        wake-up of its driver thread, or a phase of the stack as it starts); the agents' runtimes
+        write from their own threads, one frame at a time."""
         # The coordinator may be gone: the command reader sees that and aborts.
-        with contextlib.suppress(OSError):
+        with writing, contextlib.suppress(OSError):
             writer.send(encode(batch))
 
-    config = decode_config(next(frames))
+    # The first frame: every agent's config; then, for the rest of the run, commands.
+    configs = [decode_config(data) for data in next(frames)]
+    runtimes = {config.agent_id: _start_agent(config, emit) for config in configs}
+
+    def read_commands() -> None:
+        try:
+            for agent_id, data in frames:
+                for command in decode(data):
+                    if isinstance(command, Command):
+                        runtimes[agent_id].command(command)
+        except (OSError, wire.WireError, TypeError, ValueError, KeyError):
+            pass
+        # End of file: the coordinator is gone (or done): every agent aborts, its stack comes down.
+        for runtime in runtimes.values():
+            runtime.command(Abort())
+
+    threading.Thread(target=read_commands, name="orchestrate-agent-commands", daemon=True).start()
+    for runtime in runtimes.values():
+        runtime.wait_stopped(None)  # AgentStopped, the last event, is written before the driver ends
+    return 0
+
+
+def _start_agent(config: AgentConfig, emit: Callable[[Sequence[Event]], None]) -> AgentRuntime:
     # Without a stack, the worker starts before the rest of the agent is imported (about 60 ms
     # of this process's start that pytest's own start in the worker now overlaps).
     early_worker = start_early_or_later(config)
@@ -45,20 +76,7 @@ def main() -> int:
 
     runtime = AgentRuntime(config, emit=emit, early_worker=early_worker)
     runtime.start()
-
-    def read_commands() -> None:
-        try:
-            for data in frames:
-                for command in decode(data):
-                    if isinstance(command, Command):
-                        runtime.command(command)
-        except (OSError, wire.WireError):
-            pass
-        runtime.command(Abort())
-
-    threading.Thread(target=read_commands, name="orchestrate-agent-commands", daemon=True).start()
-    runtime.wait_stopped(None)  # AgentStopped, the last event, is written before the driver ends
-    return 0
+    return runtime
 
 
 if __name__ == "__main__":

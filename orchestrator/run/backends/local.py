@@ -52,40 +52,42 @@ FDS_ENV = "ORCHESTRATE_AGENT_FDS"  # agents/host.py reads it
 SHUTDOWN_SECONDS = 60.0
 
 
-class _AgentProcess:
-    """The coordinator's handle on one agent process: its command pipe and its event reader."""
+class _HostProcess:
+    """The coordinator's handle on one agent process (`python -m agents.host`) and the agents
+    it runs: its command pipe, its event reader, and which of its agents have stopped."""
 
-    def __init__(self, config: AgentConfig, events: queue.Queue[list[Event]]) -> None:
-        self.agent_id = config.agent_id
+    def __init__(self, configs: Sequence[AgentConfig], events: queue.Queue[list[Event]]) -> None:
+        self.agent_ids = [config.agent_id for config in configs]
         command_read, command_write = os.pipe()
         event_read, event_write = os.pipe()
         env = dict(os.environ)
         env[FDS_ENV] = f"{command_read},{event_write}"
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "agents.host"],
-            cwd=config.cwd,
+            cwd=configs[0].cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             pass_fds=(command_read, event_write),
-            start_new_session=True,  # a Ctrl-C reaches the coordinator, which aborts the agent
+            start_new_session=True,  # a Ctrl-C reaches the coordinator, which aborts the agents
         )
         os.close(command_read)
         os.close(event_write)
         self._writer = wire.FrameWriter(command_write)
         self._lock = threading.Lock()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self.stopped = False
-        self.send_bytes(encode_config(config))
+        self.stopped: set[int] = set()
+        with self._lock:
+            self._writer.send([encode_config(config) for config in configs])
         self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
         self._stderr_reader.start()
         threading.Thread(target=self._read_events, args=(event_read, events), daemon=True).start()
 
-    def send_bytes(self, data: bytes) -> None:
-        # The agent may be gone: its loss is reported by the event reader anyway.
+    def send_bytes(self, agent_id: int, data: bytes) -> None:
+        # The process may be gone: its agents' loss is reported by the event reader anyway.
         with self._lock, contextlib.suppress(OSError):
-            self._writer.send(data)
+            self._writer.send([agent_id, data])
 
     def _keep_stderr(self) -> None:
         assert self._proc.stderr is not None
@@ -94,27 +96,29 @@ class _AgentProcess:
                 self._stderr.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def _read_events(self, fd: int, events: queue.Queue[list[Event]]) -> None:
-        """Relay the agent's event batches, decoded (once, here); at end of file, report a death
-        it did not announce."""
+        """Relay the agents' event batches, decoded (once, here); at end of file, report the
+        deaths they did not announce."""
         try:
             for data in wire.FrameReader(fd):
                 batch = [message for message in decode(data) if isinstance(message, Event)]
                 events.put(batch)
                 if batch and isinstance(batch[-1], AgentStopped):
-                    self.stopped = True
+                    self.stopped.add(batch[-1].agent_id)
         except (OSError, wire.WireError):
             pass
         finally:
             os.close(fd)
         code = self._proc.wait()
-        if not self.stopped:
-            self.stopped = True
+        for agent_id in self.agent_ids:
+            if agent_id in self.stopped:
+                continue
+            self.stopped.add(agent_id)
             lost = AgentFailed(
-                agent_id=self.agent_id,
+                agent_id=agent_id,
                 message=f"agent lost: its process {_describe(code)}",
                 logs="\n".join(self._stderr),
             )
-            events.put([lost, AgentStopped(agent_id=self.agent_id)])
+            events.put([lost, AgentStopped(agent_id=agent_id)])
         with self._lock, contextlib.suppress(OSError):
             self._writer.close()
 
@@ -125,6 +129,24 @@ class _AgentProcess:
             self._proc.kill()
             self._proc.wait()
         self._stderr_reader.join(timeout)
+
+
+class _AgentProcess:
+    """One agent run by a host process (alone, or beside the other agents of its start)."""
+
+    def __init__(self, agent_id: int, host: _HostProcess) -> None:
+        self.agent_id = agent_id
+        self.host = host
+
+    @property
+    def stopped(self) -> bool:
+        return self.agent_id in self.host.stopped
+
+    def send_bytes(self, data: bytes) -> None:
+        self.host.send_bytes(self.agent_id, data)
+
+    def wait(self, timeout: float) -> None:
+        self.host.wait(timeout)
 
 
 class _AgentThread:
@@ -215,15 +237,19 @@ class LocalBackend:
             config.agent_id: start_early_or_later(config) for config in in_threads[: self._starting_at_once]
         }
         threads = {config.agent_id for config in in_threads}
-        for config in configs:
-            agent: _AgentThread | _AgentProcess
-            if config.agent_id in threads:
-                agent = _AgentThread(config, self._queue, self._begin_next)
-                if config.agent_id not in early_workers:
-                    with self._lock:
-                        self._not_begun.append(agent)
-            else:
-                agent = _AgentProcess(config, self._queue)
+        in_processes = [config for config in configs if config.agent_id not in threads]
+        # Agents with a stack share one process (one interpreter's start and imports, the
+        # Docker SDK's included, instead of one each); with `threads` off, one process each.
+        groups = [in_processes] if self._threads else [[config] for config in in_processes]
+        for group in (g for g in groups if g):
+            host = _HostProcess(group, self._queue)
+            for config in group:
+                self._agents[config.agent_id] = _AgentProcess(config.agent_id, host)
+        for config in in_threads:
+            agent = _AgentThread(config, self._queue, self._begin_next)
+            if config.agent_id not in early_workers:
+                with self._lock:
+                    self._not_begun.append(agent)
             self._agents[config.agent_id] = agent
         # Begun once every agent is in place: one up at once finds the rest waiting.
         for agent_id, early_worker in early_workers.items():
@@ -271,7 +297,7 @@ class LocalBackend:
         for agent_id in self._agents:
             self.send(agent_id, Abort())
         for agent in self._agents.values():
-            agent.wait(SHUTDOWN_SECONDS)
+            agent.wait(SHUTDOWN_SECONDS)  # a shared process: waited for once, then at once
 
 
 def _begin(agent: _AgentThread) -> None:
