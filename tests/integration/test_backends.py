@@ -100,6 +100,32 @@ def test_a_local_agent_process_that_dies_is_reported_lost(tmp_path: Path) -> Non
     assert _children() == [], _children()
 
 
+@pytest.mark.slow
+def test_agents_in_processes_share_one_and_are_each_reported_lost_when_it_dies(tmp_path: Path) -> None:
+    """The agents one start brings up in processes (those with a stack; here collection agents
+    without one, which start no worker) share one: when it dies, each of them is lost."""
+    import signal
+
+    backend = LocalBackend()
+    try:
+        backend.start([replace(_config(tmp_path), agent_id=i, collector=True) for i in (0, 1)])
+        events: list[pm.Event] = []
+        deadline = time.monotonic() + 60
+        while sum(isinstance(e, pm.StackReady) for e in events) < 2 and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+        hosts = [pid for pid, command in _child_pids() if "agents.host" in command]
+        assert len(hosts) == 1, _children()  # one process for both agents
+        os.kill(hosts[0], signal.SIGKILL)
+        while sum(isinstance(e, pm.AgentStopped) for e in events) < 2 and time.monotonic() < deadline:
+            events += backend.wait_events(1.0)
+    finally:
+        backend.shutdown()
+    lost = {e.agent_id: e.message for e in events if isinstance(e, pm.AgentFailed)}
+    assert lost == {i: "agent lost: its process was killed by signal 9" for i in (0, 1)}, events
+    assert {e.agent_id for e in events if isinstance(e, pm.AgentStopped)} == {0, 1}
+    assert _children() == [], _children()
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_backend(tmp_path: Path) -> None:
@@ -116,6 +142,11 @@ def test_ray_backend(tmp_path: Path) -> None:
 
 def _children() -> list[str]:
     """The command lines of this process's child processes still in the process table."""
+    return [command for _, command in _child_pids()]
+
+
+def _child_pids() -> list[tuple[int, str]]:
+    """(pid, command line) of this process's child processes still in the process table."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -126,7 +157,7 @@ def _children() -> list[str]:
         except OSError:
             continue  # it exited meanwhile
         if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
-            found.append(command.strip() or stat.split()[1])
+            found.append((int(entry.name), command.strip() or stat.split()[1]))
     return found
 
 
