@@ -10,12 +10,16 @@ whether it has a stack:
   (about 0.1 CPU-s each, 4 of them on 2 cores at `--agents 4`) is what the first test waited
   for (docs/decisions.md, "The hot path, fifth pass"). A timeout or a crash is still seen from
   outside the worker, by the runtime's thread.
-- With a stack, each agent is a `python -m agents.host` process of its own session
-  (agents/host.py): if the coordinator is killed, that process sees its command pipe close and
-  takes the stack's containers down. The config, commands and events cross two private pipes
-  as the bytes of orchestrator.protocol's encoding. An agent process that dies (killed, out of
-  memory) is reported as a lost agent, AgentFailed then AgentStopped, like a lost Ray actor,
-  and the coordinator lives on.
+- With a stack, the agents one start brings up share a `python -m agents.host` process of its
+  own session (agents/host.py), each agent's runtime a thread there: one interpreter's start
+  and one import of the Docker SDK for all of them (0.2-0.35 CPU-s each when every agent had a
+  process of its own), and the SDK stays out of the coordinator. If the coordinator is killed,
+  that process sees its command pipe close and every agent takes its stack's containers down.
+  The configs, commands and events cross two private pipes as the bytes of
+  orchestrator.protocol's encoding (commands framed with their agent's id; events name theirs).
+  A process that dies (killed, out of memory) is reported as the loss of each of its agents,
+  AgentFailed then AgentStopped, like a lost Ray actor, and the coordinator lives on. With
+  `threads=False` every agent gets a process of its own (tests kill one).
 """
 
 from __future__ import annotations
