@@ -2,10 +2,10 @@
 
 Started by orchestrator/run/backends/local.py for the agents with a stack on this machine: one
 process for all the agents one start brings up (each agent an AgentRuntime, its driver a thread
-here), or one per agent (the Ray backend wraps the same AgentRuntime in an actor instead). Every
+here), or one per agent (the Ray backend wraps the same AgentRuntime in an actor instead). The
 first frame in is the list of its agents' configs, every later one `[agent id, bytes]`, a batch
-of commands for that agent; every frame out is a batch of one agent's events (what it emitted in one
-wake-up; events name their agent), all as the bytes of orchestrator.protocol's encoding. The
+of commands for that agent; every frame out is a batch of one agent's events (what it emitted
+in one wake-up; events name their agent), all as the bytes of orchestrator.protocol's encoding. The
 process is its own session, so a Ctrl-C at the terminal reaches only the coordinator, which
 tells the agents to abort; if the coordinator goes away (end of file on the command pipe) every
 agent aborts by itself, taking its stack down.

@@ -2,10 +2,10 @@
 
 A process of its own session that brings up every slot (agents/stack/warm.py: the stack, its
 setup through the cache, its snapshot, the slot's record): one per agent, and one for the
-coordinator's collection when the stack file gives it a stack of its own (slot COLLECTOR_ID), writes one line on its stdout
-(`ready`, or `failed: <why>` after removing what it made) and then waits for a signal, doing
-nothing: it is only the owner of the warm stacks (their `orchestrate.owner` label names its
-pid), so that a sweep removes them once it is gone. SIGTERM (from `orchestrate down`), SIGINT
+coordinator's collection when the stack file gives it a stack of its own (slot COLLECTOR_ID).
+It writes one line on its stdout (`ready`, or `failed: <why>` after removing what it made)
+and then waits for a signal, doing nothing: it is only the owner of the warm stacks (their
+`orchestrate.owner` label names its pid), so that a sweep removes them once it is gone. SIGTERM (from `orchestrate down`), SIGINT
 or SIGHUP: it removes every container and network of its warm stacks, drops the slots' records
 and exits.
 """

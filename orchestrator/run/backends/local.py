@@ -82,7 +82,7 @@ class _HostProcess:
         self._lock = threading.Lock()
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.stopped: set[int] = set()
-        with self._lock:
+        with self._lock, contextlib.suppress(OSError):  # gone at once: the event reader says so
             self._writer.send([encode_config(config) for config in configs])
         self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
         self._stderr_reader.start()
