@@ -22,8 +22,9 @@ pytest_sessionfinish) therefore talk to services nobody else uses, up from befor
 are parsed until after pytest's session ended, exactly as under plain pytest with one
 database. It costs one more stack on the machine while it runs; its start overlaps the
 agents'. With warm stacks of `orchestrate up --stack` for this stack file, it borrows the slot
-the keeper keeps for it (COLLECTOR_ID) and resets it to its snapshot, as an agent does. `pytest --collect-only` through orchestrate brings up only this stack and prints what
-the workers will run. On a cluster (`--address`) the coordinator cannot reach the agents'
+the keeper keeps for it (COLLECTOR_ID) and resets it to its snapshot, as an agent does.
+`pytest --collect-only` through orchestrate brings up only this stack and prints what the
+workers will run. On a cluster (`--address`) the coordinator cannot reach the agents'
 services and collects without them, as before (the collection-difference message names the
 per-agent options). A stack file can turn it off with `x-orchestrate: collection_stack: false`.
 """
