@@ -5,9 +5,9 @@ setup through the cache, its snapshot, the slot's record): one per agent, and on
 coordinator's collection when the stack file gives it a stack of its own (slot COLLECTOR_ID).
 It writes one line on its stdout (`ready`, or `failed: <why>` after removing what it made)
 and then waits for a signal, doing nothing: it is only the owner of the warm stacks (their
-`orchestrate.owner` label names its pid), so that a sweep removes them once it is gone. SIGTERM (from `orchestrate down`), SIGINT
-or SIGHUP: it removes every container and network of its warm stacks, drops the slots' records
-and exits.
+`orchestrate.owner` label names its pid), so that a sweep removes them once it is gone.
+SIGTERM (from `orchestrate down`), SIGINT or SIGHUP: it removes every container and network of
+its warm stacks, drops the slots' records and exits.
 """
 
 from __future__ import annotations
