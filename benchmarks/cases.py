@@ -119,9 +119,11 @@ INTEGRATION = Case(
     "integration",
     "integration",
     (2, 4),
-    ("serial", "orchestrate"),
+    ("serial", "orchestrate", "orchestrate-warm"),
     "3,000 generated tests of ~15 ms against a real Postgres per agent: module-level functions, a "
-    "new connection per test, a conftest reordering items; bound max(serial CPU-s / cores, serial / N)",
+    "new connection per test, a conftest reordering items; bound max(serial CPU-s / cores, serial / N); "
+    "orchestrate-warm borrows the stacks of `orchestrate up --stack` (untimed), as serial's Postgres is up "
+    "before its clock",
     tests=3000,
 )
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STACK_FILE",
+    "WARM_STACK_FILE",
     "IntegrationModule",
     "IntegrationSuite",
     "IntegrationTest",
@@ -50,6 +51,10 @@ __all__ = [
 ]
 
 STACK_FILE = "stack.yml"
+# The same stack for `orchestrate up --stack` (the orchestrate-warm method): warm stacks must say
+# how they are reset; this suite's tests write rows under tokens of their own and tolerate rows
+# of earlier tests, as under serial pytest, so there is nothing to reset between units.
+WARM_STACK_FILE = "stack-warm.yml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,7 @@ def write_integration_suite(suite: IntegrationSuite, directory: str | Path) -> P
     (root / "conftest.py").write_text(_CONFTEST, encoding="utf-8")
     (root / "migrate.py").write_text(_MIGRATION, encoding="utf-8")
     (root / STACK_FILE).write_text(_STACK, encoding="utf-8")
+    (root / WARM_STACK_FILE).write_text(_STACK + _WARM_RESET, encoding="utf-8")
     for module in suite.modules:
         (root / module.name).write_text(_module_source(module), encoding="utf-8")
     summary = {
@@ -270,6 +276,8 @@ _STACK = textwrap.dedent(
       ready_timeout: 60
     """
 )
+
+_WARM_RESET = '  reset_commands: ["true"]  # the tests tolerate earlier tests\' rows: nothing to reset\n'
 
 # Each module carries its own helpers, so nothing depends on how pytest sets up sys.path.
 _MODULE_HEADER = textwrap.dedent(

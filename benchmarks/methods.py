@@ -14,6 +14,9 @@ containers on the same engine aside).
 With a stack file (the integration case), every orchestrate agent brings up its own copy inside
 the timed command; the other methods get one copy, brought up before the clock starts and
 removed after it stops (benchmarks/integration.py's `one_stack`), its env added to theirs.
+`orchestrate-warm` is the like-for-like comparison with them: `orchestrate up --stack FILE
+--agents N` brings up the agents' copies (and the coordinator's collection stack) before the
+clock starts, the run borrows them, `orchestrate down` removes them after the clock stops.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.generate import STARTS_ENV
@@ -57,7 +60,9 @@ EXTRA_METHODS = (
     "orchestrate-ray",  # --backend ray: a fresh local Ray instance every run
     "orchestrate-split",  # --split: long classes without class fixtures cut between agents
     "orchestrate-static",  # --schedule static: the plan as is, no work stealing
-    "orchestrate-warm",  # `orchestrate up --agents N` first (untimed); the run joins its Ray
+    # `orchestrate up --agents N` first (untimed): the run joins its Ray; with a stack file,
+    # `orchestrate up --stack FILE --agents N`: the run borrows its warm stacks
+    "orchestrate-warm",
     "orchestrate-first",  # a fresh, empty duration store: the suite's first run
     "orchestrate-second",  # the store a previous orchestrate run left: the run after it
     "xdist-loadgroup",  # --dist loadgroup: each xdist_group on one worker (the test-groups case)
@@ -99,6 +104,7 @@ class Context:
     history_store: Path | None = None  # for orchestrate-second: written by an earlier run
     record_starts: bool = False
     stack_file: Path | None = None  # relative to suite_dir: orchestrate's --stack, one copy for the others
+    warm_stack_file: Path | None = None  # relative to suite_dir: orchestrate-warm's, kept by `orchestrate up`
 
 
 def pytest_command(context: Context, *args: str) -> list[str]:
@@ -159,7 +165,7 @@ def commands(method: str, agents: int, context: Context) -> list[list[str]]:
         "orchestrate-ray": ("--backend", "ray"),
         "orchestrate-split": ("--split",),
         "orchestrate-static": ("--schedule", "static"),
-        # Joins the Ray instance `orchestrate up` keeps (run.py starts it, untimed).
+        # Joins the Ray instance `orchestrate up` keeps, or borrows its warm stacks (untimed).
         "orchestrate-warm": (),
         "orchestrate-first": (),
         "orchestrate-second": (),
@@ -174,6 +180,8 @@ def commands(method: str, agents: int, context: Context) -> list[list[str]]:
         store = context.history_store
     else:
         store = context.stale_store
+    if method == "orchestrate-warm" and context.warm_stack_file is not None:
+        context = replace(context, stack_file=context.warm_stack_file)
     return [_orchestrate(context, agents, store, *extra[method])]
 
 
@@ -323,8 +331,10 @@ def _measure(
     command_list = commands(method, agents, context)
     warm = method == "orchestrate-warm"
     if warm:
+        warm_stack = context.warm_stack_file or context.stack_file
+        stack = ["--stack", str(warm_stack)] if warm_stack is not None else []
         up = subprocess.run(
-            [str(BIN / "orchestrate"), "up", "--agents", str(agents)],
+            [str(BIN / "orchestrate"), "up", "--agents", str(agents), *stack],
             cwd=context.suite_dir,
             env=context.env,
             capture_output=True,

@@ -61,6 +61,7 @@ from benchmarks.generate import (  # noqa: E402
 )
 from benchmarks.integration import (  # noqa: E402
     STACK_FILE,
+    WARM_STACK_FILE,
     make_integration_suite,
     measured_bound,
     write_integration_suite,
@@ -163,6 +164,7 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             timeout=900.0,
             stale_store=history,
             stack_file=Path(STACK_FILE),
+            warm_stack_file=Path(WARM_STACK_FILE),
             **common,
         )
         description = (

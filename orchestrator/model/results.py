@@ -34,6 +34,10 @@ class Attempt:
     # less the stretch of the worker's CPU-seconds by the load it ran under (0: unknown, use
     # `duration`).
     seconds_at_load_one: float = 0.0
+    # The CPU-seconds it spent: its worker's, and its share of its stack's containers' where the
+    # agent can read them (0: unknown). The duration store keeps them, so that a plan for more
+    # agents than cores stretches each test by its CPU part (durations/estimate.py).
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

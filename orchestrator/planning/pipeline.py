@@ -134,20 +134,26 @@ def resources_of(item: pytest.Item) -> dict[str, float]:
 
 
 def prepare(
-    units: Sequence[TestUnit], store: DurationStore, agents: int, split: bool, per_test: float = 0.0
+    units: Sequence[TestUnit],
+    store: DurationStore,
+    agents: int,
+    split: bool,
+    per_test: float = 0.0,
+    load: float = 1.0,
 ) -> Prepared:
     """Estimate the units from the store and pack them into at most `agents` shards.
 
     `per_test`: the agents' own cost per test, learned from earlier runs (durations/startup.py).
+    `load`: the agents per core they run at (above 1, each test is stretched by its CPU part).
     With `split`, oversized units without shared fixtures are cut first (scheduling/split.py).
     More agents than units would only start idle stacks, so the plan has at most one per unit.
     """
     units = tuple(units)
     whole: tuple[UnitEstimate, ...] = ()
     if split:
-        estimates = estimate_units(units, store, per_test)
+        estimates = estimate_units(units, store, per_test, load)
         units, whole = split_oversized(estimates, agents), kept_whole(estimates, agents)
-    plan = plan_lpt(estimate_units(units, store, per_test), max(1, min(agents, len(units))))
+    plan = plan_lpt(estimate_units(units, store, per_test, load), max(1, min(agents, len(units))))
     return Prepared(units, plan, whole)
 
 

@@ -21,6 +21,7 @@ import pytest
 from orchestrator.front.options import RunConfig
 from orchestrator.model import RunReport, TestUnit
 from orchestrator.planning.durations.startup import StartupPrediction
+from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.pipeline import Prepared, prepare
 from orchestrator.planning.sizing import AgentChoice
 from orchestrator.protocol.versions import runtime_versions
@@ -108,7 +109,9 @@ class Coordinator:
     ) -> None:
         """Plan `units` on `choice.agents` agents, run them, keep the report (`plan_fingerprint`:
         the whole plan of CI runners this run is a part of), and end the session as pytest would."""
-        prepared = prepare(units, self.costs.store, choice.agents, split, self.costs.per_test())
+        costs = self.costs
+        load = costs.load(choice.agents)
+        prepared = prepare(units, costs.store, choice.agents, split, costs.per_test(), load)
         self.prepared = prepared
         plan = prepared.plan
         fixed = self.costs.fixed(plan.agents)
@@ -121,6 +124,7 @@ class Coordinator:
             f"orchestrate: {plan.tests} tests in {len(prepared.units)} units on {plan.agents} agents "
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
+            + _load_note(load, costs.store, units)
         )
         from orchestrator.report.tables import guessed_text, holding_up_text, kept_whole_text
 
@@ -269,6 +273,15 @@ class Coordinator:
             self._previous_sigint = None
             if self._presses:
                 _warn("interrupted again: the stacks were still taken down")
+
+
+def _load_note(load: float, store: DurationStore, units: Sequence[TestUnit]) -> str:
+    """What the prediction assumes of more agents than cores (nothing at one or fewer a core)."""
+    if load <= 1.0:
+        return ""
+    if any(store.cpu(node_id) for unit in units for node_id in unit.node_ids):
+        return f"; {load:.3g} agents per core: each test slowed by its recorded CPU time"
+    return f"; {load:.3g} agents per core, no CPU time recorded yet: tests not slowed"
 
 
 def raise_stop(session: pytest.Session, report: RunReport) -> None:

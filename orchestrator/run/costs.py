@@ -42,6 +42,12 @@ class RunCosts:
     store: DurationStore
     capacity: Capacity
     startup_key: str
+    cpus: int = 1  # the cores the agents share: this machine's, or a cluster's
+
+    def load(self, agents: int) -> float:
+        """Agents per core for `agents` agents spread over `cpus` (at least 1): what a plan
+        stretches each test's CPU part by (durations/estimate.py)."""
+        return max(1.0, agents / max(1, self.cpus))
 
     @classmethod
     def of(cls, config: pytest.Config, options: RunConfig, store: DurationStore, stack_text: str) -> RunCosts:
@@ -56,7 +62,9 @@ class RunCosts:
             stacks = warm_stacks.current(Path(config.invocation_params.dir) / warm_stacks.STATE_PATH)
             if stacks is not None and stacks.stack == os.path.realpath(options.stack_file):
                 label += "+warm-stacks"  # borrowed stacks start in a fraction of a cold one's time
-        return cls(store, Capacity(capacity, why), startup_key(label, stack_text))
+        # A cluster's capacity is its CPUs; here it may be an engine's networks, not its cores.
+        cpus = capacity if options.address else (os.cpu_count() or 1)
+        return cls(store, Capacity(capacity, why), startup_key(label, stack_text), cpus)
 
     def fixed(self, agents: int) -> StartupPrediction | None:
         """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""

@@ -69,6 +69,7 @@ class Tally:
             started=started,
             finished=now,
             seconds_at_load_one=seconds_at_load_one(duration, event.cpu_seconds, load),
+            cpu_seconds=event.cpu_seconds,
         )
         self._record(event.node_id, attempt, now, rerunnable=True, retry_allowed=retry_allowed)
 

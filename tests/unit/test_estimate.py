@@ -7,6 +7,7 @@ import pytest
 from orchestrator.model import TestUnit
 from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, estimate_units
 from orchestrator.planning.durations.store import DurationStore, TestHistory, junit_key
+from orchestrator.run.host_load import seconds_at_load_one
 
 
 def _store(seconds_by_node_id: dict[str, float]) -> DurationStore:
@@ -101,3 +102,40 @@ def test_a_plan_mostly_guessed_says_so() -> None:
     assert said(_store(known)).startswith("orchestrate: 3 of 30 tests have no recorded duration yet: ")
     known["m0.py::test_0"] = 1.0
     assert said(_store(known)) == ""  # 2 of 30 guessed: under a tenth
+
+
+@pytest.mark.parametrize(
+    ("duration", "cpu", "load"),
+    [
+        (2.0, 1.0, 2.0),  # all CPU: twice as long at two agents a core
+        (1.0, 0.0, 2.0),  # waiting on a service or sleeping: not stretched
+        (1.5, 0.5, 2.0),  # half a second of CPU
+        (3.5, 1.0, 3.5),  # 7 agents on 2 cores
+        (1.0, 3.0, 2.0),  # threads on several cores: never more than `load` times
+    ],
+)
+def test_more_agents_than_cores_stretch_each_test_back_as_the_load_did(
+    duration: float, cpu: float, load: float
+) -> None:
+    """What the store keeps (its seconds at load one) comes back as it was measured at that load."""
+    store = DurationStore({"a.py::test_1": TestHistory(seconds_at_load_one(duration, cpu, load), 1)})
+    store.update({}, cpu={"a.py::test_1": cpu})
+    units = [TestUnit("a.py", ("a.py::test_1",))]
+
+    (at_load,) = estimate_units(units, store, load=load)
+    (alone,) = estimate_units(units, store)
+
+    assert at_load.seconds == pytest.approx(duration)
+    assert alone.seconds == pytest.approx(seconds_at_load_one(duration, cpu, load))
+
+
+def test_tests_without_recorded_cpu_are_not_stretched() -> None:
+    store = _store({"a.py::test_1": 1.0, "a.py::test_2": 1.0})
+    store.update({}, cpu={"a.py::test_1": 1.0})
+    units = [TestUnit("a.py", ("a.py::test_1", "a.py::test_2", "a.py::test_new"))]
+
+    (estimate,) = estimate_units(units, store, load=2.0)
+
+    # test_1 all CPU: 2 s; test_2 never measured: 1 s; test_new guessed from its module: 1.5 s.
+    assert estimate.seconds == pytest.approx(2.0 + 1.0 + 1.5)
+    assert estimate.unseen_tests == 1

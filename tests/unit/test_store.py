@@ -162,6 +162,61 @@ def test_merge_prefers_the_longer_history_and_averages_equal_ones() -> None:
     assert mine.get("d") == 4.0
 
 
+def test_cpu_seconds_are_averaged_saved_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "durations.msgpack"
+    store = DurationStore()
+    store.update({"t.py::test_a": 1.0, "t.py::test_b": 1.0}, cpu={"t.py::test_a": 0.8, "t.py::test_x": 1.0})
+    store.update({"t.py::test_a": 1.0}, cpu={"t.py::test_a": 0.4, "t.py::test_b": float("nan")})
+    store.save(path)
+
+    loaded, warning = DurationStore.load(path)
+
+    assert warning is None
+    assert loaded.cpu("t.py::test_a") == pytest.approx(ALPHA * 0.4 + (1 - ALPHA) * 0.8)
+    assert loaded.cpu("t.py::test_b") is None  # never measured (not a number is no measure)
+    assert loaded.cpu("t.py::test_x") is None  # CPU only for a test whose duration is known
+
+
+def test_a_store_written_before_cpu_seconds_were_kept_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "durations.msgpack"
+    path.write_bytes(
+        wire.pack(wire.message("durations", alpha=ALPHA, tests={"t.py::test_a": [1.0, 2]}, junit=[]))
+    )
+
+    loaded, warning = DurationStore.load(path)
+
+    assert warning is None
+    assert loaded.get("t.py::test_a") == 1.0
+    assert loaded.cpu("t.py::test_a") is None
+
+
+def test_a_malformed_cpu_entry_is_a_one_line_warning(tmp_path: Path) -> None:
+    path = tmp_path / "durations.msgpack"
+    bad = wire.message(
+        "durations", alpha=ALPHA, tests={"t.py::test_a": [1.0, 2]}, junit=[], cpu={"t.py::test_a": "x"}
+    )
+    path.write_bytes(wire.pack(bad))
+
+    loaded, warning = DurationStore.load(path)
+
+    assert len(loaded) == 0
+    assert warning is not None and "malformed CPU entry" in warning and "\n" not in warning
+
+
+def test_merge_takes_the_cpu_seconds_of_the_history_it_keeps() -> None:
+    mine = DurationStore({"a": TestHistory(1.0, 3), "b": TestHistory(1.0, 2), "c": TestHistory(1.0, 2)})
+    mine.update({}, cpu={"a": 0.2, "b": 0.2, "c": 0.2})
+    theirs = DurationStore({"a": TestHistory(9.0, 2), "b": TestHistory(9.0, 3), "c": TestHistory(3.0, 2)})
+    theirs.update({"d": 4.0}, cpu={"a": 0.8, "b": 0.8, "c": 0.6, "d": 0.5})
+
+    mine.merge(theirs)
+
+    assert mine.cpu("a") == 0.2  # mine has the longer history
+    assert mine.cpu("b") == 0.8  # theirs has
+    assert mine.cpu("c") == pytest.approx(0.4)  # equal: averaged, as the seconds are
+    assert mine.cpu("d") == 0.5
+
+
 # -- imports ---------------------------------------------------------------------------------
 
 

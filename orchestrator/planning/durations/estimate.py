@@ -11,6 +11,12 @@ without is guessed, most specific guess first:
 3. DEFAULT_TEST_SECONDS when the store is empty.
 
 Medians, not means, so one pathological test does not inflate every guess.
+
+The store keeps seconds at load one (one agent per core). A plan for more agents than cores
+(`load` agents per core) stretches each known test by its recorded CPU-seconds, as the load
+stretched them when they ran (orchestrator/run/host_load.py takes that stretch out): a test
+that only waits on a service is not slowed, one that computes all along takes `load` times as
+long. Guessed tests are not stretched: nothing is known of their CPU.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ DEFAULT_TEST_SECONDS = 0.1
 
 
 def estimate_units(
-    units: Sequence[TestUnit], store: DurationStore, per_test: float = 0.0
+    units: Sequence[TestUnit], store: DurationStore, per_test: float = 0.0, load: float = 1.0
 ) -> tuple[UnitEstimate, ...]:
     """One UnitEstimate per unit, in the order given; `unseen_tests` counts the guessed tests.
 
     `per_test`: an agent's own cost per test beyond its duration (durations/startup.py), added
-    to every test.
+    to every test. `load`: the agents per core the plan is for (above 1: stretched, see above).
     """
     known = {node_id: store.get(node_id) for unit in units for node_id in unit.node_ids}
+    if load > 1.0:
+        known = {node_id: _stretched(s, store.cpu(node_id), load) for node_id, s in known.items()}
 
     # Module samples: the store's tests by exact node id, plus collected tests the store only
     # knows through a JUnit import (a dict, so a test counts once however it was found).
@@ -69,6 +77,14 @@ def estimate_units(
             seconds += test_seconds + per_test
         estimates.append(UnitEstimate(unit, seconds, unseen))
     return tuple(estimates)
+
+
+def _stretched(seconds: float | None, cpu: float | None, load: float) -> float | None:
+    """A test's seconds at load one, stretched to `load`: the inverse of host_load's
+    `seconds_at_load_one` (its CPU part slowed by the load, never more than all of it)."""
+    if seconds is None or not cpu:
+        return seconds
+    return min(seconds * load, seconds + cpu * (load - 1.0))
 
 
 def _module(node_id: str) -> str:

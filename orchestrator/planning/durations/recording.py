@@ -41,8 +41,10 @@ def update_store(
     changed: bool = False,
 ) -> None:
     """Fold the results' durations into `store` and save it (also when only `changed` otherwise)."""
-    observations = {r.node_id: _seconds_at_load_one(r) for r in results if r.outcome in _TIMED_OUTCOMES}
-    save_durations(store, observations, path, warn, changed)
+    timed = [r for r in results if r.outcome in _TIMED_OUTCOMES]
+    observations = {r.node_id: _seconds_at_load_one(r) for r in timed}
+    cpu = {r.node_id: r.final.cpu_seconds for r in timed if r.final is not None and r.final.cpu_seconds > 0}
+    save_durations(store, observations, path, warn, changed, cpu)
 
 
 def _seconds_at_load_one(result: TestResult) -> float:
@@ -58,11 +60,13 @@ def save_durations(
     path: str,
     warn: Callable[[str], None],
     changed: bool = False,
+    cpu: Mapping[str, float] | None = None,
 ) -> None:
-    """Fold tests' seconds into `store` and save it (also when only `changed` otherwise)."""
+    """Fold tests' seconds (and CPU-seconds, where measured) into `store` and save it (also when
+    only `changed` otherwise)."""
     if not observations and not changed:
         return
-    store.update(observations)
+    store.update(observations, cpu)
     try:
         store.save(path)
     except OSError as exc:

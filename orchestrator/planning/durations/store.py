@@ -9,7 +9,15 @@ On disk it is one wire message (see orchestrator/protocol/wire.py, the only msgp
     {"$t": "durations", "$v": 1, "alpha": 0.5,
      "tests": {node_id: [seconds, count], ...},
      "junit": [[classname, name, seconds, count], ...],
+     "cpu": {node_id: cpu_seconds, ...},
      "startup": {"format": 1, "costs": {key: [ready, stack_up, worker_start, teardown, runs]}}}
+
+"tests" holds each test's seconds as they would be at load one (one agent per core): a run with
+more agents than cores stretched the CPU part of every test, and the session takes that
+stretch out before the store learns it (orchestrator/run/host_load.py). "cpu" holds the
+CPU-seconds of the tests whose CPU was measured, a moving average as "tests"; a plan for more
+agents than cores puts the stretch back (durations/estimate.py). It is a key of its own, so a
+store written before it existed is read without it, and older versions ignore it.
 
 "junit" holds durations imported from JUnit XML, where the exact node id is lost: they are
 keyed by pytest's (classname, name) and matched to collected node ids through
@@ -96,6 +104,7 @@ class DurationStore:
     ) -> None:
         self._tests: dict[str, TestHistory] = dict(tests or {})
         self._junit: dict[JunitKey, TestHistory] = dict(junit or {})
+        self._cpu: dict[str, float] = {}  # node id -> moving-average CPU-seconds, where measured
         # The agents' fixed costs, per backend and stack: read by the planner, fed after a run.
         self.startup = startup if startup is not None else StartupHistory()
 
@@ -154,6 +163,7 @@ class DurationStore:
             alpha=ALPHA,
             tests={node_id: [h.seconds, h.count] for node_id, h in self._tests.items()},
             junit=[[cls, name, h.seconds, h.count] for (cls, name), h in self._junit.items()],
+            cpu=self._cpu,
             startup={
                 "format": STARTUP_FORMAT,
                 "costs": {key: costs.as_list() for key, costs in self.startup.items()},
@@ -182,6 +192,13 @@ class DurationStore:
             ):
                 raise ValueError(f"malformed JUnit entry {entry!r:.100}")
             store._junit[entry[0], entry[1]] = _history(*entry[2:])
+        cpu = fields.get("cpu", {})
+        if not isinstance(cpu, dict):
+            raise ValueError("malformed CPU history")
+        for node_id, seconds in cpu.items():
+            if not isinstance(node_id, str) or not valid_seconds(seconds):
+                raise ValueError(f"malformed CPU entry for {node_id!r:.100}")
+            store._cpu[node_id] = float(seconds)
         store.startup = _startup_from_wire(fields.get("startup"))
         return store
 
@@ -199,6 +216,10 @@ class DurationStore:
         if history is None and self._junit:
             history = self._junit.get(junit_key(node_id))
         return None if history is None else history.seconds
+
+    def cpu(self, node_id: str) -> float | None:
+        """The CPU-seconds `node_id` spent on past runs, or None if never measured."""
+        return self._cpu.get(node_id)
 
     def items(self) -> Iterator[tuple[str, TestHistory]]:
         """Every test known by its exact node id (JUnit imports not included)."""
@@ -243,8 +264,9 @@ class DurationStore:
 
     # -- changes ---------------------------------------------------------------------------
 
-    def update(self, observations: Mapping[str, float]) -> None:
-        """Fold one run's durations into the moving averages. Called by the session at the end.
+    def update(self, observations: Mapping[str, float], cpu: Mapping[str, float] | None = None) -> None:
+        """Fold one run's durations (and the CPU-seconds of the tests whose CPU was measured)
+        into the moving averages. Called by the session at the end.
 
         The caller passes only passed and failed tests: a skipped or crashed test's time says
         nothing about how long it takes. Values that are negative or not finite are ignored.
@@ -256,6 +278,10 @@ class DurationStore:
             self._tests[node_id] = _observed(self._tests.get(node_id), float(seconds))
             if self._junit:
                 self._junit.pop(junit_key(node_id), None)
+        for node_id, seconds in (cpu or {}).items():
+            if valid_seconds(seconds) and node_id in self._tests:
+                known = self._cpu.get(node_id)
+                self._cpu[node_id] = seconds if known is None else ALPHA * seconds + (1 - ALPHA) * known
 
     def merge(self, other: DurationStore) -> None:
         """Take in another store's history (e.g. the stores of several CI jobs).
@@ -265,7 +291,11 @@ class DurationStore:
         higher count is the more recent history, not a competing one.
         """
         for node_id, history in other._tests.items():
-            self._tests[node_id] = _merged(self._tests.get(node_id), history)
+            mine = self._tests.get(node_id)
+            self._tests[node_id] = _merged(mine, history)
+            cpu = _merged_cpu(self._cpu.get(node_id), other._cpu.get(node_id), mine, history)
+            if cpu is not None:
+                self._cpu[node_id] = cpu
         for key, history in other._junit.items():
             self._junit[key] = _merged(self._junit.get(key), history)
         self.startup.merge(other.startup)
@@ -328,6 +358,18 @@ def _merged(mine: TestHistory | None, theirs: TestHistory) -> TestHistory:
     if mine.count > theirs.count:
         return mine
     return TestHistory((mine.seconds + theirs.seconds) / 2, mine.count)
+
+
+def _merged_cpu(
+    mine: float | None, theirs: float | None, mine_history: TestHistory | None, theirs_history: TestHistory
+) -> float | None:
+    """The CPU-seconds kept for a test `merge` takes in: as `_merged` picks its history."""
+    if theirs is None or mine is None:
+        return mine if theirs is None else theirs
+    mine_count = mine_history.count if mine_history is not None else 0
+    if theirs_history.count != mine_count:
+        return theirs if theirs_history.count > mine_count else mine
+    return (mine + theirs) / 2
 
 
 def _ignored(path: str | os.PathLike[str], reason: str) -> str:
