@@ -86,7 +86,11 @@ class _HostProcess:
             self._writer.send([encode_config(config) for config in configs])
         self._stderr_reader = threading.Thread(target=self._keep_stderr, daemon=True)
         self._stderr_reader.start()
-        threading.Thread(target=self._read_events, args=(event_read, events), daemon=True).start()
+        # It ends once the process has exited (a blocking waitpid): `wait` joins it.
+        self._events_reader = threading.Thread(
+            target=self._read_events, args=(event_read, events), daemon=True
+        )
+        self._events_reader.start()
 
     def send_bytes(self, agent_id: int, data: bytes) -> None:
         # The process may be gone: its agents' loss is reported by the event reader anyway.
@@ -127,11 +131,11 @@ class _HostProcess:
             self._writer.close()
 
     def wait(self, timeout: float) -> None:
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # Joined, not `Popen.wait(timeout)`, which polls with sleeps until the process is gone.
+        self._events_reader.join(timeout)
+        if self._events_reader.is_alive():
             self._proc.kill()
-            self._proc.wait()
+            self._events_reader.join(timeout)  # its end of file comes with the process's end
         self._stderr_reader.join(timeout)
 
 
