@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from agents.stack._sdk import docker
+from agents.stack._sdk import docker, engine_client
 from agents.stack.cgroup_cpu import CgroupCpu, cgroup_cpu
 from agents.stack.compose import StackSpec
 from agents.stack.containers import (
@@ -340,7 +340,7 @@ class DockerStack:
     def _connect(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=API_TIMEOUT)
+                self._client = engine_client(API_TIMEOUT)
                 self._client.ping()
             except docker.errors.DockerException as exc:
                 self._client = None

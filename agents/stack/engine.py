@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agents.stack._sdk import Container, docker
+from agents.stack._sdk import Container, docker, engine_client
 from agents.stack.cache import cache_key
 from agents.stack.compose import StackSpec
 from agents.stack.containers import LABEL_AGENT, LABEL_OWNER, LABEL_RUN, engine_message, one_line
@@ -51,7 +51,7 @@ def _engine(timeout: float = API_TIMEOUT) -> Iterator[docker.DockerClient]:
     The one translation of the engine-wide operations below (check_engine, sweep, remove_run).
     """
     try:
-        client = docker.from_env(timeout=max(1, round(timeout)))
+        client = engine_client(max(1, round(timeout)))
     except docker.errors.DockerException as exc:
         raise DockerUnavailable(engine_message(exc)) from exc
     try:

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agents.stack._sdk import docker
+from agents.stack._sdk import docker, engine_client
 from agents.stack.containers import LABEL_AGENT, LABEL_RUN, Death, one_line
 from agents.stack.engine import API_TIMEOUT
 from agents.stack.started import StartedService, check_running
@@ -48,7 +48,7 @@ class EngineEvents:
         labels = [f"{LABEL_RUN}={run_id}", f"{LABEL_AGENT}={agent_id}"]
         filters = {"type": "container", "label": labels, "event": list(_DEATH_EVENTS)}
         try:
-            client = docker.from_env(timeout=API_TIMEOUT)
+            client = engine_client(API_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise StackFailed(f"agent {agent_id}: no Docker engine answers: {one_line(exc)}") from exc
         try:
