@@ -105,6 +105,7 @@ def _mode_plugins(config: pytest.Config, options: RunConfig) -> dict[str, Any]:
     from orchestrator.run.coordinator import Coordinator
 
     coordinator = config.stash.get(EARLY_COORDINATOR, None) or Coordinator(config, options)
+    coordinator.check_engine()  # before any agent starts (done already by one made early)
     if options.shard is not None:
         from orchestrator.ci.shard_mode import ShardMode
 

@@ -23,7 +23,15 @@ from orchestrator.front.worker_options import args_for_workers
 from orchestrator.protocol import messages as p
 from orchestrator.protocol.errors import USER_ERRORS
 
-__all__ = ["AgentStart", "current_owner", "load_stack", "remove_leftovers", "stack_notes", "warm_field"]
+__all__ = [
+    "AgentStart",
+    "check_engine_and_sweep",
+    "current_owner",
+    "load_stack",
+    "remove_leftovers",
+    "stack_notes",
+    "warm_field",
+]
 
 
 class AgentStart:
@@ -160,14 +168,20 @@ def warm_field(stacks: Any, agent_id: int, name: str) -> str:
     return borrow_fields(stacks, agent_id).get(name, "")
 
 
-def load_stack(path: str, local: bool, say: Callable[[str, bool], None]) -> str:
-    """Validate the stack file and (`local`: stacks on this machine) the Docker engine before
-    anything starts; the file's text. On a cluster each agent checks and sweeps its own node."""
-    from agents.stack import check_engine, load_stack_file, sweep
+def load_stack(path: str) -> str:
+    """Validate the stack file before anything starts; its text."""
+    from agents.stack import load_stack_file
 
     load_stack_file(path)
-    if not local:
-        return Path(path).read_text(encoding="utf-8")
+    return Path(path).read_text(encoding="utf-8")
+
+
+def check_engine_and_sweep(say: Callable[[str, bool], None]) -> None:
+    """Stacks on this machine: raise DockerUnavailable (one line) unless its Docker engine
+    answers, and remove what dead runs left on it. On a cluster each agent checks and sweeps its
+    own node."""
+    from agents.stack import check_engine, sweep
+
     check_engine()
     removed = sweep(all_owners=False)
     if any(removed):
@@ -175,7 +189,6 @@ def load_stack(path: str, local: bool, say: Callable[[str, bool], None]) -> str:
             f"orchestrate: warning: removed {removed[0]} container(s) and {removed[1]} network(s) left by dead runs",
             True,
         )
-    return Path(path).read_text(encoding="utf-8")
 
 
 def stack_notes(config: pytest.Config, options: RunConfig, stack_file: str) -> tuple[str, list[str]]:

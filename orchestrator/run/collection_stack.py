@@ -214,9 +214,16 @@ def serve_collection(early_config: pytest.Config, args: list[str]) -> None:
             swept=coordinator is not None and coordinator.agents.swept,
         )
     )
-    early_config.pluginmanager.register(
-        _CollectionStackOwner(stack, early_config), "orchestrate-collection-stack"
-    )
+    owner_plugin = _CollectionStackOwner(stack, early_config)
+    early_config.pluginmanager.register(owner_plugin, "orchestrate-collection-stack")
+    if coordinator is not None:
+        try:
+            coordinator.check_engine()  # beside the agents' and this stack's start
+        except USER_ERRORS:
+            _stop_early(early_config, coordinator)
+            stack.stop()
+            early_config.pluginmanager.unregister(owner_plugin)
+            return  # pytest_configure meets the same error and reports it
     ready = stack.wait_ready()
     if isinstance(ready, str):
         print(
@@ -256,6 +263,18 @@ def _start_agents(early_config: pytest.Config, options: Any) -> None:
         return  # pytest_configure meets the same error and reports it
     early_config.stash[EARLY_COORDINATOR] = coordinator
     coordinator.start_agents_early()
+    try:
+        coordinator.check_engine()  # with a stack file: beside the agents' start
+    except USER_ERRORS:
+        _stop_early(early_config, coordinator)
+        # pytest_configure meets the same error and reports it
+
+
+def _stop_early(early_config: pytest.Config, coordinator: Any) -> None:
+    """The engine check failed after the agents started: stop them; pytest_configure's
+    coordinator, made anew, meets the same error and reports it."""
+    coordinator.agents.stop([])
+    del early_config.stash[EARLY_COORDINATOR]
 
 
 def _said_nothing(line: str) -> None:

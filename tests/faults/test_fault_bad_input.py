@@ -20,6 +20,15 @@ services:
     image: orchestrate/redis:7
     ports: ["6379"]
 """
+# Per-agent env: the coordinator collects on a stack of its own, started before it checks the engine.
+COLLECTION_STACK = (
+    STACK
+    + """
+x-orchestrate:
+  env:
+    CACHE_URL: "redis://{cache.host}:{cache.port}/0"
+"""
+)
 TYPO_STACK = """
 services:
   cache:
@@ -54,13 +63,47 @@ def _one_line_error(proc, *fragments: str) -> None:
             {"DOCKER_HOST": "unix:///nonexistent.sock"},
             ["no Docker engine answers at unix:///nonexistent.sock"],
         ),
+        (
+            # The agents start before the engine is checked (their start overlaps the check).
+            ["run", "--backend", "local", "--agents", "2", "--stack", "stack.yml", "."],
+            {"DOCKER_HOST": "unix:///nonexistent.sock"},
+            ["no Docker engine answers at unix:///nonexistent.sock"],
+        ),
+        (
+            ["run", "--backend", "local", "--agents", "2", "--stack", "collection.yml", "."],
+            {"DOCKER_HOST": "unix:///nonexistent.sock"},
+            ["no Docker engine answers at unix:///nonexistent.sock"],
+        ),
     ],
-    ids=["unknown option", "missing path", "stack file typo", "no docker engine"],
+    ids=[
+        "unknown option",
+        "missing path",
+        "stack file typo",
+        "no docker engine",
+        "no docker engine, agents started",
+        "no docker engine, collection stack started",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_4(tmp_path, args, env, fragments):
-    root = write_suite(tmp_path, {**SUITE, "typo.yml": TYPO_STACK, "stack.yml": STACK})
+    suite = {**SUITE, "typo.yml": TYPO_STACK, "stack.yml": STACK, "collection.yml": COLLECTION_STACK}
+    root = write_suite(tmp_path, suite)
+    before = _agent_processes()
     proc = run_orchestrate(args, root, env={**os.environ, **env}, timeout=60)
     _one_line_error(proc, *fragments)
+    assert _agent_processes() <= before, "an agent process outlived the command"
+
+
+def _agent_processes() -> set[int]:
+    """The pids of every live agent process (`python -m agents.host`) on this machine."""
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                if b"agents.host" in stream.read():
+                    found.add(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def test_an_unreachable_cluster_fails_fast(tmp_path):
