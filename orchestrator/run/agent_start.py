@@ -1,4 +1,4 @@
-"""A run's agents started and stopped: the stack file checked first, each agent's config, the
+"""A run's agents started and stopped: the stack file parsed first, each agent's config, the
 backend they run on, warm stacks borrowed, and what dead agents left removed at the end.
 
 With an explicit `--agents N` the agents start while the coordinator collects (or earlier,
@@ -93,8 +93,10 @@ class AgentStart:
 
     @property
     def swept(self) -> bool:
-        """Whether the coordinator swept the agents' engine before starting them: with a stack
-        file on this machine, `load_stack` did (a cluster's agents each sweep their own node)."""
+        """Whether the coordinator sweeps the agents' engine, so that they need not: with a stack
+        file on this machine, `Coordinator.check_engine` does, beside their start (a cluster's
+        agents each sweep their own node). A sweep removes only dead runs' containers, never
+        those of a live run: its order with their start does not matter."""
         return bool(self.stack_text) and not self.options.address
 
     def start(self, configs: Sequence[p.AgentConfig]) -> None:
