@@ -64,6 +64,7 @@ class StackSide:
         self._warm_stack: WarmDockerStack | None = None
         self._warm_lock: int | None = None
         self._warm_keep = False
+        self._borrowed = False  # the slot's stack adopted as it was kept (not replaced)
         # The CPU the stack's containers spend (agents/stack/cgroup_cpu.py), and its last reading.
         self._cpu_meter: CgroupCpu | None = None
         self._cpu_seen = 0.0
@@ -71,6 +72,17 @@ class StackSide:
     def adopt_worker(self, args: Sequence[str], env: dict[str, str]) -> None:
         """The worker already started with these (agents/worker.py's `start_early`)."""
         self.worker_args, self.worker_env = list(args), env
+
+    def adopt_warm_lock(self, lock: int) -> None:
+        """The warm slot's lock, taken by agents/worker.py's `start_early` to start the worker on
+        the slot's recorded endpoints: this agent holds the slot already."""
+        self._warm_lock = lock
+
+    def keeps_early_worker(self, args: Sequence[str], env: dict[str, str]) -> bool:
+        """Whether a worker started early on the warm slot's recorded endpoints is the one to
+        run: the slot was borrowed as is (not replaced) and its endpoints are those recorded.
+        Asked at StartWorker, once `worker_args` and `worker_env` are set."""
+        return self._borrowed and list(args) == self.worker_args and env == self.worker_env
 
     def start(self, private_dir: str) -> None:
         """Bring the stack up in a thread of its own; its result comes back through `put`."""
@@ -100,7 +112,8 @@ class StackSide:
             slot = None
             if spec is not None and config.warm_id:
                 slot = WarmSlot(config.warm_id, config.agent_id, config.warm_owner, Path(config.warm_dir))
-                self._warm_lock = slot.lock()
+                if self._warm_lock is None:  # else taken already, to start the worker early
+                    self._warm_lock = slot.lock()
                 warm = "busy"  # another run borrows it: a stack of this run's own instead
             if spec is not None and slot is not None and self._warm_lock is not None:
                 self._warm_slot = slot
@@ -174,6 +187,7 @@ class StackSide:
         """A borrowed stack's endpoints, before its reset: the worker may start with them."""
         resets = self._stack.resets if self._stack is not None else False
         self._prepare_worker(endpoints, resets)
+        self._borrowed = True  # only a slot adopted as it was kept says its endpoints early
         self._put(
             StackReachable(
                 started=started,

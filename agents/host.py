@@ -9,8 +9,9 @@ in one wake-up; events name their agent), all as the bytes of orchestrator.proto
 process is its own session, so a Ctrl-C at the terminal reaches only the coordinator, which
 tells the agents to abort; if the coordinator goes away (end of file on the command pipe) every
 agent aborts by itself, taking its stack down.
-Without a stack the worker is started as soon as the config is read, before the runtime is
-imported (agents/worker.py's `start_early`), so pytest's start overlaps this process's.
+Every worker that can start at once is started as soon as the configs are read, before the
+runtime and the Docker SDK are imported (agents/worker.py's `start_early`: without a stack, or on
+a borrowed warm stack's recorded endpoints), so pytest's start overlaps this process's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from orchestrator.protocol.messages import Abort, AgentConfig, Command, Event, d
 
 if TYPE_CHECKING:
     from agents.runtime import AgentRuntime
+    from agents.worker import EarlyWorker
 
 FDS_ENV = "ORCHESTRATE_AGENT_FDS"
 
@@ -48,7 +50,12 @@ def main() -> int:
 
     # The first frame: every agent's config; then, for the rest of the run, commands.
     configs = [decode_config(data) for data in next(frames)]
-    runtimes = {config.agent_id: _start_agent(config, emit) for config in configs}
+    # Every worker that can start now does, before the runtime is imported (see the docstring).
+    early_workers = [start_early_or_later(config) for config in configs]
+    runtimes = {
+        config.agent_id: _start_agent(config, emit, early)
+        for config, early in zip(configs, early_workers, strict=True)
+    }
 
     def read_commands() -> None:
         try:
@@ -68,10 +75,9 @@ def main() -> int:
     return 0
 
 
-def _start_agent(config: AgentConfig, emit: Callable[[Sequence[Event]], None]) -> AgentRuntime:
-    # Without a stack, the worker starts before the rest of the agent is imported (about 60 ms
-    # of this process's start that pytest's own start in the worker now overlaps).
-    early_worker = start_early_or_later(config)
+def _start_agent(
+    config: AgentConfig, emit: Callable[[Sequence[Event]], None], early_worker: EarlyWorker | None
+) -> AgentRuntime:
     from agents.runtime import AgentRuntime
 
     runtime = AgentRuntime(config, emit=emit, early_worker=early_worker)

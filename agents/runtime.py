@@ -159,7 +159,10 @@ class AgentRuntime:
             early = self._early_worker
             if early is not None:
                 self._private_dir = early.private_dir
-                self._stack.adopt_worker(early.args, early.env)
+                if early.warm_lock is None:
+                    self._stack.adopt_worker(early.args, early.env)
+                else:  # on a warm slot's recorded endpoints: kept if they prove current
+                    self._stack.adopt_warm_lock(early.warm_lock)
             else:
                 self._private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{self.config.agent_id}-")
             self._selector.register(self._wake_read, selectors.EVENT_READ, self._on_wake)
@@ -279,6 +282,15 @@ class AgentRuntime:
 
     def _start_worker(self) -> None:
         early, self._early_worker = self._early_worker, None
+        on_warm_slot = early is not None and early.warm_lock is not None
+        if early is not None and on_warm_slot and not self._stack.keeps_early_worker(early.args, early.env):
+            # The slot was replaced, or its endpoints changed: that worker talks to the wrong
+            # services (or to none); it goes, and one starts on the stack the agent has.
+            early.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                early.process.wait(KILLED_WORKER_WAIT_SECONDS)
+            early.process.close()
+            early = None
         if early is not None:
             worker = early.process  # started with these very args and env
         else:

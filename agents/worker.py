@@ -108,18 +108,27 @@ class EarlyWorker:
     """A worker started before the rest of its agent is imported: with no stack file, its
     command line and environment follow from the agent's config alone, so pytest's start (the
     longest part of an agent's) overlaps those imports. The local backend starts every such
-    worker before it imports the runtime; agents/host.py before it imports the rest of itself."""
+    worker before it imports the runtime; agents/host.py before it imports the rest of itself.
+
+    On a borrowed warm stack (`warm_lock`: its slot's lock, taken here and handed to the agent)
+    it starts on the endpoints the slot's record holds, before the Docker SDK is imported; the
+    agent keeps it only if the slot is borrowed as is with those very endpoints, and otherwise
+    kills it and starts another (agents/runtime.py)."""
 
     process: WorkerProcess
     private_dir: str
     args: tuple[str, ...]
     env: dict[str, str]
+    warm_lock: int | None = None
 
 
 def start_early(config: AgentConfig) -> EarlyWorker | None:
-    """Start the worker of an agent without a stack (None with one, or with no worker at all)."""
-    if config.stack_text or config.collector:
+    """Start the worker of an agent without a stack, or on a warm stack's recorded endpoints
+    (None with a stack of its own, or with no worker at all)."""
+    if config.collector:
         return None
+    if config.stack_text:
+        return _start_on_warm_slot(config) if config.warm_id else None
     private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{config.agent_id}-")
     args = worker_args(config.pytest_args, private_dir, config.agent_id, basetemp=config.basetemp)
     env = worker_env(config)
@@ -130,6 +139,41 @@ def start_early(config: AgentConfig) -> EarlyWorker | None:
         os.rmdir(private_dir)
         raise
     return EarlyWorker(process, private_dir, tuple(args), env)
+
+
+def _start_on_warm_slot(config: AgentConfig) -> EarlyWorker | None:
+    """Take the warm slot's lock and start the worker on its recorded endpoints; None when the
+    slot is another run's or has none recorded (the agent then locks and borrows as before)."""
+    from pathlib import Path
+
+    from agents.stack.warm import WarmSlot, recorded
+
+    slot = WarmSlot(config.warm_id, config.agent_id, config.warm_owner, Path(config.warm_dir))
+    lock = slot.lock()
+    if lock is None:
+        return None
+    record = recorded(slot)
+    if record is None:
+        os.close(lock)
+        return None
+    ends = record.endpoints
+    private_dir = tempfile.mkdtemp(prefix=f"orchestrate-agent-{config.agent_id}-")
+    args = worker_args(
+        config.pytest_args,
+        private_dir,
+        config.agent_id,
+        basetemp=config.basetemp,
+        stack_args=ends.pytest_args,
+    )
+    env = worker_env(config, ends.env, ends.services, record.resets)
+    process = WorkerProcess(config.python or sys.executable, args, config.cwd, env)
+    try:
+        process.start()
+    except OSError:
+        os.rmdir(private_dir)
+        os.close(lock)
+        raise
+    return EarlyWorker(process, private_dir, tuple(args), env, warm_lock=lock)
 
 
 def start_early_or_later(config: AgentConfig) -> EarlyWorker | None:

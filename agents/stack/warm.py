@@ -16,7 +16,10 @@ drops with the process that held it, so a killed run never leaves a slot locked)
 
 A run ends by keeping the stack (`WarmDockerStack.keep`); a stack that failed (a service died,
 a reset failed) is removed and its record dropped, so the next run replaces it. The slot's
-record, `<dir>/<slot>.json`, holds the key and each reset strategy's exported snapshot.
+record, `<dir>/<slot>.json`, holds the key, each reset strategy's exported snapshot and the
+endpoints the stack's worker gets (`Recorded`): a run's agent reads them before anything else
+(`recorded`, no Docker SDK) and starts its worker on them at once (agents/worker.py), and keeps
+that worker only if the slot is borrowed as is with those very endpoints.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from orchestrator.protocol.errors import StackFailed
 if TYPE_CHECKING:
     from agents.stack.borrowed import WarmDockerStack
 
-__all__ = ["WarmSlot", "WarmStackUp", "open_slot", "slot_stack"]
+__all__ = ["Recorded", "WarmSlot", "WarmStackUp", "open_slot", "recorded", "slot_stack"]
 
 # Why a slot was brought up anew, in the words of AgentReady.stack_warm ("replaced: <why>").
 STALE = "stale: its cache key changed (stack file, images or setup inputs)"
@@ -77,6 +80,30 @@ class WarmSlot:
     def drop_record(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.record_path.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What a slot's record says its stack's worker gets: the endpoints and whether it resets."""
+
+    endpoints: StackEndpoints
+    resets: bool
+
+
+def recorded(slot: WarmSlot) -> Recorded | None:
+    """The endpoints the slot's record holds (None: no record, or one written before they were
+    kept). Whether the slot is still current and its containers alive is `open_slot`'s to say."""
+    try:
+        data = json.loads(slot.record_path.read_text())
+        part = data["endpoints"]
+        endpoints = StackEndpoints(
+            env={str(k): str(v) for k, v in part["env"].items()},
+            services={str(k): dict(v) for k, v in part["services"].items()},
+            pytest_args=tuple(str(a) for a in part["pytest_args"]),
+        )
+        return Recorded(endpoints, bool(part["resets"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +148,8 @@ def open_slot(
         else:
             if on_endpoints is not None:
                 on_endpoints(endpoints)
+            if _endpoints_part(endpoints, stack.resets) != record[2]:  # the next run's early worker
+                _write_record(slot.record_path, key, record[1], endpoints, stack.resets)
             return WarmStackUp(stack, endpoints, "borrowed", stack.reset())
     slot.drop_record()
     stack.down()
@@ -128,7 +157,7 @@ def open_slot(
     started = clock()
     endpoints = stack.up()
     stack.snapshot()
-    _write_record(slot.record_path, key, stack.export())
+    _write_record(slot.record_path, key, stack.export(), endpoints, stack.resets)
     return WarmStackUp(stack, endpoints, f"replaced: {why}", clock() - started)
 
 
@@ -139,19 +168,37 @@ def slot_stack(spec: StackSpec, slot: WarmSlot, cwd: str | os.PathLike[str]) -> 
     return WarmDockerStack(spec, slot.warm_id, str(slot.slot), slot.owner, cwd=cwd)
 
 
-def _read_record(path: Path) -> tuple[str, dict[str, bytes]] | None:
-    """(cache key, snapshot per service) of a slot's record; None when there is none to trust."""
+def _read_record(path: Path) -> tuple[str, dict[str, bytes], object] | None:
+    """(cache key, snapshot per service, endpoints part) of a slot's record; None when there is
+    none to trust."""
     try:
         data = json.loads(path.read_text())
         snapshots = {str(k): base64.b64decode(v) for k, v in data["snapshots"].items()}
-        return str(data["key"]), snapshots
+        return str(data["key"]), snapshots, data.get("endpoints")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _write_record(path: Path, key: str, snapshots: dict[str, bytes]) -> None:
+def _endpoints_part(endpoints: StackEndpoints, resets: bool) -> dict[str, object]:
+    """The record's "endpoints", as JSON gives it back (what `recorded` reads)."""
+    part = {
+        "env": endpoints.env,
+        "services": endpoints.services,
+        "pytest_args": list(endpoints.pytest_args),
+        "resets": resets,
+    }
+    return dict(json.loads(json.dumps(part)))
+
+
+def _write_record(
+    path: Path, key: str, snapshots: dict[str, bytes], endpoints: StackEndpoints, resets: bool
+) -> None:
     """Write the record atomically: a half-written one would be read as none (and replaced)."""
-    data = {"key": key, "snapshots": {k: base64.b64encode(v).decode() for k, v in snapshots.items()}}
+    data = {
+        "key": key,
+        "snapshots": {k: base64.b64encode(v).decode() for k, v in snapshots.items()},
+        "endpoints": _endpoints_part(endpoints, resets),
+    }
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(data))
     os.replace(temporary, path)

@@ -256,3 +256,35 @@ def test_the_coordinators_collection_stack_is_kept_warm_and_reset_too(suite: Pat
     # Both collections saw the state after setup: the second one's stack was reset first.
     assert (suite / "collected.log").read_text().splitlines() == [repr([(seed,)])] * 2
     assert _warm_containers(state["warm_id"]) == kept, "the same containers, none of a run's own"
+
+
+def test_a_worker_started_on_endpoints_the_slot_no_longer_has_is_replaced(suite: Path) -> None:
+    """A run's agent starts its worker on the endpoints the slot's record holds, before it asks
+    the engine anything; when the borrowed stack's endpoints are not those, that worker goes
+    and another starts on the stack's own (its tests would reach nothing), and the record is
+    written anew for the next run."""
+    up = run_orchestrate(["up", "--stack", "stack.yml", "--agents", "1"], suite, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((suite / ".orchestrate" / "warm-stacks.json").read_text())
+    record_path = WarmSlot(state["warm_id"], 0, state["owner"], Path(state["directory"])).record_path
+    record = json.loads(record_path.read_text())
+    true_endpoints = record["endpoints"]
+    assert true_endpoints["env"]["REDIS_URL"].startswith("redis://")
+    # As if the containers had been given other addresses since: nothing listens on port 1.
+    record["endpoints"] = {
+        **true_endpoints,
+        "env": {name: "redis://127.0.0.1:1/0" for name in true_endpoints["env"]},
+    }
+    record_path.write_text(json.dumps(record))
+
+    run = run_orchestrate(["run", "--stack", "stack.yml", "--agents", "1", "--results", "r1.json"], suite)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert set(load_results(suite / "r1.json").values()) == {"passed"}
+    document = json.loads((suite / "r1.json").read_text())
+    assert _warm(document) == ["borrowed"]
+    assert document["agents"][0]["worker_restarts"] == 0  # replaced before it ran, not restarted
+    assert json.loads(record_path.read_text())["endpoints"] == true_endpoints
+    again = run_orchestrate(["run", "--stack", "stack.yml", "--agents", "1", "--results", "r2.json"], suite)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert set(load_results(suite / "r2.json").values()) == {"passed"}

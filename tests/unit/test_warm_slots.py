@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.stack.warm import WarmSlot, _read_record, _write_record
+from agents.stack.protocol import StackEndpoints
+from agents.stack.warm import WarmSlot, _read_record, _write_record, recorded
 from orchestrator.protocol.errors import UsageError
 from orchestrator.run.warm_stacks import WarmStacks, borrow_fields, check_resettable
 
@@ -24,13 +25,38 @@ def test_a_slot_is_borrowed_by_one_holder_at_a_time_and_freed_when_it_closes(tmp
     os.close(again)
 
 
+ENDPOINTS = StackEndpoints(
+    env={"DATABASE_URL": "postgresql://172.18.0.2:5432/test"},
+    services={"db": {"host": "172.18.0.2", "port": 5432, "ports": {"5432": 5432}}},
+    pytest_args=("--db", "172.18.0.2"),
+)
+
+
 def test_a_record_round_trips_and_an_unreadable_one_counts_as_none(tmp_path: Path) -> None:
-    path = tmp_path / "0.json"
-    _write_record(path, "key1", {"db": b'[["postgres", "postgres", "snap"]]', "cache": b"\x00\xff"})
-    assert _read_record(path) == ("key1", {"db": b'[["postgres", "postgres", "snap"]]', "cache": b"\x00\xff"})
-    path.write_text("{half")
-    assert _read_record(path) is None
+    slot = WarmSlot("warm-x", 0, "h:1", tmp_path)
+    snapshots = {"db": b'[["postgres", "postgres", "snap"]]', "cache": b"\x00\xff"}
+    _write_record(slot.record_path, "key1", snapshots, ENDPOINTS, True)
+    record = _read_record(slot.record_path)
+    assert record is not None and record[:2] == ("key1", snapshots)
+    # What a run's agent reads before anything else, to start its worker on them at once.
+    early = recorded(slot)
+    assert early is not None and early.resets
+    assert (early.endpoints.env, early.endpoints.services, early.endpoints.pytest_args) == (
+        ENDPOINTS.env,
+        ENDPOINTS.services,
+        ENDPOINTS.pytest_args,
+    )
+    slot.record_path.write_text("{half")
+    assert _read_record(slot.record_path) is None
+    assert recorded(slot) is None
     assert _read_record(tmp_path / "missing.json") is None
+
+
+def test_a_record_kept_before_endpoints_were_starts_no_worker_early(tmp_path: Path) -> None:
+    slot = WarmSlot("warm-x", 0, "h:1", tmp_path)
+    slot.record_path.write_text('{"key": "key1", "snapshots": {}}')
+    assert _read_record(slot.record_path) == ("key1", {}, None)
+    assert recorded(slot) is None
 
 
 def test_only_agents_below_the_slot_count_borrow() -> None:
