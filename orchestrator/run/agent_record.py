@@ -7,7 +7,7 @@ table and the results file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from orchestrator.model import AgentStatistics, Outcome, TestUnit, UnitSpan
 from orchestrator.protocol import messages as p
@@ -119,6 +119,17 @@ class AgentRecord:
                 if (unit.unit_id, node_id) not in self._ended and is_open(node_id):
                     return node_id
         return None
+
+    def running_left(self, predicted_by_unit: Mapping[str, float], now: float) -> float:
+        """The predicted seconds the unit it runs (the first it holds) has still to run: its
+        plan's prediction less the time since its first test began (0 when it holds nothing
+        planned, such as a retry)."""
+        running = next(iter(self.units.values()), None)
+        if running is None:
+            return 0.0
+        started = self.unit_started.get(running.unit_id)
+        ran = now - started if started is not None else 0.0
+        return max(0.0, predicted_by_unit.get(running.unit_id, 0.0) - ran)
 
     def unit_holding(self, node_id: str) -> str | None:
         """The id of the held unit `node_id` belongs to (a dict lookup: units can hold 50,000 tests)."""

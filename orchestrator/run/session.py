@@ -296,7 +296,8 @@ class Session:
         )
 
     def on_work_wanted(self, event: p.WorkWanted) -> None:
-        self._scheduler.request_work(event.agent_id)
+        left = self._agents[event.agent_id].running_left(self._predicted_by_unit, self._now())
+        self._scheduler.request_work(event.agent_id, left)
 
     def on_test_ended(self, event: p.TestEnded) -> None:
         record = self._agents[event.agent_id]

@@ -66,3 +66,20 @@ def test_a_retry_held_on_the_agent_it_crashed_on_is_its_running_test_again() -> 
     record.drop_all()
     record.hold(TestUnit("m.py::T", ("m.py::T::a",)))  # what ended under a dropped unit is forgotten
     assert record.running_test(lambda node_id: True) == "m.py::T::a"
+
+
+def test_what_the_running_unit_has_left_is_its_prediction_less_what_it_ran() -> None:
+    record = AgentRecord(0, 0.0)
+    assert record.running_left({}, 10.0) == 0.0  # holds nothing
+    record.hold(TestUnit("m.py::T", ("m.py::T::a", "m.py::T::b")))
+    record.hold(TestUnit("m.py::U", ("m.py::U::a",)))
+    predicted = {"m.py::T": 5.0, "m.py::U": 1.0}
+    assert record.running_left(predicted, 10.0) == 5.0  # no test of it ended yet
+    record.unit_started["m.py::T"] = 9.0  # its first test began at 9 s
+    assert record.running_left(predicted, 10.5) == 3.5
+    assert record.running_left(predicted, 20.0) == 0.0  # past its prediction
+    record.drop("m.py::T")
+    assert record.running_left(predicted, 20.0) == 1.0  # the next one runs now
+    record.hold(TestUnit("m.py::T (crash 1)", ("m.py::T::a",)))
+    record.drop("m.py::U")
+    assert record.running_left(predicted, 20.0) == 0.0  # a retry: not planned

@@ -493,6 +493,38 @@ def test_dynamic_gives_the_last_units_to_agents_as_they_go_idle() -> None:
     assert _ids(ahead.schedule()) == [(0, "a0u1")]
 
 
+def test_dynamic_gives_nothing_ahead_behind_a_unit_that_outlasts_the_queue() -> None:
+    """An agent asking ahead while its running unit has 4 s to go, with 4 s queued for the two
+    other agents (2 s each): a unit given now would wait behind it while they stand idle. It is
+    flushed instead, and the others take what is queued; with a short run left it is served."""
+    plan = _plan([[6, 1, 1, 1, 1], [1], [1]])
+    scheduler = DynamicScheduler(plan)
+    for agent_id in range(3):
+        scheduler.add_agent(agent_id)
+    assert _ids(scheduler.schedule()) == [(0, "a0u0"), (1, "a1u0"), (2, "a2u0")]
+    scheduler.request_work(0, running_left=4.0)
+    assert scheduler.schedule() == []
+    assert scheduler.wants_work(0)  # Flush: served once its unit ends
+    for agent_id in (1, 2):
+        scheduler.unit_finished(agent_id, f"a{agent_id}u0")
+        scheduler.request_work(agent_id)
+    assert _ids(scheduler.schedule()) == [(1, "a0u1"), (2, "a0u2")]
+
+    short = DynamicScheduler(plan)
+    for agent_id in range(3):
+        short.add_agent(agent_id)
+    short.schedule()
+    short.request_work(0, running_left=1.5)  # done before the others have drained the queue
+    assert _ids(short.schedule()) == [(0, "a0u1")]
+
+    # Alone, an agent is served ahead whatever it runs: nobody else could take the unit.
+    alone = DynamicScheduler(_plan([[6, 1, 1]]))
+    alone.add_agent(0)
+    alone.schedule()
+    alone.request_work(0, running_left=5.0)
+    assert _ids(alone.schedule()) == [(0, "a0u1")]
+
+
 def test_dynamic_wants_work_only_when_nothing_is_queued_anywhere() -> None:
     scheduler = DynamicScheduler(_plan([[1], [1]]))
     scheduler.add_agent(0)

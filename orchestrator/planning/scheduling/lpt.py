@@ -104,7 +104,7 @@ class StaticScheduler:
         self._agents.add(agent_id, resources)
         self._given_seconds_by_agent.setdefault(agent_id, 0.0)
 
-    def request_work(self, agent_id: int) -> None:
+    def request_work(self, agent_id: int, running_left: float = 0.0) -> None:
         """The agent is running dry; only requeued units can still come its way."""
         self._agents.request(agent_id)
 

@@ -7,7 +7,9 @@ the queue it plans:
 - `add_agent(id, resources)` when an agent reports ready, with its node's resources; a new
   agent wants work at once. A unit that needs resources (TestUnit.resources) is only ever
   given to an agent whose node has them.
-- `request_work(id)` when an agent's worker is about to run dry.
+- `request_work(id, running_left)` when an agent's worker is about to run dry, with the predicted
+  seconds its running unit has still to run (a scheduler may keep work from an agent whose
+  running unit would hold it back).
 - `unit_finished(id, unit_id)` when an agent reports a unit finished: the slots of its test
   groups (and the cluster, for an alone unit) are free again (scheduling/_slots.py). A unit of
   a group is handed out only when its group's limit allows, counted across all agents.
@@ -48,7 +50,7 @@ class Scheduler(Protocol):
 
     def add_agent(self, agent_id: int, resources: Mapping[str, float] | None = None) -> None: ...
 
-    def request_work(self, agent_id: int) -> None: ...
+    def request_work(self, agent_id: int, running_left: float = 0.0) -> None: ...
 
     def schedule(self) -> list[Assignment]: ...
 
