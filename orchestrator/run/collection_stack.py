@@ -130,14 +130,20 @@ class _CollectionStackOwner:
         if terminal is not None:
             terminal.write_line(line)
 
-    def begin_stop(self) -> None:
-        """Called by the coordinator's pytest_unconfigure (trylast, as this one), before it waits for
-        the agents' stacks: this stack then comes down beside theirs instead of after them."""
-        self.stack.begin_stop()
+    def stop(self) -> None:
+        """Wait for the stack's teardown: called by the coordinator's pytest_unconfigure, once
+        the agents' stacks are down (this one came down beside theirs)."""
+        self.stack.stop()
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
-        self.stack.stop()
+        # Trylast, registered before the coordinator: called after every other plugin's and
+        # conftest's (which may still use the stack), just before the coordinator's. With a
+        # coordinator, only begin: it waits for the agents' stacks, then for this one.
+        if self.config.pluginmanager.get_plugin("orchestrate-coordinator") is not None:
+            self.stack.begin_stop()
+        else:
+            self.stack.stop()
 
 
 def serve_collection(early_config: pytest.Config, args: list[str]) -> None:

@@ -254,14 +254,14 @@ class Coordinator:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self) -> None:
-        # After the summary: agents take their stacks down meanwhile; this waits until they have.
-        # Last, as the collection stack's own (registered earlier, so called after this one):
-        # every other plugin's and conftest's pytest_unconfigure has run, so that stack may
-        # start coming down now, beside the agents' (orchestrator/run/collection_stack.py).
+        # After the summary: agents take their stacks down meanwhile (since the session ended);
+        # this waits until they have, then for the collection stack, whose own pytest_unconfigure
+        # (trylast too, registered earlier: called just before this one, after every other
+        # plugin's and conftest's) began its teardown (orchestrator/run/collection_stack.py).
+        self.agents.stop(self._warnings)
         collection_stack = self.config.pluginmanager.get_plugin("orchestrate-collection-stack")
         if collection_stack is not None:
-            collection_stack.begin_stop()
-        self.agents.stop(self._warnings)
+            collection_stack.stop()
         if self._leftovers_due:
             self._leftovers_due = False
             remove_leftovers(self.agents.run_id, self._warnings)
