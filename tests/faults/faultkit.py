@@ -152,17 +152,31 @@ def assert_consistent(
 
 
 def run_bg(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `orchestrate` in its own process group (as a shell would), output captured."""
-    return subprocess.Popen(
-        [*ORCHESTRATE, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    """Start `orchestrate` in its own process group (as a shell would), output captured.
+
+    With SIGINT at its default, as a shell starts its foreground job: tests run in the background
+    by a shell without job control (`cmd &`) inherit SIGINT ignored, which exec keeps, and so
+    would orchestrate, whose Ctrl-C these tests send.
+    """
+    import signal
+
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(
+            [*ORCHESTRATE, *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, proc: subprocess.Popen[str] | None = None) -> None:
