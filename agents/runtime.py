@@ -282,8 +282,11 @@ class AgentRuntime:
 
     def _start_worker(self) -> None:
         early, self._early_worker = self._early_worker, None
-        on_warm_slot = early is not None and early.warm_lock is not None
-        if early is not None and on_warm_slot and not self._stack.keeps_early_worker(early.args, early.env):
+        if (
+            early is not None
+            and early.warm_lock is not None
+            and not self._stack.keeps_early_worker(early.args, early.env)
+        ):
             # The slot was replaced, or its endpoints changed: that worker talks to the wrong
             # services (or to none); it goes, and one starts on the stack the agent has.
             early.process.kill()

@@ -93,16 +93,17 @@ class Recorded:
 def recorded(slot: WarmSlot) -> Recorded | None:
     """The endpoints the slot's record holds (None: no record, or one written before they were
     kept). Whether the slot is still current and its containers alive is `open_slot`'s to say."""
+    record = _read_record(slot.record_path)
+    if record is None or not isinstance(part := record[2], dict):
+        return None
     try:
-        data = json.loads(slot.record_path.read_text())
-        part = data["endpoints"]
         endpoints = StackEndpoints(
             env={str(k): str(v) for k, v in part["env"].items()},
             services={str(k): dict(v) for k, v in part["services"].items()},
             pytest_args=tuple(str(a) for a in part["pytest_args"]),
         )
         return Recorded(endpoints, bool(part["resets"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
