@@ -52,12 +52,20 @@ class WorkerInputs(MachineCore):
                 self._running_since = now
                 self._stack_dirty = True
                 self._pending.mark_started(node_id)
-            case wh.Ended(node_id, reports, cpu):
+            case wh.Ended(node_id, reports, cpu, wait):
                 seconds = 0.0
                 if self._running == node_id:
                     self._running = None
                     seconds = max(0.0, now - self._running_since)
-                self._emit(pm.TestEnded(node_id=node_id, reports=reports, seconds=seconds, cpu_seconds=cpu))
+                self._emit(
+                    pm.TestEnded(
+                        node_id=node_id,
+                        reports=reports,
+                        seconds=seconds,
+                        cpu_seconds=cpu,
+                        wait_seconds=wait,
+                    )
+                )
                 self._end(node_id)
             case wh.Collected():
                 self._collected(message, now)

@@ -46,6 +46,7 @@ from agents.collection import WorkerCollection, collect_mode, file_node_id
 from agents.env_names import RESET_ENV
 from agents.env_names import WORKER_FDS_ENV as FDS_ENV
 from agents.quiet_terminal import quieten
+from agents.run_queue import RunQueueClock
 from orchestrator.protocol import wire
 from orchestrator.protocol import worker_hop as wh
 from orchestrator.protocol.reports import compact_phase, pack_test_reports
@@ -71,6 +72,9 @@ class WorkerPlugin:
         # The reports of the test running now, until its logfinish sends them as one Ended.
         self._reports: list[TestReport] = []
         self._cpu_at_start = 0.0
+        # What each test lost to the machine's load (agents/run_queue.py).
+        self._run_queue = RunQueueClock()
+        self._waited_at_start = 0.0
         self._collection = collection
         self._session: pytest.Session | None = None
         # (unit id, item, whether it is the first item of its unit here), in run order
@@ -129,6 +133,7 @@ class WorkerPlugin:
         self.say(wh.Started(nodeid))
         self.flush()
         self._cpu_at_start = time.process_time()
+        self._waited_at_start = self._run_queue.waited()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
@@ -164,7 +169,9 @@ class WorkerPlugin:
                 keywords = report.keywords  # type: ignore[assignment]  # a dict in a TestReport
             phases.append(compact)
         cpu = time.process_time() - self._cpu_at_start
-        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu))
+        waited = self._run_queue.waited()
+        wait = waited - self._waited_at_start if waited >= 0.0 and self._waited_at_start >= 0.0 else -1.0
+        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu, wait))
 
     def pytest_warning_recorded(
         self,

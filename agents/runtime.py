@@ -60,6 +60,7 @@ from agents.agent import (
     WorkerExited,
     WorkerSaid,
 )
+from agents.load_costs import with_service_cpu
 from agents.worker import EarlyWorker, WorkerProcess
 from orchestrator.protocol import messages as pm
 
@@ -377,23 +378,3 @@ class AgentRuntime:
                 worker_restarts=self._machine.worker_restarts,
             )
         )
-
-
-def with_service_cpu(batch: list[pm.Event], spent: float) -> list[pm.Event]:
-    """The batch with `spent`, the CPU-seconds the agent's containers spent since the last batch
-    of ended tests, added to its tests' CPU: shared by what each waited beyond its own CPU (the
-    time it spent on its services). What durations learnt under load are corrected with
-    (orchestrator/run/host_load.py)."""
-    ended = [event for event in batch if isinstance(event, pm.TestEnded)]
-    if spent <= 0.0 or not ended:
-        return batch
-    weights = {id(e): max(0.0, e.seconds - e.cpu_seconds) for e in ended}
-    total = sum(weights.values())
-    if total <= 0.0:
-        weights, total = {id(e): 1.0 for e in ended}, float(len(ended))
-    return [
-        dataclasses.replace(e, cpu_seconds=e.cpu_seconds + spent * weights[id(e)] / total)
-        if isinstance(e, pm.TestEnded)
-        else e
-        for e in batch
-    ]

@@ -43,7 +43,7 @@ __all__ = [
     "encode",
 ]
 
-HOP_VERSION = 2
+HOP_VERSION = 3
 
 # -- worker -> agent ----------------------------------------------------------------------------
 
@@ -68,11 +68,13 @@ class Started:
 @dataclass(frozen=True, slots=True)
 class Ended:
     """`node_id` ran to its teardown: `reports` are all its pytest reports, packed once;
-    `cpu` the worker process's CPU-seconds from its start to its end."""
+    `cpu` the worker process's CPU-seconds from its start to its end; `wait` the seconds its
+    thread waited for a CPU meanwhile (agents/run_queue.py; -1.0: not known)."""
 
     node_id: str
     reports: bytes
     cpu: float = 0.0
+    wait: float = -1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ class Coordinator:
         """Plan `units` on `choice.agents` agents, run them, keep the report (`plan_fingerprint`:
         the whole plan of CI runners this run is a part of), and end the session as pytest would."""
         costs = self.costs
-        load = costs.load(choice.agents)
+        load = costs.load(choice.agents, units)
         prepared = prepare(units, costs.store, choice.agents, split, costs.per_test(), load)
         self.prepared = prepared
         plan = prepared.plan
@@ -294,11 +294,12 @@ class Coordinator:
 
 
 def _load_note(load: float, store: DurationStore, units: Sequence[TestUnit]) -> str:
-    """What the prediction assumes of more agents than cores (nothing at one or fewer a core)."""
+    """What the prediction assumes of agents that want more CPU than the cores have (nothing
+    where they do not)."""
     if load <= 1.0:
         return ""
     if any(store.cpu(node_id) for unit in units for node_id in unit.node_ids):
-        return f"; {load:.3g} agents per core: each test slowed by its recorded CPU time"
+        return f"; the agents want {load:.2g}x the cores' CPU: each test slowed by its recorded CPU time"
     return f"; {load:.3g} agents per core, no CPU time recorded yet: tests not slowed"
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator.front.options import RunConfig
 from orchestrator.model import TestUnit
+from orchestrator.planning.durations.estimate import cpu_share
 from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.sizing import AgentChoice, Capacity, choose_agents, trim_agents
@@ -44,10 +45,12 @@ class RunCosts:
     startup_key: str
     cpus: int = 1  # the cores the agents share: this machine's, or a cluster's
 
-    def load(self, agents: int) -> float:
-        """Agents per core for `agents` agents spread over `cpus` (at least 1): what a plan
-        stretches each test's CPU part by (durations/estimate.py)."""
-        return max(1.0, agents / max(1, self.cpus))
+    def load(self, agents: int, units: Sequence[TestUnit] = ()) -> float:
+        """The CPU `agents` agents running `units` want per core of `cpus` (at least 1): what a
+        plan stretches each test's CPU part by (durations/estimate.py). Each agent wants the
+        units' recorded CPU share of a core (a whole one where nothing is recorded)."""
+        share = cpu_share(units, self.store) if units else None
+        return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
 
     @classmethod
     def of(cls, config: pytest.Config, options: RunConfig, store: DurationStore, stack_text: str) -> RunCosts:

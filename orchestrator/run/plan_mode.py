@@ -66,7 +66,7 @@ class PlanMode:
         if not counts:
             counts = (costs.choose_agents(units, self.options.agents, False, say).agents,)
         if len(counts) == 1 and not self.options.plot:
-            prepared = prepare(units, costs.store, counts[0], split, per_test, costs.load(counts[0]))
+            prepared = prepare(units, costs.store, counts[0], split, per_test, costs.load(counts[0], units))
             say(plan_text(prepared.plan, len(costs.store), costs.fixed(prepared.plan.agents)))
             if prepared.kept_whole:
                 from orchestrator.report.tables import kept_whole_text
@@ -79,14 +79,12 @@ class PlanMode:
         if split:
             units = prepare(units, costs.store, max(counts), split, per_test).units
         # Up to one agent per core the estimates are the store's; beyond, stretched by the load.
-        by_load = {
-            load: estimate_units(units, costs.store, per_test, load)
-            for load in {costs.load(n) for n in counts}
-        }
+        loads = {n: costs.load(n, units) for n in counts}
+        by_load = {load: estimate_units(units, costs.store, per_test, load) for load in set(loads.values())}
         predictions = tuple(
-            prediction for n in counts for prediction in predict(by_load[costs.load(n)], (n,), costs.fixed)
+            prediction for n in counts for prediction in predict(by_load[loads[n]], (n,), costs.fixed)
         )
-        unseen = sum(e.unseen_tests for e in by_load[costs.load(counts[0])])
+        unseen = sum(e.unseen_tests for e in by_load[loads[counts[0]]])
         say(predictions_text(predictions, sum(len(u.node_ids) for u in units), len(units), unseen))
         if self.options.plot:
             from orchestrator.report.charts import predictions_svg

@@ -68,7 +68,9 @@ class Tally:
             tuple(reports),
             started=started,
             finished=now,
-            seconds_at_load_one=seconds_at_load_one(duration, event.cpu_seconds, load),
+            seconds_at_load_one=seconds_at_load_one(
+                duration, event.cpu_seconds, load, event.wait_seconds, event.service_cpu_seconds
+            ),
             cpu_seconds=event.cpu_seconds,
         )
         self._record(event.node_id, attempt, now, rerunnable=True, retry_allowed=retry_allowed)

@@ -1,18 +1,23 @@
 """More agents than cores: the duration store learns each test's CPU time, and the next plan for
 that many agents stretches each test by it (a sleeping test is not slowed, a computing one is).
+A test slowed by a load orchestrate did not make is learnt as it runs alone, too.
 
-A real run of `orchestrate run` at twice as many local agents as this machine has cores, on a
-suite of tests that compute for 0.2 CPU-seconds and tests that sleep for 0.2 s.
+Real runs of `orchestrate run`: at twice as many local agents as this machine has cores, on a
+suite of tests that compute for 0.2 CPU-seconds and tests that sleep for 0.02 s; and at one
+agent, on a test that computes beside processes it starts to keep every core busy.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import run_orchestrate
 
+from agents.run_queue import RunQueueClock
 from orchestrator.planning.durations.store import DurationStore
 
 BURN = 0.2
@@ -33,7 +38,7 @@ def _suite(root: Path) -> None:
 
                 class TestSleeps:
                     def test_waits(self):
-                        time.sleep({BURN})
+                        time.sleep({BURN / 10})
                 """
             )
         )
@@ -62,4 +67,43 @@ def test_the_store_keeps_each_tests_cpu_and_the_next_plan_stretches_by_it(tmp_pa
     second = run_orchestrate(["run", "--agents", agents, "--backend", "local"], tmp_path)
 
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "2 agents per core: each test slowed by its recorded CPU time" in second.stdout
+    # The suite computes 0.4 CPU-s per 0.44 s: twice the cores' agents want 1.8x their CPU.
+    assert "the agents want 1.8x the cores' CPU: each test slowed by its recorded CPU time" in second.stdout
+
+
+def test_a_test_slowed_by_a_load_of_others_is_learnt_as_it_runs_alone(tmp_path: Path) -> None:
+    if RunQueueClock().waited() < 0.0:
+        pytest.skip("this kernel keeps no run-queue delay per thread (sched_info off)")
+    (tmp_path / "test_crowded.py").write_text(
+        textwrap.dedent(
+            f"""
+            import os, subprocess, sys, time
+
+            SPIN = "import time\\nend = time.monotonic() + 30\\nwhile time.monotonic() < end: pass"
+
+            def test_computes_in_a_crowd():
+                hogs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(2 * os.cpu_count())]
+                try:
+                    time.sleep(0.2)
+                    start = time.process_time()
+                    while time.process_time() - start < {BURN}:
+                        pass
+                finally:
+                    for hog in hogs:
+                        hog.kill()
+                        hog.wait()
+            """
+        )
+    )
+    results = tmp_path / "results.json"
+
+    run = run_orchestrate(["run", "--agents", "1", "--results", str(results)], tmp_path)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    (test,) = json.loads(results.read_text())["tests"]
+    # Three runnable processes a core: its 0.2 CPU-s took about 0.6 s, after 0.2 s of sleep.
+    assert test["duration"] > 0.2 + 2 * BURN, test
+    store, _ = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
+    seconds = store.get("test_crowded.py::test_computes_in_a_crowd")
+    # One agent on its machine: only the measured wait for a CPU tells what the crowd cost.
+    assert seconds is not None and seconds < 0.2 + 1.5 * BURN, (seconds, test["duration"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.runtime import with_service_cpu
+from agents.load_costs import with_service_cpu
 from agents.stack.cgroup_cpu import cgroup_cpu
 from orchestrator.protocol import messages as pm
 
@@ -60,6 +60,8 @@ def test_what_the_containers_spent_goes_to_the_tests_by_their_waiting() -> None:
     assert [type(e) for e in shared] == [pm.TestEnded, pm.UnitFinished, pm.TestEnded]
     # `a` waited 0.8 s beyond its own CPU, `b` not at all: `a` gets it all.
     assert [e.cpu_seconds for e in shared if isinstance(e, pm.TestEnded)] == pytest.approx([0.6, 0.5])
+    # The coordinator is told which part of that CPU was the services'.
+    assert [e.service_cpu_seconds for e in shared if isinstance(e, pm.TestEnded)] == pytest.approx([0.4, 0.0])
     # Tests that waited for nothing share it evenly; nothing spent changes nothing.
     even = with_service_cpu([busy, pm.TestEnded(node_id="c", seconds=0.1, cpu_seconds=0.1)], 0.2)
     assert [e.cpu_seconds for e in even if isinstance(e, pm.TestEnded)] == pytest.approx([0.6, 0.2])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.model import TestUnit
-from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, estimate_units
+from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, cpu_share, estimate_units
 from orchestrator.planning.durations.store import DurationStore, TestHistory, junit_key
+from orchestrator.planning.sizing import Capacity
+from orchestrator.run.costs import RunCosts
 from orchestrator.run.host_load import seconds_at_load_one
 
 
@@ -139,3 +141,34 @@ def test_tests_without_recorded_cpu_are_not_stretched() -> None:
     # test_1 all CPU: 2 s; test_2 never measured: 1 s; test_new guessed from its module: 1.5 s.
     assert estimate.seconds == pytest.approx(2.0 + 1.0 + 1.5)
     assert estimate.unseen_tests == 1
+
+
+def test_the_cpu_share_is_the_recorded_cpu_over_the_seconds_of_the_tests_that_have_both() -> None:
+    store = _store({"a.py::test_1": 1.0, "a.py::test_2": 3.0, "a.py::test_3": 5.0})
+    store.update({}, cpu={"a.py::test_1": 1.0, "a.py::test_2": 0.6})
+    units = [TestUnit("a.py", ("a.py::test_1", "a.py::test_2", "a.py::test_3", "a.py::test_new"))]
+
+    assert cpu_share(units, store) == pytest.approx(1.6 / 4.0)
+    assert cpu_share(units, _store({"a.py::test_1": 1.0})) is None  # no CPU recorded
+
+
+@pytest.mark.parametrize(
+    ("agents", "cpu", "expected"),
+    [
+        (4, None, 2.0),  # nothing recorded: each agent a core's worth, as before
+        (4, 1.0, 2.0),  # computing tests: 4 agents want 4 cores of 2
+        (4, 0.25, 1.0),  # mostly waiting: 4 agents want one core of 2, nothing is stretched
+        (4, 1.5, 3.0),  # a local database computing half as much again as the worker
+        (1, 1.0, 1.0),
+    ],
+)
+def test_the_load_of_a_plan_is_the_cpu_its_agents_want_per_core(
+    agents: int, cpu: float | None, expected: float
+) -> None:
+    store = _store({"a.py::test_1": 2.0})
+    if cpu is not None:
+        store.update({}, cpu={"a.py::test_1": 2.0 * cpu})
+    costs = RunCosts(store, Capacity(8, ""), "local", cpus=2)
+
+    assert costs.load(agents, [TestUnit("a.py", ("a.py::test_1",))]) == pytest.approx(expected)
+    assert costs.load(agents) == pytest.approx(max(1.0, agents / 2))  # no units given

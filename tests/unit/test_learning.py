@@ -81,3 +81,28 @@ def test_a_duration_is_stored_as_it_would_be_alone(
     duration: float, cpu: float, load: float, expected: float
 ) -> None:
     assert seconds_at_load_one(duration, cpu, load) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("duration", "cpu", "wait", "services", "expected"),
+    [
+        (2.0, 1.0, 1.0, 0.0, 1.0),  # computing all along, half of it waiting for a CPU
+        (1.0, 0.0, 0.0, 0.0, 1.0),  # sleeping: nothing waited, nothing taken out
+        (1.0, 0.5, 0.0, 0.0, 1.0),  # alone on its core: as measured, whatever the agents per core
+        # 0.2 s of its own CPU stretched to 0.4 s; its database's 0.2 s of CPU stretched alike.
+        (1.0, 0.4, 0.2, 0.2, 0.6),
+        # A database far busier than the worker: never more than if the whole test was stretched
+        # as the worker's own CPU was (by 1.5x here: at least 2/3 of it stays).
+        (1.0, 1.1, 0.05, 1.0, 1.0 - 0.05 / 0.15),
+    ],
+)
+def test_a_measured_wait_for_a_cpu_is_what_the_load_cost(
+    duration: float, cpu: float, wait: float, services: float, expected: float
+) -> None:
+    # The agents per core (4 here) only count where no wait was measured.
+    assert seconds_at_load_one(duration, cpu, 4.0, wait, services) == pytest.approx(expected)
+
+
+def test_without_a_measured_wait_the_load_is_inferred_from_the_agents_per_core() -> None:
+    assert seconds_at_load_one(2.0, 1.0, 2.0, -1.0) == pytest.approx(1.0)
+    assert seconds_at_load_one(2.0, 1.0, 2.0, -1.0, 0.5) == pytest.approx(1.0)

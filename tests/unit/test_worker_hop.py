@@ -61,9 +61,9 @@ def test_sequences_come_back_as_tuples_and_bytes_as_bytes() -> None:
 
 def test_a_frame_is_positional_and_small() -> None:
     # This hop carries a frame per test: no field names in it.
-    tag, version, *values = wire.unpack(wh.encode(wh.Ended("t.py::a", b"xy", 0.25)))
+    tag, version, *values = wire.unpack(wh.encode(wh.Ended("t.py::a", b"xy", 0.25, 0.125)))
     assert isinstance(tag, int) and version == wh.HOP_VERSION
-    assert values == ["t.py::a", b"xy", 0.25]
+    assert values == ["t.py::a", b"xy", 0.25, 0.125]
 
 
 def _frame(message: wh.WorkerMessage | wh.WorkerCommand) -> list[object]:

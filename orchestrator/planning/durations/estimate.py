@@ -12,11 +12,12 @@ without is guessed, most specific guess first:
 
 Medians, not means, so one pathological test does not inflate every guess.
 
-The store keeps seconds at load one (one agent per core). A plan for more agents than cores
-(`load` agents per core) stretches each known test by its recorded CPU-seconds, as the load
-stretched them when they ran (orchestrator/run/host_load.py takes that stretch out): a test
-that only waits on a service is not slowed, one that computes all along takes `load` times as
-long. Guessed tests are not stretched: nothing is known of their CPU.
+The store keeps seconds at load one (alone on the machine). A plan for agents that want more
+CPU than the cores have (`load`: the agents' CPU wanted per core, from how many there are and
+each test's recorded `cpu_share`) stretches each known test by its recorded CPU-seconds, as the
+load stretched them when they ran (orchestrator/run/host_load.py takes that stretch out): a
+test that only waits on a service is not slowed, one that computes all along takes `load` times
+as long. Guessed tests are not stretched: nothing is known of their CPU.
 """
 
 from __future__ import annotations
@@ -77,6 +78,21 @@ def estimate_units(
             seconds += test_seconds + per_test
         estimates.append(UnitEstimate(unit, seconds, unseen))
     return tuple(estimates)
+
+
+def cpu_share(units: Sequence[TestUnit], store: DurationStore) -> float | None:
+    """The CPU-seconds the units' tests spend per second they run alone (their recorded CPU,
+    their services' included, over their seconds at load one): how much of a core an agent
+    running them keeps busy. None when none of them has its CPU recorded."""
+    cpu = seconds = 0.0
+    for unit in units:
+        for node_id in unit.node_ids:
+            test_cpu = store.cpu(node_id)
+            test_seconds = store.get(node_id)
+            if test_cpu is not None and test_seconds:
+                cpu += test_cpu
+                seconds += test_seconds
+    return cpu / seconds if seconds > 0.0 else None
 
 
 def _stretched(seconds: float | None, cpu: float | None, load: float) -> float | None:
