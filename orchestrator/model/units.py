@@ -123,11 +123,14 @@ class Collection:
 
 @dataclass(frozen=True, slots=True)
 class UnitEstimate:
-    """Predicted duration of one unit, and how many of its tests had no history."""
+    """Predicted duration of one unit, how many of its tests had no history, and the share of a
+    core it keeps busy as it runs (its tests' recorded CPU over their seconds, at most 1; 1 where
+    none is recorded)."""
 
     unit: TestUnit
     seconds: float
     unseen_tests: int = 0
+    busy: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

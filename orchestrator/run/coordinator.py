@@ -187,7 +187,7 @@ class Coordinator:
         display = self.console.status_display(self.options.live, self.options.status_interval)
         session_loop = Session(
             prepared.units,
-            make_scheduler(self.options.schedule, prepared.plan),
+            make_scheduler(self.options.schedule, prepared.plan, self.costs.cpus if local else None),
             configs,
             PytestReplay(session),
             reruns=self.options.reruns,

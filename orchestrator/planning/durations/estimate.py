@@ -70,13 +70,19 @@ def estimate_units(
     for unit in units:
         seconds = 0.0
         unseen = 0
+        # The unit's tests whose CPU is recorded: their CPU and their seconds.
+        cpu = timed = 0.0
         for node_id in unit.node_ids:
             test_seconds = known[node_id]
             if test_seconds is None:
                 test_seconds = guess(node_id)
                 unseen += 1
+            elif (test_cpu := store.cpu(node_id)) is not None:
+                cpu += test_cpu
+                timed += test_seconds
             seconds += test_seconds + per_test
-        estimates.append(UnitEstimate(unit, seconds, unseen))
+        busy = min(1.0, cpu / timed) if timed > 0.0 else 1.0
+        estimates.append(UnitEstimate(unit, seconds, unseen, busy))
     return tuple(estimates)
 
 

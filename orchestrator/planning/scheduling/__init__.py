@@ -28,10 +28,11 @@ __all__ = [
 ]
 
 
-def make_scheduler(kind: str, plan: Plan) -> Scheduler:
-    """The scheduler named `kind` ("static" or "dynamic"), starting from `plan`."""
+def make_scheduler(kind: str, plan: Plan, cores: int | None = None) -> Scheduler:
+    """The scheduler named `kind` ("static" or "dynamic"), starting from `plan`; `cores`: those
+    of the one machine all agents share (None: several, or unknown)."""
     if kind == "static":
         return StaticScheduler(plan)
     if kind == "dynamic":
-        return DynamicScheduler(plan)
+        return DynamicScheduler(plan, cores)
     raise UsageError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULER_KINDS)}")

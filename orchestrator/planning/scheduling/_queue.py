@@ -9,6 +9,8 @@ a full group wait in it. Owned by dynamic.DynamicScheduler, one per planned shar
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -38,6 +40,16 @@ class PlannedQueue:
             if entries and (best is None or entries[0][0] < best[0]) and may_take(entries[0][1]):
                 best = entries[0]
         return best[1] if best is not None else None
+
+    def leading(self, may_take: Callable[[TestUnit], bool], count: int) -> list[TestUnit]:
+        """The first `count` units (in plan order) whose kind `may_take` accepts; they stay queued."""
+        entries = [
+            entry
+            for kind in self._by_kind.values()
+            if kind and may_take(kind[0][1])
+            for entry in itertools.islice(kind, count)
+        ]
+        return [unit for _, unit in heapq.nsmallest(count, entries, key=lambda e: e[0])]
 
     def remove(self, unit: TestUnit) -> None:
         """Take `unit` off the queue (the head of its kind, unless it is given up as unrunnable)."""
