@@ -152,7 +152,7 @@ def prepare(
     whole: tuple[UnitEstimate, ...] = ()
     if split:
         estimates = estimate_units(units, store, per_test, load)
-        units, whole = split_oversized(estimates, agents), kept_whole(estimates, agents)
+        units, whole = split_oversized(estimates, agents, store.get), kept_whole(estimates, agents)
     plan = plan_lpt(estimate_units(units, store, per_test, load), max(1, min(agents, len(units))))
     return Prepared(units, plan, whole)
 
@@ -167,7 +167,7 @@ def shard_of(
     """
     units = tuple(units)
     if split:
-        units = split_oversized(estimate_units(units, store), runners)
+        units = split_oversized(estimate_units(units, store), runners, store.get)
     whole = plan_lpt(estimate_units(units, store), runners)
     return whole, tuple(e.unit for e in whole.shards[index - 1].units)
 

@@ -57,3 +57,20 @@ def test_the_long_units_kept_whole_by_their_fixtures_are_named_longest_first() -
     # At 4 agents it is 5 s: the two held units above it, longest first; the cut one is not named.
     assert [e.unit.unit_id for e in kept_whole(estimates, agents=4)] == ["a::A", "a::B"]
     assert kept_whole(estimates, agents=1) == ()
+
+
+def test_a_unit_is_cut_by_its_tests_known_seconds_so_each_long_test_is_a_chunk_of_its_own() -> None:
+    big = _unit("t.py::TestBig", 12, splittable=True)
+    other = _unit("t.py::TestOther", 1, splittable=False)
+    seconds = {n: 1.0 if n.endswith(("_4", "_9")) else 0.1 for n in big.node_ids}
+    estimates = [UnitEstimate(big, 3.0), UnitEstimate(other, 1.0)]
+
+    # A chunk is 4 s / 2 / 4 = 0.5 s: the 1 s tests alone, the short ones about 0.5 s together.
+    units = split_oversized(estimates, agents=2, test_seconds=seconds.get)
+
+    parts = [[int(n.rpartition("_")[2]) for n in u.node_ids] for u in units[:-1]]
+    assert parts == [[0, 1, 2, 3], [4], [5, 6, 7, 8], [9], [10, 11]]
+    assert units[-1] == other
+    # Without the tests' seconds: equal counts, each about 0.5 s at the unit's mean.
+    by_count = split_oversized(estimates, agents=2)
+    assert [len(u.node_ids) for u in by_count[:-1]] == [2] * 6
