@@ -35,6 +35,8 @@ def _ids(assignments: Sequence[Assignment]) -> list[tuple[int, str]]:
 
 
 SLEEPS, COMPUTES, COMPUTES_LESS = (1.1, 0.02), (0.9, 1.0), (0.8, 1.0)
+# Enough work behind, so that nothing is near the end of the run.
+REST = [(0.7, 1.0)] * 3
 
 
 def _start(scheduler: DynamicScheduler, agents: int) -> list[tuple[int, str]]:
@@ -44,7 +46,7 @@ def _start(scheduler: DynamicScheduler, agents: int) -> list[tuple[int, str]]:
 
 
 def test_four_agents_on_two_cores_begin_two_computing_and_two_waiting() -> None:
-    plan = _plan([[SLEEPS, COMPUTES, COMPUTES_LESS]] * 4)
+    plan = _plan([[SLEEPS, COMPUTES, COMPUTES_LESS, *REST]] * 4)
 
     # In plan order (longest first), all four would begin waiting on a blocking call at once.
     assert _start(DynamicScheduler(plan), 4) == [(0, "a0u0"), (1, "a1u0"), (2, "a2u0"), (3, "a3u0")]
@@ -68,6 +70,12 @@ def test_a_unit_much_shorter_than_the_first_is_not_taken_before_it() -> None:
     assert _start(DynamicScheduler(plan, cores=2), 2) == [(0, "a0u0"), (1, "a1u0")]
 
 
+def test_near_the_end_the_longest_unit_is_taken_first() -> None:
+    # 6 s queued for 4 agents: less than twice the first unit's 1.1 s each, so LPT's order.
+    plan = _plan([[SLEEPS, COMPUTES]] * 3 + [[COMPUTES, (0.3, 1.0)]])
+    assert _start(DynamicScheduler(plan, cores=2), 4) == [(0, "a0u0"), (1, "a1u0"), (2, "a2u0"), (3, "a3u0")]
+
+
 def test_units_without_recorded_cpu_keep_the_plan_order() -> None:
     plan = _plan([[(1.1, 1.0), (0.9, 1.0)]] * 4)
     assert _start(make_scheduler("dynamic", plan, cores=2), 4) == [(a, f"a{a}u0") for a in range(4)]
@@ -75,7 +83,7 @@ def test_units_without_recorded_cpu_keep_the_plan_order() -> None:
 
 def test_a_thief_fills_the_cpu_from_its_victims_queue_too() -> None:
     # Agent 0 has nothing planned; agent 1 holds the queue it steals from.
-    plan = _plan([[], [(1.2, 1.0), (1.0, 1.0), (0.9, 0.02)]])
+    plan = _plan([[], [(1.2, 1.0), (1.0, 1.0), (0.9, 0.02), *REST, (0.6, 1.0)]])
     scheduler = DynamicScheduler(plan, cores=1)
     scheduler.add_agent(1)
     assert _ids(scheduler.schedule()) == [(1, "a1u0")]

@@ -228,9 +228,7 @@ class DynamicScheduler:
         others = len(self._agents.live) - 1
         if left <= AHEAD_SECONDS or others < 1 or not self._slots.holds_anything(agent_id):
             return False
-        queued = sum(q.seconds for q in self._queued_by_agent.values())
-        queued -= sum(entry[0] for entry in self._shared_queue)  # (-seconds, ...) entries
-        return left > queued / others
+        return left > self._queued_seconds() / others
 
     def _robbable(self, agent_id: int) -> list[int]:
         """The agents whose queues `agent_id` may steal from now. An agent still running a unit
@@ -320,7 +318,7 @@ class DynamicScheduler:
         """The unit of `queue_of`'s queue `agent_id` takes: its first runnable, or, on one
         machine, the one that fills its CPU best (see the module docstring)."""
         first = self._first_runnable(agent_id, queue_of)
-        if first is None or self._cores is None:
+        if first is None or self._cores is None or self._near_the_end(self._seconds.of(first)):
             return first
         least = FILL_SHARE * self._seconds.of(first)
         candidates = [
@@ -338,6 +336,16 @@ class DynamicScheduler:
             if other != agent_id and (held := self._slots.held(other))
         )
         return min(candidates, key=lambda u: abs(running + self._busy.get(u.unit_id, 1.0) - self._cores))
+
+    def _near_the_end(self, seconds: float) -> bool:
+        """The work queued would keep each live agent busy for less than twice `seconds`: a unit
+        that long passed over now could start too late, and hold up the end."""
+        return self._queued_seconds() < 2 * seconds * max(1, len(self._agents.live))
+
+    def _queued_seconds(self) -> float:
+        """The predicted seconds queued anywhere: planned queues and requeued units."""
+        planned = sum(q.seconds for q in self._queued_by_agent.values())
+        return planned - sum(entry[0] for entry in self._shared_queue)  # (-seconds, ...) entries
 
     def _remove_queued(self, agent_id: int, unit: TestUnit) -> None:
         queue = self._queued_by_agent[agent_id]
