@@ -61,6 +61,7 @@ class Tally:
             record.unit_started.setdefault(unit_id, started)
         self.endings[event.node_id] += 1
         duration = report_duration(reports)
+        occupied = max(duration, event.seconds)  # Attempt.occupied
         attempt = Attempt(
             event.agent_id,
             outcome_of(reports),
@@ -69,7 +70,7 @@ class Tally:
             started=started,
             finished=now,
             seconds_at_load_one=seconds_at_load_one(
-                duration, event.cpu_seconds, load, event.wait_seconds, event.service_cpu_seconds
+                occupied, event.cpu_seconds, load, event.wait_seconds, event.service_cpu_seconds
             ),
             cpu_seconds=event.cpu_seconds,
         )
@@ -127,7 +128,7 @@ class Tally:
     def _account(self, node_id: str, attempt: Attempt, retry: TestUnit | None, now: float) -> None:
         """Count an attempt in its agent's record; requeue the unit carrying its retry, if any."""
         if retry is not None:
-            self._agents[attempt.agent_id].busy += attempt.duration
+            self._agents[attempt.agent_id].busy += attempt.occupied
             self._scheduler.requeue([retry])
             return
         self._learn(node_id, attempt, now)
@@ -136,13 +137,13 @@ class Tally:
         elif attempt.outcome.is_failure:
             self.failed += 1
         if (record := self._agents.get(attempt.agent_id)) is not None:
-            record.count_final(attempt.duration, now)
+            record.count_final(attempt.occupied, now)
 
     def _learn(self, node_id: str, attempt: Attempt, now: float) -> None:
         """Feed a final attempt to the live estimate; at a quarter and at half of the tests, note
         the makespan it predicts now: elapsed + remaining work over the live agents."""
         live = self.live
-        live.ended(node_id, attempt.duration)
+        live.ended(node_id, attempt.occupied)
         for key, share in _REESTIMATES:
             if key not in self.reestimates and live.tests_ended >= share * live.tests:
                 agents = max(1, sum(1 for a in self._agents.values() if a.state.takes_work))

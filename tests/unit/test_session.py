@@ -101,6 +101,8 @@ class ScriptedBackend:
                     )
                 )
                 return False
+            elif behaviour == "slow-report":  # 0.12 s of phases, 1 s with its report's making
+                self.pending.append(_ended(agent_id, node_id, _reports(node_id, "failed"), seconds=1.0))
             else:
                 self.pending.append(
                     _ended(
@@ -371,6 +373,25 @@ def test_an_attempt_spans_the_seconds_its_agent_measured() -> None:
         [attempt] = result.attempts
         assert attempt.finished - attempt.started == pytest.approx(0.12)
         assert attempt.reports == tuple(_reports(result.node_id, "passed"))
+
+
+def test_a_test_is_learnt_and_counted_busy_for_all_the_time_it_held_its_agent() -> None:
+    slow = "t.py::T0::test_0"
+    now = [100.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    report, _ = _run(ScriptedBackend({slow: ["slow-report"]}), clock=clock)
+
+    [result] = [r for r in report.results if r.node_id == slow]
+    [attempt] = result.attempts
+    assert attempt.duration == pytest.approx(0.12)  # pytest's phases: what JUnit and --durations say
+    assert attempt.occupied == pytest.approx(1.0)
+    assert attempt.seconds_at_load_one == pytest.approx(1.0)  # what the duration store learns
+    busy = sum(a.busy_seconds for a in report.agents)
+    assert busy == pytest.approx(1.0 + 0.12 * (len(report.results) - 1))
 
 
 class NodesBackend(ScriptedBackend):
