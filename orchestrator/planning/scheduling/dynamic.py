@@ -317,8 +317,8 @@ class DynamicScheduler:
     def _filling(self, agent_id: int, queue_of: int) -> TestUnit | None:
         """The unit of `queue_of`'s queue `agent_id` takes: its first runnable, or, on one
         machine, the one that fills its CPU best (see the module docstring)."""
-        first = self._first_runnable(agent_id, queue_of)
-        if first is None or self._cores is None or self._near_the_end(self._seconds.of(first)):
+        first, cores = self._first_runnable(agent_id, queue_of), self._cores
+        if first is None or cores is None or self._near_the_end(self._seconds.of(first)):
             return first
         least = FILL_SHARE * self._seconds.of(first)
         candidates = [
@@ -335,7 +335,7 @@ class DynamicScheduler:
             for other in self._agents.live
             if other != agent_id and (held := self._slots.held(other))
         )
-        return min(candidates, key=lambda u: abs(running + self._busy.get(u.unit_id, 1.0) - self._cores))
+        return min(candidates, key=lambda u: abs(running + self._busy.get(u.unit_id, 1.0) - cores))
 
     def _near_the_end(self, seconds: float) -> bool:
         """The work queued would keep each live agent busy for less than twice `seconds`: a unit
