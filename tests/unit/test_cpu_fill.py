@@ -105,3 +105,18 @@ def test_a_units_busy_share_is_its_recorded_cpu_over_its_seconds() -> None:
     assert waits.busy == pytest.approx(0.2)
     assert services.busy == 1.0
     assert unknown.busy == 1.0
+
+
+def test_a_plan_with_test_groups_keeps_its_start_order() -> None:
+    def grouped(agent_id: int, i: int, seconds: float, busy: float) -> UnitEstimate:
+        unit = TestUnit(f"a{agent_id}u{i}", (f"a{agent_id}u{i}.py::t",), groups=(("db", 4),))
+        return UnitEstimate(unit, seconds, 0, busy)
+
+    shards = [[SLEEPS, COMPUTES, COMPUTES_LESS, *REST]] * 4
+    plan = Plan(
+        tuple(
+            Shard(a, tuple(grouped(a, i, s, b) for i, (s, b) in enumerate(units)))
+            for a, units in enumerate(shards)
+        )
+    )
+    assert _start(DynamicScheduler(plan, cores=2), 4) == [(a, f"a{a}u0") for a in range(4)]

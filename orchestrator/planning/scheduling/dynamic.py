@@ -41,10 +41,13 @@ Where every agent shares one machine of `cores` cores, rules 2 and 3 fill its CP
 first FILL_CANDIDATES units of the queue served from that are at least FILL_SHARE as long as its
 first, the agent takes the one whose share of a core (UnitEstimate.busy, from the tests'
 recorded CPU) brings what the other agents' running units keep busy closest to the cores; the
-earliest on a tie, so a suite with no CPU recorded keeps the plan's order. redis-py cut by
---split at 4 agents on 2 cores: its eight 1-second tests that only wait on a blocking pop are
-the longest units, so every agent began with one and the machine idled; it was 100-150% busy of
-200% for a second in four.
+earliest on a tie, so a suite with no CPU recorded keeps the plan's order, and a plan with test
+groups keeps its start order (scheduling/grouped.py). Not near the end of the run: once the
+queued work would keep each live agent busy for less than twice the first unit's length, the
+first is taken, as LPT would (passed over then, it could start too late and hold up the end).
+redis-py cut by --split at 4 agents on 2 cores: its eight 1-second tests that only wait on a
+blocking pop were among its longest units, so agents began with them together and the machine
+idled, 100-150% busy of 200%.
 
 Each rule only considers units the agent's node can run (TestUnit.resources against the
 resources it reported): the rest waits for an agent that can, or, once none is left, is
@@ -92,8 +95,11 @@ class DynamicScheduler:
         self._cores = cores
         self._busy = {e.unit.unit_id: e.busy for s in plan.shards for e in s.units}
         self._queued_by_agent: dict[int, PlannedQueue] = {}
-        # A plan with test groups lists each shard in start order (scheduling/grouped.py): kept.
+        # A plan with test groups lists each shard in start order (scheduling/grouped.py): kept,
+        # and not reordered to fill the CPU.
         grouped = any(e.unit.constrained for s in plan.shards for e in s.units)
+        if grouped:
+            self._cores = None
         for shard in plan.shards:
             ordered = (
                 list(shard.units)
