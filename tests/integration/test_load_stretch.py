@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def test_the_store_keeps_each_tests_cpu_and_the_next_plan_stretches_by_it(tmp_pa
     second = run_orchestrate(["run", "--agents", agents, "--backend", "local"], tmp_path)
 
     assert second.returncode == 0, second.stdout + second.stderr
-    # The suite computes 0.4 CPU-s per 0.44 s: twice the cores' agents want 1.8x their CPU.
-    assert "the agents want 1.8x the cores' CPU: each test slowed by its recorded CPU time" in second.stdout
+    # The suite computes 0.4 CPU-s per 0.44 s and a little more (each test's protocol around
+    # it): twice the cores' agents want about 1.8x their CPU.
+    wanted = re.search(
+        r"the agents want ([\d.]+)x the cores' CPU: each test slowed by its recorded CPU time", second.stdout
+    )
+    assert wanted is not None and 1.4 <= float(wanted[1]) <= 2.0, second.stdout
 
 
 def test_a_test_slowed_by_a_load_of_others_is_learnt_as_it_runs_alone(tmp_path: Path) -> None:

@@ -180,3 +180,31 @@ class TestNotPostgres:
         answer = probe_output(version="PostgreSQL 12.17", version_num=120017)
         with pytest.raises(StackFailed, match="needs PostgreSQL 13 or later .* it runs PostgreSQL 12.17"):
             strategy(FakeExec(ExecResult(0, answer))).snapshot()
+
+
+class TestLostOutput:
+    """The engine sometimes loses a short `docker exec`'s output (exit code 0, nothing printed)."""
+
+    def test_the_restore_asks_its_query_again_and_drops_what_was_created_since(self) -> None:
+        fake = FakeExec(ExecResult(0, probe_output([("app", "alice")])), ExecResult(0, ""))
+        reset = strategy(fake)
+        reset.snapshot()
+        fake.results = [ExecResult(0, ""), ExecResult(0, '["scratch"]\n'), ExecResult(0, "")]
+        reset.restore()
+        restore, again, drop = fake.statements(2), fake.statements(3), fake.statements(4)
+        assert len(restore) == 3 and again == restore[:1]  # only the query, which reads
+        assert drop == ['DROP DATABASE "scratch" WITH (FORCE)']
+
+    def test_the_probe_is_asked_again(self) -> None:
+        fake = FakeExec(ExecResult(0, ""), ExecResult(0, probe_output([("app", "alice")])), ExecResult(0, ""))
+        reset = strategy(fake)
+        reset.snapshot()
+        assert reset.databases == ("app",)
+
+    def test_output_lost_every_time_is_still_a_one_line_failure(self) -> None:
+        fake = FakeExec(ExecResult(0, probe_output()), ExecResult(0, ""))
+        reset = strategy(fake)
+        reset.snapshot()
+        fake.results = [ExecResult(0, "")] * 5
+        with pytest.raises(StackFailed, match="service 'db': resetting: unexpected psql output"):
+            reset.restore()

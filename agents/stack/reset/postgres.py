@@ -36,6 +36,8 @@ _MAX_IDENTIFIER_BYTES = 63
 _OUTPUT_CHARS = 2000
 # Exit codes of a command the container cannot run (not found / not executable).
 _NOT_RUNNABLE = (126, 127)
+# How many times a query whose output the engine lost is asked again (`_printed`).
+LOST_OUTPUT_RETRIES = 3
 
 _PROBE = f"""
 SELECT json_build_object(
@@ -142,7 +144,7 @@ class PostgresReset:
                 f"CREATE DATABASE {_ident(database.name)} TEMPLATE {_ident(database.snapshot)} "
                 f"OWNER {_ident(database.owner)}",
             ]
-        result = self._psql(statements, "resetting")
+        result = self._printed(self._psql(statements, "resetting"), statements[0], "resetting")
         created_since = self._json(result, "resetting")
         if not isinstance(created_since, list):
             raise self._failed(f"resetting: unexpected psql output: {_clip(result.output)}")
@@ -164,7 +166,7 @@ class PostgresReset:
                 f"the postgres reset cannot query the server (is '{self.service}' a PostgreSQL "
                 f"server?): psql exited with code {result.exit_code}: {_clip(result.output)}"
             )
-        state = self._json(result, "checking the server")
+        state = self._json(self._printed(result, _PROBE, "checking the server"), "checking the server")
         if not isinstance(state, dict) or not str(state.get("version", "")).startswith("PostgreSQL"):
             answer = _clip(result.output)
             raise self._failed(f"the postgres reset needs a PostgreSQL server; it answered {answer}")
@@ -206,6 +208,20 @@ class PostgresReset:
             raise self._failed(
                 f"{doing} failed: psql exited with code {result.exit_code}: {_clip(result.output)}"
             )
+        return result
+
+    def _printed(self, result: ExecResult, query: str, doing: str) -> ExecResult:
+        """`result`, or, when psql succeeded and nothing came back, `query` asked again alone.
+
+        The engine sometimes loses a short `docker exec`'s output: it ends before the stream is
+        attached, and the exec reports exit code 0 with no output (docker/docker-py#2042,
+        moby/moby#27289). Every statement ran; only what the query printed is gone, and asking it
+        again (it only reads) prints the same answer.
+        """
+        for _ in range(LOST_OUTPUT_RETRIES):
+            if result.exit_code != 0 or result.output.strip():
+                break
+            result = self._psql([query], doing)
         return result
 
     def _json(self, result: ExecResult, doing: str) -> object:
