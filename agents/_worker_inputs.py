@@ -52,7 +52,7 @@ class WorkerInputs(MachineCore):
                 self._running_since = now
                 self._stack_dirty = True
                 self._pending.mark_started(node_id)
-            case wh.Ended(node_id, reports, cpu, wait):
+            case wh.Ended(node_id, reports, cpu, wait, children):
                 seconds = 0.0
                 if self._running == node_id:
                     self._running = None
@@ -62,7 +62,10 @@ class WorkerInputs(MachineCore):
                         node_id=node_id,
                         reports=reports,
                         seconds=seconds,
-                        cpu_seconds=cpu,
+                        # The test's child processes computed for it: counted as its services
+                        # are, slowed by the load as the worker was (host_load.py).
+                        cpu_seconds=cpu + children,
+                        service_cpu_seconds=children,
                         wait_seconds=wait,
                     )
                 )

@@ -33,6 +33,7 @@ import contextlib
 import gc
 import os
 import queue
+import resource
 import threading
 import time
 import warnings
@@ -72,6 +73,7 @@ class WorkerPlugin:
         # The reports of the test running now, until its logfinish sends them as one Ended.
         self._reports: list[TestReport] = []
         self._cpu_at_start = 0.0
+        self._children_at_start = 0.0
         # What each test lost to the machine's load (agents/run_queue.py).
         self._run_queue = RunQueueClock()
         self._waited_at_start = 0.0
@@ -133,6 +135,7 @@ class WorkerPlugin:
         self.say(wh.Started(nodeid))
         self.flush()
         self._cpu_at_start = time.process_time()
+        self._children_at_start = _children_cpu()
         self._waited_at_start = self._run_queue.waited()
 
     @pytest.hookimpl(trylast=True)
@@ -169,9 +172,10 @@ class WorkerPlugin:
                 keywords = report.keywords  # type: ignore[assignment]  # a dict in a TestReport
             phases.append(compact)
         cpu = time.process_time() - self._cpu_at_start
+        children = _children_cpu() - self._children_at_start
         waited = self._run_queue.waited()
         wait = waited - self._waited_at_start if waited >= 0.0 and self._waited_at_start >= 0.0 else -1.0
-        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu, wait))
+        self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu, wait, children))
 
     def pytest_warning_recorded(
         self,
@@ -315,6 +319,12 @@ class WorkerPlugin:
                 self._reset_reply = "the agent went away before the reset was done"
         if self._reset_reply:
             self._failed_resets[unit_id] = self._reset_reply
+
+
+def _children_cpu() -> float:
+    """CPU-seconds of the worker's child processes that ended and were waited for (one getrusage)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _test_name(node_id: str) -> str:

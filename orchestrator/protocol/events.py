@@ -125,10 +125,11 @@ class TestEnded(Event):
     node_id: str = ""
     reports: bytes = b""
     seconds: float = 0.0
-    # The worker's CPU-seconds over the test, plus its share of what the agent's containers spent
-    # meanwhile (agents/stack/cgroup_cpu.py; none where their cgroups cannot be read).
+    # The worker's CPU-seconds over the test and its child processes' that ended meanwhile, plus
+    # its share of what the agent's containers spent (agents/stack/cgroup_cpu.py; none where
+    # their cgroups cannot be read).
     cpu_seconds: float = 0.0
-    # Of cpu_seconds, the containers' share (agents/load_costs.py).
+    # Of cpu_seconds, the child processes' and the containers' (agents/load_costs.py).
     service_cpu_seconds: float = 0.0
     # The seconds its worker waited for a CPU meanwhile (agents/run_queue.py; -1.0: the kernel
     # keeps no count): what the machine's load cost it (orchestrator/run/host_load.py).

@@ -43,7 +43,7 @@ __all__ = [
     "encode",
 ]
 
-HOP_VERSION = 3
+HOP_VERSION = 4
 
 # -- worker -> agent ----------------------------------------------------------------------------
 
@@ -69,12 +69,15 @@ class Started:
 class Ended:
     """`node_id` ran to its teardown: `reports` are all its pytest reports, packed once;
     `cpu` the worker process's CPU-seconds from its start to its end; `wait` the seconds its
-    thread waited for a CPU meanwhile (agents/run_queue.py; -1.0: not known)."""
+    thread waited for a CPU meanwhile (agents/run_queue.py; -1.0: not known); `children` the
+    CPU-seconds of the worker's child processes that ended and were waited for meanwhile (a test
+    that runs a command: its time is theirs, and the load slowed them too)."""
 
     node_id: str
     reports: bytes
     cpu: float = 0.0
     wait: float = -1.0
+    children: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,9 +49,10 @@ def seconds_at_load_one(
     coordinator's included, which the count of agents per core does not.
 
     Otherwise the load is inferred from the `load` agents per core: the CPU part was stretched
-    `load` times, the rest (sleeping, waiting on a remote service) was not. `cpu` is the worker's
-    and, where the agent can read it, its share of what the agent's own containers spent
-    (agents/stack/cgroup_cpu.py). Never below `duration / load` (a test whose threads use several
+    `load` times, the rest (sleeping, waiting on a remote service) was not. `cpu` is the worker's,
+    its child processes' that ended during the test (a command it ran), and, where the agent can
+    read it, its share of what the agent's own containers spent (agents/stack/cgroup_cpu.py); the
+    last two are `services`. Never below `duration / load` (a test whose threads use several
     cores).
     """
     if wait >= 0.0:

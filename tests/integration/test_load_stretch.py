@@ -112,3 +112,27 @@ def test_a_test_slowed_by_a_load_of_others_is_learnt_as_it_runs_alone(tmp_path: 
     seconds = store.get("test_crowded.py::test_computes_in_a_crowd")
     # One agent on its machine: only the measured wait for a CPU tells what the crowd cost.
     assert seconds is not None and seconds < 0.2 + 1.5 * BURN, (seconds, test["duration"])
+
+
+def test_what_a_tests_child_processes_compute_is_the_tests_cpu(tmp_path: Path) -> None:
+    # A test that runs a command (a CLI under test, a Python subprocess): its worker sleeps while
+    # the child computes, and the child's CPU is what the test costs the machine.
+    (tmp_path / "test_command.py").write_text(
+        textwrap.dedent(
+            f"""
+            import subprocess, sys
+
+            BURN = "import time\\nstart = time.process_time()\\nwhile time.process_time() - start < {BURN}: pass"
+
+            def test_runs_a_command():
+                subprocess.run([sys.executable, "-c", BURN], check=True)
+            """
+        )
+    )
+
+    run = run_orchestrate(["run", "--agents", "1"], tmp_path)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    store, _ = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
+    cpu = store.cpu("test_command.py::test_runs_a_command")
+    assert cpu is not None and cpu >= BURN, (cpu, run.stdout)

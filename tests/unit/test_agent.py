@@ -589,6 +589,18 @@ def test_an_end_of_a_test_not_running_has_no_duration() -> None:
     ]
 
 
+def test_what_a_tests_child_processes_computed_counts_as_its_services_cpu() -> None:
+    # host_load.seconds_at_load_one slows services as the worker was slowed: a child process the
+    # test ran waited for a CPU as its worker did.
+    agent = Agent()
+    agent.ready()
+    agent(_units(u1=[A]))
+    agent.say(wh.Started(A), 5.0)
+    (ended, _) = _events(agent.say(wh.Ended(A, _packed(A), cpu=0.25, wait=0.5, children=1.5), 9.0))
+    assert isinstance(ended, pm.TestEnded)
+    assert (ended.cpu_seconds, ended.service_cpu_seconds, ended.wait_seconds) == (1.75, 1.5, 0.5)
+
+
 def test_deadline_is_none_without_a_timeout() -> None:
     agent = Agent()
     agent.ready()

@@ -15,6 +15,7 @@ EVERY_MESSAGE: list[wh.WorkerMessage | wh.WorkerCommand] = [
     wh.Collected((), {"pytest": "9.0.0"}, lazy=True, fallback="conftest.py implements x"),
     wh.Started("t.py::a"),
     wh.Ended("t.py::a", b"\x93\xc0\x80\x90"),
+    wh.Ended("t.py::a", b"\x93\xc0\x80\x90", cpu=0.25, wait=0.5, children=1.5),
     wh.NeedWork(),
     wh.NotCollected(("t.py::gone",), ("t.py::gone[1]",)),
     wh.NotCollected(("t.py::gone",)),
@@ -61,9 +62,9 @@ def test_sequences_come_back_as_tuples_and_bytes_as_bytes() -> None:
 
 def test_a_frame_is_positional_and_small() -> None:
     # This hop carries a frame per test: no field names in it.
-    tag, version, *values = wire.unpack(wh.encode(wh.Ended("t.py::a", b"xy", 0.25, 0.125)))
+    tag, version, *values = wire.unpack(wh.encode(wh.Ended("t.py::a", b"xy", 0.25, 0.125, 0.5)))
     assert isinstance(tag, int) and version == wh.HOP_VERSION
-    assert values == ["t.py::a", b"xy", 0.25, 0.125]
+    assert values == ["t.py::a", b"xy", 0.25, 0.125, 0.5]
 
 
 def _frame(message: wh.WorkerMessage | wh.WorkerCommand) -> list[object]:
