@@ -36,7 +36,7 @@ from orchestrator.run.agent_start import (
     stack_notes,
 )
 from orchestrator.run.console import Console
-from orchestrator.run.costs import RunCosts, load_store
+from orchestrator.run.costs import RunCosts, fixed_seconds, load_store
 
 __all__ = ["Coordinator", "raise_stop"]
 
@@ -133,17 +133,21 @@ class Coordinator:
         self.prepared = prepared
         plan = prepared.plan
         fixed = self.costs.fixed(plan.agents)
-        with_fixed = (
-            f"; with start-up and teardown {fixed.startup_seconds + plan.makespan + fixed.teardown_seconds:.1f}s"
-            if fixed
-            else ""
-        )
+        predicted = plan.makespan + fixed_seconds(fixed)
+        with_fixed = f"; with start-up and teardown {predicted:.1f}s" if fixed else ""
         self.console.print(
             f"orchestrate: {plan.tests} tests in {len(prepared.units)} units on {plan.agents} agents "
             f"({self.options.backend}); predicted {plan.makespan:.1f}s (lower bound {plan.lower_bound:.1f}s)"
             + with_fixed
             + _load_note(load, costs.store, units)
         )
+        # Only for a count asked for: auto plans for at most as many agents as cores.
+        if (
+            self.options.agents is not None
+            and load > 1.0
+            and (fewer := costs.fewer_agents_text(units, plan.agents, split, predicted))
+        ):
+            self.console.print(fewer)
         from orchestrator.report.tables import guessed_text, holding_up_text, kept_whole_text
 
         if guessed := guessed_text(plan):

@@ -23,7 +23,11 @@ from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.sizing import AgentChoice, Capacity, choose_agents, trim_agents
 from orchestrator.report.outputs import warn
 
-__all__ = ["RunCosts", "load_store"]
+__all__ = ["RunCosts", "fixed_seconds", "load_store"]
+
+# The fewer agents' predicted wall must be at most this share of the asked-for count's before a
+# run says so: the stretch for more agents than cores is a model (host_load.py), not a measurement.
+SOONER = 0.9
 
 
 def load_store(path: str, say: Callable[[str], None] = warn) -> DurationStore:
@@ -51,6 +55,24 @@ class RunCosts:
         units' recorded CPU share of a core (a whole one where nothing is recorded)."""
         share = cpu_share(units, self.store) if units else None
         return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
+
+    def fewer_agents_text(self, units: Sequence[TestUnit], agents: int, split: bool, predicted: float) -> str:
+        """Where `agents` want more CPU than the cores have by the units' recorded CPU: a line
+        saying that as many agents as cores would finish sooner, when the plan for them predicts
+        at least a tenth less than `predicted` (the wall the plan for `agents` predicts); else ""."""
+        fewer = min(self.cpus, agents - 1)
+        if fewer < 1 or cpu_share(units, self.store) is None or self.load(agents, units) <= 1.0:
+            return ""
+        from orchestrator.planning.pipeline import prepare
+
+        plan = prepare(units, self.store, fewer, split, self.per_test(), self.load(fewer, units)).plan
+        wall = plan.makespan + fixed_seconds(self.fixed(fewer))
+        if wall > SOONER * predicted:
+            return ""
+        return (
+            f"orchestrate: {fewer} agents would likely finish sooner on these {self.cpus} cores: predicted "
+            f"{wall:.1f}s against {predicted:.1f}s (`--agents auto` plans for at most as many agents as cores)"
+        )
 
     @classmethod
     def of(cls, config: pytest.Config, options: RunConfig, store: DurationStore, stack_text: str) -> RunCosts:
@@ -106,3 +128,8 @@ def _backend_label(options: RunConfig) -> str:
     from orchestrator.run import warm
 
     return "ray-warm" if warm.current() is not None else "ray"
+
+
+def fixed_seconds(fixed: StartupPrediction | None) -> float:
+    """The start-up and teardown a prediction adds to the tests' makespan (none without history)."""
+    return fixed.startup_seconds + fixed.teardown_seconds if fixed else 0.0

@@ -136,3 +136,33 @@ def test_what_a_tests_child_processes_compute_is_the_tests_cpu(tmp_path: Path) -
     store, _ = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
     cpu = store.cpu("test_command.py::test_runs_a_command")
     assert cpu is not None and cpu >= BURN, (cpu, run.stdout)
+
+
+def test_a_run_at_more_agents_than_cores_says_when_fewer_would_finish_sooner(tmp_path: Path) -> None:
+    # One class of ten 0.1 CPU-s tests and three of one: at twice the cores' agents the long unit
+    # is slowed by the others and sets the end; at as many agents as cores it is not.
+    tests = "\n".join(f"    def test_{i}(self): burn()" for i in range(10))
+    short = "\n".join(f"class TestShort{i}:\n    def test_it(self): burn()\n" for i in range(3))
+    (tmp_path / "test_cpu.py").write_text(
+        "import time\n\n"
+        "def burn():\n"
+        "    start = time.process_time()\n"
+        f"    while time.process_time() - start < {BURN / 2}:\n"
+        "        pass\n\n"
+        f"class TestLong:\n{tests}\n\n{short}"
+    )
+    cores = os.cpu_count() or 1
+    agents = ["run", "--agents", str(2 * cores), "--backend", "local"]
+
+    first = run_orchestrate(agents, tmp_path)
+    second = run_orchestrate(agents, tmp_path)
+
+    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
+    assert "would likely finish sooner" not in first.stdout  # no CPU recorded yet
+    sooner = re.search(
+        rf"orchestrate: {cores} agents would likely finish sooner on these {cores} cores: "
+        r"predicted ([\d.]+)s against ([\d.]+)s",
+        second.stdout,
+    )
+    assert sooner is not None, second.stdout
+    assert float(sooner[1]) <= 0.9 * float(sooner[2])
