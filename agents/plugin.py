@@ -53,6 +53,9 @@ from orchestrator.protocol import worker_hop as wh
 from orchestrator.protocol.reports import compact_phase, pack_test_reports
 from orchestrator.protocol.versions import runtime_versions
 
+# What a test's child processes can have computed for it: no more than its wall times the cores.
+CORES = os.cpu_count() or 1
+
 
 class WorkerPlugin:
     """The worker's end of the agent <-> worker protocol."""
@@ -74,6 +77,7 @@ class WorkerPlugin:
         self._reports: list[TestReport] = []
         self._cpu_at_start = 0.0
         self._children_at_start = 0.0
+        self._started_at = 0.0
         # What each test lost to the machine's load (agents/run_queue.py).
         self._run_queue = RunQueueClock()
         self._waited_at_start = 0.0
@@ -136,6 +140,7 @@ class WorkerPlugin:
         self.flush()
         self._cpu_at_start = time.process_time()
         self._children_at_start = _children_cpu()
+        self._started_at = time.monotonic()
         self._waited_at_start = self._run_queue.waited()
 
     @pytest.hookimpl(trylast=True)
@@ -172,7 +177,11 @@ class WorkerPlugin:
                 keywords = report.keywords  # type: ignore[assignment]  # a dict in a TestReport
             phases.append(compact)
         cpu = time.process_time() - self._cpu_at_start
-        children = _children_cpu() - self._children_at_start
+        # A child reaped now may have run long before (a server a session fixture started and
+        # stops after the last test): the test is given no more than its cores could compute.
+        children = min(
+            _children_cpu() - self._children_at_start, (time.monotonic() - self._started_at) * CORES
+        )
         waited = self._run_queue.waited()
         wait = waited - self._waited_at_start if waited >= 0.0 and self._waited_at_start >= 0.0 else -1.0
         self.say(wh.Ended(nodeid, pack_test_reports(location, keywords, phases), cpu, wait, children))

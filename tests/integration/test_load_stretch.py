@@ -166,3 +166,38 @@ def test_a_run_at_more_agents_than_cores_says_when_fewer_would_finish_sooner(tmp
     )
     assert sooner is not None, second.stdout
     assert float(sooner[1]) <= 0.9 * float(sooner[2])
+
+
+def test_a_child_reaped_by_a_test_is_not_given_the_cpu_it_spent_before_that_test(tmp_path: Path) -> None:
+    # A session fixture's process (a server the suite starts) computes during the first test and is
+    # waited for in the last test's teardown: that test took milliseconds and cannot have cost a
+    # CPU-second.
+    (tmp_path / "test_server.py").write_text(
+        textwrap.dedent(
+            f"""
+            import subprocess, sys, time
+            import pytest
+
+            BURN = "import time\\nstart = time.process_time()\\nwhile time.process_time() - start < {5 * BURN}: pass"
+
+            @pytest.fixture(scope="session")
+            def server():
+                child = subprocess.Popen([sys.executable, "-c", BURN])
+                yield
+                child.wait()
+
+            def test_first(server):
+                time.sleep({10 * BURN})
+
+            def test_last(server):
+                pass
+            """
+        )
+    )
+
+    run = run_orchestrate(["run", "--agents", "1"], tmp_path)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    store, _ = DurationStore.load(tmp_path / ".orchestrate" / "durations.msgpack")
+    last = store.cpu("test_server.py::test_last")
+    assert last is not None and last < BURN, (last, run.stdout)
