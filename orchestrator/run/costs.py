@@ -26,7 +26,8 @@ from orchestrator.report.outputs import warn
 __all__ = ["RunCosts", "fixed_seconds", "load_store"]
 
 # The fewer agents' predicted wall must be at most this share of the asked-for count's before a
-# run says so: the stretch for more agents than cores is a model (host_load.py), not a measurement.
+# run says so: the stretch for more agents than cores is a model (durations/estimate.py), not a
+# measurement.
 SOONER = 0.9
 
 
@@ -57,11 +58,12 @@ class RunCosts:
         return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
 
     def fewer_agents_text(self, units: Sequence[TestUnit], agents: int, split: bool, predicted: float) -> str:
-        """Where `agents` want more CPU than the cores have by the units' recorded CPU: a line
-        saying that as many agents as cores would finish sooner, when the plan for them predicts
-        at least a tenth less than `predicted` (the wall the plan for `agents` predicts); else ""."""
+        """For a plan whose `agents` want more CPU than the cores have (its load above 1): a line
+        saying that as many agents as cores would finish sooner, when the units' CPU is recorded
+        and the plan for that many predicts at least a tenth less than `predicted` (the wall the
+        plan for `agents` predicts); else ""."""
         fewer = min(self.cpus, agents - 1)
-        if fewer < 1 or cpu_share(units, self.store) is None or self.load(agents, units) <= 1.0:
+        if fewer < 1 or cpu_share(units, self.store) is None:
             return ""
         from orchestrator.planning.pipeline import prepare
 

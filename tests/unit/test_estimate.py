@@ -7,6 +7,7 @@ import pytest
 from orchestrator.model import TestUnit
 from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, cpu_share, estimate_units
 from orchestrator.planning.durations.store import DurationStore, TestHistory, junit_key
+from orchestrator.planning.pipeline import prepare
 from orchestrator.planning.sizing import Capacity
 from orchestrator.run.costs import RunCosts
 from orchestrator.run.host_load import seconds_at_load_one
@@ -172,3 +173,46 @@ def test_the_load_of_a_plan_is_the_cpu_its_agents_want_per_core(
 
     assert costs.load(agents, [TestUnit("a.py", ("a.py::test_1",))]) == pytest.approx(expected)
     assert costs.load(agents) == pytest.approx(max(1.0, agents / 2))  # no units given
+
+
+def _costs_of(
+    classes: dict[str, float], cpu_share_of_seconds: float | None
+) -> tuple[RunCosts, list[TestUnit]]:
+    """One test per class, of `classes`' seconds, computing that share of them (None: not recorded)."""
+    store = _store({f"a.py::{name}::test_1": seconds for name, seconds in classes.items()})
+    if cpu_share_of_seconds is not None:
+        store.update({}, cpu={f"a.py::{n}::test_1": s * cpu_share_of_seconds for n, s in classes.items()})
+    units = [TestUnit(f"a.py::{name}", (f"a.py::{name}::test_1",)) for name in classes]
+    return RunCosts(store, Capacity(8, ""), "local", cpus=2), units
+
+
+def test_a_run_at_more_agents_than_cores_is_told_when_as_many_as_cores_would_finish_sooner() -> None:
+    # One long computing class beside three short ones: at 4 agents on 2 cores the long one is
+    # stretched twice over and sets the end; at 2 it is not.
+    costs, units = _costs_of({"TestLong": 1.0, "TestA": 0.1, "TestB": 0.1, "TestC": 0.1}, 1.0)
+    four = costs.load(4, units)
+    assert four == pytest.approx(2.0)
+    predicted = prepare(units, costs.store, 4, False, 0.0, four).plan.makespan
+    assert predicted == pytest.approx(2.0)
+
+    assert costs.fewer_agents_text(units, 4, False, predicted) == (
+        "orchestrate: 2 agents would likely finish sooner on these 2 cores: predicted 1.0s against 2.0s "
+        "(`--agents auto` plans for at most as many agents as cores)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("classes", "share", "agents"),
+    [
+        ({"TestLong": 1.0, "TestA": 0.1, "TestB": 0.1, "TestC": 0.1}, None, 4),  # no CPU recorded
+        ({"TestA": 1.0, "TestB": 1.0, "TestC": 1.0, "TestD": 1.0}, 1.0, 4),  # alike: 2.0s either way
+        ({"TestLong": 1.0, "TestA": 0.1}, 1.0, 2),  # no more agents than cores
+    ],
+)
+def test_no_fewer_agents_line_where_they_would_not_finish_a_tenth_sooner(
+    classes: dict[str, float], share: float | None, agents: int
+) -> None:
+    costs, units = _costs_of(classes, share)
+    predicted = prepare(units, costs.store, agents, False, 0.0, costs.load(agents, units)).plan.makespan
+
+    assert costs.fewer_agents_text(units, agents, False, predicted) == ""
