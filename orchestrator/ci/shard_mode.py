@@ -48,6 +48,6 @@ class ShardMode:
             coordinator.report = RunReport((), (), 0.0, 0, plan_fingerprint=whole.fingerprint())
             return True
         # The runners' parts are already the plan's: none is cut again.
-        choice = coordinator.choose_agents(units)
+        choice = coordinator.choose_agents(units, split=False)
         coordinator.run(session, units, choice, split=False, plan_fingerprint=whole.fingerprint())
         return True

@@ -75,23 +75,29 @@ def choose_agents(
     capacity: Capacity,
     fixed_costs: FixedCosts,
     tolerance: float = AUTO_TOLERANCE,
+    cut: Callable[[int], Sequence[UnitEstimate]] | None = None,
 ) -> AgentChoice:
-    """`--agents auto`: the N that minimises the predicted wall-clock within `capacity`."""
-    upper = max(1, min(capacity.agents, len(estimates)))
-    limit = f"at most {upper}: {capacity.why}" + (
-        f", {len(estimates)} units" if len(estimates) < capacity.agents else ""
-    )
+    """`--agents auto`: the N that minimises the predicted wall-clock within `capacity`.
+
+    `cut(N)`: the units as `--split` cuts them for N agents (their count grows with N); without
+    it, `estimates` at every N."""
+    upper = max(1, min(capacity.agents, len(cut(capacity.agents) if cut else estimates)))
+    limit = f"at most {upper}: {capacity.why}" + (f", {upper} units" if upper < capacity.agents else "")
     if fixed_costs(1) is None:
         return AgentChoice(
             upper, f"no start-up history for this backend and stack yet: one agent per core ({limit})"
         )
-    predictions = predict(estimates, range(1, upper + 1), fixed_costs)
+    predictions = tuple(
+        prediction
+        for n in range(1, upper + 1)
+        for prediction in predict(cut(n) if cut else estimates, (n,), fixed_costs)
+    )
     best = min(p.wall_seconds for p in predictions)
     chosen = next(p for p in predictions if p.wall_seconds <= best * (1 + tolerance))
     others = [p for p in predictions if abs(p.agents - chosen.agents) == 1]
     compared = ", ".join(f"{p.agents}: {p.wall_seconds:.1f}s" for p in others)
     reason = f"predicted {_breakdown(chosen)}" + (f"; with {compared}" if compared else "") + f" ({limit})"
-    trimmed = trim_agents(estimates, chosen.agents, fixed_costs)
+    trimmed = trim_agents(cut(chosen.agents) if cut else estimates, chosen.agents, fixed_costs)
     if trimmed.agents < chosen.agents:
         return trimmed
     return AgentChoice(chosen.agents, reason, chosen)

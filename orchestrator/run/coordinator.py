@@ -112,10 +112,11 @@ class Coordinator:
     def pytest_collection(self, session: pytest.Session) -> None:
         self.start_agents_early()
 
-    def choose_agents(self, units: Sequence[TestUnit]) -> AgentChoice:
-        """How many agents: auto's choice, or the number asked for less those that would start too late."""
+    def choose_agents(self, units: Sequence[TestUnit], split: bool) -> AgentChoice:
+        """How many agents: auto's choice (weighing the units `split` would cut for each N), or the
+        number asked for less those that would start too late."""
         started = bool(self.agents.early_configs)
-        return self.costs.choose_agents(units, self.options.agents, started, self.console.print)
+        return self.costs.choose_agents(units, self.options.agents, started, self.console.print, split)
 
     def run(
         self,
@@ -141,7 +142,7 @@ class Coordinator:
             + with_fixed
             + _load_note(load, costs.store, units)
         )
-        # Only for a count asked for: auto plans for at most as many agents as cores.
+        # Only for a count asked for: auto plans for no more agents than keep the cores busy.
         if (
             self.options.agents is not None
             and load > 1.0

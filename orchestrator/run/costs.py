@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.front.options import RunConfig
-from orchestrator.model import TestUnit
+from orchestrator.model import TestUnit, UnitEstimate
 from orchestrator.planning.durations.estimate import cpu_share
 from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.durations.store import DurationStore
@@ -24,6 +24,11 @@ from orchestrator.planning.sizing import AgentChoice, Capacity, choose_agents, t
 from orchestrator.report.outputs import warn
 
 __all__ = ["RunCosts", "fixed_seconds", "load_store"]
+
+# `--agents auto` plans for more agents than cores where the tests mostly wait, at most this many
+# per core (and one engine's networks: STACKS_PER_ENGINE): each is a pytest process and, with a
+# stack, a set of containers.
+AUTO_AGENTS_PER_CORE = 4
 
 # The fewer agents' predicted wall must be at most this share of the asked-for count's before a
 # run says so: the stretch for more agents than cores is a model (durations/estimate.py), not a
@@ -49,6 +54,8 @@ class RunCosts:
     capacity: Capacity
     startup_key: str
     cpus: int = 1  # the cores the agents share: this machine's, or a cluster's
+    # The most agents `--agents auto` looks at for tests that mostly wait (0: the capacity).
+    ceiling: int = 0
 
     def load(self, agents: int, units: Sequence[TestUnit] = ()) -> float:
         """The CPU `agents` agents running `units` want per core of `cpus` (at least 1): what a
@@ -56,6 +63,20 @@ class RunCosts:
         units' recorded CPU share of a core (a whole one where nothing is recorded)."""
         share = cpu_share(units, self.store) if units else None
         return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
+
+    def auto_capacity(self, units: Sequence[TestUnit]) -> Capacity:
+        """How far `--agents auto` looks: the capacity, or, for tests whose recorded CPU is a share
+        of their seconds and whose start-up is known, as many agents as keep the cores busy
+        (cores / share), up to `ceiling`.
+        Agents beyond the cores are then not slowed (the load stays at most 1) and each one's
+        start-up is predicted at the load it brings (durations/startup.py)."""
+        share = cpu_share(units, self.store)
+        if share is None or self.ceiling <= self.capacity.agents or self.fixed(1) is None:
+            return self.capacity  # without start-up history auto takes one agent per core
+        upper = min(self.ceiling, int(self.cpus / share) if share > 0.0 else self.ceiling)
+        if upper <= self.capacity.agents:
+            return self.capacity
+        return Capacity(upper, f"{self.cpus} CPUs here, and the tests compute {share:.0%} of their time")
 
     def fewer_agents_text(self, units: Sequence[TestUnit], agents: int, split: bool, predicted: float) -> str:
         """For a plan whose `agents` want more CPU than the cores have (its load above 1): a line
@@ -73,13 +94,13 @@ class RunCosts:
             return ""
         return (
             f"orchestrate: {fewer} agents would likely finish sooner on these {self.cpus} cores: predicted "
-            f"{wall:.1f}s against {predicted:.1f}s (`--agents auto` plans for at most as many agents as cores)"
+            f"{wall:.1f}s against {predicted:.1f}s (`--agents auto` plans for no more agents than keep the cores busy)"
         )
 
     @classmethod
     def of(cls, config: pytest.Config, options: RunConfig, store: DurationStore, stack_text: str) -> RunCosts:
         from orchestrator.planning.durations.startup import startup_key
-        from orchestrator.run.backends import agent_capacity
+        from orchestrator.run.backends import STACKS_PER_ENGINE, agent_capacity
 
         capacity, why = agent_capacity(options.backend, options.address, bool(options.stack_file))
         label = _backend_label(options)
@@ -91,7 +112,10 @@ class RunCosts:
                 label += "+warm-stacks"  # borrowed stacks start in a fraction of a cold one's time
         # A cluster's capacity is its CPUs; here it may be an engine's networks, not its cores.
         cpus = capacity if options.address else (os.cpu_count() or 1)
-        return cls(store, Capacity(capacity, why), startup_key(label, stack_text), cpus)
+        # Here, tests that wait may have more agents than cores (an engine's networks bound them
+        # too); on a cluster each node's agents share that node's cores: the capacity it is.
+        ceiling = 0 if options.address else max(capacity, min(AUTO_AGENTS_PER_CORE * cpus, STACKS_PER_ENGINE))
+        return cls(store, Capacity(capacity, why), startup_key(label, stack_text), cpus, ceiling)
 
     def fixed(self, agents: int) -> StartupPrediction | None:
         """Predicted start-up and teardown of `agents` agents, from this backend and stack's history."""
@@ -103,15 +127,28 @@ class RunCosts:
         return costs.per_test if costs else 0.0
 
     def choose_agents(
-        self, units: Sequence[TestUnit], agents: int | None, started: bool, say: Callable[[str], None]
+        self,
+        units: Sequence[TestUnit],
+        agents: int | None,
+        started: bool,
+        say: Callable[[str], None],
+        split: bool = False,
     ) -> AgentChoice:
         """How many agents: auto's choice (`agents` None), or the number asked for less those
-        that would start too late (`started`: already started, before collection)."""
+        that would start too late (`started`: already started, before collection). With `split`,
+        auto weighs each N with the units `--split` cuts for it."""
         from orchestrator.planning.durations.estimate import estimate_units
 
         estimates = estimate_units(units, self.store)
         if agents is None:
-            choice = choose_agents(estimates, self.capacity, self.fixed)
+            cut = None
+            if split:
+                from orchestrator.planning.scheduling.split import split_oversized
+
+                def cut(n: int) -> Sequence[UnitEstimate]:
+                    return estimate_units(split_oversized(estimates, n, self.store.get), self.store)
+
+            choice = choose_agents(estimates, self.auto_capacity(units), self.fixed, cut=cut)
             say(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
             return choice
         # Agents started before collection that the plan leaves out finish as soon as they are up.

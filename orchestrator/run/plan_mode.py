@@ -64,7 +64,7 @@ class PlanMode:
         per_test = costs.per_test()
         counts = self.options.plan_counts
         if not counts:
-            counts = (costs.choose_agents(units, self.options.agents, False, say).agents,)
+            counts = (costs.choose_agents(units, self.options.agents, False, say, split).agents,)
         if len(counts) == 1 and not self.options.plot:
             prepared = prepare(units, costs.store, counts[0], split, per_test, costs.load(counts[0], units))
             say(plan_text(prepared.plan, len(costs.store), costs.fixed(prepared.plan.agents)))

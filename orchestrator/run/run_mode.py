@@ -47,7 +47,7 @@ class RunMode:
         units = collected_units(session, options)
         if units is None:
             return True
-        choice = coordinator.choose_agents(units)
+        choice = coordinator.choose_agents(units, options.split)
         from orchestrator.run.in_process import InProcessDurations, in_process_reason
 
         why = in_process_reason(options, units, choice, coordinator.costs.store, options.split)

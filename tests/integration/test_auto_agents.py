@@ -97,3 +97,29 @@ def test_auto_runs_a_suite_of_fast_tests_in_this_process_once_it_knows_them(tmp_
 def _counts(stdout: str) -> str:
     last = stdout.strip().splitlines()[-1]
     return re.sub(r"^=+ | in [\d.]+s.*$", "", last)
+
+
+def test_auto_runs_more_agents_than_cores_when_the_tests_mostly_wait(tmp_path: Path) -> None:
+    # Four classes a core that each sleep for half a second: one agent per core leaves the cores
+    # idle; with the tests' CPU recorded (next to nothing) and the start-up known, auto looks
+    # further and takes more.
+    cores = os.cpu_count() or 1
+    for i in range(4 * cores):
+        (tmp_path / f"test_wait_{i}.py").write_text(
+            f"import time\n\nclass TestWaits{i}:\n    def test_it(self):\n        time.sleep(0.5)\n"
+        )
+
+    first = run_orchestrate(["run", "--backend", "local"], tmp_path)
+    second = run_orchestrate(["run", "--backend", "local"], tmp_path)
+
+    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
+    assert f"orchestrate: --agents auto: {cores} agent" in first.stdout  # no history: one per core
+    chosen = re.search(
+        r"orchestrate: --agents auto: (\d+) agents; predicted .* \(at most (\d+): (.*)\)", second.stdout
+    )
+    assert chosen is not None, second.stdout
+    assert int(chosen[1]) > cores, second.stdout
+    assert int(chosen[2]) == min(4 * cores, 30), second.stdout
+    assert re.fullmatch(rf"{cores} CPUs here, and the tests compute \d+% of their time", chosen[3]), (
+        second.stdout
+    )

@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.model import TestUnit
 from orchestrator.planning.durations.estimate import DEFAULT_TEST_SECONDS, cpu_share, estimate_units
+from orchestrator.planning.durations.startup import StartupCosts, StartupHistory
 from orchestrator.planning.durations.store import DurationStore, TestHistory, junit_key
 from orchestrator.planning.pipeline import prepare
 from orchestrator.planning.sizing import Capacity
@@ -197,7 +198,7 @@ def test_a_run_at_more_agents_than_cores_is_told_when_as_many_as_cores_would_fin
 
     assert costs.fewer_agents_text(units, 4, False, predicted) == (
         "orchestrate: 2 agents would likely finish sooner on these 2 cores: predicted 1.0s against 2.0s "
-        "(`--agents auto` plans for at most as many agents as cores)"
+        "(`--agents auto` plans for no more agents than keep the cores busy)"
     )
 
 
@@ -216,3 +217,32 @@ def test_no_fewer_agents_line_where_they_would_not_finish_a_tenth_sooner(
     predicted = prepare(units, costs.store, agents, False, 0.0, costs.load(agents, units)).plan.makespan
 
     assert costs.fewer_agents_text(units, agents, False, predicted) == ""
+
+
+@pytest.mark.parametrize(
+    ("share", "ceiling", "history", "expected"),
+    [
+        (0.25, 8, True, 8),  # tests that wait three quarters of their time: 2 / 0.25 agents
+        (0.5, 8, True, 4),
+        (0.25, 6, True, 6),  # at most the ceiling (agents per core, one engine's networks)
+        (1.0, 8, True, 2),  # computing tests: one agent per core, as before
+        (None, 8, True, 2),  # no CPU recorded
+        (0.25, 0, True, 2),  # a cluster: its capacity is its CPUs
+        (0.25, 8, False, 2),  # no start-up history: one agent per core, as before
+    ],
+)
+def test_auto_looks_beyond_the_cores_for_tests_that_wait(
+    share: float | None, ceiling: int, history: bool, expected: int
+) -> None:
+    store = _store({"a.py::T::test_1": 2.0})
+    if share is not None:
+        store.update({}, cpu={"a.py::T::test_1": 2.0 * share})
+    if history:
+        store.startup = StartupHistory({"local": StartupCosts(0.5, 0.0, 0.5, 0.0)})
+    costs = RunCosts(store, Capacity(2, "2 CPUs here"), "local", cpus=2, ceiling=ceiling)
+
+    capacity = costs.auto_capacity([TestUnit("a.py::T", ("a.py::T::test_1",))])
+
+    assert capacity.agents == expected
+    if expected > 2:
+        assert capacity.why == f"2 CPUs here, and the tests compute {share:.0%} of their time"

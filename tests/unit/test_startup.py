@@ -212,6 +212,20 @@ def test_auto_stays_within_capacity_and_the_unit_count() -> None:
     assert choose_agents(_estimates(5.0, 5.0, 5.0), Capacity(8, "8 CPUs here"), free).agents == 3
 
 
+def test_auto_weighs_each_count_with_the_units_split_cuts_for_it() -> None:
+    # One 20 s class `--split` may cut: whole, a second agent finds nothing to do; cut into N
+    # chunks for N agents, 4 agents of 1 s start-up finish it in 1 + 5 s.
+    whole = _estimates(20.0)
+
+    def cut(n: int) -> tuple[UnitEstimate, ...]:
+        return _estimates(*[20.0 / n] * n)
+
+    assert choose_agents(whole, Capacity(4, "4 CPUs here"), _per_agent(1.0, 4)).agents == 1
+    choice = choose_agents(whole, Capacity(4, "4 CPUs here"), _per_agent(1.0, 4), cut=cut)
+    assert choice.agents == 4
+    assert choice.prediction is not None and choice.prediction.wall_seconds == pytest.approx(6.0)
+
+
 def test_auto_without_start_up_history_is_one_agent_per_core() -> None:
     choice = choose_agents(_estimates(*[1.0] * 10), Capacity(4, "4 CPUs here"), lambda agents: None)
     assert choice.agents == 4
