@@ -20,7 +20,13 @@ from orchestrator.model import TestUnit, UnitEstimate
 from orchestrator.planning.durations.estimate import cpu_share
 from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.durations.store import DurationStore
-from orchestrator.planning.sizing import AgentChoice, Capacity, choose_agents, trim_agents
+from orchestrator.planning.sizing import (
+    AGENT_SECONDS_PER_TEST,
+    AgentChoice,
+    Capacity,
+    choose_agents,
+    trim_agents,
+)
 from orchestrator.report.outputs import warn
 
 __all__ = ["RunCosts", "fixed_seconds", "load_store"]
@@ -29,6 +35,9 @@ __all__ = ["RunCosts", "fixed_seconds", "load_store"]
 # per core (and one engine's networks: STACKS_PER_ENGINE): each is a pytest process and, with a
 # stack, a set of containers.
 AUTO_AGENTS_PER_CORE = 4
+# ... for tests that last this long on average at least: a test of a millisecond spends what its
+# seconds hold beyond its CPU in the agent's protocol (a `pass` test here: 0.77 ms, 0.36 ms CPU).
+WAITING_TEST_SECONDS = 0.005
 
 # The fewer agents' predicted wall must be at most this share of the asked-for count's before a
 # run says so: the stretch for more agents than cores is a model (durations/estimate.py), not a
@@ -64,13 +73,20 @@ class RunCosts:
         share = cpu_share(units, self.store) if units else None
         return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
 
-    def auto_capacity(self, units: Sequence[TestUnit]) -> Capacity:
+    def auto_capacity(self, estimates: Sequence[UnitEstimate]) -> Capacity:
         """How far `--agents auto` looks: the capacity, or, for tests whose recorded CPU is a share
         of their seconds and whose start-up is known, as many agents as keep the cores busy
         (cores / share), up to `ceiling`.
         Agents beyond the cores are then not slowed (the load stays at most 1) and each one's
-        start-up is predicted at the load it brings (durations/startup.py)."""
-        share = cpu_share(units, self.store)
+        start-up is predicted at the load it brings (durations/startup.py). What orchestrate
+        itself spends per test is CPU too (sizing.AGENT_SECONDS_PER_TEST): a suite of tests that do
+        next to nothing keeps the cores busy with it, not waiting, and tests shorter on average than
+        WAITING_TEST_SECONDS are not taken to wait at all (what their seconds hold beyond their CPU
+        is the protocol's latency, not a service's)."""
+        tests = sum(len(e.unit.node_ids) for e in estimates)
+        if not tests or sum(e.seconds for e in estimates) < WAITING_TEST_SECONDS * tests:
+            return self.capacity
+        share = cpu_share([e.unit for e in estimates], self.store, AGENT_SECONDS_PER_TEST)
         if share is None or self.ceiling <= self.capacity.agents or self.fixed(1) is None:
             return self.capacity  # without start-up history auto takes one agent per core
         upper = min(self.ceiling, int(self.cpus / share) if share > 0.0 else self.ceiling)
@@ -148,7 +164,7 @@ class RunCosts:
                 def cut(n: int) -> Sequence[UnitEstimate]:
                     return estimate_units(split_oversized(estimates, n, self.store.get), self.store)
 
-            choice = choose_agents(estimates, self.auto_capacity(units), self.fixed, cut=cut)
+            choice = choose_agents(estimates, self.auto_capacity(estimates), self.fixed, cut=cut)
             say(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
             return choice
         # Agents started before collection that the plan leaves out finish as soon as they are up.

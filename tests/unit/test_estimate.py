@@ -220,28 +220,29 @@ def test_no_fewer_agents_line_where_they_would_not_finish_a_tenth_sooner(
 
 
 @pytest.mark.parametrize(
-    ("share", "ceiling", "history", "expected"),
+    ("seconds", "share", "ceiling", "history", "expected"),
     [
-        (0.25, 8, True, 8),  # tests that wait three quarters of their time: 2 / 0.25 agents
-        (0.5, 8, True, 4),
-        (0.25, 6, True, 6),  # at most the ceiling (agents per core, one engine's networks)
-        (1.0, 8, True, 2),  # computing tests: one agent per core, as before
-        (None, 8, True, 2),  # no CPU recorded
-        (0.25, 0, True, 2),  # a cluster: its capacity is its CPUs
-        (0.25, 8, False, 2),  # no start-up history: one agent per core, as before
+        (2.0, 0.2, 8, True, 8),  # tests that wait four fifths of their time: up to 2 / 0.2 agents
+        (2.0, 0.45, 8, True, 4),
+        (2.0, 0.2, 6, True, 6),  # at most the ceiling (agents per core, one engine's networks)
+        (2.0, 1.0, 8, True, 2),  # computing tests: one agent per core, as before
+        (2.0, None, 8, True, 2),  # no CPU recorded
+        (2.0, 0.2, 0, True, 2),  # a cluster: its capacity is its CPUs
+        (2.0, 0.2, 8, False, 2),  # no start-up history: one agent per core, as before
+        (0.001, 0.4, 8, True, 2),  # a millisecond's test: its time beyond its CPU is the protocol's
     ],
 )
 def test_auto_looks_beyond_the_cores_for_tests_that_wait(
-    share: float | None, ceiling: int, history: bool, expected: int
+    seconds: float, share: float | None, ceiling: int, history: bool, expected: int
 ) -> None:
-    store = _store({"a.py::T::test_1": 2.0})
+    store = _store({"a.py::T::test_1": seconds})
     if share is not None:
-        store.update({}, cpu={"a.py::T::test_1": 2.0 * share})
+        store.update({}, cpu={"a.py::T::test_1": seconds * share})
     if history:
         store.startup = StartupHistory({"local": StartupCosts(0.5, 0.0, 0.5, 0.0)})
     costs = RunCosts(store, Capacity(2, "2 CPUs here"), "local", cpus=2, ceiling=ceiling)
 
-    capacity = costs.auto_capacity([TestUnit("a.py::T", ("a.py::T::test_1",))])
+    capacity = costs.auto_capacity(estimate_units([TestUnit("a.py::T", ("a.py::T::test_1",))], store))
 
     assert capacity.agents == expected
     if expected > 2:

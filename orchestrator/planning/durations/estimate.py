@@ -86,18 +86,19 @@ def estimate_units(
     return tuple(estimates)
 
 
-def cpu_share(units: Sequence[TestUnit], store: DurationStore) -> float | None:
+def cpu_share(units: Sequence[TestUnit], store: DurationStore, per_test: float = 0.0) -> float | None:
     """The CPU-seconds the units' tests spend per second they run alone (their recorded CPU,
     their services' included, over their seconds at load one): how much of a core an agent
-    running them keeps busy. None when none of them has its CPU recorded."""
+    running them keeps busy. `per_test`: a cost around each test that is all CPU (the agents'
+    and the coordinator's own), added to both. None when none of them has its CPU recorded."""
     cpu = seconds = 0.0
     for unit in units:
         for node_id in unit.node_ids:
             test_cpu = store.cpu(node_id)
             test_seconds = store.get(node_id)
             if test_cpu is not None and test_seconds:
-                cpu += test_cpu
-                seconds += test_seconds
+                cpu += test_cpu + per_test
+                seconds += test_seconds + per_test
     return cpu / seconds if seconds > 0.0 else None
 
 
