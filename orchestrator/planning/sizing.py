@@ -6,7 +6,9 @@ capacity and the start-up model (durations/startup.py), plans each candidate N w
 `plan_lpt` a run uses (whatif.predict), and returns a decision with its reason in words.
 
 - `choose_agents` (`--agents auto`): the N in 1..min(capacity, units) with the smallest
-  predicted wall-clock, startup(N) + makespan(N) + teardown(N); the smallest N within
+  predicted wall-clock, startup(N) + makespan(N) + teardown(N) (the capacity is the cores, or
+  more for tests that mostly wait: run/costs.py `auto_capacity`; with `--split`, each N planned
+  with the units it cuts for N); the smallest N within
   AUTO_TOLERANCE of that minimum wins, since an agent that promises less than the prediction's
   own error is not worth its stack and its process. Without start-up history there is nothing
   to weigh against the test time: one agent per core (and at most one per unit).
