@@ -83,12 +83,14 @@ class RunCosts:
         next to nothing keeps the cores busy with it, not waiting, and tests shorter on average than
         WAITING_TEST_SECONDS are not taken to wait at all (what their seconds hold beyond their CPU
         is the protocol's latency, not a service's)."""
+        if self.ceiling <= self.capacity.agents or self.fixed(1) is None:
+            return self.capacity  # without start-up history auto takes one agent per core
         tests = sum(len(e.unit.node_ids) for e in estimates)
         if not tests or sum(e.seconds for e in estimates) < WAITING_TEST_SECONDS * tests:
             return self.capacity
         share = cpu_share([e.unit for e in estimates], self.store, AGENT_SECONDS_PER_TEST)
-        if share is None or self.ceiling <= self.capacity.agents or self.fixed(1) is None:
-            return self.capacity  # without start-up history auto takes one agent per core
+        if share is None:
+            return self.capacity
         upper = min(self.ceiling, int(self.cpus / share) if share > 0.0 else self.ceiling)
         if upper <= self.capacity.agents:
             return self.capacity
@@ -161,8 +163,12 @@ class RunCosts:
             if split:
                 from orchestrator.planning.scheduling.split import split_oversized
 
+                cuts: dict[int, Sequence[UnitEstimate]] = {}  # auto asks for some N twice
+
                 def cut(n: int) -> Sequence[UnitEstimate]:
-                    return estimate_units(split_oversized(estimates, n, self.store.get), self.store)
+                    if n not in cuts:
+                        cuts[n] = estimate_units(split_oversized(estimates, n, self.store.get), self.store)
+                    return cuts[n]
 
             choice = choose_agents(estimates, self.auto_capacity(estimates), self.fixed, cut=cut)
             say(f"orchestrate: --agents auto: {choice.agents} agents; {choice.reason}")
