@@ -70,7 +70,10 @@ class RunCosts:
         """The CPU `agents` agents running `units` want per core of `cpus` (at least 1): what a
         plan stretches each test's CPU part by (durations/estimate.py). Each agent wants the
         units' recorded CPU share of a core (a whole one where nothing is recorded)."""
-        share = cpu_share(units, self.store) if units else None
+        return self._load_at(agents, cpu_share(units, self.store) if units else None)
+
+    def _load_at(self, agents: int, share: float | None) -> float:
+        """`load` for units whose recorded CPU share is `share` (None: nothing recorded)."""
         return max(1.0, agents * (1.0 if share is None else share) / max(1, self.cpus))
 
     def auto_capacity(self, estimates: Sequence[UnitEstimate]) -> Capacity:
@@ -102,11 +105,12 @@ class RunCosts:
         and the plan for that many predicts at least a tenth less than `predicted` (the wall the
         plan for `agents` predicts); else ""."""
         fewer = min(self.cpus, agents - 1)
-        if fewer < 1 or cpu_share(units, self.store) is None:
+        share = cpu_share(units, self.store) if fewer >= 1 else None
+        if share is None:
             return ""
         from orchestrator.planning.pipeline import prepare
 
-        plan = prepare(units, self.store, fewer, split, self.per_test(), self.load(fewer, units)).plan
+        plan = prepare(units, self.store, fewer, split, self.per_test(), self._load_at(fewer, share)).plan
         wall = plan.makespan + fixed_seconds(self.fixed(fewer))
         if wall > SOONER * predicted:
             return ""
