@@ -14,7 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHECKS", "Case", "Check", "all_cases", "evaluate", "format_goals", "other_cases"]
+__all__ = [
+    "CHECKS",
+    "ISSUE18_CASES",
+    "ISSUE18_CHECKS",
+    "Case",
+    "Check",
+    "all_cases",
+    "evaluate",
+    "format_goals",
+    "other_cases",
+]
 
 # {case: {method: {N: {"median": s, "min": s, "max": s, "first_test": {...}, ...}}}}
 Summaries = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]
@@ -25,7 +35,7 @@ class Case:
     """One suite measured with several methods at several N, repetitions interleaved."""
 
     name: str
-    kind: str  # "generated", "trivial", "startup", "real" or "integration"
+    kind: str  # "generated", "trivial", "startup", "real", "integration" or "public"
     agents: tuple[int, ...]
     methods: tuple[str, ...]
     what: str  # one line for the README and the output
@@ -141,6 +151,66 @@ GROUPS = Case(
 )
 
 
+SQLALCHEMY = Case(
+    "sqlalchemy",
+    "public",
+    (4,),
+    ("serial", "xdist-worksteal", "orchestrate", "orchestrate-warm"),
+    "SQLAlchemy's own tests (3 files, 3,296 tests) against a Postgres per agent, its plugin's "
+    "collection hook naming classes after the server; --split --split-fixture setup_class_methods; "
+    "xdist's workers share plain pytest's one Postgres (the suite provisions a database per worker)",
+)
+REDIS_PY = Case(
+    "redis-py",
+    "public",
+    (4,),
+    ("serial", "orchestrate", "orchestrate-warm"),
+    "redis-py's own tests (3 files, 710 tests) against a Redis per agent, its session start asking "
+    "the server; --split",
+)
+
+# Issue 18's targets, all measured by one `--issue18` run (with `scale.py` for 100,000 tests).
+ISSUE18_CASES = (
+    STARTUP,
+    Case(
+        "trivial",
+        "trivial",
+        (4,),
+        ("serial", "xdist-worksteal", "orchestrate", "orchestrate-auto"),
+        "5,000 tests that do nothing (50 modules of 100, half in classes): per-test overhead; "
+        "orchestrate-auto is `--agents auto` whatever N says",
+        tests=5000,
+    ),
+    SPLIT,
+    Case(
+        "balance-60s",
+        "generated",
+        (8,),
+        ("xdist-worksteal", "orchestrate"),
+        "generated 60 s suite, 60 classes, durations 50% stale: balance",
+    ),
+    Case(
+        "ray-60s",
+        "generated",
+        (4,),
+        ("orchestrate", "orchestrate-ray", "orchestrate-warm"),
+        "the same 60 s suite on local agents, on a fresh local Ray (--backend ray), and on the Ray "
+        "`orchestrate up` keeps (orchestrate-warm)",
+    ),
+    INTEGRATION,
+    SQLALCHEMY,
+    REDIS_PY,
+    Case(
+        "real",
+        "real",
+        (4,),
+        ("serial", "xdist-worksteal", "orchestrate-first", "orchestrate-second"),
+        "a real CPU-bound suite (--real CHECKOUT): first run (empty store) and second run (its store)",
+        serial_once=True,
+    ),
+)
+
+
 def all_cases(real: bool) -> list[Case]:
     """The cases of `--all`, cheapest first; the real suite only when a checkout is given."""
     cases = [STARTUP, TRIVIAL, SPLIT, BALANCE, BALANCE_300]
@@ -149,7 +219,7 @@ def all_cases(real: bool) -> list[Case]:
 
 def other_cases() -> list[Case]:
     """Cases only `--case NAME` runs: no goal of issue 11 rests on them."""
-    return [INTEGRATION, GROUPS]
+    return [INTEGRATION, GROUPS, SQLALCHEMY, REDIS_PY]
 
 
 CHECKS: tuple[Check, ...] = (
@@ -175,6 +245,34 @@ CHECKS: tuple[Check, ...] = (
     Check("5 Ray where used", "trivial", 4, "orchestrate-ray", "orchestrate", factor=1.3, strict=False),
 )
 
+ISSUE18_CHECKS: tuple[Check, ...] = (
+    Check("trivial, 4 agents", "trivial", 4, "orchestrate", "xdist-worksteal", factor=0.8, strict=False),
+    Check("trivial, auto", "trivial", 4, "orchestrate-auto", "serial", factor=1.2, strict=False),
+    Check("60 s, 8 agents", "balance-60s", 8, "orchestrate", "xdist-worksteal", factor=0.95, strict=False),
+    Check(
+        "60 s, 8 agents, --split", "split", 8, "orchestrate-split", "pytest-split", factor=0.95, strict=False
+    ),
+    *(
+        Check("integration case", "integration", n, method, "lower bound", factor=1.2, strict=False)
+        for n in (2, 4)
+        for method in ("orchestrate", "orchestrate-warm")
+    ),
+    *(
+        Check(f"{suite}, 4 agents", suite, 4, method, "lower bound", factor=1.2, strict=False)
+        for suite in ("sqlalchemy", "redis-py")
+        for method in ("orchestrate-warm", "orchestrate")
+    ),
+    Check(
+        "CPU-bound public suite", "real", 4, "orchestrate-second", "xdist-worksteal", factor=0.9, strict=False
+    ),
+    Check("Ray", "ray-60s", 4, "orchestrate-ray", "orchestrate", factor=1.25, strict=False),
+    Check("Ray, `orchestrate up`", "ray-60s", 4, "orchestrate-warm", "orchestrate", factor=1.1, strict=False),
+    *(
+        Check("first test", "startup", n, "orchestrate", "xdist-worksteal", strict=False, metric="first_test")
+        for n in (2, 4)
+    ),
+)
+
 
 def _cell(figures: Mapping[str, Any] | None, metric: str) -> tuple[float | None, str]:
     """(median, 'median (min-max)') of one method at one N, or (None, why not)."""
@@ -187,10 +285,14 @@ def _cell(figures: Mapping[str, Any] | None, metric: str) -> tuple[float | None,
     return median, f"{median:.2f}s ({low:.2f}-{high:.2f})"
 
 
-def evaluate(summaries: Summaries, lower_bounds: Mapping[str, Mapping[str, float]]) -> list[dict[str, str]]:
+def evaluate(
+    summaries: Summaries,
+    lower_bounds: Mapping[str, Mapping[str, float]],
+    checks: Sequence[Check] = CHECKS,
+) -> list[dict[str, str]]:
     """One row per check: goal, case, N, measured, compared with, target, and met/missed/not run."""
     rows = []
-    for check in CHECKS:
+    for check in checks:
         by_method = summaries.get(check.case, {})
         n = str(check.agents)
         ours, ours_text = _cell(by_method.get(check.method, {}).get(n), check.metric)
@@ -234,3 +336,107 @@ def format_goals(rows: Sequence[Mapping[str, str]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def _median_of(values: Sequence[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _row(
+    goal: str, case: str, n: str, measured: str, against: str, target: str, result: str
+) -> dict[str, str]:
+    return {
+        "goal": goal,
+        "case": case,
+        "N": n,
+        "method": measured,
+        "against": against,
+        "target": target,
+        "result": result,
+    }
+
+
+def issue18_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Issue 18's targets that are not one median against another, from the cases' measurements.
+
+    Own CPU per test (the trivial case: machine CPU-s beyond plain pytest's, per test, against
+    xdist's), the first run's prediction (the real suite's orchestrate-first: its plan's
+    makespan against its test phase), Docker's CPU with idle stacks up and test-for-test parity
+    (where the case measured them).
+    """
+    by_case = {r["case"]: r for r in results}
+    rows = []
+    trivial = by_case.get("trivial")
+    if trivial is not None:
+        summary, tests = trivial["summary"], trivial.get("tests") or 5000
+        plain = summary.get("serial", {}).get("4", {}).get("cpu")
+        ours = summary.get("orchestrate", {}).get("4", {}).get("cpu")
+        theirs = summary.get("xdist-worksteal", {}).get("4", {}).get("cpu")
+        if plain and ours and theirs:
+            own = (ours["median"] - plain["median"]) / tests * 1000
+            xdist = (theirs["median"] - plain["median"]) / tests * 1000
+            met = own <= 1.0 and own <= xdist
+            rows.append(
+                _row(
+                    "own CPU per test",
+                    "trivial",
+                    "4",
+                    f"{own:.2f} ms (machine {ours['median']:.1f} CPU-s)",
+                    f"xdist {xdist:.2f} ms ({theirs['median']:.1f}); plain {plain['median']:.1f} CPU-s",
+                    "<= 1 ms and <= xdist's",
+                    "met" if met else "MISSED",
+                )
+            )
+    real = by_case.get("real")
+    if real is not None:
+        errors = [
+            m["predicted_seconds"] / m["test_phase_seconds"] - 1
+            for m in real["measurements"]
+            if m["method"] == "orchestrate-first" and m["predicted_seconds"] and m["test_phase_seconds"]
+        ]
+        error = _median_of(errors)
+        if error is not None:
+            rows.append(
+                _row(
+                    "first run predicted",
+                    "real",
+                    "4",
+                    f"{error:+.0%} (runs {', '.join(f'{e:+.0%}' for e in errors)})",
+                    "its own test phase",
+                    "within 30%",
+                    "met" if abs(error) <= 0.3 else "MISSED",
+                )
+            )
+    for r in results:
+        idle = r.get("idle_stacks")
+        if idle:
+            per_agent = idle["cpu_seconds"] / idle["seconds"] / idle["agents"]
+            rows.append(
+                _row(
+                    "Docker with stacks up",
+                    r["case"],
+                    str(idle["agents"]),
+                    f"{idle['cpu_seconds']:.2f} machine CPU-s over {idle['seconds']:.0f} s idle: "
+                    f"{per_agent:.2%} of a core per agent",
+                    "",
+                    "<= 1% of a core per agent",
+                    "met" if per_agent <= 0.01 else "MISSED",
+                )
+            )
+        for method, verdict in sorted(r.get("parity", {}).items()):
+            rows.append(
+                _row(
+                    "parity with plain pytest",
+                    r["case"],
+                    "",
+                    method,
+                    "serial's JUnit",
+                    "test for test",
+                    verdict,
+                )
+            )
+    return rows

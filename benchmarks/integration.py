@@ -27,6 +27,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import textwrap
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agents.stack import StackEndpoints
+    from benchmarks.methods import Context
 
 __all__ = [
     "STACK_FILE",
@@ -44,6 +46,7 @@ __all__ = [
     "IntegrationModule",
     "IntegrationSuite",
     "IntegrationTest",
+    "idle_stacks_cpu",
     "make_integration_suite",
     "measured_bound",
     "one_stack",
@@ -190,6 +193,31 @@ def one_stack(stack_file: Path, cwd: Path, run_id: str) -> Iterator[tuple[StackE
         yield endpoints, time.perf_counter() - started
     finally:
         stack.down()
+
+
+def idle_stacks_cpu(context: Context, agents: int, seconds: float = 20.0) -> dict[str, float]:
+    """The machine's busy CPU-seconds over `seconds` while `agents` warm stacks stand idle.
+
+    `orchestrate up --stack` brings them up (with the coordinator's collection stack, where the
+    stack file asks for one), a few seconds pass for their start to settle, then /proc/stat is
+    read around a sleep: Docker's daemons, the containers' health checks and servers, and
+    anything else running, an upper bound on what the stacks cost while up.
+    """
+    from benchmarks.methods import BIN, machine_busy_seconds
+
+    stack = context.warm_stack_file or context.stack_file
+    up = [str(BIN / "orchestrate"), "up", "--agents", str(agents), "--stack", str(stack)]
+    subprocess.run(up, cwd=context.suite_dir, env=context.env, capture_output=True, check=True)
+    try:
+        time.sleep(3.0)
+        before = machine_busy_seconds() or 0.0
+        time.sleep(seconds)
+        busy = (machine_busy_seconds() or 0.0) - before
+    finally:
+        subprocess.run(
+            [str(BIN / "orchestrate"), "down"], cwd=context.suite_dir, env=context.env, capture_output=True
+        )
+    return {"agents": agents, "seconds": seconds, "cpu_seconds": busy}
 
 
 _PYTEST_INI = textwrap.dedent(

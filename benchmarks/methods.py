@@ -22,11 +22,13 @@ clock starts, the run borrows them, `orchestrate down` removes them after the cl
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +44,7 @@ __all__ = [
     "machine_busy_seconds",
     "measure",
     "orchestrate_command",
+    "plan_figures",
 ]
 
 BIN = Path(sys.executable).parent
@@ -65,6 +68,7 @@ EXTRA_METHODS = (
     "orchestrate-warm",
     "orchestrate-first",  # a fresh, empty duration store: the suite's first run
     "orchestrate-second",  # the store a previous orchestrate run left: the run after it
+    "orchestrate-auto",  # --agents auto (whatever N says): the count orchestrate picks itself
     "xdist-loadgroup",  # --dist loadgroup: each xdist_group on one worker (the test-groups case)
 )
 
@@ -84,6 +88,11 @@ class Measurement:
     process_cpu_seconds: float | None = None  # the command's own processes (not containers, not Ray's)
     container_cpu_seconds: float | None = None  # every container of the local Docker engine
     stack_seconds: float | None = None  # a non-orchestrate method's one stack: up and setup, untimed
+    # orchestrate's own plan line and wall line, read from its output: the makespan its plan
+    # predicted, and the test phase it measured (from the first agent ready to the last result)
+    predicted_seconds: float | None = None
+    test_phase_seconds: float | None = None
+    junit: str | None = None  # the run's JUnit XML, where the case keeps one per run
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +114,18 @@ class Context:
     record_starts: bool = False
     stack_file: Path | None = None  # relative to suite_dir: orchestrate's --stack, one copy for the others
     warm_stack_file: Path | None = None  # relative to suite_dir: orchestrate-warm's, kept by `orchestrate up`
+    orchestrate_args: tuple[str, ...] = ()  # before `--`: to every orchestrate run (e.g. --split)
+    ok_exit_codes: tuple[int, ...] = (0,)  # a public suite whose plain run fails tests too: (0, 1)
+    junit: bool = False  # a JUnit XML per run, for the case's test-for-test comparison with serial
 
 
 def pytest_command(context: Context, *args: str) -> list[str]:
     return [str(BIN / "python"), "-m", "pytest", "-q", *args, *context.paths, *context.pytest_args]
 
 
-def orchestrate_command(context: Context, agents: int, durations: Path, *extra: str) -> list[str]:
+def orchestrate_command(
+    context: Context, agents: int | str, durations: Path, *extra: str, pytest_extra: Sequence[str] = ()
+) -> list[str]:
     """`orchestrate run` of the case's paths on `agents`, with `durations` as its store."""
     command = [
         str(BIN / "orchestrate"),
@@ -124,25 +138,39 @@ def orchestrate_command(context: Context, agents: int, durations: Path, *extra: 
     ]
     if context.stack_file is not None:
         command += ["--stack", str(context.stack_file)]
-    command += extra
-    return command + (["--", *context.pytest_args] if context.pytest_args else [])
+    command += [*context.orchestrate_args, *extra]
+    after = [*context.pytest_args, *pytest_extra]
+    return command + (["--", *after] if after else [])
 
 
-def _orchestrate(context: Context, agents: int, store: Path | None, *extra: str) -> list[str]:
+def _orchestrate(
+    context: Context, agents: int | str, store: Path | None, *extra: str, pytest_extra: Sequence[str] = ()
+) -> list[str]:
     """`orchestrate run` planning from a fresh copy of `store` (None: an empty store)."""
     copy = context.scratch / "durations.msgpack"
     copy.unlink(missing_ok=True)
     if store is not None:
         shutil.copyfile(store, copy)
-    return orchestrate_command(context, agents, copy, *extra)
+    return orchestrate_command(context, agents, copy, *extra, pytest_extra=pytest_extra)
 
 
-def commands(method: str, agents: int, context: Context) -> list[list[str]]:
-    """The command(s) a method runs concurrently for `agents`."""
+def commands(
+    method: str, agents: int, context: Context, junit: Path | None = None, stack_args: Sequence[str] = ()
+) -> list[list[str]]:
+    """The command(s) a method runs concurrently for `agents`, with `junit` as their JUnit XML.
+
+    `stack_args` are the stack's pytest_args rendered for the one stack a method other than
+    orchestrate's runs against (orchestrate renders them for each agent itself).
+    """
+    report = ["--junitxml", str(junit)] if junit is not None else []
     if method == SERIAL:
-        return [pytest_command(context)]
+        return [pytest_command(context, *report, *stack_args)]
     if method.startswith("xdist-"):
-        return [pytest_command(context, "-n", str(agents), "--dist", method.removeprefix("xdist-"))]
+        return [
+            pytest_command(
+                context, "-n", str(agents), "--dist", method.removeprefix("xdist-"), *report, *stack_args
+            )
+        ]
     if method == "pytest-split":
         if context.split_durations is None:
             raise ValueError("pytest-split needs recorded durations: only on generated suites")
@@ -169,6 +197,7 @@ def commands(method: str, agents: int, context: Context) -> list[list[str]]:
         "orchestrate-warm": (),
         "orchestrate-first": (),
         "orchestrate-second": (),
+        "orchestrate-auto": (),
     }
     if method not in extra:
         raise ValueError(f"unknown method {method!r}")
@@ -182,7 +211,8 @@ def commands(method: str, agents: int, context: Context) -> list[list[str]]:
         store = context.stale_store
     if method == "orchestrate-warm" and context.warm_stack_file is not None:
         context = replace(context, stack_file=context.warm_stack_file)
-    return [_orchestrate(context, agents, store, *extra[method])]
+    count: int | str = "auto" if method == "orchestrate-auto" else agents
+    return [_orchestrate(context, count, store, *extra[method], pytest_extra=report)]
 
 
 def warm_available() -> bool:
@@ -315,7 +345,7 @@ def measure(method: str, agents: int, repetition: int, context: Context) -> Meas
     run_id = f"bench-{os.getpid()}-{method}-n{agents}-r{repetition}"
     try:
         with one_stack(context.suite_dir / context.stack_file, context.suite_dir, run_id) as (endpoints, up):
-            return _measure(method, agents, repetition, context, endpoints.env, up)
+            return _measure(method, agents, repetition, context, endpoints.env, endpoints.pytest_args, up)
     except StackError as exc:
         return Measurement(method, agents, repetition, None, None, f"its stack failed: {exc}")
 
@@ -326,9 +356,14 @@ def _measure(
     repetition: int,
     context: Context,
     stack_env: dict[str, str] | None = None,
+    stack_args: Sequence[str] = (),
     stack_seconds: float | None = None,
 ) -> Measurement:
-    command_list = commands(method, agents, context)
+    junit = context.logs / f"{method}-n{agents}-r{repetition}.xml" if context.junit else None
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.unlink(missing_ok=True)
+    command_list = commands(method, agents, context, junit, stack_args)
     warm = method == "orchestrate-warm"
     if warm:
         warm_stack = context.warm_stack_file or context.stack_file
@@ -357,7 +392,10 @@ def _measure(
     finally:
         if warm:
             subprocess.run([str(BIN / "orchestrate"), "down"], cwd=context.suite_dir, env=context.env)
-    ok = timed.exit_code == 0
+    ok = timed.exit_code in context.ok_exit_codes
+    predicted, test_phase = (
+        plan_figures(log.read_text(errors="replace")) if method.startswith("orchestrate") else (None, None)
+    )
     return Measurement(
         method,
         agents,
@@ -370,6 +408,24 @@ def _measure(
         process_cpu_seconds=timed.process_cpu_seconds,
         container_cpu_seconds=timed.container_cpu_seconds,
         stack_seconds=stack_seconds,
+        predicted_seconds=predicted,
+        test_phase_seconds=test_phase,
+        junit=str(junit) if junit is not None and junit.exists() else None,
+    )
+
+
+def plan_figures(output: str) -> tuple[float | None, float | None]:
+    """(the makespan orchestrate's plan predicted, the test phase it measured) from its output.
+
+    The plan line says `predicted 12.3s`; the wall line of orchestrate's summary section starts
+    with `wall 12.3s`. Either is None when the output has none (a run in the coordinator's own
+    process has no plan).
+    """
+    predicted = re.search(r"predicted ([\d.]+)s", output)
+    test_phase = re.search(r"^wall ([\d.]+)s", output, re.M)
+    return (
+        float(predicted.group(1)) if predicted else None,
+        float(test_phase.group(1)) if test_phase else None,
     )
 
 

@@ -1,6 +1,8 @@
 """Wall-clock of orchestrate against serial pytest, pytest-xdist and pytest-split, side by side.
 
     python benchmarks/run.py --all [--real CHECKOUT]   # every goal of issue 11, one combined table
+    python benchmarks/run.py --issue18 [--real CHECKOUT] [--public sqlalchemy=CHECKOUT ...]
+                                                   # every target of issue 18, one combined table
     python benchmarks/run.py --case trivial            # one case of --all (see benchmarks/cases.py)
     python benchmarks/run.py --case integration [--tests 3000]   # a Postgres per agent (Docker)
     python benchmarks/run.py --case real --real CHECKOUT [--real-paths networkx] [-- PYTEST ARGS]
@@ -15,7 +17,9 @@ collection, scheduling, teardown included. Repetitions are interleaved: each rep
 serial pytest once, then every (N, method) pair, the method order rotated per repetition, so a
 slow spell of the machine hits every method alike. Medians are reported against the lower
 bound max(true total / N, longest class), which no schedule can beat; the integration case's
-bound is measured instead: max(serial CPU-seconds of the machine / cores, serial wall / N).
+bound is measured instead: max(serial CPU-seconds of the machine / cores, serial wall / N), as
+is that of a public suite run from its checkout (`--public NAME=CHECKOUT`, benchmarks/public.py),
+where every run's JUnit is also compared test for test with serial pytest's.
 Every run records the machine's busy CPU-seconds meanwhile (/proc/stat) and its own processes'.
 
 PYTHONDONTWRITEBYTECODE is removed from every benchmark subprocess's environment (all methods
@@ -47,7 +51,17 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, all_cases, evaluate, format_goals, other_cases  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    CHECKS,
+    ISSUE18_CASES,
+    ISSUE18_CHECKS,
+    Case,
+    all_cases,
+    evaluate,
+    format_goals,
+    issue18_rows,
+    other_cases,
+)
 from benchmarks.generate import (  # noqa: E402
     ORCHESTRATE_DURATIONS,
     SPLIT_DURATIONS,
@@ -62,6 +76,7 @@ from benchmarks.generate import (  # noqa: E402
 from benchmarks.integration import (  # noqa: E402
     STACK_FILE,
     WARM_STACK_FILE,
+    idle_stacks_cpu,
     make_integration_suite,
     measured_bound,
     write_integration_suite,
@@ -77,6 +92,7 @@ from benchmarks.methods import (  # noqa: E402
     orchestrate_command,
     pytest_command,
 )
+from benchmarks.public import PUBLIC_SUITES, compare_outcomes, junit_outcomes, write_stacks  # noqa: E402
 from benchmarks.tables import format_table, spread, summarise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -165,12 +181,32 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             stale_store=history,
             stack_file=Path(STACK_FILE),
             warm_stack_file=Path(WARM_STACK_FILE),
+            junit=True,
             **common,
         )
         description = (
             f"{integration.tests} tests in {len(integration.modules)} modules ({integration.slow_tests} "
             "slow, run last), a Postgres per agent, one for serial (up before its clock starts)"
         )
+    elif case.kind == "public":
+        spec = PUBLIC_SUITES[case.name]
+        checkout = args.public[case.name].resolve()
+        history = scratch / "history.msgpack"
+        stack, warm_stack = write_stacks(spec, scratch / "stack")
+        context = Context(
+            suite_dir=checkout,
+            timeout=1800.0,
+            paths=spec.paths,
+            pytest_args=(*_own_config(checkout), *spec.pytest_args),
+            stale_store=history,
+            stack_file=stack,
+            warm_stack_file=warm_stack,
+            orchestrate_args=spec.orchestrate_args,
+            ok_exit_codes=spec.ok_exit_codes,
+            junit=True,
+            **common,
+        )
+        description = f"{checkout} ({spec.fetch}) {' '.join(spec.paths)}"
     else:  # real
         checkout = args.real.resolve()
         history = scratch / "history.msgpack"
@@ -180,6 +216,7 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             paths=tuple(args.real_paths),
             pytest_args=(*_own_config(checkout), *args.pytest_args),
             history_store=history,
+            junit=True,
             **common,
         )
         description = f"{checkout} {' '.join(args.real_paths)} {' '.join(args.pytest_args)}".strip()
@@ -275,16 +312,28 @@ def run_case(
     serial_cpu_median = statistics.median(serial_cpu) if serial_cpu else None
     cores = os.cpu_count() or 1
     bound, bound_name, cpu_per_core = prepared.lower_bound, "lower bound", None
-    if case.kind == "integration":  # measured: max(serial CPU-s / cores, serial wall / N)
+    if case.kind in ("integration", "public"):  # measured: max(serial CPU-s / cores, serial wall / N)
         bound = measured_bound(serial_cpu, [m.seconds for m in serial_runs if m.seconds], agents, cores)
         bound_name = "bound max(CPU-s/cores, serial/N)"
         cpu_per_core = serial_cpu_median / cores if serial_cpu_median is not None else None
     summary = summarise(measurements, agents, methods, bound)
     table = format_table(summary, agents, bound, serial, cpu_per_core, bound_name)
     print(table, flush=True)
+    parity = _parity(measurements)
+    for method, verdict in sorted(parity.items()):
+        print(f"   JUnit (classname, name, outcome) of {method} against serial's: {verdict}", flush=True)
+    idle = None
+    if case.kind == "integration" and prepared.context.warm_stack_file is not None:
+        idle = idle_stacks_cpu(prepared.context, max(agents))
+        print(
+            f"   {idle['agents']} idle stacks up: the machine spent {idle['cpu_seconds']:.2f} CPU-s in "
+            f"{idle['seconds']:.0f} s",
+            flush=True,
+        )
     return {
         "case": case.name,
         "what": case.what,
+        "tests": case.tests,
         "suite": prepared.description,
         "agents": list(agents),
         "methods": list(methods),
@@ -295,8 +344,45 @@ def run_case(
         "summary": summary,
         "measurements": [asdict(m) for m in measurements],
         "table": table,
+        "parity": parity,
+        "idle_stacks": idle,
         "seconds": time.perf_counter() - started,
         "_suite": prepared.suite,
+    }
+
+
+def _throughput_row() -> dict[str, str]:
+    """Issue 18's coordinator throughput: results a second turned into pytest reports, fake agents."""
+    from benchmarks.planning import measure_planning
+
+    bare = measure_planning()["coordinator"]["bare"]
+    rate = bare["results_per_second"]
+    return {
+        "goal": "coordinator throughput",
+        "case": "planning",
+        "N": "2",
+        "method": f"{rate:,.0f} results/s ({bare['tests']:,} tests, fake agents)",
+        "against": "",
+        "target": ">= 5,000 results/s",
+        "result": "met" if rate >= 5000 else "MISSED",
+    }
+
+
+def _parity(measurements: Sequence[Measurement]) -> dict[str, str]:
+    """Per method, every run's JUnit against serial's first: 'equal (...)' or what differs."""
+    reference_run = next((m for m in measurements if m.method == SERIAL and m.junit), None)
+    if reference_run is None or reference_run.junit is None:
+        return {}
+    reference = junit_outcomes(Path(reference_run.junit))
+    verdicts: dict[str, list[str]] = {}
+    for m in measurements:
+        if m.method != SERIAL and m.junit:
+            verdicts.setdefault(m.method, []).append(
+                compare_outcomes(reference, junit_outcomes(Path(m.junit)))
+            )
+    return {
+        method: next((v for v in found if v.startswith("DIFFERS")), found[0]) + f" ({len(found)} runs)"
+        for method, found in verdicts.items()
     }
 
 
@@ -353,6 +439,20 @@ def _machine() -> dict[str, object]:
     }
 
 
+def _parse_public(text: str) -> tuple[str, Path]:
+    name, _, checkout = text.partition("=")
+    if name not in PUBLIC_SUITES or not checkout:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=CHECKOUT with NAME one of {', '.join(PUBLIC_SUITES)}"
+        )
+    marker = Path(checkout) / PUBLIC_SUITES[name].marker
+    if not marker.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{checkout} is not a {name} checkout (no {PUBLIC_SUITES[name].marker})"
+        )
+    return name, Path(checkout)
+
+
 def _parse_agents(text: str) -> list[int]:
     agents = [int(part) for part in text.replace(",", " ").split()]
     if not agents or min(agents) < 1:
@@ -382,6 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="every case of issue 11's goals, one combined table"
     )
     parser.add_argument("--case", choices=sorted(CASES), help="only this case of --all")
+    parser.add_argument(
+        "--issue18",
+        action="store_true",
+        help="every target of issue 18 in one run (with --real and --public for the public suites)",
+    )
+    parser.add_argument(
+        "--public",
+        type=_parse_public,
+        action="append",
+        default=[],
+        metavar="NAME=CHECKOUT",
+        help=f"a public suite's checkout, NAME one of {', '.join(PUBLIC_SUITES)} (see benchmarks/README.md)",
+    )
     parser.add_argument("--real", type=Path, metavar="CHECKOUT", help="a real suite's checkout (see README)")
     parser.add_argument(
         "--real-paths",
@@ -434,8 +547,14 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv: Sequence[str]) -> int:
-    """Run `cases` one after the other, print and write the combined table of issue 11's goals."""
+def _run_cases(
+    cases: Sequence[Case], args: argparse.Namespace, out: Path, argv: Sequence[str], issue18: bool = False
+) -> int:
+    """Run `cases` one after the other, print and write the combined table of the issue's goals.
+
+    Issue 11's goals by default; with `issue18`, issue 18's targets, the coordinator's
+    throughput (benchmarks/planning.py) measured after the cases.
+    """
     machine = {**_machine(), **_versions()}
     print(
         f"{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, orchestrate "
@@ -452,13 +571,19 @@ def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv:
             case = dataclasses.replace(case, tests=args.tests)
         results.append(run_case(case, agents, methods, out, args))
     rows = evaluate(
-        {r["case"]: r["summary"] for r in results}, {r["case"]: r["lower_bound"] for r in results}
+        {r["case"]: r["summary"] for r in results},
+        {r["case"]: r["lower_bound"] for r in results},
+        ISSUE18_CHECKS if issue18 else CHECKS,
     )
+    if issue18:
+        rows += issue18_rows(results)
+        rows.append(_throughput_row())
     if len(cases) == 1:  # one case: only its own goals
         rows = [row for row in rows if row["case"] == cases[0].name]
     goals = format_goals(rows)
+    issue = "issue 18's targets" if issue18 else "issue 11's goals"
     if rows:
-        print(f"\nissue 11's goals ({args.repetitions} interleaved repetition(s) per case, medians):\n")
+        print(f"\n{issue} ({args.repetitions} interleaved repetition(s) per case, medians):\n")
         print(goals)
     seconds = time.perf_counter() - started
     print(f"\nall cases took {seconds / 60:.1f} min")
@@ -472,7 +597,13 @@ def _run_cases(cases: Sequence[Case], args: argparse.Namespace, out: Path, argv:
         "cases": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
         "notes": ["PYTHONDONTWRITEBYTECODE unset in every benchmark subprocess"],
     }
-    name = "results-all.json" if len(cases) > 1 else f"results-{cases[0].name}.json"
+    name = (
+        "results-issue18.json"
+        if issue18
+        else "results-all.json"
+        if len(cases) > 1
+        else f"results-{cases[0].name}.json"
+    )
     (out / name).write_text(json.dumps(document, indent=1) + "\n")
     print(f"written: {out / name}")
     return 0 if all(m["seconds"] is not None for r in results for m in r["measurements"]) else 1
@@ -501,8 +632,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 4
     if args.quick:
         args.repetitions = 1
+    args.public = dict(args.public)
     if args.all:
         return _run_cases(all_cases(real=args.real is not None), args, out, argv)
+    if args.issue18:
+        cases = [
+            case
+            for case in ISSUE18_CASES
+            if (case.kind != "real" or args.real is not None)
+            and (case.kind != "public" or case.name in args.public)
+        ]
+        return _run_cases(cases, args, out, argv, issue18=True)
+    if args.case in PUBLIC_SUITES and args.case not in args.public:
+        print(f"run.py: the {args.case} case needs --public {args.case}=CHECKOUT", file=sys.stderr)
+        return 4
     if args.case or args.real is not None:
         name = args.case or "real"
         if name == "real" and args.real is None:

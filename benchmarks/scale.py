@@ -4,9 +4,9 @@
 
 The suite of issue 18's scale target: 100 files of 200 classes of 5 tests (by default), one
 test in a hundred failing with an assertion message, every method with `--junitxml`. It is
-generated under benchmarks/out/cases/scale/suite. Each method first runs once untimed (the
-duration store of orchestrate's second run, the bytecode cache), then the repetitions run
-interleaved. Each command runs under GNU time, whose peak RSS is the largest single process's
+generated under benchmarks/out/cases/scale/suite. Each orchestrate method first runs once
+untimed (the duration store of its second run; the bytecode and assertion-rewrite caches it
+writes are plain pytest's too), then the repetitions run interleaved. Each command runs under GNU time, whose peak RSS is the largest single process's
 (the coordinator, pytest's own process, or a worker). For orchestrate, the plan's prediction is
 read from its output and set beside the wall of its test phase.
 
@@ -25,6 +25,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/scale.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.methods import plan_figures  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "cases" / "scale"
 BIN = Path(sys.executable).parent
@@ -76,15 +81,14 @@ def run_once(command: list[str], cwd: Path) -> dict[str, Any]:
     )
     wall = time.perf_counter() - start
     rss = re.search(r"@@rss (\d+)", done.stderr)
-    predicted = re.search(r"predicted ([\d.]+)s", done.stdout)
-    test_phase = re.search(r"^wall ([\d.]+)s", done.stdout, re.M)
+    predicted, test_phase = plan_figures(done.stdout)
     counts = re.findall(r"^=*\s*(\d+ failed, \d+ passed)", done.stdout, re.M)
     return {
         "exit": done.returncode,
         "wall": wall,
         "peak_mib": int(rss.group(1)) / 1024 if rss else None,
-        "predicted": float(predicted.group(1)) if predicted else None,
-        "test_phase": float(test_phase.group(1)) if test_phase else None,
+        "predicted": predicted,
+        "test_phase": test_phase,
         "counts": counts[-1] if counts else done.stdout.strip().splitlines()[-1:],
     }
 
@@ -102,8 +106,9 @@ def main() -> int:
     methods = commands(suite, scratch, args.agents.split(","))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     for name, command in methods.items():  # untimed: the store for a second run, bytecode
-        print(f"warm-up: {name}", file=sys.stderr, flush=True)
-        run_once(command, suite)
+        if name.startswith("orchestrate"):
+            print(f"warm-up: {name}", file=sys.stderr, flush=True)
+            run_once(command, suite)
     for repetition in range(args.repetitions):
         order = list(methods.items())
         order = order[repetition % len(order) :] + order[: repetition % len(order)]

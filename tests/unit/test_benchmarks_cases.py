@@ -70,3 +70,61 @@ def test_met_missed_and_not_run() -> None:
     assert by[("balance-60s", "2", "orchestrate", "xdist-worksteal")] == "not run"
     table = cases.format_goals(rows)
     assert table.splitlines()[0].startswith("| goal") and len(table.splitlines()) == len(rows) + 2
+
+
+def test_every_target_of_issue_18_has_its_case_and_method() -> None:
+    by_name = {case.name: case for case in cases.ISSUE18_CASES}
+    assert len(by_name) == len(cases.ISSUE18_CASES)  # one summary per case name
+    for check in cases.ISSUE18_CHECKS:
+        case = by_name[check.case]
+        assert check.agents in case.agents, check
+        assert check.method in case.methods, check
+        assert check.against == "lower bound" or check.against in case.methods, check
+
+
+def _measured(method: str, predicted: float | None, test_phase: float | None) -> dict[str, object]:
+    return {"method": method, "predicted_seconds": predicted, "test_phase_seconds": test_phase}
+
+
+def test_issue_18_rows_that_are_not_one_median_against_another() -> None:
+    cpu = {"median": 0.0, "min": 0.0, "max": 0.0}
+    trivial = {
+        "case": "trivial",
+        "summary": {
+            "serial": {"4": {"cpu": {**cpu, "median": 4.0}}},
+            "orchestrate": {"4": {"cpu": {**cpu, "median": 8.0}}},  # 4 CPU-s over 5,000: 0.8 ms
+            "xdist-worksteal": {"4": {"cpu": {**cpu, "median": 12.0}}},  # 1.6 ms
+        },
+        "measurements": [],
+    }
+    real = {
+        "case": "real",
+        "summary": {},
+        "measurements": [
+            _measured("orchestrate-first", 50.0, 40.0),  # +25%
+            _measured("orchestrate-first", 30.0, 40.0),  # -25%
+            _measured("orchestrate-first", 56.0, 40.0),  # +40%
+            _measured("orchestrate-second", 1.0, 40.0),  # not a first run
+            _measured("orchestrate-first", None, 40.0),  # no plan line
+        ],
+    }
+    integration = {
+        "case": "integration",
+        "summary": {},
+        "measurements": [],
+        "idle_stacks": {"agents": 4, "seconds": 20.0, "cpu_seconds": 1.2},  # 1.5% of a core each
+        "parity": {"orchestrate": "equal (10 passed) (3 runs)", "orchestrate-warm": "DIFFERS: 1 missing"},
+    }
+    rows = {(r["goal"], r["method"].split()[0]): r for r in cases.issue18_rows([trivial, real, integration])}
+    own = rows[("own CPU per test", "0.80")]
+    assert own["result"] == "met" and own["against"].startswith("xdist 1.60 ms")
+    first = rows[("first run predicted", "+25%")]  # the median of +25%, -25%, +40%
+    assert first["result"] == "met"
+    assert rows[("Docker with stacks up", "1.20")]["result"] == "MISSED"
+    assert rows[("parity with plain pytest", "orchestrate")]["result"].startswith("equal")
+    assert rows[("parity with plain pytest", "orchestrate-warm")]["result"].startswith("DIFFERS")
+
+
+def test_issue_18_rows_without_figures_are_left_out() -> None:
+    trivial = {"case": "trivial", "summary": {"orchestrate": {"4": {}}}, "measurements": []}
+    assert cases.issue18_rows([trivial]) == []
