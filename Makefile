@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AGENTS ?= 4
 
-.PHONY: demo test setup browser engine images lint test-fast clean bench cluster-demo test-cluster
+.PHONY: demo test setup browser engine images lint test-fast clean bench bench-18 cluster-demo test-cluster
 
 $(BIN)/orchestrate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ test-fast: setup
 # prepared first with `bash benchmarks/real_suite.sh CHECKOUT`.
 bench: setup
 	$(BIN)/python benchmarks/run.py --all $(if $(REAL),--real $(REAL))
+
+# Every target of issue 18 in one run (benchmarks/README.md), then 100,000 tests; the public suites
+# come from checkouts you fetch, prepared first with `bash benchmarks/public_suites.sh NAME=CHECKOUT ...`:
+#   make bench-18 REAL=networkx-checkout SQLALCHEMY=sqlalchemy-checkout REDIS_PY=redis-py-checkout
+bench-18: setup images
+	$(BIN)/python benchmarks/run.py --issue18 $(if $(REAL),--real $(REAL)) \
+		$(if $(SQLALCHEMY),--public sqlalchemy=$(SQLALCHEMY)) $(if $(REDIS_PY),--public redis-py=$(REDIS_PY))
+	$(BIN)/python benchmarks/scale.py --agents auto
 
 clean:
 	-$(BIN)/orchestrate clean

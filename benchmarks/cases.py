@@ -178,7 +178,7 @@ ISSUE18_CASES = (
         (4,),
         ("serial", "xdist-worksteal", "orchestrate", "orchestrate-auto"),
         "5,000 tests that do nothing (50 modules of 100, half in classes): per-test overhead; "
-        "orchestrate-auto is `--agents auto` whatever N says",
+        "orchestrate-auto is `--agents auto` whatever N says, a second run (an earlier run's store)",
         tests=5000,
     ),
     SPLIT,
@@ -393,24 +393,29 @@ def issue18_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             )
     real = by_case.get("real")
     if real is not None:
-        errors = [
-            m["predicted_seconds"] / m["test_phase_seconds"] - 1
-            for m in real["measurements"]
-            if m["method"] == "orchestrate-first" and m["predicted_seconds"] and m["test_phase_seconds"]
+        firsts = [
+            m for m in real["measurements"] if m["method"] == "orchestrate-first" and m["test_phase_seconds"]
         ]
-        error = _median_of(errors)
-        if error is not None:
-            rows.append(
-                _row(
-                    "first run predicted",
-                    "real",
-                    "4",
-                    f"{error:+.0%} (runs {', '.join(f'{e:+.0%}' for e in errors)})",
-                    "its own test phase",
-                    "within 30%",
-                    "met" if abs(error) <= 0.3 else "MISSED",
+        # The plan line of a first run is a guess it says is one (no test has a duration yet);
+        # the run re-estimates the makespan from the results in at half of the tests.
+        for goal, key in (
+            ("first run: the plan's guess", "predicted_seconds"),
+            ("first run: re-estimated at half", "reestimated_seconds"),
+        ):
+            errors = [m[key] / m["test_phase_seconds"] - 1 for m in firsts if m.get(key)]
+            error = _median_of(errors)
+            if error is not None:
+                rows.append(
+                    _row(
+                        goal,
+                        "real",
+                        "4",
+                        f"{error:+.0%} (runs {', '.join(f'{e:+.0%}' for e in errors)})",
+                        "its own test phase",
+                        "within 30%",
+                        "met" if abs(error) <= 0.3 else "MISSED",
+                    )
                 )
-            )
     for r in results:
         idle = r.get("idle_stacks")
         if idle:

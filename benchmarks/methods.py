@@ -68,7 +68,8 @@ EXTRA_METHODS = (
     "orchestrate-warm",
     "orchestrate-first",  # a fresh, empty duration store: the suite's first run
     "orchestrate-second",  # the store a previous orchestrate run left: the run after it
-    "orchestrate-auto",  # --agents auto (whatever N says): the count orchestrate picks itself
+    # --agents auto (whatever N says), from the store of an earlier run where the case keeps one
+    "orchestrate-auto",
     "xdist-loadgroup",  # --dist loadgroup: each xdist_group on one worker (the test-groups case)
 )
 
@@ -92,6 +93,7 @@ class Measurement:
     # predicted, and the test phase it measured (from the first agent ready to the last result)
     predicted_seconds: float | None = None
     test_phase_seconds: float | None = None
+    reestimated_seconds: float | None = None  # a first run's makespan re-estimated at half of the tests
     junit: str | None = None  # the run's JUnit XML, where the case keeps one per run
 
 
@@ -207,6 +209,8 @@ def commands(
         if context.history_store is None:
             raise ValueError("orchestrate-second needs a store from a previous run")
         store = context.history_store
+    elif method == "orchestrate-auto":
+        store = context.history_store or context.stale_store
     else:
         store = context.stale_store
     if method == "orchestrate-warm" and context.warm_stack_file is not None:
@@ -393,9 +397,9 @@ def _measure(
         if warm:
             subprocess.run([str(BIN / "orchestrate"), "down"], cwd=context.suite_dir, env=context.env)
     ok = timed.exit_code in context.ok_exit_codes
-    predicted, test_phase = (
-        plan_figures(log.read_text(errors="replace")) if method.startswith("orchestrate") else (None, None)
-    )
+    output = log.read_text(errors="replace") if method.startswith("orchestrate") else ""
+    predicted, test_phase = plan_figures(output)
+    reestimated = re.search(r"re-estimated ([\d.]+)s at half of the tests", output)
     return Measurement(
         method,
         agents,
@@ -410,6 +414,7 @@ def _measure(
         stack_seconds=stack_seconds,
         predicted_seconds=predicted,
         test_phase_seconds=test_phase,
+        reestimated_seconds=float(reestimated.group(1)) if reestimated else None,
         junit=str(junit) if junit is not None and junit.exists() else None,
     )
 

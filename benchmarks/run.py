@@ -168,8 +168,19 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
             modules=min(50, case.tests // 50 or 1),
             record_starts=case.kind == "startup",
         )
-        context = Context(suite_dir=suite_dir, timeout=600.0, record_starts=case.kind == "startup", **common)
-        description = f"{case.tests} trivial tests"
+        # `--agents auto` is measured as a user's second run: it plans from the store an earlier
+        # run left (a first run knows nothing of its tests, so it cannot choose this process).
+        history = scratch / "history.msgpack" if "orchestrate-auto" in case.methods else None
+        context = Context(
+            suite_dir=suite_dir,
+            timeout=600.0,
+            record_starts=case.kind == "startup",
+            history_store=history,
+            **common,
+        )
+        description = f"{case.tests} trivial tests" + (
+            "; orchestrate-auto plans from the store of an earlier run" if history else ""
+        )
     elif case.kind == "integration":
         integration = make_integration_suite(case.tests, seed=args.seed)
         suite_dir = write_integration_suite(integration, root / "suite")

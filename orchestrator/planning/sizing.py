@@ -145,12 +145,17 @@ def _breakdown(prediction: Prediction) -> str:
     )
 
 
-def in_process_pays(estimates: Sequence[UnitEstimate], choice: AgentChoice, cores: int) -> str:
+def in_process_pays(
+    estimates: Sequence[UnitEstimate], choice: AgentChoice, cores: int, phases_only: int | None = None
+) -> str:
     """Why `--agents auto` should run the suite in the coordinator's own process, or "" if not.
 
     Only when every test has a recorded duration and the chosen agents' start-up is known: the
     serial test time plus pytest's own per-test cost, against the best prediction for agents
     (start-up, makespan, teardown) plus their machinery's per-test cost shared over the cores.
+    pytest's own cost is added for the `phases_only` tests (all, when not given) whose recorded
+    seconds are their phases alone (timed in this process, or imported); a test timed on an agent
+    is recorded for all the time it held its worker, pytest's hooks around it included.
     """
     if not estimates or any(e.unseen_tests for e in estimates):
         return ""
@@ -159,7 +164,8 @@ def in_process_pays(estimates: Sequence[UnitEstimate], choice: AgentChoice, core
     agents_wall = choice.prediction.wall_seconds
     tests = sum(len(e.unit.node_ids) for e in estimates)
     agents_wall += tests * AGENT_SECONDS_PER_TEST / max(1, min(choice.agents, cores))
-    serial = sum(e.seconds for e in estimates) + tests * IN_PROCESS_SECONDS_PER_TEST
+    bare = tests if phases_only is None else phases_only
+    serial = sum(e.seconds for e in estimates) + bare * IN_PROCESS_SECONDS_PER_TEST
     if serial > agents_wall:
         return ""
     return (

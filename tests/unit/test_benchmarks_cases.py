@@ -82,8 +82,15 @@ def test_every_target_of_issue_18_has_its_case_and_method() -> None:
         assert check.against == "lower bound" or check.against in case.methods, check
 
 
-def _measured(method: str, predicted: float | None, test_phase: float | None) -> dict[str, object]:
-    return {"method": method, "predicted_seconds": predicted, "test_phase_seconds": test_phase}
+def _measured(
+    method: str, predicted: float | None, test_phase: float | None, reestimated: float | None = None
+) -> dict[str, object]:
+    return {
+        "method": method,
+        "predicted_seconds": predicted,
+        "test_phase_seconds": test_phase,
+        "reestimated_seconds": reestimated,
+    }
 
 
 def test_issue_18_rows_that_are_not_one_median_against_another() -> None:
@@ -101,9 +108,9 @@ def test_issue_18_rows_that_are_not_one_median_against_another() -> None:
         "case": "real",
         "summary": {},
         "measurements": [
-            _measured("orchestrate-first", 50.0, 40.0),  # +25%
-            _measured("orchestrate-first", 30.0, 40.0),  # -25%
-            _measured("orchestrate-first", 56.0, 40.0),  # +40%
+            _measured("orchestrate-first", 50.0, 40.0, 60.0),  # +25%, re-estimated +50%
+            _measured("orchestrate-first", 30.0, 40.0, 60.0),  # -25%
+            _measured("orchestrate-first", 56.0, 40.0, 20.0),  # +40%, re-estimated -50%
             _measured("orchestrate-second", 1.0, 40.0),  # not a first run
             _measured("orchestrate-first", None, 40.0),  # no plan line
         ],
@@ -118,8 +125,9 @@ def test_issue_18_rows_that_are_not_one_median_against_another() -> None:
     rows = {(r["goal"], r["method"].split()[0]): r for r in cases.issue18_rows([trivial, real, integration])}
     own = rows[("own CPU per test", "0.80")]
     assert own["result"] == "met" and own["against"].startswith("xdist 1.60 ms")
-    first = rows[("first run predicted", "+25%")]  # the median of +25%, -25%, +40%
+    first = rows[("first run: the plan's guess", "+25%")]  # the median of +25%, -25%, +40%
     assert first["result"] == "met"
+    assert rows[("first run: re-estimated at half", "+50%")]["result"] == "MISSED"
     assert rows[("Docker with stacks up", "1.20")]["result"] == "MISSED"
     assert rows[("parity with plain pytest", "orchestrate")]["result"].startswith("equal")
     assert rows[("parity with plain pytest", "orchestrate-warm")]["result"].startswith("DIFFERS")

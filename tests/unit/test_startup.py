@@ -16,7 +16,7 @@ from orchestrator.planning.durations.startup import (
     startup_key,
 )
 from orchestrator.planning.durations.store import DurationStore
-from orchestrator.planning.sizing import Capacity, choose_agents, trim_agents
+from orchestrator.planning.sizing import Capacity, choose_agents, in_process_pays, trim_agents
 from orchestrator.planning.whatif import predict
 from orchestrator.protocol import wire
 
@@ -248,3 +248,21 @@ def test_an_explicit_count_is_kept_when_every_agent_comes_up_in_time() -> None:
     assert trim_agents(estimates, 4, _per_agent(2.0, 4)).agents == 4
     assert trim_agents(estimates, 4, lambda agents: None).agents == 4
     assert trim_agents(estimates, 20, lambda agents: None).agents == 8  # one per unit at most
+
+
+def test_in_process_counts_pytest_s_own_cost_once_for_tests_timed_on_agents() -> None:
+    """5,000 tests that do nothing, held 0.8 ms each on an agent: pytest's hooks around each are
+    inside that time, so this process is predicted to take their 4 s, not 4 s plus 2 s more."""
+    units = tuple(
+        UnitEstimate(TestUnit(f"t{u}.py", tuple(f"t{u}.py::test_{n}" for n in range(100))), 100 * 0.0008)
+        for u in range(50)
+    )
+    choice = choose_agents(units, Capacity(2, "2 CPUs here"), _per_agent(0.3, 2))
+    assert choice.agents == 2 and choice.prediction is not None
+
+    timed_on_agents = in_process_pays(units, choice, cores=2, phases_only=0)
+    phases_alone = in_process_pays(units, choice, cores=2, phases_only=5000)
+
+    assert timed_on_agents.startswith("in this process: predicted 4.0s for 5000 tests"), timed_on_agents
+    assert phases_alone == ""  # 4 s + 5,000 x 0.4 ms: agents are predicted sooner
+    assert in_process_pays(units, choice, cores=2) == phases_alone  # all phases alone by default
