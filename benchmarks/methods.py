@@ -423,11 +423,16 @@ def plan_figures(output: str) -> tuple[float | None, float | None]:
     """(the makespan orchestrate's plan predicted, the test phase it measured) from its output.
 
     The plan line says `predicted 12.3s`; the wall line of orchestrate's summary section starts
-    with `wall 12.3s`. Either is None when the output has none (a run in the coordinator's own
+    with `wall 12.3s` (a run in this process has none: its pytest's last line says the time). Either is None when the output has none (a run in the coordinator's own
     process has no plan).
     """
     predicted = re.search(r"predicted ([\d.]+)s", output)
     test_phase = re.search(r"^wall ([\d.]+)s", output, re.M)
+    if test_phase is None and "--agents auto: in this process" in output:
+        # no agents, no wall line: the test phase is pytest's own session, its last line's time
+        predicted = re.search(r"in this process: predicted ([\d.]+)s", output)
+        session = (re.findall(r"^=* ?\d+ \w+.* in ([\d.]+)s\b", output, re.M) or [None])[-1]
+        return (float(predicted.group(1)) if predicted else None, float(session) if session else None)
     return (
         float(predicted.group(1)) if predicted else None,
         float(test_phase.group(1)) if test_phase else None,
