@@ -22,6 +22,7 @@ from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.sizing import (
     AGENT_SECONDS_PER_TEST,
+    WAITING_TEST_SECONDS,
     AgentChoice,
     Capacity,
     choose_agents,
@@ -31,13 +32,10 @@ from orchestrator.report.outputs import warn
 
 __all__ = ["RunCosts", "fixed_seconds", "load_store"]
 
-# `--agents auto` plans for more agents than cores where the tests mostly wait, at most this many
-# per core (and one engine's networks: STACKS_PER_ENGINE): each is a pytest process and, with a
-# stack, a set of containers.
+# `--agents auto` plans for more agents than cores where the tests mostly wait (and last at least
+# sizing.WAITING_TEST_SECONDS on average), at most this many per core (and one engine's networks:
+# STACKS_PER_ENGINE): each is a pytest process and, with a stack, a set of containers.
 AUTO_AGENTS_PER_CORE = 4
-# ... for tests that last this long on average at least: a test of a millisecond spends what its
-# seconds hold beyond its CPU in the agent's protocol (a `pass` test here: 0.77 ms, 0.36 ms CPU).
-WAITING_TEST_SECONDS = 0.005
 
 # The fewer agents' predicted wall must be at most this share of the asked-for count's before a
 # run says so: the stretch for more agents than cores is a model (durations/estimate.py), not a

@@ -44,10 +44,7 @@ def in_process_reason(
         or split
     ):
         return ""
-    # A test timed on an agent has its CPU recorded with its seconds (orchestrator/run/tally.py);
-    # one timed in this process or imported has its phases' seconds alone.
-    phases_only = sum(1 for unit in units for node_id in unit.node_ids if store.cpu(node_id) is None)
-    return in_process_pays(estimate_units(units, store), choice, os.cpu_count() or 1, phases_only)
+    return in_process_pays(estimate_units(units, store), choice, os.cpu_count() or 1)
 
 
 class InProcessDurations:

@@ -250,19 +250,23 @@ def test_an_explicit_count_is_kept_when_every_agent_comes_up_in_time() -> None:
     assert trim_agents(estimates, 20, lambda agents: None).agents == 8  # one per unit at most
 
 
-def test_in_process_counts_pytest_s_own_cost_once_for_tests_timed_on_agents() -> None:
-    """5,000 tests that do nothing, held 0.8 ms each on an agent: pytest's hooks around each are
-    inside that time, so this process is predicted to take their 4 s, not 4 s plus 2 s more."""
-    units = tuple(
-        UnitEstimate(TestUnit(f"t{u}.py", tuple(f"t{u}.py::test_{n}" for n in range(100))), 100 * 0.0008)
-        for u in range(50)
-    )
-    choice = choose_agents(units, Capacity(2, "2 CPUs here"), _per_agent(0.3, 2))
-    assert choice.agents == 2 and choice.prediction is not None
+def test_in_process_counts_the_cpu_of_tests_too_short_to_wait() -> None:
+    """Held 1.8 ms each on 4 agents on 2 cores, computing 0.36 ms: this process pays the CPU."""
 
-    timed_on_agents = in_process_pays(units, choice, cores=2, phases_only=0)
-    phases_alone = in_process_pays(units, choice, cores=2, phases_only=5000)
+    def units(held: float, busy: float) -> tuple[UnitEstimate, ...]:
+        return tuple(
+            UnitEstimate(
+                TestUnit(f"t{u}.py", tuple(f"t{u}.py::test_{n}" for n in range(100))), 100 * held, 0, busy
+            )
+            for u in range(50)
+        )
 
-    assert timed_on_agents.startswith("in this process: predicted 4.0s for 5000 tests"), timed_on_agents
-    assert phases_alone == ""  # 4 s + 5,000 x 0.4 ms: agents are predicted sooner
-    assert in_process_pays(units, choice, cores=2) == phases_alone  # all phases alone by default
+    short = units(0.0018, 0.2)
+    choice = choose_agents(short, Capacity(2, "2 CPUs here"), _per_agent(0.3, 2))
+    assert choice.prediction is not None and choice.prediction.makespan < 5000 * 0.0018
+
+    # their CPU (1.8 s) and pytest's own 0.4 ms a test here, against the agents' 3.8 s or more
+    assert in_process_pays(short, choice, cores=2).startswith("in this process: predicted 3.8s")
+    # 10 ms a test, a tenth of it computing: such tests wait, and this process would wait 50 s
+    waiting = units(0.010, 0.1)
+    assert in_process_pays(waiting, choose_agents(waiting, Capacity(2, "2"), _per_agent(0.3, 2)), 2) == ""
