@@ -170,7 +170,9 @@ def prepare(case: Case, out: Path, args: argparse.Namespace) -> Prepared:
         )
         # `--agents auto` is measured as a user's second run: it plans from the store an earlier
         # run left (a first run knows nothing of its tests, so it cannot choose this process).
-        history = scratch / "history.msgpack" if "orchestrate-auto" in case.methods else None
+        history = (
+            scratch / "history.msgpack" if "orchestrate-auto" in (args.methods or case.methods) else None
+        )
         context = Context(
             suite_dir=suite_dir,
             timeout=600.0,
