@@ -423,8 +423,9 @@ def plan_figures(output: str) -> tuple[float | None, float | None]:
     """(the makespan orchestrate's plan predicted, the test phase it measured) from its output.
 
     The plan line says `predicted 12.3s`; the wall line of orchestrate's summary section starts
-    with `wall 12.3s` (a run in this process has none: its pytest's last line says the time). Either is None when the output has none (a run in the coordinator's own
-    process has no plan).
+    with `wall 12.3s`. A run in this process (`--agents auto: in this process: predicted 4.3s`)
+    has no wall line: its test phase is pytest's session, the time on its last line. Either is
+    None when the output has none.
     """
     predicted = re.search(r"predicted ([\d.]+)s", output)
     test_phase = re.search(r"^wall ([\d.]+)s", output, re.M)
