@@ -34,6 +34,7 @@ __all__ = [
     "AUTO_TOLERANCE",
     "IN_PROCESS_SECONDS_PER_TEST",
     "WAITING_TEST_SECONDS",
+    "too_short_to_wait",
     "AgentChoice",
     "Capacity",
     "choose_agents",
@@ -58,6 +59,12 @@ AGENT_SECONDS_PER_TEST = 0.0013
 # its seconds hold beyond its CPU in the agent's protocol and under the load it ran at (a `pass`
 # test here: 0.6-1.8 ms held on an agent, 0.36 ms of CPU).
 WAITING_TEST_SECONDS = 0.005
+
+
+def too_short_to_wait(estimates: Sequence[UnitEstimate]) -> bool:
+    """Whether the units' tests last under WAITING_TEST_SECONDS on average (or there are none)."""
+    tests = sum(len(e.unit.node_ids) for e in estimates)
+    return not tests or sum(e.seconds for e in estimates) < WAITING_TEST_SECONDS * tests
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +174,7 @@ def in_process_pays(estimates: Sequence[UnitEstimate], choice: AgentChoice, core
     tests = sum(len(e.unit.node_ids) for e in estimates)
     agents_wall += tests * AGENT_SECONDS_PER_TEST / max(1, min(choice.agents, cores))
     seconds = sum(e.seconds for e in estimates)
-    if seconds < WAITING_TEST_SECONDS * tests:
+    if too_short_to_wait(estimates):
         # Tests this short do not wait: what an agent held them beyond their CPU was its
         # protocol's latency and the load it ran under, neither of which this process has.
         seconds = sum(e.seconds * e.busy for e in estimates)

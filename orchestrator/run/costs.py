@@ -22,10 +22,10 @@ from orchestrator.planning.durations.startup import StartupPrediction
 from orchestrator.planning.durations.store import DurationStore
 from orchestrator.planning.sizing import (
     AGENT_SECONDS_PER_TEST,
-    WAITING_TEST_SECONDS,
     AgentChoice,
     Capacity,
     choose_agents,
+    too_short_to_wait,
     trim_agents,
 )
 from orchestrator.report.outputs import warn
@@ -86,8 +86,7 @@ class RunCosts:
         is the protocol's latency, not a service's)."""
         if self.ceiling <= self.capacity.agents or self.fixed(1) is None:
             return self.capacity  # without start-up history auto takes one agent per core
-        tests = sum(len(e.unit.node_ids) for e in estimates)
-        if not tests or sum(e.seconds for e in estimates) < WAITING_TEST_SECONDS * tests:
+        if too_short_to_wait(estimates):
             return self.capacity
         share = cpu_share([e.unit for e in estimates], self.store, AGENT_SECONDS_PER_TEST)
         if share is None:
